@@ -1,0 +1,341 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+const appCols = "id, uid, name, metadata, throttle_rate, created_at, updated_at"
+
+func scanApp(sc scanner) (webhook.App, error) {
+	var a webhook.App
+	err := sc.Scan(&a.ID, optString{&a.UID}, &a.Name, jsonCol{&a.Metadata}, optInt{&a.ThrottleRate},
+		nullTime{&a.CreatedAt}, nullTime{&a.UpdatedAt})
+	return a, err
+}
+
+// CreateApp implements webhook.Store.
+func (s *Store) CreateApp(ctx context.Context, app *webhook.App) error {
+	meta, err := jsonText(app.Metadata)
+	if err != nil {
+		return wrap("create app", err)
+	}
+	_, err = s.db.ExecContext(ctx, "INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+		app.ID, nullString(app.UID), app.Name, meta, intOrNull(app.ThrottleRate), ms(app.CreatedAt), ms(app.UpdatedAt))
+	if isUnique(err) {
+		return webhook.Conflict("an app with id %s or uid %q already exists", app.ID, app.UID)
+	}
+	return wrap("create app", err)
+}
+
+// GetApp implements webhook.Store.
+func (s *Store) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+appCols+" FROM apps WHERE id = ? OR uid = ?", idOrUID, idOrUID)
+	app, err := scanApp(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhook.NotFound("app %s not found", idOrUID)
+	}
+	if err != nil {
+		return nil, wrap("get app", err)
+	}
+	return &app, nil
+}
+
+// UpdateApp implements webhook.Store.
+func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
+	meta, err := jsonText(app.Metadata)
+	if err != nil {
+		return wrap("update app", err)
+	}
+	n, err := rowsAffected(s.db.ExecContext(ctx, `UPDATE apps
+		SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, created_at = ?, updated_at = ?
+		WHERE id = ?`,
+		nullString(app.UID), app.Name, meta, intOrNull(app.ThrottleRate), ms(app.CreatedAt), ms(app.UpdatedAt), app.ID))
+	switch {
+	case isUnique(err):
+		return webhook.Conflict("another app has uid %q", app.UID)
+	case err != nil:
+		return wrap("update app", err)
+	case n == 0:
+		return webhook.NotFound("app %s not found", app.ID)
+	}
+	return nil
+}
+
+// DeleteApp implements webhook.Store. Foreign keys delete the app's
+// endpoints, messages, deliveries and attempts with it.
+func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM apps WHERE id = ?", id))
+	if err != nil {
+		return wrap("delete app", err)
+	}
+	if n == 0 {
+		return webhook.NotFound("app %s not found", id)
+	}
+	return nil
+}
+
+// ListApps implements webhook.Store.
+func (s *Store) ListApps(ctx context.Context, opts webhook.ListOptions) (webhook.Page[webhook.App], error) {
+	p, err := list(ctx, s.db, query{from: appCols + " FROM apps"}, "id", opts, scanApp)
+	return p, wrap("list apps", err)
+}
+
+const eventTypeCols = "name, description, archived, deprecated, schemas, group_name, feature_flags, created_at, updated_at"
+
+func scanEventType(sc scanner) (webhook.EventType, error) {
+	var et webhook.EventType
+	var schemas []byte
+	err := sc.Scan(&et.Name, &et.Description, &et.Archived, &et.Deprecated, &schemas, &et.GroupName,
+		jsonCol{&et.FeatureFlags}, nullTime{&et.CreatedAt}, nullTime{&et.UpdatedAt})
+	if schemas != nil {
+		et.Schemas = schemas
+	}
+	return et, err
+}
+
+// eventTypeArgs returns the values of eventTypeCols after name.
+func eventTypeArgs(et *webhook.EventType) ([]any, error) {
+	flags, err := jsonText(et.FeatureFlags)
+	if err != nil {
+		return nil, err
+	}
+	var schemas any // NULL when there are none
+	if et.Schemas != nil {
+		schemas = string(et.Schemas)
+	}
+	return []any{et.Description, et.Archived, et.Deprecated, schemas, et.GroupName, flags, ms(et.CreatedAt), ms(et.UpdatedAt)}, nil
+}
+
+// CreateEventType implements webhook.Store.
+func (s *Store) CreateEventType(ctx context.Context, et *webhook.EventType) error {
+	args, err := eventTypeArgs(et)
+	if err != nil {
+		return wrap("create event type", err)
+	}
+	_, err = s.db.ExecContext(ctx, "INSERT INTO event_types ("+eventTypeCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		append([]any{et.Name}, args...)...)
+	if isUnique(err) {
+		return webhook.Conflict("event type %s already exists", et.Name)
+	}
+	return wrap("create event type", err)
+}
+
+// GetEventType implements webhook.Store.
+func (s *Store) GetEventType(ctx context.Context, name string) (*webhook.EventType, error) {
+	et, err := scanEventType(s.db.QueryRowContext(ctx, "SELECT "+eventTypeCols+" FROM event_types WHERE name = ?", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhook.NotFound("event type %s not found", name)
+	}
+	if err != nil {
+		return nil, wrap("get event type", err)
+	}
+	return &et, nil
+}
+
+// UpdateEventType implements webhook.Store.
+func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType) error {
+	args, err := eventTypeArgs(et)
+	if err != nil {
+		return wrap("update event type", err)
+	}
+	n, err := rowsAffected(s.db.ExecContext(ctx, `UPDATE event_types
+		SET description = ?, archived = ?, deprecated = ?, schemas = ?, group_name = ?, feature_flags = ?,
+			created_at = ?, updated_at = ?
+		WHERE name = ?`, append(args, et.Name)...))
+	if err != nil {
+		return wrap("update event type", err)
+	}
+	if n == 0 {
+		return webhook.NotFound("event type %s not found", et.Name)
+	}
+	return nil
+}
+
+// DeleteEventType implements webhook.Store; NotFound if absent.
+func (s *Store) DeleteEventType(ctx context.Context, name string) error {
+	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM event_types WHERE name = ?", name))
+	if err != nil {
+		return wrap("delete event type", err)
+	}
+	if n == 0 {
+		return webhook.NotFound("event type %s not found", name)
+	}
+	return nil
+}
+
+// ListEventTypes implements webhook.Store.
+func (s *Store) ListEventTypes(ctx context.Context, f webhook.EventTypeFilter) (webhook.Page[webhook.EventType], error) {
+	q := query{from: eventTypeCols + " FROM event_types"}
+	if !f.IncludeArchived {
+		q.and("archived = 0")
+	}
+	p, err := list(ctx, s.db, q, "name", f.ListOptions, scanEventType)
+	return p, wrap("list event types", err)
+}
+
+const endpointCols = `id, app_id, uid, url, description, disabled, disabled_at, disabled_why,
+	filter_types, channels, keys, headers, metadata, throttle_rate, version, failing_since,
+	created_at, updated_at`
+
+// signingKey is how a webhook.SigningKey is kept in JSON; ExpiresAt is in
+// unix milliseconds, 0 for the current key.
+type signingKey struct {
+	Key       []byte `json:"key"`
+	ExpiresAt int64  `json:"expiresAt,omitempty"`
+}
+
+// signingKeys reads and writes the keys column.
+type signingKeys struct{ keys *[]webhook.SigningKey }
+
+// Scan implements sql.Scanner.
+func (k signingKeys) Scan(v any) error {
+	var stored []signingKey
+	if err := (jsonCol{&stored}).Scan(v); err != nil {
+		return err
+	}
+	*k.keys = nil
+	for _, sk := range stored {
+		key := webhook.SigningKey{Key: sk.Key}
+		if sk.ExpiresAt != 0 {
+			key.ExpiresAt = time.UnixMilli(sk.ExpiresAt).UTC()
+		}
+		*k.keys = append(*k.keys, key)
+	}
+	return nil
+}
+
+func keysJSON(keys []webhook.SigningKey) (string, error) {
+	stored := make([]signingKey, len(keys))
+	for i, k := range keys {
+		stored[i] = signingKey{Key: k.Key}
+		if !k.ExpiresAt.IsZero() {
+			stored[i].ExpiresAt = k.ExpiresAt.UnixMilli()
+		}
+	}
+	return jsonText(stored)
+}
+
+func scanEndpoint(sc scanner) (webhook.Endpoint, error) {
+	var ep webhook.Endpoint
+	err := sc.Scan(&ep.ID, &ep.AppID, optString{&ep.UID}, &ep.URL, &ep.Description, &ep.Disabled,
+		nullTime{&ep.DisabledAt}, &ep.DisabledWhy, jsonCol{&ep.FilterTypes}, jsonCol{&ep.Channels},
+		signingKeys{&ep.Keys}, jsonCol{&ep.Headers}, jsonCol{&ep.Metadata}, optInt{&ep.ThrottleRate},
+		&ep.Version, nullTime{&ep.FailingSince}, nullTime{&ep.CreatedAt}, nullTime{&ep.UpdatedAt})
+	return ep, err
+}
+
+// endpointJSON returns the endpoint's JSON columns: filter_types,
+// channels, keys, headers, metadata.
+func endpointJSON(ep *webhook.Endpoint) ([]any, error) {
+	var cols []any
+	for _, v := range []any{ep.FilterTypes, ep.Channels} {
+		s, err := jsonText(v)
+		if err != nil {
+			return nil, err
+		}
+		cols = append(cols, s)
+	}
+	keys, err := keysJSON(ep.Keys)
+	if err != nil {
+		return nil, err
+	}
+	cols = append(cols, keys)
+	for _, v := range []any{ep.Headers, ep.Metadata} {
+		s, err := jsonText(v)
+		if err != nil {
+			return nil, err
+		}
+		cols = append(cols, s)
+	}
+	return cols, nil
+}
+
+// CreateEndpoint implements webhook.Store; NotFound if the app does not
+// exist.
+func (s *Store) CreateEndpoint(ctx context.Context, ep *webhook.Endpoint) error {
+	js, err := endpointJSON(ep)
+	if err != nil {
+		return wrap("create endpoint", err)
+	}
+	args := []any{ep.ID, ep.AppID, nullString(ep.UID), ep.URL, ep.Description, ep.Disabled, ms(ep.DisabledAt), ep.DisabledWhy}
+	args = append(args, js...)
+	args = append(args, intOrNull(ep.ThrottleRate), ep.Version, ms(ep.FailingSince), ms(ep.CreatedAt), ms(ep.UpdatedAt))
+	_, err = s.db.ExecContext(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES ("+placeholders(len(args))+")", args...)
+	switch {
+	case isUnique(err):
+		return webhook.Conflict("an endpoint with id %s or uid %q already exists", ep.ID, ep.UID)
+	case isForeignKey(err):
+		return webhook.NotFound("app %s not found", ep.AppID)
+	}
+	return wrap("create endpoint", err)
+}
+
+// GetEndpoint implements webhook.Store.
+func (s *Store) GetEndpoint(ctx context.Context, appID, idOrUID string) (*webhook.Endpoint, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+endpointCols+" FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?)",
+		appID, idOrUID, idOrUID)
+	ep, err := scanEndpoint(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhook.NotFound("endpoint %s not found", idOrUID)
+	}
+	if err != nil {
+		return nil, wrap("get endpoint", err)
+	}
+	return &ep, nil
+}
+
+// UpdateEndpoint implements webhook.Store. It is one statement, so it
+// cannot interleave with RecordAttempt's change to failing_since: the
+// stored value is kept, or cleared when the update re-enables the endpoint
+// (SQLite evaluates the CASE against the row as it was). ep.FailingSince
+// is set to the stored value.
+func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error {
+	js, err := endpointJSON(ep)
+	if err != nil {
+		return wrap("update endpoint", err)
+	}
+	args := []any{nullString(ep.UID), ep.URL, ep.Description, ep.Disabled, ms(ep.DisabledAt), ep.DisabledWhy}
+	args = append(args, js...)
+	args = append(args, intOrNull(ep.ThrottleRate), ep.Version, ep.Disabled, ms(ep.CreatedAt), ms(ep.UpdatedAt), ep.AppID, ep.ID)
+	row := s.db.QueryRowContext(ctx, `UPDATE endpoints
+		SET uid = ?, url = ?, description = ?, disabled = ?, disabled_at = ?, disabled_why = ?,
+			filter_types = ?, channels = ?, keys = ?, headers = ?, metadata = ?, throttle_rate = ?, version = ?,
+			failing_since = CASE WHEN disabled = 1 AND ? = 0 THEN NULL ELSE failing_since END,
+			created_at = ?, updated_at = ?
+		WHERE app_id = ? AND id = ?
+		RETURNING failing_since`, args...)
+	err = row.Scan(nullTime{&ep.FailingSince})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return webhook.NotFound("endpoint %s not found", ep.ID)
+	case isUnique(err):
+		return webhook.Conflict("another endpoint of the app has uid %q", ep.UID)
+	}
+	return wrap("update endpoint", err)
+}
+
+// DeleteEndpoint implements webhook.Store; NotFound if absent. Foreign
+// keys delete its deliveries; its attempts stay in the message's log.
+func (s *Store) DeleteEndpoint(ctx context.Context, appID, id string) error {
+	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM endpoints WHERE app_id = ? AND id = ?", appID, id))
+	if err != nil {
+		return wrap("delete endpoint", err)
+	}
+	if n == 0 {
+		return webhook.NotFound("endpoint %s not found", id)
+	}
+	return nil
+}
+
+// ListEndpoints implements webhook.Store.
+func (s *Store) ListEndpoints(ctx context.Context, appID string, opts webhook.ListOptions) (webhook.Page[webhook.Endpoint], error) {
+	q := query{from: endpointCols + " FROM endpoints"}
+	q.and("app_id = ?", appID)
+	p, err := list(ctx, s.db, q, "id", opts, scanEndpoint)
+	return p, wrap("list endpoints", err)
+}

@@ -1,0 +1,348 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// eventIDWindow is how long an EventID stays taken within an app.
+const eventIDWindow = 24 * time.Hour
+
+// unfinished is the condition on deliveries that are neither succeeded,
+// failed nor canceled: pending or sending.
+var unfinished = fmt.Sprintf("status IN (%d, %d)", webhook.StatusPending, webhook.StatusSending)
+
+const messageCols = "id, app_id, event_type, event_id, payload, channels, tags, timestamp, expires_at"
+
+func scanMessage(sc scanner) (webhook.Message, error) {
+	var m webhook.Message
+	var payload []byte
+	err := sc.Scan(&m.ID, &m.AppID, &m.EventType, optString{&m.EventID}, &payload, jsonCol{&m.Channels},
+		jsonCol{&m.Tags}, nullTime{&m.Timestamp}, nullTime{&m.ExpiresAt})
+	m.Payload = payload
+	return m, err
+}
+
+// CreateMessage implements webhook.Store. The message and its deliveries
+// are written in one transaction; NotFound if the app or an endpoint does
+// not exist.
+func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery) error {
+	channels, err := jsonText(msg.Channels)
+	if err != nil {
+		return wrap("create message", err)
+	}
+	tags, err := jsonText(msg.Tags)
+	if err != nil {
+		return wrap("create message", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if msg.EventID != "" {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages
+				WHERE app_id = ? AND event_id = ? AND timestamp > ? AND `+visible+` LIMIT 1`,
+				msg.AppID, msg.EventID, msg.Timestamp.Add(-eventIDWindow).UnixMilli(), s.now()).Scan(&one)
+			if err == nil {
+				return webhook.Conflict("event id %q was used by another message in the last 24 hours", msg.EventID)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO messages ("+messageCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			msg.ID, msg.AppID, msg.EventType, nullString(msg.EventID), []byte(msg.Payload), channels, tags,
+			ms(msg.Timestamp), ms(msg.ExpiresAt))
+		switch {
+		case isUnique(err):
+			return webhook.Conflict("message %s already exists", msg.ID)
+		case isForeignKey(err):
+			return webhook.NotFound("app %s not found", msg.AppID)
+		case err != nil:
+			return err
+		}
+		for _, d := range deliveries {
+			d.AppID, d.MsgID, d.EventType, d.Channels, d.CreatedAt = msg.AppID, msg.ID, msg.EventType, msg.Channels, msg.Timestamp
+			d.Status, d.Run, d.Trigger, d.Attempts, d.Dispatched = webhook.StatusPending, 0, webhook.TriggerScheduled, 0, false
+			if d.NextAttemptAt.IsZero() {
+				d.NextAttemptAt = msg.Timestamp
+			}
+			if d.UpdatedAt.IsZero() {
+				d.UpdatedAt = msg.Timestamp
+			}
+			err := insertDelivery(ctx, tx, &d, msg.ExpiresAt)
+			switch {
+			case isUnique(err):
+				return webhook.Conflict("message %s lists endpoint %s twice", msg.ID, d.EndpointID)
+			case isForeignKey(err):
+				return webhook.NotFound("endpoint %s not found", d.EndpointID)
+			case err != nil:
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("create message", err)
+}
+
+// GetMessage implements webhook.Store: a match on the id wins over one on
+// the event id, and of several messages with the event id the latest wins.
+func (s *Store) GetMessage(ctx context.Context, appID, idOrEventID string) (*webhook.Message, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+messageCols+` FROM messages
+		WHERE app_id = ? AND (id = ? OR event_id = ?) AND `+visible+`
+		ORDER BY id = ? DESC, timestamp DESC, id DESC LIMIT 1`,
+		appID, idOrEventID, idOrEventID, s.now(), idOrEventID)
+	m, err := scanMessage(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhook.NotFound("message %s not found", idOrEventID)
+	}
+	if err != nil {
+		return nil, wrap("get message", err)
+	}
+	return &m, nil
+}
+
+// ListMessages implements webhook.Store.
+func (s *Store) ListMessages(ctx context.Context, f webhook.MessageFilter) (webhook.Page[webhook.Message], error) {
+	q := query{from: messageCols + " FROM messages"}
+	q.and("app_id = ?", f.AppID)
+	q.and(visible, s.now())
+	in(&q, "event_type", f.EventTypes)
+	hasChannel(&q, "channels", f.Channel)
+	if !f.Before.IsZero() {
+		q.and("timestamp < ?", f.Before.UnixMilli())
+	}
+	if !f.After.IsZero() {
+		q.and("timestamp > ?", f.After.UnixMilli())
+	}
+	p, err := list(ctx, s.db, q, "id", f.ListOptions, scanMessage)
+	return p, wrap("list messages", err)
+}
+
+const deliveryCols = `app_id, msg_id, endpoint_id, event_type, channels, status, run, trigger_type, attempts,
+	next_attempt_at, dispatched, created_at, updated_at`
+
+func scanDelivery(sc scanner) (webhook.Delivery, error) {
+	var d webhook.Delivery
+	err := sc.Scan(&d.AppID, &d.MsgID, &d.EndpointID, &d.EventType, jsonCol{&d.Channels}, &d.Status, &d.Run,
+		&d.Trigger, &d.Attempts, nullTime{&d.NextAttemptAt}, &d.Dispatched, nullTime{&d.CreatedAt}, nullTime{&d.UpdatedAt})
+	return d, err
+}
+
+func insertDelivery(ctx context.Context, tx *sql.Tx, d *webhook.Delivery, expiresAt time.Time) error {
+	channels, err := jsonText(d.Channels)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+", expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		d.AppID, d.MsgID, d.EndpointID, d.EventType, channels, d.Status, d.Run, d.Trigger, d.Attempts,
+		ms(d.NextAttemptAt), d.Dispatched, ms(d.CreatedAt), ms(d.UpdatedAt), ms(expiresAt))
+	return err
+}
+
+// getDelivery reads a delivery whether or not its message has expired:
+// writers use it, and a write is not a read of the message.
+func getDelivery(ctx context.Context, db querier, appID, msgID, endpointID string) (*webhook.Delivery, error) {
+	row := db.QueryRowContext(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE app_id = ? AND msg_id = ? AND endpoint_id = ?",
+		appID, msgID, endpointID)
+	d, err := scanDelivery(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhook.NotFound("no delivery of message %s to endpoint %s", msgID, endpointID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// GetDelivery implements webhook.Store.
+func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*webhook.Delivery, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+deliveryCols+` FROM deliveries
+		WHERE app_id = ? AND msg_id = ? AND endpoint_id = ? AND `+visible, appID, msgID, endpointID, s.now())
+	d, err := scanDelivery(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhook.NotFound("no delivery of message %s to endpoint %s", msgID, endpointID)
+	}
+	if err != nil {
+		return nil, wrap("get delivery", err)
+	}
+	return &d, nil
+}
+
+// ListDeliveries implements webhook.Store. With MsgID set it lists by
+// endpoint id (EndpointID, if also set, filters); otherwise by message id.
+func (s *Store) ListDeliveries(ctx context.Context, f webhook.DeliveryFilter) (webhook.Page[webhook.Delivery], error) {
+	q := query{from: deliveryCols + " FROM deliveries"}
+	q.and("app_id = ?", f.AppID)
+	key := "msg_id"
+	switch {
+	case f.MsgID != "":
+		q.and("msg_id = ?", f.MsgID)
+		key = "endpoint_id"
+		if f.EndpointID != "" {
+			q.and("endpoint_id = ?", f.EndpointID)
+		}
+	case f.EndpointID != "":
+		q.and("endpoint_id = ?", f.EndpointID)
+	default:
+		return webhook.Page[webhook.Delivery]{}, fmt.Errorf("sqlite: list deliveries: filter names neither a message nor an endpoint")
+	}
+	q.and(visible, s.now())
+	in(&q, "status", f.Statuses)
+	in(&q, "event_type", f.EventTypes)
+	hasChannel(&q, "channels", f.Channel)
+	if !f.Since.IsZero() {
+		q.and("created_at >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		q.and("created_at < ?", f.Until.UnixMilli())
+	}
+	p, err := list(ctx, s.db, q, key, f.ListOptions, scanDelivery)
+	return p, wrap("list deliveries", err)
+}
+
+// StartRun implements webhook.Store; NotFound if the message or the
+// endpoint does not exist in the message's app.
+func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID string, now time.Time) (*webhook.Delivery, error) {
+	var d *webhook.Delivery
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages m, endpoints e
+			WHERE m.app_id = ? AND m.id = ? AND e.app_id = m.app_id AND e.id = ?`,
+			msg.AppID, msg.ID, endpointID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return webhook.NotFound("message %s or endpoint %s not found", msg.ID, endpointID)
+		}
+		if err != nil {
+			return err
+		}
+		old, err := getDelivery(ctx, tx, msg.AppID, msg.ID, endpointID)
+		if err != nil && !webhook.IsNotFound(err) {
+			return err
+		}
+		d = &webhook.Delivery{
+			AppID:         msg.AppID,
+			MsgID:         msg.ID,
+			EndpointID:    endpointID,
+			EventType:     msg.EventType,
+			Channels:      msg.Channels,
+			Status:        webhook.StatusPending,
+			Run:           1,
+			Trigger:       webhook.TriggerManual,
+			NextAttemptAt: now,
+			CreatedAt:     msg.Timestamp,
+			UpdatedAt:     now,
+		}
+		if old == nil {
+			return insertDelivery(ctx, tx, d, msg.ExpiresAt)
+		}
+		d.Run = old.Run + 1
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries
+			SET status = ?, run = ?, trigger_type = ?, attempts = 0, next_attempt_at = ?, dispatched = 0, updated_at = ?
+			WHERE msg_id = ? AND endpoint_id = ?`,
+			d.Status, d.Run, d.Trigger, ms(now), ms(now), msg.ID, endpointID)
+		if err != nil {
+			return err
+		}
+		// The other fields are the stored ones (copied from the message
+		// at fan-out).
+		d.EventType, d.Channels, d.CreatedAt = old.EventType, old.Channels, old.CreatedAt
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("start run", err)
+	}
+	return d, nil
+}
+
+// updateRun runs an UPDATE of deliveries whose arguments end with the
+// delivery's key (app, message, endpoint) and reports NotFound if it
+// changed nothing because the delivery does not exist. A delivery that
+// exists but did not match the rest of the WHERE clause (stale run, final)
+// is left alone without error.
+func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref, args ...any) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		args = append(args, ref.AppID, ref.MsgID, ref.EndpointID)
+		n, err := rowsAffected(tx.ExecContext(ctx, stmt, args...))
+		if err != nil || n > 0 {
+			return err
+		}
+		_, err = getDelivery(ctx, tx, ref.AppID, ref.MsgID, ref.EndpointID)
+		return err
+	})
+	return wrap(op, err)
+}
+
+// MarkDispatched implements webhook.Store; NotFound if the delivery does
+// not exist.
+func (s *Store) MarkDispatched(ctx context.Context, ref webhook.Ref) error {
+	return s.updateRun(ctx, "mark dispatched", `UPDATE deliveries SET dispatched = 1
+		WHERE run = ? AND app_id = ? AND msg_id = ? AND endpoint_id = ?`, ref, ref.Run)
+}
+
+// FinishDelivery implements webhook.Store; NotFound if the delivery does
+// not exist.
+func (s *Store) FinishDelivery(ctx context.Context, ref webhook.Ref, status webhook.Status, now time.Time) error {
+	if !status.Final() {
+		return fmt.Errorf("sqlite: finish delivery: status %v is not final", status)
+	}
+	return s.updateRun(ctx, "finish delivery", `UPDATE deliveries SET status = ?, updated_at = ?
+		WHERE run = ? AND `+unfinished+` AND app_id = ? AND msg_id = ? AND endpoint_id = ?`,
+		ref, status, ms(now), ref.Run)
+}
+
+// ListUndispatched implements webhook.Store.
+func (s *Store) ListUndispatched(ctx context.Context, before time.Time, limit int) ([]webhook.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil // SQLite reads a negative LIMIT as none
+	}
+	ds, err := collect(ctx, s.db, "SELECT "+deliveryCols+` FROM deliveries
+		WHERE dispatched = 0 AND `+unfinished+` AND updated_at < ?
+		ORDER BY updated_at, msg_id, endpoint_id LIMIT ?`,
+		[]any{before.UnixMilli(), limit}, scanDelivery)
+	return ds, wrap("list undispatched", err)
+}
+
+// CancelDeliveries implements webhook.Store.
+func (s *Store) CancelDeliveries(ctx context.Context, appID, endpointID string, now time.Time) (int, error) {
+	n, err := rowsAffected(s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, updated_at = ?
+		WHERE app_id = ? AND endpoint_id = ? AND `+unfinished,
+		webhook.StatusCanceled, ms(now), appID, endpointID))
+	return int(n), wrap("cancel deliveries", err)
+}
+
+// EndpointStats implements webhook.Store. Statuses without deliveries are
+// absent from the map.
+func (s *Store) EndpointStats(ctx context.Context, appID, endpointID string, since, until time.Time) (map[webhook.Status]int, error) {
+	q := query{from: "status, COUNT(*) FROM deliveries"}
+	q.and("app_id = ?", appID)
+	q.and("endpoint_id = ?", endpointID)
+	q.and(visible, s.now())
+	if !since.IsZero() {
+		q.and("created_at >= ?", since.UnixMilli())
+	}
+	if !until.IsZero() {
+		q.and("created_at < ?", until.UnixMilli())
+	}
+	type count struct {
+		status webhook.Status
+		n      int
+	}
+	stmt, args := q.sql("GROUP BY status")
+	counts, err := collect(ctx, s.db, stmt, args, func(sc scanner) (count, error) {
+		var c count
+		err := sc.Scan(&c.status, &c.n)
+		return c, err
+	})
+	if err != nil {
+		return nil, wrap("endpoint stats", err)
+	}
+	stats := make(map[webhook.Status]int, len(counts))
+	for _, c := range counts {
+		stats[c.status] = c.n
+	}
+	return stats, nil
+}

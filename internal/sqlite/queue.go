@@ -1,0 +1,92 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// ClaimDue takes up to limit deliveries that are due at now — pending or
+// sending, NextAttemptAt not after now — oldest NextAttemptAt first, and
+// returns their current runs. Claiming pushes each one's NextAttemptAt to
+// now+lease, so no other call claims it meanwhile, and a worker that dies
+// holding it only delays it by the lease: the row itself is the durable
+// queue entry. RecordAttempt, FinishDelivery or CancelDeliveries then
+// settle the claimed run. The Dispatched flag plays no part here.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
+	if limit <= 0 {
+		return nil, nil // SQLite reads a negative LIMIT as none
+	}
+	var refs []webhook.Ref
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		refs, err = collect(ctx, tx, `SELECT app_id, msg_id, endpoint_id, run FROM deliveries
+			WHERE `+unfinished+` AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, msg_id, endpoint_id LIMIT ?`,
+			[]any{now.UnixMilli(), limit}, func(sc scanner) (webhook.Ref, error) {
+				var r webhook.Ref
+				err := sc.Scan(&r.AppID, &r.MsgID, &r.EndpointID, &r.Run)
+				return r, err
+			})
+		if err != nil {
+			return err
+		}
+		until := now.Add(lease).UnixMilli()
+		for _, r := range refs {
+			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE msg_id = ? AND endpoint_id = ?",
+				until, r.MsgID, r.EndpointID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("claim due", err)
+	}
+	return refs, nil
+}
+
+// NextDue returns the earliest NextAttemptAt of a pending or sending
+// delivery, and false when there is none, so that a worker can sleep until
+// then.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var next time.Time
+	err := s.db.QueryRowContext(ctx, "SELECT MIN(next_attempt_at) FROM deliveries WHERE "+unfinished).Scan(nullTime{&next})
+	if err != nil {
+		return time.Time{}, false, wrap("next due", err)
+	}
+	return next, !next.IsZero(), nil
+}
+
+// PurgeExpired deletes what expired at now: up to limit messages (their
+// deliveries and attempts go with them), up to limit further attempts, and
+// up to limit idempotency records. It returns how many messages, attempts
+// and idempotency records it deleted, not counting the rows that went with
+// a message; call it until it returns 0 to purge everything.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil // SQLite reads a negative LIMIT as none
+	}
+	var total int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		at := now.UnixMilli()
+		for _, stmt := range []string{
+			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT ?)",
+			"DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE expires_at <= ? LIMIT ?)",
+			"DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE expires_at <= ? LIMIT ?)",
+		} {
+			n, err := rowsAffected(tx.ExecContext(ctx, stmt, at, limit))
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("purge expired", err)
+	}
+	return int(total), nil
+}

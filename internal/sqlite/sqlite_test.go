@@ -1,0 +1,488 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
+)
+
+// openTest opens a fresh database file in a temporary directory and closes
+// it when the test ends.
+func openTest(t *testing.T, clock webhook.Clock) *Store {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), "hookstep.db"), clock)
+}
+
+func openAt(t *testing.T, path string, clock webhook.Clock) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path, clock)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clock webhook.Clock) webhook.Store {
+		return openTest(t, clock)
+	})
+}
+
+// fixture is an app with one endpoint, for the tests of the local-mode
+// extras.
+type fixture struct {
+	t     *testing.T
+	ctx   context.Context
+	s     *Store
+	clock *storetest.Clock
+	app   *webhook.App
+	ep    *webhook.Endpoint
+}
+
+func newFixture(t *testing.T) *fixture {
+	clock := storetest.NewClock(storetest.Epoch)
+	f := &fixture{t: t, ctx: t.Context(), s: openTest(t, clock), clock: clock}
+	now := clock.Now()
+	f.app = &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "app", CreatedAt: now, UpdatedAt: now}
+	if err := f.s.CreateApp(f.ctx, f.app); err != nil {
+		t.Fatalf("CreateApp: %v", err)
+	}
+	f.ep = &webhook.Endpoint{
+		ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://example.com/hook",
+		Keys: []webhook.SigningKey{{Key: []byte("secret")}}, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := f.s.CreateEndpoint(f.ctx, f.ep); err != nil {
+		t.Fatalf("CreateEndpoint: %v", err)
+	}
+	return f
+}
+
+// message stores a message, timestamped now and living for the retention,
+// delivered to the fixture's endpoint.
+func (f *fixture) message(retention time.Duration) *webhook.Message {
+	f.t.Helper()
+	now := f.clock.Now()
+	msg := &webhook.Message{
+		ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+		Payload: json.RawMessage(`{"n":1}`), Timestamp: now, ExpiresAt: now.Add(retention),
+	}
+	if err := f.s.CreateMessage(f.ctx, msg, []webhook.Delivery{{EndpointID: f.ep.ID}}); err != nil {
+		f.t.Fatalf("CreateMessage: %v", err)
+	}
+	return msg
+}
+
+func (f *fixture) attempt(msg *webhook.Message, attempts int, status webhook.Status, next time.Time) webhook.Attempt {
+	f.t.Helper()
+	now := f.clock.Now()
+	a := webhook.Attempt{
+		ID: webhook.NewID(webhook.PrefixAttempt), AppID: msg.AppID, MsgID: msg.ID, EndpointID: f.ep.ID,
+		EventType: msg.EventType, URL: f.ep.URL, Status: status, Timestamp: now, ExpiresAt: msg.ExpiresAt,
+	}
+	res := webhook.AttemptResult{Attempt: a, Attempts: attempts, Status: webhook.StatusSuccess}
+	if status != webhook.StatusSuccess {
+		res.Status, res.NextAttemptAt = webhook.StatusSending, next
+	}
+	if _, err := f.s.RecordAttempt(f.ctx, res); err != nil {
+		f.t.Fatalf("RecordAttempt: %v", err)
+	}
+	return a
+}
+
+func (f *fixture) claim(now time.Time, lease time.Duration, limit int) []string {
+	f.t.Helper()
+	refs, err := f.s.ClaimDue(f.ctx, now, lease, limit)
+	if err != nil {
+		f.t.Fatalf("ClaimDue: %v", err)
+	}
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		if r.AppID != f.app.ID || r.EndpointID != f.ep.ID {
+			f.t.Errorf("ClaimDue: got ref %+v, want one of app %s, endpoint %s", r, f.app.ID, f.ep.ID)
+		}
+		ids[i] = fmt.Sprintf("%s/%d", r.MsgID, r.Run)
+	}
+	return ids
+}
+
+func ref(msg *webhook.Message, run int) string { return fmt.Sprintf("%s/%d", msg.ID, run) }
+
+func TestClaimDue(t *testing.T) {
+	f := newFixture(t)
+	const lease = time.Minute
+	m0 := f.message(time.Hour)
+	f.clock.Advance(time.Second)
+	m1 := f.message(time.Hour)
+	f.clock.Advance(time.Second)
+	m2 := f.message(time.Hour)
+	f.clock.Advance(time.Second)
+	done := f.message(time.Hour)
+	f.attempt(done, 1, webhook.StatusSuccess, time.Time{})
+	later := f.message(time.Hour)
+	f.attempt(later, 1, webhook.StatusFail, f.clock.Now().Add(time.Hour)) // sending, due in an hour
+	// Dispatched or not, a due delivery is claimed.
+	if err := f.s.MarkDispatched(f.ctx, webhook.Ref{AppID: f.app.ID, MsgID: m1.ID, EndpointID: f.ep.ID}); err != nil {
+		t.Fatalf("MarkDispatched: %v", err)
+	}
+
+	now := f.clock.Now()
+	if got, want := f.claim(now, lease, 2), []string{ref(m0, 0), ref(m1, 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue(limit 2) = %v, want the two oldest %v", got, want)
+	}
+	if got, want := f.claim(now, lease, 10), []string{ref(m2, 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue again = %v, want only the unclaimed %v", got, want)
+	}
+	if got := f.claim(now.Add(lease-time.Millisecond), lease, 10); len(got) != 0 {
+		t.Errorf("ClaimDue within the lease = %v, want none", got)
+	}
+	d, err := f.s.GetDelivery(f.ctx, f.app.ID, m0.ID, f.ep.ID)
+	if err != nil {
+		t.Fatalf("GetDelivery: %v", err)
+	}
+	if want := now.Add(lease); !d.NextAttemptAt.Equal(want) {
+		t.Errorf("NextAttemptAt of a claimed delivery = %v, want now+lease %v", d.NextAttemptAt, want)
+	}
+
+	// The worker that claimed m0 recorded a failure due in 5 s; the one
+	// that claimed m1 and m2 died. A new run of m2 is due at once.
+	f.attempt(m0, 1, webhook.StatusFail, now.Add(5*time.Second))
+	run, err := f.s.StartRun(f.ctx, m2, f.ep.ID, now.Add(10*time.Second))
+	if err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	if got, want := f.claim(now.Add(10*time.Second), lease, 10), []string{ref(m0, 0), ref(m2, run.Run)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue after a retry and a new run = %v, want %v", got, want)
+	}
+	if got, want := f.claim(now.Add(lease), lease, 10), []string{ref(m1, 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue after the lease expired = %v, want the dead worker's %v", got, want)
+	}
+	// Nothing settled the claims: once their leases are over they come
+	// back, in NextAttemptAt order, along with the retry due by then.
+	if got, want := f.claim(now.Add(time.Hour), lease, 10), []string{ref(m0, 0), ref(m2, run.Run), ref(m1, 0), ref(later, 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue in an hour = %v, want %v", got, want)
+	}
+}
+
+// TestClaimDueConcurrent has workers race for due deliveries: each is
+// claimed by exactly one of them.
+func TestClaimDueConcurrent(t *testing.T) {
+	f := newFixture(t)
+	const n = 40
+	var want []string
+	for range n {
+		want = append(want, ref(f.message(time.Hour), 0))
+	}
+	now := f.clock.Now()
+	var mu sync.Mutex
+	var got []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				refs, err := f.s.ClaimDue(f.ctx, now, time.Hour, 3)
+				if err != nil {
+					t.Errorf("ClaimDue: %v", err)
+					return
+				}
+				if len(refs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range refs {
+					got = append(got, fmt.Sprintf("%s/%d", r.MsgID, r.Run))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(got)
+	slices.Sort(want)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("claimed deliveries, each exactly once (-want +got):\n%s", d)
+	}
+}
+
+func TestNextDue(t *testing.T) {
+	f := newFixture(t)
+	check := func(want time.Time, wantOK bool) {
+		t.Helper()
+		got, ok, err := f.s.NextDue(f.ctx)
+		if err != nil {
+			t.Fatalf("NextDue: %v", err)
+		}
+		if ok != wantOK || !got.Equal(want) {
+			t.Errorf("NextDue = %v, %v; want %v, %v", got, ok, want, wantOK)
+		}
+	}
+	check(time.Time{}, false)
+	m0 := f.message(time.Hour)
+	f.clock.Advance(time.Second)
+	m1 := f.message(time.Hour)
+	check(m0.Timestamp, true)
+	retry := f.clock.Now().Add(5 * time.Minute)
+	f.attempt(m0, 1, webhook.StatusFail, retry)
+	check(m1.Timestamp, true)
+	f.attempt(m1, 1, webhook.StatusSuccess, time.Time{})
+	check(retry, true)
+	if _, err := f.s.CancelDeliveries(f.ctx, f.app.ID, f.ep.ID, f.clock.Now()); err != nil {
+		t.Fatalf("CancelDeliveries: %v", err)
+	}
+	check(time.Time{}, false)
+}
+
+func TestPurgeExpired(t *testing.T) {
+	f := newFixture(t)
+	var expiring []*webhook.Message
+	for range 3 {
+		msg := f.message(time.Hour)
+		f.attempt(msg, 1, webhook.StatusFail, f.clock.Now().Add(time.Minute))
+		expiring = append(expiring, msg)
+	}
+	kept := f.message(48 * time.Hour)
+	keptAttempt := f.attempt(kept, 1, webhook.StatusSuccess, time.Time{})
+	// An attempt of a kept message that expires on its own.
+	lone := f.attempt(kept, 2, webhook.StatusFail, time.Time{})
+	if _, err := f.s.db.ExecContext(f.ctx, "UPDATE attempts SET expires_at = ? WHERE id = ?",
+		f.clock.Now().Add(time.Hour).UnixMilli(), lone.ID); err != nil {
+		t.Fatalf("shorten the attempt's retention: %v", err)
+	}
+	if _, err := f.s.BeginIdempotent(f.ctx, "short", f.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("BeginIdempotent: %v", err)
+	}
+	if _, err := f.s.BeginIdempotent(f.ctx, "long", f.clock.Now().Add(48*time.Hour)); err != nil {
+		t.Fatalf("BeginIdempotent: %v", err)
+	}
+
+	purge := func(now time.Time, limit int) int {
+		t.Helper()
+		n, err := f.s.PurgeExpired(f.ctx, now, limit)
+		if err != nil {
+			t.Fatalf("PurgeExpired: %v", err)
+		}
+		return n
+	}
+	if n := purge(f.clock.Now(), 100); n != 0 {
+		t.Errorf("PurgeExpired before anything expired = %d, want 0", n)
+	}
+	later := f.clock.Now().Add(2 * time.Hour)
+	// 2 at a time: first 2 messages, 2 attempts (the third message's and
+	// the lone one) and the idempotency record; then the third message.
+	for i, want := range []int{2 + 2 + 1, 1, 0} {
+		if n := purge(later, 2); n != want {
+			t.Errorf("PurgeExpired call %d = %d, want %d", i, n, want)
+		}
+	}
+
+	counts := map[string]int{}
+	for _, table := range []string{"messages", "deliveries", "attempts", "idempotency"} {
+		var n int
+		if err := f.s.db.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", table, err)
+		}
+		counts[table] = n
+	}
+	want := map[string]int{"messages": 1, "deliveries": 1, "attempts": 1, "idempotency": 1}
+	if d := cmp.Diff(want, counts); d != "" {
+		t.Errorf("rows left after purging (-want +got):\n%s", d)
+	}
+	if _, err := f.s.GetAttempt(f.ctx, f.app.ID, kept.ID, keptAttempt.ID); err != nil {
+		t.Errorf("GetAttempt(kept): %v", err)
+	}
+	for _, m := range expiring {
+		if _, err := f.s.GetDelivery(f.ctx, f.app.ID, m.ID, f.ep.ID); !webhook.IsNotFound(err) {
+			t.Errorf("GetDelivery(purged message): got %v, want NotFound", err)
+		}
+	}
+}
+
+// TestDurability closes the database and opens the file again: everything
+// written is still there, and opening does not migrate twice.
+func TestDurability(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookstep.db")
+	clock := storetest.NewClock(storetest.Epoch)
+	s, err := Open(ctx, path, clock)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	now := clock.Now()
+	app := &webhook.App{ID: webhook.NewID(webhook.PrefixApp), UID: "acme", Name: "Acme", Metadata: map[string]string{"a": "b"}, CreatedAt: now, UpdatedAt: now}
+	et := &webhook.EventType{Name: "user.created", Description: "d", Schemas: json.RawMessage(`{"1":{}}`), CreatedAt: now, UpdatedAt: now}
+	ep := &webhook.Endpoint{
+		ID: webhook.NewID(webhook.PrefixEndpoint), AppID: app.ID, UID: "main", URL: "https://example.com/hook",
+		Keys:    []webhook.SigningKey{{Key: []byte("k1")}, {Key: []byte("k0"), ExpiresAt: now.Add(time.Hour)}},
+		Headers: map[string]string{"X-A": "1"}, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	msg := &webhook.Message{
+		ID: webhook.NewID(webhook.PrefixMessage), AppID: app.ID, EventType: et.Name, EventID: "e1",
+		Payload: json.RawMessage(`{"x": 1}`), Timestamp: now, ExpiresAt: now.Add(24 * time.Hour),
+	}
+	att := webhook.Attempt{
+		ID: webhook.NewID(webhook.PrefixAttempt), AppID: app.ID, MsgID: msg.ID, EndpointID: ep.ID, EventType: et.Name,
+		URL: ep.URL, ResponseStatusCode: 500, Status: webhook.StatusFail, Timestamp: now, ExpiresAt: msg.ExpiresAt,
+	}
+	var delivery *webhook.Delivery
+	for _, step := range []func() error{
+		func() error { return s.CreateApp(ctx, app) },
+		func() error { return s.CreateEventType(ctx, et) },
+		func() error { return s.CreateEndpoint(ctx, ep) },
+		func() error { return s.CreateMessage(ctx, msg, []webhook.Delivery{{EndpointID: ep.ID}}) },
+		func() (err error) {
+			delivery, err = s.RecordAttempt(ctx, webhook.AttemptResult{
+				Attempt: att, Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: now.Add(5 * time.Second)})
+			return err
+		},
+		func() error { _, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour)); return err },
+		func() error { return s.FinishIdempotent(ctx, "idem", 202, []byte("{}")) },
+		s.Close,
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	ep.FailingSince = now // the failed attempt
+
+	s = openAt(t, path, clock)
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil || version != len(migrations) {
+		t.Errorf("user_version after reopening = %d, %v; want %d", version, err, len(migrations))
+	}
+	opts := cmpopts.EquateEmpty()
+	check := func(what string, want, got any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("read %s after reopening: %v", what, err)
+			return
+		}
+		if d := cmp.Diff(want, got, opts); d != "" {
+			t.Errorf("%s after reopening (-want +got):\n%s", what, d)
+		}
+	}
+	gotApp, err := s.GetApp(ctx, "acme")
+	check("app", app, gotApp, err)
+	gotET, err := s.GetEventType(ctx, et.Name)
+	check("event type", et, gotET, err)
+	gotEp, err := s.GetEndpoint(ctx, app.ID, "main")
+	check("endpoint", ep, gotEp, err)
+	gotMsg, err := s.GetMessage(ctx, app.ID, "e1")
+	check("message", msg, gotMsg, err)
+	gotDelivery, err := s.GetDelivery(ctx, app.ID, msg.ID, ep.ID)
+	check("delivery", delivery, gotDelivery, err)
+	gotAtt, err := s.GetAttempt(ctx, app.ID, msg.ID, att.ID)
+	check("attempt", &att, gotAtt, err)
+	gotRec, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour))
+	check("idempotency record", &webhook.IdempotencyRecord{Key: "idem", Done: true, StatusCode: 202, Body: []byte("{}"), ExpiresAt: now.Add(time.Hour)}, gotRec, err)
+	refs, err := s.ClaimDue(ctx, now.Add(5*time.Second), time.Minute, 10)
+	check("due deliveries", []webhook.Ref{delivery.Ref()}, refs, err)
+}
+
+func TestOpenPragmas(t *testing.T) {
+	s := openTest(t, nil)
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": "2", "busy_timeout": "10000"} {
+		var got string
+		if err := s.db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
+
+func TestOpenNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookstep.db")
+	s, err := Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := s.db.ExecContext(t.Context(), fmt.Sprintf("PRAGMA user_version = %d", len(migrations)+1)); err != nil {
+		t.Fatalf("set user_version: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err = Open(t.Context(), path, nil)
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open(database from a newer version): got nil error, want one")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open(database from a newer version): got %v, want an error that says so", err)
+	}
+}
+
+func TestOpenBadPath(t *testing.T) {
+	for _, path := range []string{"", "db?mode=ro", "a#b"} {
+		if s, err := Open(t.Context(), path, nil); err == nil {
+			s.Close()
+			t.Errorf("Open(%q): got nil error, want one", path)
+		}
+	}
+}
+
+func TestMemory(t *testing.T) {
+	s := openAt(t, ":memory:", nil)
+	app := &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "mem"}
+	if err := s.CreateApp(t.Context(), app); err != nil {
+		t.Fatalf("CreateApp: %v", err)
+	}
+	// Several sequential calls see the same private database.
+	for range 3 {
+		if _, err := s.GetApp(t.Context(), app.ID); err != nil {
+			t.Fatalf("GetApp: %v", err)
+		}
+	}
+}
+
+func TestErrorsWrapped(t *testing.T) {
+	s := openTest(t, nil)
+	_, err := s.ListDeliveries(t.Context(), webhook.DeliveryFilter{AppID: "app_x"})
+	if err == nil || !strings.HasPrefix(err.Error(), "sqlite: list deliveries: ") {
+		t.Errorf("ListDeliveries(no message, no endpoint): got %v, want an error prefixed %q", err, "sqlite: list deliveries: ")
+	}
+	_, err = s.GetApp(t.Context(), "app_missing")
+	if !webhook.IsNotFound(err) {
+		t.Errorf("GetApp(missing): got %v, want NotFound", err)
+	}
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: "app_missing", URL: "https://example.com"}
+	if err := s.CreateEndpoint(t.Context(), ep); !webhook.IsNotFound(err) {
+		t.Errorf("CreateEndpoint(missing app): got %v, want NotFound", err)
+	}
+}
+
+func TestNonPositiveLimits(t *testing.T) {
+	f := newFixture(t)
+	f.message(time.Hour)
+	now := f.clock.Now().Add(48 * time.Hour)
+	for _, limit := range []int{0, -1} {
+		refs, err := f.s.ClaimDue(f.ctx, now, time.Minute, limit)
+		if err != nil || len(refs) != 0 {
+			t.Errorf("ClaimDue(limit %d) = %v, %v; want none", limit, refs, err)
+		}
+		ds, err := f.s.ListUndispatched(f.ctx, now, limit)
+		if err != nil || len(ds) != 0 {
+			t.Errorf("ListUndispatched(limit %d) = %d deliveries, %v; want none", limit, len(ds), err)
+		}
+		n, err := f.s.PurgeExpired(f.ctx, now, limit)
+		if err != nil || n != 0 {
+			t.Errorf("PurgeExpired(limit %d) = %d, %v; want 0", limit, n, err)
+		}
+	}
+}

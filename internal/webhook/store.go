@@ -1,0 +1,230 @@
+package webhook
+
+import (
+	"context"
+	"time"
+)
+
+// MaxLimit is the largest page a list returns.
+const MaxLimit = 250
+
+// ListOptions selects one page of a list ordered by key (ids are KSUIDs, so
+// id order is creation order; event types are ordered by name).
+//
+// Without Cursor the page starts at the beginning of the list in the given
+// order. With Cursor (a key, exclusive) the page holds the items after it,
+// or — when Backward — the Limit items closest before it, still returned in
+// list order.
+type ListOptions struct {
+	Limit     int // 1..MaxLimit; 0 means 50
+	Cursor    string
+	Backward  bool
+	Ascending bool
+}
+
+// Page is one page of a list. More reports whether items exist beyond the
+// page in its direction of travel (after its last item, or before its first
+// item for a Backward page).
+type Page[T any] struct {
+	Items []T
+	More  bool
+}
+
+// EventTypeFilter selects event types.
+type EventTypeFilter struct {
+	ListOptions
+	IncludeArchived bool
+}
+
+// MessageFilter selects an app's messages. Zero fields do not filter.
+// Before and After bound Timestamp exclusively.
+type MessageFilter struct {
+	ListOptions
+	AppID      string
+	EventTypes []string
+	Channel    string
+	Before     time.Time
+	After      time.Time
+}
+
+// DeliveryFilter selects deliveries of one message (MsgID set: ordered by
+// endpoint id, cursor = endpoint id) or of one endpoint (EndpointID set:
+// ordered by message id, cursor = message id). Zero fields do not filter;
+// Since (inclusive) and Until (exclusive) bound the delivery's CreatedAt,
+// i.e. the message's timestamp.
+type DeliveryFilter struct {
+	ListOptions
+	AppID      string
+	MsgID      string
+	EndpointID string
+	Statuses   []Status
+	EventTypes []string
+	Channel    string
+	Since      time.Time
+	Until      time.Time
+}
+
+// AttemptFilter selects attempts by endpoint and/or message, ordered by
+// attempt id. Zero fields do not filter; StatusCodeClass is 0 (no
+// response), 100, 200, 300, 400 or 500 when set. Before and After bound the
+// attempt Timestamp exclusively.
+type AttemptFilter struct {
+	ListOptions
+	AppID           string
+	EndpointID      string
+	MsgID           string
+	Status          *Status
+	StatusCodeClass *int
+	EventTypes      []string
+	Before          time.Time
+	After           time.Time
+}
+
+// AttemptResult is what one attempt changes, applied atomically by
+// Store.RecordAttempt: the attempt itself, the delivery's next state, and
+// the endpoint's health.
+type AttemptResult struct {
+	Attempt Attempt
+	// Run and Attempts identify the delivery state the attempt was made
+	// from: the delivery is updated only if it is still in that run, has
+	// exactly Attempts-1 recorded attempts and is not final.
+	Run      int
+	Attempts int
+	// Status is the delivery's new status: Success, Sending (another
+	// attempt at NextAttemptAt) or Fail.
+	Status        Status
+	NextAttemptAt time.Time
+}
+
+// IdempotencyRecord is a stored response for an idempotency key. Done is
+// false while the first request with the key is still being served.
+type IdempotencyRecord struct {
+	Key        string
+	Done       bool
+	StatusCode int
+	Body       []byte
+	ExpiresAt  time.Time
+}
+
+// Store keeps hookstep's state. Every implementation passes the contract
+// suite in internal/webhook/storetest; a behaviour not in the suite is not
+// guaranteed. Methods return errors of KindNotFound and KindConflict as
+// documented and wrap anything else.
+//
+// Reads ignore messages and attempts whose ExpiresAt has passed.
+type Store interface {
+	// CreateApp stores a new app; Conflict if its UID is taken.
+	CreateApp(ctx context.Context, app *App) error
+	// GetApp finds an app by id or uid; NotFound if neither matches.
+	GetApp(ctx context.Context, idOrUID string) (*App, error)
+	// UpdateApp replaces a stored app; NotFound if absent, Conflict if the
+	// new UID belongs to another app.
+	UpdateApp(ctx context.Context, app *App) error
+	// DeleteApp removes an app; afterwards none of its endpoints,
+	// messages, deliveries or attempts can be read. NotFound if absent.
+	DeleteApp(ctx context.Context, id string) error
+	// ListApps lists apps by id.
+	ListApps(ctx context.Context, opts ListOptions) (Page[App], error)
+
+	// CreateEventType stores a new event type; Conflict if the name exists
+	// (archived or not).
+	CreateEventType(ctx context.Context, et *EventType) error
+	// GetEventType finds an event type by name, archived ones included.
+	GetEventType(ctx context.Context, name string) (*EventType, error)
+	// UpdateEventType replaces a stored event type; NotFound if absent.
+	UpdateEventType(ctx context.Context, et *EventType) error
+	// DeleteEventType removes an event type for good (expunge).
+	DeleteEventType(ctx context.Context, name string) error
+	// ListEventTypes lists event types by name.
+	ListEventTypes(ctx context.Context, f EventTypeFilter) (Page[EventType], error)
+
+	// CreateEndpoint stores a new endpoint; Conflict if its UID is taken
+	// within the app.
+	CreateEndpoint(ctx context.Context, ep *Endpoint) error
+	// GetEndpoint finds an app's endpoint by id or uid.
+	GetEndpoint(ctx context.Context, appID, idOrUID string) (*Endpoint, error)
+	// UpdateEndpoint replaces a stored endpoint; NotFound if absent,
+	// Conflict if the new UID belongs to another endpoint of the app.
+	// It leaves FailingSince as stored unless the update re-enables the
+	// endpoint (Disabled true → false), which clears it.
+	UpdateEndpoint(ctx context.Context, ep *Endpoint) error
+	// DeleteEndpoint removes an endpoint and its deliveries.
+	DeleteEndpoint(ctx context.Context, appID, id string) error
+	// ListEndpoints lists an app's endpoints by id.
+	ListEndpoints(ctx context.Context, appID string, opts ListOptions) (Page[Endpoint], error)
+
+	// CreateMessage stores a message and its deliveries (each Pending,
+	// undispatched) atomically. Conflict if the message has an EventID
+	// already used by a message of the app in the 24 hours before it.
+	CreateMessage(ctx context.Context, msg *Message, deliveries []Delivery) error
+	// GetMessage finds an app's message by id or by EventID (the newest
+	// message with it).
+	GetMessage(ctx context.Context, appID, idOrEventID string) (*Message, error)
+	// ListMessages lists an app's messages by id.
+	ListMessages(ctx context.Context, f MessageFilter) (Page[Message], error)
+
+	// GetDelivery returns the delivery of a message to an endpoint.
+	GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*Delivery, error)
+	// ListDeliveries lists the deliveries of one message or one endpoint.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) (Page[Delivery], error)
+	// StartRun starts a new manual run of the delivery of msg to the
+	// endpoint — Run+1 (1 when the message never went there), Pending,
+	// Trigger manual, no attempts, due at now, undispatched — and returns
+	// it. It creates the delivery if there was none.
+	StartRun(ctx context.Context, msg *Message, endpointID string, now time.Time) (*Delivery, error)
+	// MarkDispatched records that the run's scheduler has taken it. A
+	// stale run (superseded by a newer one) is left alone.
+	MarkDispatched(ctx context.Context, ref Ref) error
+	// ListUndispatched returns up to limit unfinished deliveries whose
+	// current run is not dispatched and was last updated before the given
+	// time, oldest first, across all apps.
+	ListUndispatched(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
+	// RecordAttempt stores an attempt and applies its result (see
+	// AttemptResult) to the delivery and to the endpoint's health in one
+	// atomic step: a success clears FailingSince, a failure sets it to the
+	// attempt's time when it is zero. It returns the delivery as it is
+	// afterwards; if the delivery had moved on (other run, final, or other
+	// attempt count) the attempt is still stored and the delivery is
+	// returned unchanged. NotFound if the delivery does not exist.
+	RecordAttempt(ctx context.Context, res AttemptResult) (*Delivery, error)
+	// CancelDeliveries marks every unfinished delivery of an endpoint
+	// Canceled and returns how many changed.
+	CancelDeliveries(ctx context.Context, appID, endpointID string, now time.Time) (int, error)
+	// FinishDelivery sets an unfinished delivery's current run to a final
+	// status (Fail when a dispatcher gives up, Canceled when it stops);
+	// a stale run or a final delivery is left alone.
+	FinishDelivery(ctx context.Context, ref Ref, status Status, now time.Time) error
+	// EndpointStats counts an endpoint's deliveries by status, for
+	// deliveries created in [since, until) (zero bounds do not filter).
+	EndpointStats(ctx context.Context, appID, endpointID string, since, until time.Time) (map[Status]int, error)
+
+	// GetAttempt returns one attempt of a message.
+	GetAttempt(ctx context.Context, appID, msgID, attemptID string) (*Attempt, error)
+	// ListAttempts lists attempts by endpoint and/or message.
+	ListAttempts(ctx context.Context, f AttemptFilter) (Page[Attempt], error)
+
+	// ListFailingEndpoints returns up to limit enabled endpoints, across
+	// all apps, whose FailingSince is set and not after the given time.
+	ListFailingEndpoints(ctx context.Context, failingSince time.Time, limit int) ([]Endpoint, error)
+	// DisableEndpoint disables an endpoint for failing, only if it is
+	// still enabled and its FailingSince still equals the given time
+	// (so a success or a manual change in between wins); Conflict if not.
+	DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error
+
+	// BeginIdempotent claims an idempotency key: it stores an unfinished
+	// record and returns (nil, nil) when the key is free or expired, and
+	// returns the existing record otherwise.
+	BeginIdempotent(ctx context.Context, key string, expiresAt time.Time) (*IdempotencyRecord, error)
+	// FinishIdempotent stores the response for a claimed key.
+	FinishIdempotent(ctx context.Context, key string, statusCode int, body []byte) error
+	// ReleaseIdempotent frees a claimed key whose request did not succeed.
+	ReleaseIdempotent(ctx context.Context, key string) error
+}
+
+// Dispatcher hands a delivery run to whatever schedules its attempts: the
+// local durable queue, or a Step Functions execution per run.
+type Dispatcher interface {
+	// Dispatch schedules the run's first attempt now. Dispatching a run
+	// that was already dispatched is harmless and returns nil.
+	Dispatch(ctx context.Context, ref Ref) error
+}

@@ -1,0 +1,305 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// setStatus brings the delivery of msg to the endpoint, still Pending, to
+// the status by the means the store offers for it.
+func (e *env) setStatus(t *testing.T, msg *webhook.Message, endpointID string, status webhook.Status) {
+	t.Helper()
+	switch status {
+	case webhook.StatusPending:
+	case webhook.StatusSuccess:
+		e.record(t, msg, endpointID, webhook.StatusSuccess, 200)
+	case webhook.StatusSending:
+		e.record(t, msg, endpointID, webhook.StatusFail, 503)
+	case webhook.StatusFail, webhook.StatusCanceled:
+		ref := webhook.Ref{AppID: msg.AppID, MsgID: msg.ID, EndpointID: endpointID}
+		if err := e.s.FinishDelivery(e.ctx, ref, status, e.clock.Now()); err != nil {
+			t.Fatalf("FinishDelivery: %v", err)
+		}
+	}
+	if got := e.getDelivery(t, msg.AppID, msg.ID, endpointID).Status; got != status {
+		t.Fatalf("delivery status: got %v, want %v", got, status)
+	}
+}
+
+// fullStats returns m with every status present, so that stores may leave
+// zero counts out.
+func fullStats(m map[webhook.Status]int) map[webhook.Status]int {
+	full := make(map[webhook.Status]int)
+	for _, s := range []webhook.Status{webhook.StatusSuccess, webhook.StatusPending, webhook.StatusFail, webhook.StatusSending, webhook.StatusCanceled} {
+		full[s] = m[s]
+	}
+	return full
+}
+
+func testListDeliveriesByEndpoint(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	other := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	ep2 := e.createEndpoint(t, app.ID)
+	otherEp := e.createEndpoint(t, other.ID)
+	specs := []struct {
+		eventType string
+		channels  []string
+		status    webhook.Status
+	}{
+		{"a", []string{"x"}, webhook.StatusSuccess},
+		{"b", []string{"y"}, webhook.StatusFail},
+		{"a", []string{"x", "y"}, webhook.StatusPending},
+		{"c", nil, webhook.StatusSending},
+		{"b", []string{"x"}, webhook.StatusCanceled},
+		{"a", nil, webhook.StatusPending},
+	}
+	var msgs []*webhook.Message
+	for _, sp := range specs {
+		msg := e.createMessage(t, app.ID, func(m *webhook.Message) {
+			m.EventType = sp.eventType
+			m.Channels = sp.channels
+		}, ep.ID, ep2.ID)
+		e.setStatus(t, msg, ep.ID, sp.status)
+		msgs = append(msgs, msg)
+		e.createMessage(t, other.ID, nil, otherEp.ID)
+	}
+	ts := func(i int) time.Time { return msgs[i].Timestamp }
+
+	list := func(f webhook.DeliveryFilter) func(webhook.ListOptions) (webhook.Page[webhook.Delivery], error) {
+		return func(opts webhook.ListOptions) (webhook.Page[webhook.Delivery], error) {
+			f.ListOptions = opts
+			f.AppID = app.ID
+			f.EndpointID = ep.ID
+			return e.s.ListDeliveries(e.ctx, f)
+		}
+	}
+	var want []webhook.Delivery
+	for _, m := range msgs {
+		want = append(want, *e.getDelivery(t, app.ID, m.ID, ep.ID))
+	}
+	if d := diff(want, listAll(t, list(webhook.DeliveryFilter{}))); d != "" {
+		t.Errorf("ListDeliveries mismatch (-want +got):\n%s", d)
+	}
+	foreign, err := e.s.ListDeliveries(e.ctx, webhook.DeliveryFilter{AppID: other.ID, EndpointID: ep.ID})
+	if err != nil || len(foreign.Items) != 0 {
+		t.Errorf("ListDeliveries(other app's id, endpoint): got %d items, %v; want none", len(foreign.Items), err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		filter webhook.DeliveryFilter
+		want   []int // indexes into msgs
+	}{
+		{"All", webhook.DeliveryFilter{}, []int{0, 1, 2, 3, 4, 5}},
+		{"Pending", webhook.DeliveryFilter{Statuses: []webhook.Status{webhook.StatusPending}}, []int{2, 5}},
+		{"Statuses", webhook.DeliveryFilter{Statuses: []webhook.Status{webhook.StatusSuccess, webhook.StatusFail}}, []int{0, 1}},
+		{"Canceled", webhook.DeliveryFilter{Statuses: []webhook.Status{webhook.StatusCanceled}}, []int{4}},
+		{"EventTypes", webhook.DeliveryFilter{EventTypes: []string{"a"}}, []int{0, 2, 5}},
+		{"Channel", webhook.DeliveryFilter{Channel: "x"}, []int{0, 2, 4}},
+		{"SinceInclusive", webhook.DeliveryFilter{Since: ts(2)}, []int{2, 3, 4, 5}},
+		{"UntilExclusive", webhook.DeliveryFilter{Until: ts(4)}, []int{0, 1, 2, 3}},
+		{"Combined", webhook.DeliveryFilter{Since: ts(1), Until: ts(4), Statuses: []webhook.Status{webhook.StatusPending, webhook.StatusSending}}, []int{2, 3}},
+		{"NoMatch", webhook.DeliveryFilter{EventTypes: []string{"zzz"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var keys []string
+			for _, i := range tc.want {
+				keys = append(keys, msgs[i].ID)
+			}
+			checkPaging(t, keys, listerOf(list(tc.filter), func(d webhook.Delivery) string { return d.MsgID }))
+		})
+	}
+}
+
+func testListDeliveriesByMessage(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	other := e.createApp(t, "")
+	statuses := []webhook.Status{webhook.StatusSuccess, webhook.StatusFail, webhook.StatusPending, webhook.StatusSending, webhook.StatusCanceled}
+	var eps []string
+	for range statuses {
+		eps = append(eps, e.createEndpoint(t, app.ID).ID)
+	}
+	msg := e.createMessage(t, app.ID, func(m *webhook.Message) {
+		m.EventType = "a"
+		m.Channels = []string{"x"}
+	}, eps...)
+	e.createMessage(t, app.ID, nil, eps...) // another message to the same endpoints
+	for i, s := range statuses {
+		e.setStatus(t, msg, eps[i], s)
+	}
+
+	list := func(f webhook.DeliveryFilter) func(webhook.ListOptions) (webhook.Page[webhook.Delivery], error) {
+		return func(opts webhook.ListOptions) (webhook.Page[webhook.Delivery], error) {
+			f.ListOptions = opts
+			f.AppID = app.ID
+			f.MsgID = msg.ID
+			return e.s.ListDeliveries(e.ctx, f)
+		}
+	}
+	var want []webhook.Delivery
+	for _, id := range eps {
+		want = append(want, *e.getDelivery(t, app.ID, msg.ID, id))
+	}
+	if d := diff(want, listAll(t, list(webhook.DeliveryFilter{}))); d != "" {
+		t.Errorf("ListDeliveries mismatch (-want +got):\n%s", d)
+	}
+	foreign, err := e.s.ListDeliveries(e.ctx, webhook.DeliveryFilter{AppID: other.ID, MsgID: msg.ID})
+	if err != nil || len(foreign.Items) != 0 {
+		t.Errorf("ListDeliveries(other app's id, message): got %d items, %v; want none", len(foreign.Items), err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		filter webhook.DeliveryFilter
+		want   []int // indexes into eps
+	}{
+		{"All", webhook.DeliveryFilter{}, []int{0, 1, 2, 3, 4}},
+		{"Statuses", webhook.DeliveryFilter{Statuses: []webhook.Status{webhook.StatusFail, webhook.StatusCanceled}}, []int{1, 4}},
+		{"EventType", webhook.DeliveryFilter{EventTypes: []string{"a", "b"}}, []int{0, 1, 2, 3, 4}},
+		{"OtherEventType", webhook.DeliveryFilter{EventTypes: []string{"b"}}, nil},
+		{"Channel", webhook.DeliveryFilter{Channel: "x"}, []int{0, 1, 2, 3, 4}},
+		{"OtherChannel", webhook.DeliveryFilter{Channel: "y"}, nil},
+		{"Since", webhook.DeliveryFilter{Since: msg.Timestamp}, []int{0, 1, 2, 3, 4}},
+		{"Until", webhook.DeliveryFilter{Until: msg.Timestamp}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var keys []string
+			for _, i := range tc.want {
+				keys = append(keys, eps[i])
+			}
+			checkPaging(t, keys, listerOf(list(tc.filter), func(d webhook.Delivery) string { return d.EndpointID }))
+		})
+	}
+}
+
+func testStartRun(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	ep2 := e.createEndpoint(t, app.ID)
+	msg := e.createMessage(t, app.ID, func(m *webhook.Message) { m.Channels = []string{"eu"} }, ep.ID)
+	e.record(t, msg, ep.ID, webhook.StatusFail, 500)
+	if err := e.s.MarkDispatched(e.ctx, webhook.Ref{AppID: app.ID, MsgID: msg.ID, EndpointID: ep.ID}); err != nil {
+		t.Fatalf("MarkDispatched: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		endpoint string
+		before   func(t *testing.T)
+		wantRun  int
+	}{
+		{"AfterOriginalRun", ep.ID, nil, 1},
+		{"AfterManualRun", ep.ID, nil, 2},
+		{"AfterSuccess", ep.ID, func(t *testing.T) { e.setStatus(t, msg, ep.ID, webhook.StatusSuccess) }, 3},
+		{"NeverDelivered", ep2.ID, nil, 1},
+		{"AgainNeverDelivered", ep2.ID, nil, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before(t)
+			}
+			now := e.clock.Advance(time.Minute)
+			got, err := e.s.StartRun(e.ctx, msg, tc.endpoint, now)
+			if err != nil {
+				t.Fatalf("StartRun: %v", err)
+			}
+			want := newDelivery(msg, tc.endpoint)
+			want.Run = tc.wantRun
+			want.Trigger = webhook.TriggerManual
+			want.NextAttemptAt = now
+			want.UpdatedAt = now
+			if d := diff(&want, got); d != "" {
+				t.Errorf("StartRun mismatch (-want +got):\n%s", d)
+			}
+			if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, tc.endpoint)); d != "" {
+				t.Errorf("GetDelivery after StartRun mismatch (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func testMarkDispatched(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	msg := e.createMessage(t, app.ID, nil, ep.ID)
+	ref := webhook.Ref{AppID: app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	ignoreUpdatedAt := cmpopts.IgnoreFields(webhook.Delivery{}, "UpdatedAt")
+
+	mark := func(t *testing.T, ref webhook.Ref, wantDispatched bool) {
+		t.Helper()
+		before := e.getDelivery(t, app.ID, msg.ID, ep.ID)
+		if err := e.s.MarkDispatched(e.ctx, ref); err != nil {
+			t.Fatalf("MarkDispatched(run %d): %v", ref.Run, err)
+		}
+		want := *before
+		want.Dispatched = wantDispatched
+		if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, ep.ID), ignoreUpdatedAt); d != "" {
+			t.Errorf("GetDelivery after MarkDispatched(run %d) mismatch (-want +got):\n%s", ref.Run, d)
+		}
+	}
+	mark(t, ref, true)
+	mark(t, ref, true) // again: harmless
+
+	run, err := e.s.StartRun(e.ctx, msg, ep.ID, e.clock.Now())
+	if err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	if run.Dispatched {
+		t.Errorf("StartRun: got Dispatched, want a new undispatched run")
+	}
+	mark(t, ref, false) // stale run 0
+	mark(t, run.Ref(), true)
+
+	missing := ref
+	missing.EndpointID = "ep_missing"
+	wantNotFound(t, "MarkDispatched(missing)", e.s.MarkDispatched(e.ctx, missing))
+}
+
+func testListUndispatched(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	other := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	otherEp := e.createEndpoint(t, other.ID)
+
+	m0 := e.createMessage(t, app.ID, nil, ep.ID)
+	m1 := e.createMessage(t, app.ID, nil, ep.ID)
+	m2 := e.createMessage(t, app.ID, nil, ep.ID)
+	m3 := e.createMessage(t, other.ID, nil, otherEp.ID)
+	m4 := e.createMessage(t, other.ID, nil, otherEp.ID)
+	if err := e.s.MarkDispatched(e.ctx, webhook.Ref{AppID: app.ID, MsgID: m1.ID, EndpointID: ep.ID}); err != nil {
+		t.Fatalf("MarkDispatched: %v", err)
+	}
+	e.setStatus(t, m2, ep.ID, webhook.StatusFail) // final: never listed
+
+	d0 := *e.getDelivery(t, app.ID, m0.ID, ep.ID)
+	d3 := *e.getDelivery(t, other.ID, m3.ID, otherEp.ID)
+	d4 := *e.getDelivery(t, other.ID, m4.ID, otherEp.ID)
+
+	check := func(t *testing.T, before time.Time, limit int, want []webhook.Delivery) {
+		t.Helper()
+		got, err := e.s.ListUndispatched(e.ctx, before, limit)
+		if err != nil {
+			t.Fatalf("ListUndispatched: %v", err)
+		}
+		if d := diff(want, got); d != "" {
+			t.Errorf("ListUndispatched(%v, %d) mismatch (-want +got):\n%s", before.Sub(Epoch), limit, d)
+		}
+	}
+	check(t, m4.Timestamp.Add(time.Millisecond), 10, []webhook.Delivery{d0, d3, d4})
+	check(t, m4.Timestamp, 10, []webhook.Delivery{d0, d3}) // strictly before
+	check(t, m4.Timestamp, 1, []webhook.Delivery{d0})
+	check(t, m0.Timestamp, 10, nil)
+
+	// A new run is undispatched again, as of its start.
+	now := e.clock.Advance(time.Minute)
+	run, err := e.s.StartRun(e.ctx, m1, ep.ID, now)
+	if err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	check(t, now, 10, []webhook.Delivery{d0, d3, d4})
+	check(t, now.Add(time.Millisecond), 10, []webhook.Delivery{d0, d3, d4, *run})
+}
