@@ -1,0 +1,217 @@
+// Command local runs all of hookstep in one process: the management API and
+// dashboard, the delivery workers over a durable SQLite queue, and the
+// sweeper. It is what `make run` starts. Configuration comes from
+// HOOKSTEP_* environment variables (see config.go and the README).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hookstep/hookstep/events"
+	"github.com/hookstep/hookstep/internal/api"
+	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/localqueue"
+	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/sqlite"
+	"github.com/hookstep/hookstep/internal/sweeper"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hookstep:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the service and blocks until ctx ends, then shuts down
+// gracefully. It prints the listening URL (and a generated admin token,
+// once) to stdout and logs to logw.
+func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, logw)
+	clock := webhook.SystemClock{}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	dbPath := filepath.Join(cfg.DataDir, "hookstep.db")
+	_, statErr := os.Stat(dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	store, err := sqlite.Open(ctx, dbPath, clock)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if fresh {
+		if err := seedEventTypes(ctx, store, clock.Now()); err != nil {
+			return err
+		}
+	}
+	tokenHash, err := adminToken(cfg, stdout)
+	if err != nil {
+		return err
+	}
+	if cfg.AllowPrivate {
+		logger.Warn("private and loopback delivery targets are allowed (HOOKSTEP_ALLOW_PRIVATE_TARGETS=true); set it to false on a shared network")
+	}
+
+	// Background work (recover tasks, the queue, the sweeper) stops with
+	// ctx and is awaited before the store closes.
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	svc := &delivery.Service{
+		Store:    store,
+		Sender:   sender.New(sender.Config{Timeout: cfg.HTTPTimeout, AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS}),
+		Schedule: cfg.Schedule,
+		Clock:    clock,
+		Logger:   logger,
+		Go: func(task func(context.Context)) {
+			bg.Add(1)
+			go func() { defer bg.Done(); task(ctx) }()
+		},
+	}
+	queue := localqueue.New(store, func(ctx context.Context, ref webhook.Ref) error {
+		_, err := svc.Attempt(ctx, ref)
+		return err
+	}, clock, logger, localqueue.Config{Workers: cfg.Workers, Lease: cfg.HTTPTimeout + 30*time.Second})
+	svc.Dispatcher = queue
+	sw := &sweeper.Sweeper{
+		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
+		DisableAfter: cfg.DisableAfter, RedriveAfter: 2 * time.Minute, Batch: 500,
+	}
+
+	handler := api.New(api.Config{
+		Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
+		AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS, Version: version,
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	bg.Add(2)
+	go func() { defer bg.Done(); queue.Run(ctx) }()
+	go func() { defer bg.Done(); sweepEvery(ctx, sw, store, cfg.SweepInterval, logger) }()
+
+	fmt.Fprintf(stdout, "hookstep listening on http://%s\n", ln.Addr())
+	logger.Info("started", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "schedule", cfg.Schedule.String(), "version", version)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// sweepEvery runs the sweeper, and purges expired messages and attempts,
+// once at start and then every interval until ctx ends.
+func sweepEvery(ctx context.Context, sw *sweeper.Sweeper, store *sqlite.Store, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := sw.Sweep(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("sweep", "err", err)
+		}
+		if _, err := store.PurgeExpired(ctx, time.Now().UTC(), 1000); err != nil && ctx.Err() == nil {
+			logger.Error("purge expired", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// adminToken returns the hash of the admin token. HOOKSTEP_ADMIN_TOKEN sets
+// it; otherwise the hash kept in the data dir is used, and on first start a
+// token is generated, its hash kept, and the token printed once.
+func adminToken(cfg config, stdout io.Writer) ([32]byte, error) {
+	path := filepath.Join(cfg.DataDir, "admin-token.sha256")
+	if cfg.AdminToken != "" {
+		h := authtoken.Hash(cfg.AdminToken)
+		return h, os.WriteFile(path, []byte(authtoken.EncodeHash(h)+"\n"), 0o600)
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		h, err := authtoken.DecodeHash(string(b))
+		if err != nil {
+			return h, fmt.Errorf("%s: %w (delete it to generate a new token)", path, err)
+		}
+		return h, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return [32]byte{}, err
+	}
+	token, err := authtoken.Generate()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	h := authtoken.Hash(token)
+	if err := os.WriteFile(path, []byte(authtoken.EncodeHash(h)+"\n"), 0o600); err != nil {
+		return h, err
+	}
+	fmt.Fprintf(stdout, "admin token (shown once; only its hash is kept in %s):\n  %s\n", path, token)
+	return h, nil
+}
+
+// seedEventTypes loads the events/ catalog as event types, so a newcomer
+// can subscribe right away.
+func seedEventTypes(ctx context.Context, store webhook.Store, now time.Time) error {
+	cat, err := events.Catalog()
+	if err != nil {
+		return err
+	}
+	for _, e := range cat {
+		et := &webhook.EventType{
+			Name: e.Name, Description: e.Description, GroupName: e.GroupName,
+			Schemas:   []byte(`{"1":` + string(e.Schema) + `}`),
+			CreatedAt: now, UpdatedAt: now,
+		}
+		if err := store.CreateEventType(ctx, et); err != nil && !webhook.IsConflict(err) {
+			return fmt.Errorf("seed event type %s: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if strings.EqualFold(cfg.LogFormat, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// receiver is a webhook endpoint on 127.0.0.1 that records every request
+// and answers with a status chosen per request.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []received
+	answer   func(msgID string, n int) int // n counts this message's requests from 1
+}
+
+type received struct {
+	Path   string
+	Header http.Header
+	Body   []byte
+	At     time.Time
+	Status int
+}
+
+func newReceiver(t *testing.T, answer func(msgID string, n int) int) *receiver {
+	t.Helper()
+	r := &receiver{answer: answer}
+	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	id := req.Header.Get("webhook-id")
+	r.mu.Lock()
+	n := 1
+	for _, p := range r.requests {
+		if p.Header.Get("webhook-id") == id {
+			n++
+		}
+	}
+	status := http.StatusOK
+	if r.answer != nil {
+		status = r.answer(id, n)
+	}
+	r.requests = append(r.requests, received{Path: req.URL.Path, Header: req.Header.Clone(), Body: body, At: time.Now(), Status: status})
+	r.mu.Unlock()
+	w.WriteHeader(status)
+	io.WriteString(w, `{"ok":true}`)
+}
+
+// of returns the requests for one message id, in arrival order.
+func (r *receiver) of(msgID string) []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []received
+	for _, p := range r.requests {
+		if p.Header.Get("webhook-id") == msgID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.requests)
+}
+
+// succeeded reports whether msgID got a 2xx answer.
+func (r *receiver) succeeded(msgID string) bool {
+	for _, p := range r.of(msgID) {
+		if p.Status < 300 {
+			return true
+		}
+	}
+	return false
+}

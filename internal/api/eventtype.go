@@ -1,0 +1,322 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// eventTypeOut is EventTypeOut.
+type eventTypeOut struct {
+	Name         string          `json:"name"`
+	Description  string          `json:"description"`
+	Archived     bool            `json:"archived"`
+	Deprecated   bool            `json:"deprecated"`
+	Schemas      json.RawMessage `json:"schemas"`
+	GroupName    *string         `json:"groupName"`
+	FeatureFlags []string        `json:"featureFlags"`
+	CreatedAt    timestamp       `json:"createdAt"`
+	UpdatedAt    timestamp       `json:"updatedAt"`
+}
+
+func newEventTypeOut(et *webhook.EventType, withContent bool) eventTypeOut {
+	out := eventTypeOut{
+		Name:         et.Name,
+		Description:  et.Description,
+		Archived:     et.Archived,
+		Deprecated:   et.Deprecated,
+		GroupName:    stringOrNull(et.GroupName),
+		FeatureFlags: listOrNull(et.FeatureFlags),
+		CreatedAt:    timestamp(et.CreatedAt),
+		UpdatedAt:    timestamp(et.UpdatedAt),
+	}
+	if withContent && len(et.Schemas) > 0 {
+		out.Schemas = et.Schemas
+	}
+	return out
+}
+
+const maxFeatureFlags = 50
+
+// eventTypeInput is a decoded EventTypeIn, EventTypeUpdate or
+// EventTypePatch.
+type eventTypeInput struct {
+	description  opt[string]
+	archived     opt[bool]
+	deprecated   opt[bool]
+	schemas      opt[json.RawMessage]
+	groupName    opt[string]
+	featureFlags opt[[]string]
+}
+
+// readEventTypeInput decodes and checks an event type body; POST and PUT
+// bodies must have a description.
+func readEventTypeInput(f *fields, full bool) eventTypeInput {
+	var in eventTypeInput
+	if full {
+		d, ok := required[string](f, "description")
+		in.description = opt[string]{Set: ok, V: d}
+	} else {
+		in.description = field[string](f, "description")
+		if in.description.Null {
+			f.p.Add(loc("body", "description"), "must not be null")
+		}
+	}
+	if in.description.Value() && len(in.description.V) > webhook.MaxDescriptionLen {
+		f.p.Add(loc("body", "description"), "must be at most %d characters", webhook.MaxDescriptionLen)
+	}
+	in.archived = notNull(f, "archived", field[bool](f, "archived"))
+	in.deprecated = notNull(f, "deprecated", field[bool](f, "deprecated"))
+
+	in.schemas = field[json.RawMessage](f, "schemas")
+	if in.schemas.Value() {
+		var buf bytes.Buffer
+		var m map[string]json.RawMessage
+		if json.Unmarshal(in.schemas.V, &m) != nil || m == nil || json.Compact(&buf, in.schemas.V) != nil {
+			f.p.Add(loc("body", "schemas"), "must be an object of JSON Schemas by version")
+		} else {
+			in.schemas.V = buf.Bytes()
+		}
+	}
+
+	in.groupName = field[string](f, "groupName")
+	if in.groupName.Value() && in.groupName.V != "" {
+		webhook.ValidateEventTypeName(f.p, loc("body", "groupName"), in.groupName.V)
+	}
+
+	name := "featureFlags"
+	if f.has(name) {
+		in.featureFlags = field[[]string](f, name)
+	} else if f.has("featureFlag") {
+		// The deprecated singular form holds one flag.
+		name = "featureFlag"
+		single := field[string](f, name)
+		in.featureFlags = opt[[]string]{Set: single.Set, Null: single.Null}
+		if single.Value() {
+			in.featureFlags.V = []string{single.V}
+		}
+	}
+	if in.featureFlags.Value() {
+		if len(in.featureFlags.V) > maxFeatureFlags {
+			f.p.Add(loc("body", name), "at most %d feature flags", maxFeatureFlags)
+		}
+		for _, ff := range in.featureFlags.V {
+			webhook.ValidateEventTypeName(f.p, loc("body", name), ff)
+		}
+	}
+	return in
+}
+
+// notNull reports a null for a field that cannot be cleared.
+func notNull[T any](f *fields, name string, o opt[T]) opt[T] {
+	if o.Null {
+		f.p.Add(loc("body", name), "must not be null")
+		return opt[T]{}
+	}
+	return o
+}
+
+// apply sets the fields the input mentions; absent fields are kept and
+// null ones cleared.
+func (in eventTypeInput) apply(et *webhook.EventType) {
+	if in.description.Value() {
+		et.Description = in.description.V
+	}
+	if in.archived.Value() {
+		et.Archived = in.archived.V
+	}
+	if in.deprecated.Value() {
+		et.Deprecated = in.deprecated.V
+	}
+	if in.schemas.Set {
+		et.Schemas = in.schemas.V
+	}
+	if in.groupName.Set {
+		et.GroupName = in.groupName.V
+	}
+	if in.featureFlags.Set {
+		et.FeatureFlags = in.featureFlags.V
+	}
+}
+
+// replace sets every field from a full (POST or PUT) body: absent fields
+// take their defaults.
+func (in eventTypeInput) replace(et *webhook.EventType) {
+	et.Archived, et.Deprecated = false, false
+	et.Schemas, et.GroupName, et.FeatureFlags = nil, "", nil
+	in.apply(et)
+}
+
+// eventTypeFromPath loads the event type named by {event_type_name},
+// archived or not.
+func (s *Server) eventTypeFromPath(r *http.Request) (*webhook.EventType, error) {
+	name := r.PathValue("event_type_name")
+	if !isEventTypeName(name) {
+		return nil, errNotFound("Event type")
+	}
+	et, err := s.store.GetEventType(r.Context(), name)
+	if webhook.IsNotFound(err) {
+		return nil, errNotFound("Event type")
+	}
+	return et, err
+}
+
+func (s *Server) listEventTypes(w http.ResponseWriter, r *http.Request) error {
+	var p webhook.Problems
+	q := newQuery(r, &p)
+	f := webhook.EventTypeFilter{
+		ListOptions:     q.listOptions(true, isEventTypeName),
+		IncludeArchived: q.bool("include_archived", false),
+	}
+	withContent := q.bool("with_content", true)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	page, err := s.store.ListEventTypes(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	conv := func(et *webhook.EventType) eventTypeOut { return newEventTypeOut(et, withContent) }
+	key := func(et *webhook.EventType) string { return et.Name }
+	s.writeJSON(w, r, http.StatusOK, newList(page, key, mapItems(page.Items, conv)))
+	return nil
+}
+
+// createEventType creates an event type. Creating one that exists archived
+// brings it back (as Svix does); creating one that exists otherwise is a
+// conflict.
+func (s *Server) createEventType(w http.ResponseWriter, r *http.Request) error {
+	var p webhook.Problems
+	f, err := decodeObject(w, r, &p)
+	if err != nil {
+		return err
+	}
+	name, ok := required[string](f, "name")
+	if ok {
+		webhook.ValidateEventTypeName(&p, loc("body", "name"), name)
+	}
+	in := readEventTypeInput(f, true)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	now := s.now()
+	et := &webhook.EventType{Name: name, CreatedAt: now, UpdatedAt: now}
+	in.replace(et)
+	err = s.store.CreateEventType(ctx, et)
+	if webhook.IsConflict(err) {
+		existing, getErr := s.store.GetEventType(ctx, name)
+		if getErr != nil || !existing.Archived {
+			return webhook.Conflict("Event type %q already exists", name)
+		}
+		et.CreatedAt = existing.CreatedAt
+		err = s.store.UpdateEventType(ctx, et)
+	}
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusCreated, newEventTypeOut(et, true))
+	return nil
+}
+
+func (s *Server) getEventType(w http.ResponseWriter, r *http.Request) error {
+	et, err := s.eventTypeFromPath(r)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, newEventTypeOut(et, true))
+	return nil
+}
+
+// putEventType replaces an event type, or creates it (201).
+func (s *Server) putEventType(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("event_type_name")
+	var p webhook.Problems
+	webhook.ValidateEventTypeName(&p, loc("path", "event_type_name"), name)
+	f, err := decodeObject(w, r, &p)
+	if err != nil {
+		return err
+	}
+	in := readEventTypeInput(f, true)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	now := s.now()
+	et, err := s.store.GetEventType(ctx, name)
+	switch {
+	case err == nil:
+		in.replace(et)
+		et.UpdatedAt = now
+		if err := s.store.UpdateEventType(ctx, et); err != nil {
+			return err
+		}
+		s.writeJSON(w, r, http.StatusOK, newEventTypeOut(et, true))
+		return nil
+	case !webhook.IsNotFound(err):
+		return err
+	}
+	et = &webhook.EventType{Name: name, CreatedAt: now, UpdatedAt: now}
+	in.replace(et)
+	if err := s.store.CreateEventType(ctx, et); err != nil {
+		if webhook.IsConflict(err) {
+			return webhook.Conflict("Event type %q was created concurrently", name)
+		}
+		return err
+	}
+	s.writeJSON(w, r, http.StatusCreated, newEventTypeOut(et, true))
+	return nil
+}
+
+func (s *Server) patchEventType(w http.ResponseWriter, r *http.Request) error {
+	var p webhook.Problems
+	f, err := decodeObject(w, r, &p)
+	if err != nil {
+		return err
+	}
+	in := readEventTypeInput(f, false)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	et, err := s.eventTypeFromPath(r)
+	if err != nil {
+		return err
+	}
+	in.apply(et)
+	et.UpdatedAt = s.now()
+	if err := s.store.UpdateEventType(r.Context(), et); err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, newEventTypeOut(et, true))
+	return nil
+}
+
+// deleteEventType archives an event type, or with ?expunge=true removes it.
+func (s *Server) deleteEventType(w http.ResponseWriter, r *http.Request) error {
+	var p webhook.Problems
+	expunge := newQuery(r, &p).bool("expunge", false)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	et, err := s.eventTypeFromPath(r)
+	if err != nil {
+		return err
+	}
+	if expunge {
+		err = s.store.DeleteEventType(r.Context(), et.Name)
+	} else if !et.Archived {
+		et.Archived = true
+		et.UpdatedAt = s.now()
+		err = s.store.UpdateEventType(r.Context(), et)
+	}
+	if webhook.IsNotFound(err) {
+		return errNotFound("Event type")
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+const (
+	idempotencyHeader = "Idempotency-Key"
+	idempotencyTTL    = 24 * time.Hour
+	maxIdempotencyKey = 256
+	// storeTimeout bounds the bookkeeping after a response has been
+	// written, which runs even when the client has gone away.
+	storeTimeout = 10 * time.Second
+)
+
+// idempotencyKey scopes a client's key to the token and the full request
+// URI, so the same key on another route or query is another request.
+func idempotencyKey(r *http.Request, clientKey string) string {
+	token := tokenHashOf(r)
+	h := sha256.New()
+	h.Write(token[:])
+	h.Write([]byte{0})
+	h.Write([]byte(clientKey))
+	h.Write([]byte{0})
+	h.Write([]byte(r.URL.RequestURI()))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// idempotent serves a POST that carries an idempotency key. The first
+// request with a key runs; its 2xx response is stored and replayed byte
+// for byte to repeats for 24 hours. A repeat that arrives while the first
+// is still running gets 409. A non-2xx response frees the key, so the
+// client can retry.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	clientKey := r.Header.Get(idempotencyHeader)
+	if len(clientKey) > maxIdempotencyKey {
+		s.writeError(w, r, webhook.BadRequest("generic_error", "idempotency-key must be at most %d characters", maxIdempotencyKey))
+		return
+	}
+	key := idempotencyKey(r, clientKey)
+	rec, err := s.store.BeginIdempotent(r.Context(), key, s.now().Add(idempotencyTTL))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if rec != nil {
+		if !rec.Done {
+			s.writeError(w, r, webhook.Conflict("A request with this idempotency key is still in progress"))
+			return
+		}
+		if len(rec.Body) > 0 {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(rec.StatusCode)
+		_, _ = w.Write(rec.Body)
+		return
+	}
+
+	cw := &capture{ResponseWriter: w}
+	// The bookkeeping must happen even if the handler panics or the
+	// client disconnects; a key left claimed would answer 409 for a day.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
+	defer cancel()
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		if err := s.store.ReleaseIdempotent(ctx, key); err != nil {
+			s.log.ErrorContext(ctx, "release idempotency key", "err", err)
+		}
+	}()
+	next.ServeHTTP(cw, r)
+	if cw.status >= 200 && cw.status < 300 {
+		if err := s.store.FinishIdempotent(ctx, key, cw.status, cw.body.Bytes()); err != nil {
+			s.log.ErrorContext(ctx, "store idempotent response", "err", err)
+			return
+		}
+		finished = true
+	}
+}
+
+// capture passes a response through and keeps a copy of its status and
+// body.
+type capture struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (c *capture) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	c.body.Write(b)
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (c *capture) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestIdempotencyReplaysByteForByte(t *testing.T) {
+	h := newHarness(t)
+	key := "auto_6c1e3f54-2b7a-4c8e-9d1f-3a5b7c9e1f20"
+	first := h.must(http.StatusCreated, "POST", "/api/v1/app", map[string]any{"name": "once"}, "Idempotency-Key", key)
+	h.clock.Advance(time.Hour)
+	// A repeat — even with another body — gets the stored response.
+	again := h.must(http.StatusCreated, "POST", "/api/v1/app", map[string]any{"name": "twice"}, "idempotency-key", key)
+	if !bytes.Equal(first.Body, again.Body) {
+		t.Errorf("replay differs:\n%s\n%s", first.Body, again.Body)
+	}
+	if again.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("replay content-type %q", again.Header.Get("Content-Type"))
+	}
+	if n := len(h.must(http.StatusOK, "GET", "/api/v1/app", nil).Data(t)); n != 1 {
+		t.Errorf("%d apps, want 1", n)
+	}
+	// The same key on another URI (query included) is another request.
+	h.must(http.StatusCreated, "POST", "/api/v1/app?get_if_exists=false", map[string]any{"name": "other"}, "Idempotency-Key", key)
+	// After 24 hours the key is free again.
+	h.clock.Advance(24 * time.Hour)
+	h.must(http.StatusCreated, "POST", "/api/v1/app", map[string]any{"name": "later"}, "Idempotency-Key", key)
+	if n := len(h.must(http.StatusOK, "GET", "/api/v1/app", nil).Data(t)); n != 3 {
+		t.Errorf("%d apps, want 3", n)
+	}
+}
+
+func TestIdempotencyReplays204(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	ep := str(h.createEndpoint(app, map[string]any{})["id"])
+	path := "/api/v1/app/" + app + "/endpoint/" + ep
+	h.must(http.StatusNoContent, "POST", path+"/secret/rotate", nil, "Idempotency-Key", "k")
+	secret := h.must(http.StatusOK, "GET", path+"/secret", nil).JSON(t)["key"]
+	res := h.must(http.StatusNoContent, "POST", path+"/secret/rotate", nil, "Idempotency-Key", "k")
+	if len(res.Body) != 0 {
+		t.Errorf("replayed 204 has body %q", res.Body)
+	}
+	if got := h.must(http.StatusOK, "GET", path+"/secret", nil).JSON(t)["key"]; got != secret {
+		t.Errorf("the replay rotated again")
+	}
+}
+
+func TestIdempotencyErrorsAreNotStored(t *testing.T) {
+	h := newHarness(t)
+	wantValidation(t, h.do("POST", "/api/v1/app", map[string]any{}, "Idempotency-Key", "k"), []string{"body", "name"})
+	// The key was released: a corrected request with it succeeds.
+	h.must(http.StatusCreated, "POST", "/api/v1/app", map[string]any{"name": "fixed"}, "Idempotency-Key", "k")
+	// Keys are scoped to the token hash: an unauthenticated repeat is 401.
+	wantError(t, h.do("POST", "/api/v1/app", map[string]any{"name": "x"}, "Idempotency-Key", "k", "Authorization", "Bearer other"),
+		http.StatusUnauthorized, "authentication_failed")
+	wantError(t, h.do("POST", "/api/v1/app", map[string]any{"name": "x"}, "Idempotency-Key", string(bytes.Repeat([]byte("k"), 257))),
+		http.StatusBadRequest, "generic_error")
+}
+
+func TestIdempotencyConcurrentInFlight(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	h.dels.block = make(chan struct{})
+	h.dels.entered = make(chan struct{}, 1)
+	path := "/api/v1/app/" + app + "/msg"
+	body := map[string]any{"eventType": "a", "payload": map[string]any{}}
+
+	done := make(chan response)
+	go func() { done <- h.do("POST", path, body, "Idempotency-Key", "same") }()
+	<-h.dels.entered
+
+	wantError(t, h.do("POST", path, body, "Idempotency-Key", "same"), http.StatusConflict, "conflict")
+
+	close(h.dels.block)
+	first := <-done
+	if first.Status != http.StatusAccepted {
+		t.Fatalf("first request: %d %s", first.Status, first.Body)
+	}
+	h.dels.block = nil
+	replay := h.must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "same")
+	if !bytes.Equal(first.Body, replay.Body) {
+		t.Errorf("replay differs:\n%s\n%s", first.Body, replay.Body)
+	}
+	if n := len(h.must(http.StatusOK, "GET", path, nil).Data(t)); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}

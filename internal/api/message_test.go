@@ -1,0 +1,157 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+var messageKeys = []string{"id", "eventType", "eventId", "payload", "channels", "tags", "timestamp"}
+
+func TestMessageCreateShape(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	res := h.must(http.StatusAccepted, "POST", "/api/v1/app/"+app+"/msg",
+		`{"eventType": "never.declared", "payload": {"a": "<&>", "b": 2}}`)
+	msg := res.JSON(t)
+	wantKeys(t, "MessageOut", msg, messageKeys...)
+	wantNull(t, "MessageOut", msg, "eventId", "channels", "tags")
+	if !strings.HasPrefix(str(msg["id"]), "msg_") || msg["timestamp"] != "2025-06-01T12:00:00.000Z" {
+		t.Errorf("MessageOut %v", msg)
+	}
+	// The payload comes back as stored, without HTML escaping.
+	if !strings.Contains(string(res.Body), `"payload":{"a":"<&>","b":2}`) {
+		t.Errorf("payload in %s", res.Body)
+	}
+	stored, err := h.store.GetMessage(context.Background(), app, str(msg["id"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored.ExpiresAt.Equal(t0.Add(90 * 24 * time.Hour)) {
+		t.Errorf("ExpiresAt %v, want 90 days on", stored.ExpiresAt)
+	}
+
+	// with_content=false: payload {}.
+	res = h.must(http.StatusAccepted, "POST", "/api/v1/app/"+app+"/msg?with_content=false", map[string]any{
+		"eventType": "x", "payload": map[string]any{"secret": 1}, "eventId": "evt-1",
+		"channels": []string{"ch1"}, "tags": []string{"t1"}, "payloadRetentionPeriod": 1,
+	})
+	if !strings.Contains(string(res.Body), `"payload":{}`) {
+		t.Errorf("with_content=false: %s", res.Body)
+	}
+	msg = res.JSON(t)
+	if msg["eventId"] != "evt-1" || msg["channels"].([]any)[0] != "ch1" || msg["tags"].([]any)[0] != "t1" {
+		t.Errorf("MessageOut %v", msg)
+	}
+	stored, _ = h.store.GetMessage(context.Background(), app, "evt-1")
+	if stored == nil || !stored.ExpiresAt.Equal(t0.Add(24*time.Hour)) {
+		t.Errorf("retention of 1 day: %+v", stored)
+	}
+}
+
+func TestMessageGetByIDOrEventID(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	msg := h.sendMessage(app, map[string]any{"eventId": "order-42", "payload": map[string]any{"x": 1}})
+	for _, ref := range []string{str(msg["id"]), "order-42"} {
+		got := h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg/"+ref, nil).JSON(t)
+		if got["id"] != msg["id"] || got["payload"].(map[string]any)["x"] != 1.0 {
+			t.Errorf("GET %s: %v", ref, got)
+		}
+	}
+	got := h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg/order-42?with_content=false", nil).JSON(t)
+	if len(got["payload"].(map[string]any)) != 0 {
+		t.Errorf("with_content=false: %v", got["payload"])
+	}
+	wantError(t, h.do("GET", "/api/v1/app/"+app+"/msg/nope", nil), http.StatusNotFound, "not_found")
+	// eventId reuse → 409.
+	wantError(t, h.do("POST", "/api/v1/app/"+app+"/msg", map[string]any{"eventType": "a", "payload": map[string]any{}, "eventId": "order-42"}),
+		http.StatusConflict, "conflict")
+}
+
+func TestMessageListFilters(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	var ids []string
+	for i, tc := range []struct {
+		eventType string
+		channels  []string
+	}{
+		{"a.one", nil}, {"a.two", []string{"blue"}}, {"a.one", []string{"red"}}, {"a.three", nil},
+	} {
+		body := map[string]any{"eventType": tc.eventType}
+		if tc.channels != nil {
+			body["channels"] = tc.channels
+		}
+		ids = append(ids, str(h.sendMessage(app, body)["id"]))
+		_ = i
+		h.clock.Advance(time.Minute)
+	}
+	base := "/api/v1/app/" + app + "/msg"
+	tests := []struct {
+		query string
+		want  []int // indexes into ids, in response order
+	}{
+		{"", []int{3, 2, 1, 0}},
+		{"?order=ascending", []int{0, 1, 2, 3}},
+		{"?event_types=a.one", []int{2, 0}},
+		{"?event_types=a.one,a.two", []int{2, 1, 0}},
+		{"?event_types=a.one&event_types=a.three", []int{3, 2, 0}},
+		{"?channel=red", []int{2}},
+		{"?before=2025-06-01T12:02:00Z", []int{1, 0}},
+		{"?after=2025-06-01T12:01:00Z", []int{3, 2}},
+		{"?after=2025-06-01T12:00:30%2B00:00&before=2025-06-01T12:02:30Z", []int{2, 1}},
+		{"?after=2025-06-01T12:00:30+00:00", []int{3, 2, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			data := h.must(http.StatusOK, "GET", base+tt.query, nil).Data(t)
+			var got []string
+			for _, m := range data {
+				got = append(got, str(m["id"]))
+			}
+			var want []string
+			for _, i := range tt.want {
+				want = append(want, ids[i])
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+	data := h.must(http.StatusOK, "GET", base+"?with_content=false", nil).Data(t)
+	if len(data[0]["payload"].(map[string]any)) != 0 {
+		t.Errorf("with_content=false list: payload %v", data[0]["payload"])
+	}
+}
+
+func TestMessageFanOutAndResend(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	h.createEventType("user.created")
+	all := str(h.createEndpoint(app, map[string]any{})["id"])
+	filtered := str(h.createEndpoint(app, map[string]any{"filterTypes": []string{"user.created"}})["id"])
+	msg := str(h.sendMessage(app, map[string]any{"eventType": "other.type"})["id"])
+
+	dests := h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint", nil).Data(t)
+	if len(dests) != 1 || dests[0]["id"] != all {
+		t.Fatalf("destinations %v, want only %s", dests, all)
+	}
+	// Resend skips the filter.
+	res := h.must(http.StatusAccepted, "POST", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint/"+filtered+"/resend", nil)
+	if string(res.Body) != "{}\n" || res.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("resend body %q", res.Body)
+	}
+	// Resend takes no body and ignores one it gets.
+	h.must(http.StatusAccepted, "POST", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint/"+filtered+"/resend", "not json")
+	if len(h.dels.resent) != 2 || h.dels.resent[0] != msg+" "+filtered {
+		t.Errorf("resent %v", h.dels.resent)
+	}
+	dests = h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint", nil).Data(t)
+	if len(dests) != 2 {
+		t.Errorf("after resend: %d destinations, want 2", len(dests))
+	}
+	wantError(t, h.do("POST", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint/nope/resend", nil), http.StatusNotFound, "not_found")
+}

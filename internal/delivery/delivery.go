@@ -1,0 +1,345 @@
+// Package delivery is hookstep's delivery engine, shared by local mode and
+// AWS: it fans a message out to the subscribed endpoints and hands each
+// delivery to the Dispatcher (Publish), starts manual runs (Resend,
+// Recover), and makes one attempt of a delivery end to end (Attempt): load,
+// sign, send, record, decide.
+//
+// Timing is not decided here. The retry schedule only says how long to wait
+// after the n-th failure; the local queue or the Step Functions execution
+// does the waiting and calls Attempt again.
+//
+// Choices where the spec is silent:
+//   - Status: Pending until the run's first attempt, Sending while failed
+//     attempts have retries left, then Success or Fail; Canceled when the
+//     endpoint is disabled or deleted (or the message expired) mid-run.
+//   - Resend and recover start a new run with the whole retry schedule; the
+//     run's first attempt is triggered "manual", its retries "scheduled".
+//   - A 410 Gone answer ends the run at once as Fail (the receiver says the
+//     resource is gone for good); it does not disable the endpoint.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// Outcome tells the caller of Attempt what to do next. The Step Functions
+// Choice state switches on its string value.
+type Outcome string
+
+// The outcomes.
+const (
+	// Delivered: the endpoint answered 2xx; the run is over.
+	Delivered Outcome = "delivered"
+	// Retry: the attempt failed; wait Result.Wait and attempt again, unless
+	// the schedule is exhausted (Result.Final), in which case the run
+	// has ended as Fail.
+	Retry Outcome = "retry"
+	// Stop: nothing more to do for this run (endpoint disabled or deleted,
+	// message expired, run superseded or already finished, 410 Gone).
+	Stop Outcome = "stop"
+)
+
+// Result is what one call of Attempt did.
+type Result struct {
+	Outcome    Outcome       `json:"outcome"`
+	Attempt    int           `json:"attempt,omitempty"`    // 1-based number of the attempt within its run
+	StatusCode int           `json:"statusCode,omitempty"` // 0 when no response arrived
+	Wait       time.Duration `json:"-"`
+	WaitSec    int64         `json:"waitSeconds,omitempty"`
+	Final      bool          `json:"final"` // no further attempt of this run will be made
+}
+
+// Sender makes the signed HTTP request of one attempt (internal/sender).
+type Sender interface {
+	Send(ctx context.Context, req sender.Request) sender.Result
+}
+
+// Service runs the delivery engine over a Store and a Dispatcher.
+type Service struct {
+	Store      webhook.Store
+	Dispatcher webhook.Dispatcher
+	Sender     Sender
+	Schedule   webhook.Schedule
+	Clock      webhook.Clock
+	Logger     *slog.Logger
+	// Go runs a task in the background (recover). Nil runs it inline,
+	// which is what a Lambda function wants: it has no life after the
+	// response.
+	Go func(task func(ctx context.Context))
+}
+
+// Publish stores msg with one Pending delivery per subscribed endpoint and
+// dispatches each. A dispatch failure does not fail Publish: the message is
+// stored and the delivery stays undispatched until the sweeper re-drives it.
+func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
+	var deliveries []webhook.Delivery
+	opts := webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}
+	for {
+		page, err := s.Store.ListEndpoints(ctx, msg.AppID, opts)
+		if err != nil {
+			return err
+		}
+		for i := range page.Items {
+			ep := &page.Items[i]
+			if !webhook.Subscribed(ep, msg) {
+				continue
+			}
+			deliveries = append(deliveries, webhook.Delivery{
+				AppID:         msg.AppID,
+				MsgID:         msg.ID,
+				EndpointID:    ep.ID,
+				EventType:     msg.EventType,
+				Channels:      msg.Channels,
+				Status:        webhook.StatusPending,
+				Trigger:       webhook.TriggerScheduled,
+				NextAttemptAt: msg.Timestamp,
+				CreatedAt:     msg.Timestamp,
+				UpdatedAt:     msg.Timestamp,
+			})
+		}
+		if !page.More || len(page.Items) == 0 {
+			break
+		}
+		opts.Cursor = page.Items[len(page.Items)-1].ID
+	}
+	if err := s.Store.CreateMessage(ctx, msg, deliveries); err != nil {
+		return err
+	}
+	for i := range deliveries {
+		s.dispatchLogged(ctx, deliveries[i].Ref())
+	}
+	return nil
+}
+
+// Dispatch hands a run to the Dispatcher and records that it was taken.
+func (s *Service) Dispatch(ctx context.Context, ref webhook.Ref) error {
+	if err := s.Dispatcher.Dispatch(ctx, ref); err != nil {
+		return err
+	}
+	return s.Store.MarkDispatched(ctx, ref)
+}
+
+// dispatchLogged dispatches and logs a failure instead of returning it: the
+// caller has already acknowledged the work, and the sweeper re-drives
+// whatever stays undispatched.
+func (s *Service) dispatchLogged(ctx context.Context, ref webhook.Ref) {
+	if err := s.Dispatch(ctx, ref); err != nil {
+		s.Logger.Warn("dispatch failed; the sweeper will re-drive it",
+			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "err", err)
+	}
+}
+
+// Resend starts a new manual run of msg to ep, whatever the endpoint's
+// filters say, and dispatches it. A disabled endpoint is refused.
+func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error {
+	if ep.Disabled {
+		return webhook.BadRequest("generic_error", "endpoint %s is disabled; enable it before resending", ep.ID)
+	}
+	d, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
+	if err != nil {
+		return err
+	}
+	s.dispatchLogged(ctx, d.Ref())
+	return nil
+}
+
+// Recover starts a manual run for every delivery to ep whose status is Fail
+// or Canceled and whose message was created in [since, until), in the
+// background when Service.Go is set.
+func (s *Service) Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error) {
+	if ep.Disabled {
+		return webhook.RecoverTask{}, webhook.BadRequest("generic_error", "endpoint %s is disabled; enable it before recovering", ep.ID)
+	}
+	task := webhook.RecoverTask{ID: webhook.NewID(webhook.PrefixTask), Status: "running", UpdatedAt: s.Clock.Now()}
+	run := func(ctx context.Context) {
+		n, err := s.recover(ctx, ep, since, until)
+		if err != nil {
+			s.Logger.Error("recover stopped", "task_id", task.ID, "endpoint_id", ep.ID, "recovered", n, "err", err)
+			return
+		}
+		s.Logger.Info("recover finished", "task_id", task.ID, "endpoint_id", ep.ID, "recovered", n)
+	}
+	if s.Go != nil {
+		s.Go(run)
+	} else {
+		run(ctx)
+	}
+	return task, nil
+}
+
+func (s *Service) recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (int, error) {
+	f := webhook.DeliveryFilter{
+		ListOptions: webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true},
+		AppID:       ep.AppID,
+		EndpointID:  ep.ID,
+		Statuses:    []webhook.Status{webhook.StatusFail, webhook.StatusCanceled},
+		Since:       since,
+		Until:       until,
+	}
+	n := 0
+	for {
+		page, err := s.Store.ListDeliveries(ctx, f)
+		if err != nil {
+			return n, err
+		}
+		for _, d := range page.Items {
+			msg, err := s.Store.GetMessage(ctx, d.AppID, d.MsgID)
+			if webhook.IsNotFound(err) {
+				continue // expired meanwhile
+			}
+			if err != nil {
+				return n, err
+			}
+			run, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
+			if err != nil {
+				return n, err
+			}
+			s.dispatchLogged(ctx, run.Ref())
+			n++
+		}
+		if !page.More || len(page.Items) == 0 {
+			return n, nil
+		}
+		f.Cursor = page.Items[len(page.Items)-1].MsgID
+	}
+}
+
+// Attempt makes one attempt of the run ref: it loads the delivery, the
+// endpoint and the message, signs and POSTs the payload, records the
+// attempt, and says what should happen next. An error means the attempt
+// could not be recorded (a store failure); the caller should try again
+// later, and the receiver may then see the same webhook-id twice.
+func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) {
+	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+	if webhook.IsNotFound(err) {
+		return Result{Outcome: Stop, Final: true}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if d.Run != ref.Run || d.Status.Final() {
+		return Result{Outcome: Stop, Final: true}, nil
+	}
+	ep, err := s.Store.GetEndpoint(ctx, ref.AppID, ref.EndpointID)
+	if webhook.IsNotFound(err) {
+		return s.stop(ctx, ref, "endpoint deleted")
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if ep.Disabled {
+		return s.stop(ctx, ref, "endpoint disabled")
+	}
+	msg, err := s.Store.GetMessage(ctx, ref.AppID, ref.MsgID)
+	if webhook.IsNotFound(err) {
+		return s.stop(ctx, ref, "message expired")
+	}
+	if err != nil {
+		return Result{}, err
+	}
+
+	n := d.Attempts + 1
+	trigger := webhook.TriggerScheduled
+	if n == 1 {
+		trigger = d.Trigger
+	}
+	start := s.Clock.Now()
+	resp := s.Sender.Send(ctx, sender.Request{
+		URL: ep.URL, MsgID: msg.ID, Timestamp: start, Keys: ep.CurrentKeys(start),
+		Body: msg.Payload, Headers: ep.Headers,
+	})
+	end := s.Clock.Now()
+	if errors.Is(resp.Err, sender.ErrCanceled) {
+		// Our own deadline (the Lambda's, or shutdown) cut the request:
+		// the endpoint is not at fault, so this is not an attempt.
+		return Result{}, fmt.Errorf("delivery: attempt of %s to %s canceled: %w", ref.MsgID, ref.EndpointID, resp.Err)
+	}
+
+	res := webhook.AttemptResult{
+		Attempt: webhook.Attempt{
+			ID:                 webhook.NewID(webhook.PrefixAttempt),
+			AppID:              ref.AppID,
+			MsgID:              ref.MsgID,
+			EndpointID:         ref.EndpointID,
+			EventType:          msg.EventType,
+			URL:                ep.URL,
+			Response:           responseText(resp),
+			ResponseStatusCode: resp.StatusCode,
+			ResponseDurationMs: resp.Duration.Milliseconds(),
+			Trigger:            trigger,
+			Timestamp:          start,
+			ExpiresAt:          msg.ExpiresAt,
+		},
+		Run:      d.Run,
+		Attempts: n,
+	}
+	out := Result{Attempt: n, StatusCode: resp.StatusCode}
+	switch wait, more := s.Schedule.Next(n); {
+	case resp.OK():
+		res.Attempt.Status, res.Status = webhook.StatusSuccess, webhook.StatusSuccess
+		out.Outcome, out.Final = Delivered, true
+	case resp.StatusCode == http.StatusGone:
+		res.Attempt.Status, res.Status = webhook.StatusFail, webhook.StatusFail
+		out.Outcome, out.Final = Stop, true
+	case more:
+		res.Attempt.Status, res.Status = webhook.StatusFail, webhook.StatusSending
+		res.NextAttemptAt = end.Add(wait)
+		out.Outcome, out.Wait, out.WaitSec = Retry, wait, int64(wait/time.Second)
+	default:
+		res.Attempt.Status, res.Status = webhook.StatusFail, webhook.StatusFail
+		out.Outcome, out.Final = Retry, true
+	}
+
+	after, err := s.Store.RecordAttempt(ctx, res)
+	if err != nil {
+		return Result{}, err
+	}
+	if after.Run != d.Run || after.Attempts != n || after.Status != res.Status {
+		// Someone moved the delivery on while we sent (disable, resend).
+		return Result{Outcome: Stop, Attempt: n, StatusCode: resp.StatusCode, Final: true}, nil
+	}
+	s.Logger.Info("attempt",
+		"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "attempt", n,
+		"status_code", resp.StatusCode, "outcome", string(out.Outcome), "final", out.Final)
+	if out.Final && res.Status == webhook.StatusFail {
+		s.Logger.Warn("delivery failed: retry schedule exhausted",
+			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "attempts", n)
+	}
+	return out, nil
+}
+
+// stop ends the run as Canceled because the delivery can no longer happen.
+func (s *Service) stop(ctx context.Context, ref webhook.Ref, why string) (Result, error) {
+	if err := s.Store.FinishDelivery(ctx, ref, webhook.StatusCanceled, s.Clock.Now()); err != nil && !webhook.IsNotFound(err) {
+		return Result{}, err
+	}
+	s.Logger.Info("delivery canceled", "msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "reason", why)
+	return Result{Outcome: Stop, Final: true}, nil
+}
+
+// Fail ends a run as Fail; the state machine's last step calls it when the
+// schedule is exhausted, which is a no-op when Attempt already did so.
+func (s *Service) Fail(ctx context.Context, ref webhook.Ref) error {
+	err := s.Store.FinishDelivery(ctx, ref, webhook.StatusFail, s.Clock.Now())
+	if webhook.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// responseText is what the attempt log shows as the response: the body
+// (already capped by the Sender), or why there was none.
+func responseText(r sender.Result) string {
+	if r.StatusCode == 0 && r.Err != nil {
+		return r.Err.Error()
+	}
+	return r.Body
+}

@@ -1,0 +1,411 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/signing"
+	"github.com/hookstep/hookstep/internal/sqlite"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// poster answers with scripted status codes and records every request.
+type poster struct {
+	mu       sync.Mutex
+	codes    []int // answers in order; the last one repeats
+	requests []sender.Request
+}
+
+func (p *poster) Send(_ context.Context, req sender.Request) sender.Result {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.requests = append(p.requests, req)
+	code := p.codes[min(len(p.requests), len(p.codes))-1]
+	res := sender.Result{StatusCode: code, Body: "ok", Duration: 12 * time.Millisecond}
+	if code < 200 || code > 299 {
+		res.Err = fmt.Errorf("status %d", code)
+	}
+	return res
+}
+
+// dispatcher records dispatched refs, or fails when err is set.
+type dispatcher struct {
+	mu   sync.Mutex
+	refs []webhook.Ref
+	err  error
+}
+
+func (d *dispatcher) Dispatch(_ context.Context, ref webhook.Ref) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	d.refs = append(d.refs, ref)
+	return nil
+}
+
+type fixture struct {
+	svc   *delivery.Service
+	store *sqlite.Store
+	clock *fakeClock
+	post  *poster
+	disp  *dispatcher
+	app   *webhook.App
+}
+
+var schedule = webhook.Schedule{0, 5 * time.Second, 5 * time.Minute}
+
+func newFixture(t *testing.T, codes ...int) *fixture {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if len(codes) == 0 {
+		codes = []int{200}
+	}
+	f := &fixture{store: store, clock: clock, post: &poster{codes: codes}, disp: &dispatcher{}}
+	f.svc = &delivery.Service{
+		Store: store, Dispatcher: f.disp, Sender: f.post, Schedule: schedule, Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	f.app = &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "acme", CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
+	if err := store.CreateApp(context.Background(), f.app); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) endpoint(t *testing.T, mod func(*webhook.Endpoint)) *webhook.Endpoint {
+	t.Helper()
+	key, _ := signing.GenerateSecret()
+	ep := &webhook.Endpoint{
+		ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://receiver.invalid/hook",
+		Keys: []webhook.SigningKey{{Key: key}}, Headers: map[string]string{"X-Tenant": "acme"}, Version: 1,
+		CreatedAt: f.clock.Now(), UpdatedAt: f.clock.Now(),
+	}
+	if mod != nil {
+		mod(ep)
+	}
+	if err := f.store.CreateEndpoint(context.Background(), ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+func (f *fixture) publish(t *testing.T, eventType string, channels ...string) *webhook.Message {
+	t.Helper()
+	msg := &webhook.Message{
+		ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: eventType,
+		Payload: []byte(`{"type":"` + eventType + `","n":1}`), Channels: channels,
+		Timestamp: f.clock.Now(), ExpiresAt: f.clock.Now().Add(90 * 24 * time.Hour),
+	}
+	if err := f.svc.Publish(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func (f *fixture) delivery(t *testing.T, msgID, endpointID string) *webhook.Delivery {
+	t.Helper()
+	d, err := f.store.GetDelivery(context.Background(), f.app.ID, msgID, endpointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestPublishFansOutToSubscribedEndpoints(t *testing.T) {
+	f := newFixture(t)
+	all := f.endpoint(t, nil)
+	typed := f.endpoint(t, func(e *webhook.Endpoint) { e.FilterTypes = []string{"v1.end_user.created"} })
+	otherType := f.endpoint(t, func(e *webhook.Endpoint) { e.FilterTypes = []string{"v1.conversation.ended"} })
+	channel := f.endpoint(t, func(e *webhook.Endpoint) { e.Channels = []string{"eu"} })
+	otherChannel := f.endpoint(t, func(e *webhook.Endpoint) { e.Channels = []string{"us"} })
+	disabled := f.endpoint(t, func(e *webhook.Endpoint) { e.Disabled = true })
+
+	msg := f.publish(t, "v1.end_user.created", "eu")
+
+	want := map[string]bool{all.ID: true, typed.ID: true, channel.ID: true,
+		otherType.ID: false, otherChannel.ID: false, disabled.ID: false}
+	for id, subscribed := range want {
+		d, err := f.store.GetDelivery(context.Background(), f.app.ID, msg.ID, id)
+		if subscribed != (err == nil) {
+			t.Errorf("endpoint %s: got delivery err %v, want subscribed=%v", id, err, subscribed)
+		}
+		if err == nil && (!d.Dispatched || d.Status != webhook.StatusPending || d.Run != 0) {
+			t.Errorf("endpoint %s: got %+v, want a dispatched pending run 0", id, d)
+		}
+	}
+	if len(f.disp.refs) != 3 {
+		t.Errorf("got %d dispatches, want 3", len(f.disp.refs))
+	}
+
+	// A message without channels does not reach an endpoint that has them.
+	plain := f.publish(t, "v1.end_user.created")
+	if _, err := f.store.GetDelivery(context.Background(), f.app.ID, plain.ID, channel.ID); !webhook.IsNotFound(err) {
+		t.Errorf("channel endpoint got a message without channels (err %v)", err)
+	}
+}
+
+func TestPublishKeepsTheMessageWhenDispatchFails(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t, nil)
+	f.disp.err = errors.New("StartExecution: throttled")
+	msg := f.publish(t, "v1.end_user.created")
+	if d := f.delivery(t, msg.ID, ep.ID); d.Dispatched {
+		t.Fatal("delivery marked dispatched although Dispatch failed")
+	}
+	stuck, err := f.store.ListUndispatched(context.Background(), f.clock.Now().Add(time.Minute), 10)
+	if err != nil || len(stuck) != 1 || stuck[0].MsgID != msg.ID {
+		t.Fatalf("ListUndispatched: got %v, %v; want the one delivery", stuck, err)
+	}
+}
+
+func TestAttemptSignsAndDelivers(t *testing.T) {
+	f := newFixture(t, 204)
+	ep := f.endpoint(t, func(e *webhook.Endpoint) { e.FailingSince = f.clock.Now().Add(-time.Hour) })
+	msg := f.publish(t, "v1.end_user.created")
+
+	res, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != delivery.Delivered || !res.Final || res.Attempt != 1 || res.StatusCode != 204 {
+		t.Errorf("got %+v, want delivered on attempt 1 with 204", res)
+	}
+	req := f.post.requests[0]
+	if req.URL != ep.URL || string(req.Body) != string(msg.Payload) || req.MsgID != msg.ID {
+		t.Errorf("request: got %s %s for %s", req.URL, req.Body, req.MsgID)
+	}
+	if !req.Timestamp.Equal(f.clock.Now()) {
+		t.Errorf("timestamp: got %v, want the attempt's time %v", req.Timestamp, f.clock.Now())
+	}
+	if got := req.Headers["X-Tenant"]; got != "acme" {
+		t.Errorf("custom header: got %q", got)
+	}
+	if len(req.Keys) != 1 || string(req.Keys[0]) != string(ep.Keys[0].Key) {
+		t.Errorf("keys: got %d, want the endpoint's one key", len(req.Keys))
+	}
+	if d := f.delivery(t, msg.ID, ep.ID); d.Status != webhook.StatusSuccess || d.Attempts != 1 {
+		t.Errorf("delivery: got %+v, want success after 1 attempt", d)
+	}
+	got, _ := f.store.GetEndpoint(context.Background(), f.app.ID, ep.ID)
+	if !got.FailingSince.IsZero() {
+		t.Errorf("FailingSince: got %v, want cleared by the success", got.FailingSince)
+	}
+	page, err := f.store.ListAttempts(context.Background(), webhook.AttemptFilter{AppID: f.app.ID, MsgID: msg.ID})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("attempts: got %v, %v", page.Items, err)
+	}
+	if a := page.Items[0]; a.Status != webhook.StatusSuccess || a.ResponseStatusCode != 204 || a.Trigger != webhook.TriggerScheduled {
+		t.Errorf("attempt: got %+v", a)
+	}
+}
+
+// TestAttemptFollowsTheSchedule fails every attempt and checks the outcome,
+// the wait and the next due time of each, then the final failure.
+func TestAttemptFollowsTheSchedule(t *testing.T) {
+	f := newFixture(t, 500)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	firstFailure := f.clock.Now()
+
+	var stamps []time.Time
+	for n := 1; n <= schedule.MaxAttempts(); n++ {
+		stamps = append(stamps, f.clock.Now())
+		res, err := f.svc.Attempt(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := f.delivery(t, msg.ID, ep.ID)
+		if wait, more := schedule.Next(n); more {
+			if res.Outcome != delivery.Retry || res.Final || res.Wait != wait {
+				t.Fatalf("attempt %d: got %+v, want retry after %s", n, res, wait)
+			}
+			if d.Status != webhook.StatusSending || !d.NextAttemptAt.Equal(f.clock.Now().Add(wait)) {
+				t.Fatalf("attempt %d: delivery %v due %v, want sending due %v", n, d.Status, d.NextAttemptAt, f.clock.Now().Add(wait))
+			}
+			f.clock.Add(wait)
+			continue
+		}
+		if res.Outcome != delivery.Retry || !res.Final || d.Status != webhook.StatusFail {
+			t.Fatalf("last attempt: got %+v and delivery %v, want a final retry outcome and fail", res, d.Status)
+		}
+	}
+	if len(f.post.requests) != schedule.MaxAttempts() {
+		t.Errorf("got %d requests, want %d", len(f.post.requests), schedule.MaxAttempts())
+	}
+	// Every attempt carries the same webhook-id and its own timestamp.
+	for i, r := range f.post.requests {
+		if r.MsgID != msg.ID || !r.Timestamp.Equal(stamps[i]) {
+			t.Errorf("attempt %d: id %s at %v, want %s at %v", i+1, r.MsgID, r.Timestamp, msg.ID, stamps[i])
+		}
+	}
+	got, _ := f.store.GetEndpoint(context.Background(), f.app.ID, ep.ID)
+	if !got.FailingSince.Equal(firstFailure) {
+		t.Errorf("FailingSince: got %v, want the first failure %v", got.FailingSince, firstFailure)
+	}
+	// Attempting a finished run does nothing.
+	res, err := f.svc.Attempt(context.Background(), ref)
+	if err != nil || res.Outcome != delivery.Stop || len(f.post.requests) != schedule.MaxAttempts() {
+		t.Errorf("attempt after the end: got %+v, %v with %d requests", res, err, len(f.post.requests))
+	}
+}
+
+func TestAttemptRetriesThenDelivers(t *testing.T) {
+	f := newFixture(t, 500, 503, 200)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	var outcomes []delivery.Outcome
+	for range 3 {
+		res, err := f.svc.Attempt(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outcomes = append(outcomes, res.Outcome)
+		f.clock.Add(res.Wait)
+	}
+	want := []delivery.Outcome{delivery.Retry, delivery.Retry, delivery.Delivered}
+	for i := range want {
+		if outcomes[i] != want[i] {
+			t.Fatalf("outcomes: got %v, want %v", outcomes, want)
+		}
+	}
+	if d := f.delivery(t, msg.ID, ep.ID); d.Status != webhook.StatusSuccess || d.Attempts != 3 {
+		t.Errorf("delivery: got %+v, want success after 3 attempts", d)
+	}
+}
+
+func TestAttemptStops(t *testing.T) {
+	tests := []struct {
+		name   string
+		code   int
+		before func(f *fixture, ep *webhook.Endpoint)
+		posts  int
+		status webhook.Status
+	}{
+		{"endpoint disabled", 200, func(f *fixture, ep *webhook.Endpoint) {
+			ep.Disabled = true
+			if err := f.store.UpdateEndpoint(context.Background(), ep); err != nil {
+				panic(err)
+			}
+		}, 0, webhook.StatusCanceled},
+		{"410 gone", 410, nil, 1, webhook.StatusFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.code)
+			ep := f.endpoint(t, nil)
+			msg := f.publish(t, "v1.end_user.created")
+			if tt.before != nil {
+				tt.before(f, ep)
+			}
+			res, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != delivery.Stop || !res.Final {
+				t.Errorf("got %+v, want stop", res)
+			}
+			if len(f.post.requests) != tt.posts {
+				t.Errorf("got %d requests, want %d", len(f.post.requests), tt.posts)
+			}
+			if d := f.delivery(t, msg.ID, ep.ID); d.Status != tt.status {
+				t.Errorf("delivery status: got %v, want %v", d.Status, tt.status)
+			}
+		})
+	}
+}
+
+func TestResendStartsAManualRun(t *testing.T) {
+	f := newFixture(t, 200)
+	ep := f.endpoint(t, func(e *webhook.Endpoint) { e.FilterTypes = []string{"v1.conversation.ended"} })
+	msg := f.publish(t, "v1.end_user.created") // not subscribed: resend skips filters
+	if err := f.svc.Resend(context.Background(), msg, ep); err != nil {
+		t.Fatal(err)
+	}
+	d := f.delivery(t, msg.ID, ep.ID)
+	if d.Run != 1 || d.Trigger != webhook.TriggerManual || d.Status != webhook.StatusPending || !d.Dispatched {
+		t.Fatalf("delivery after resend: got %+v", d)
+	}
+	if got := f.disp.refs[len(f.disp.refs)-1]; got != d.Ref() {
+		t.Errorf("dispatched %+v, want %+v", got, d.Ref())
+	}
+	// The old run is stale now.
+	if res, _ := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID, Run: 0}); res.Outcome != delivery.Stop {
+		t.Errorf("stale run: got %v, want stop", res.Outcome)
+	}
+	if _, err := f.svc.Attempt(context.Background(), d.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := f.store.ListAttempts(context.Background(), webhook.AttemptFilter{AppID: f.app.ID, MsgID: msg.ID})
+	if len(page.Items) != 1 || page.Items[0].Trigger != webhook.TriggerManual {
+		t.Errorf("attempts: got %+v, want one manual attempt", page.Items)
+	}
+
+	ep.Disabled = true
+	if err := f.svc.Resend(context.Background(), msg, ep); webhook.ErrorKind(err) != webhook.KindBadRequest {
+		t.Errorf("resend to a disabled endpoint: got %v, want a bad request", err)
+	}
+}
+
+func TestRecoverResendsFailedDeliveriesInTheWindow(t *testing.T) {
+	f := newFixture(t, 500)
+	f.svc.Schedule = webhook.Schedule{} // one attempt, then fail
+	ep := f.endpoint(t, nil)
+	old := f.publish(t, "v1.end_user.created")
+	f.clock.Add(2 * time.Hour)
+	since := f.clock.Now()
+	failed := f.publish(t, "v1.end_user.created")
+	delivered := f.publish(t, "v1.end_user.updated")
+	for _, m := range []*webhook.Message{old, failed} {
+		if _, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: m.ID, EndpointID: ep.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.post.codes = []int{200}
+	if _, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: delivered.ID, EndpointID: ep.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	task, err := f.svc.Recover(context.Background(), ep, since, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.ID == "" || task.Status != "running" {
+		t.Errorf("task: got %+v", task)
+	}
+	if d := f.delivery(t, failed.ID, ep.ID); d.Run != 1 || d.Status != webhook.StatusPending || d.Trigger != webhook.TriggerManual {
+		t.Errorf("failed message in the window: got %+v, want a new manual run", d)
+	}
+	if d := f.delivery(t, old.ID, ep.ID); d.Run != 0 || d.Status != webhook.StatusFail {
+		t.Errorf("failed message before the window: got %+v, want it untouched", d)
+	}
+	if d := f.delivery(t, delivered.ID, ep.ID); d.Run != 0 || d.Status != webhook.StatusSuccess {
+		t.Errorf("delivered message: got %+v, want it untouched", d)
+	}
+}

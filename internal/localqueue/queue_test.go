@@ -1,0 +1,229 @@
+package localqueue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// memStore is a queue store in memory: due times per ref.
+type memStore struct {
+	mu  sync.Mutex
+	due map[webhook.Ref]time.Time
+}
+
+func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []webhook.Ref
+	for ref, at := range m.due {
+		if len(out) == limit {
+			break
+		}
+		if !at.After(now) {
+			m.due[ref] = now.Add(lease)
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) NextDue(context.Context) (time.Time, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var next time.Time
+	for _, at := range m.due {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next, !next.IsZero(), nil
+}
+
+func (m *memStore) set(ref webhook.Ref, at time.Time) {
+	m.mu.Lock()
+	m.due[ref] = at
+	m.mu.Unlock()
+}
+
+func (m *memStore) done(ref webhook.Ref) {
+	m.mu.Lock()
+	delete(m.due, ref)
+	m.mu.Unlock()
+}
+
+func ref(i int) webhook.Ref {
+	return webhook.Ref{AppID: "app_1", MsgID: "msg_" + string(rune('a'+i)), EndpointID: "ep_1"}
+}
+
+func start(t *testing.T, store *memStore, attempt AttemptFunc, cfg Config) (*Queue, func()) {
+	t.Helper()
+	q := New(store, attempt, webhook.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { q.Run(ctx); close(stopped) }()
+	return q, func() { cancel(); <-stopped }
+}
+
+func TestQueueRunsDueDeliveriesAndWaitsForLaterOnes(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	var mu sync.Mutex
+	ran := map[webhook.Ref]time.Time{}
+	attempt := func(_ context.Context, r webhook.Ref) error {
+		mu.Lock()
+		ran[r] = time.Now()
+		mu.Unlock()
+		store.done(r)
+		return nil
+	}
+	now := time.Now()
+	later := now.Add(300 * time.Millisecond)
+	store.set(ref(0), now.Add(-time.Hour)) // overdue: runs at once
+	store.set(ref(1), later)
+	_, stop := start(t, store, attempt, Config{Workers: 2, Poll: time.Minute})
+	defer stop()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(ran)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d attempts, want 2", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The later one ran at its time although Poll is a minute: the queue
+	// sleeps until the next due time, not a fixed interval.
+	if got := ran[ref(1)]; got.Before(later) || got.After(later.Add(time.Second)) {
+		t.Errorf("later delivery ran at %v, want at %v", got, later)
+	}
+}
+
+func TestDispatchWakesTheQueue(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	got := make(chan webhook.Ref, 1)
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		store.done(r)
+		got <- r
+		return nil
+	}, Config{Poll: time.Hour})
+	defer stop()
+	time.Sleep(20 * time.Millisecond) // the queue is asleep now, for an hour
+	store.set(ref(3), time.Now())
+	if err := q.Dispatch(context.Background(), ref(3)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r != ref(3) {
+			t.Errorf("got %v, want %v", r, ref(3))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Dispatch did not wake the queue")
+	}
+}
+
+func TestFailedAttemptIsRetriedAfterTheLease(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	store.set(ref(0), time.Now())
+	var mu sync.Mutex
+	var calls []time.Time
+	_, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, time.Now())
+		if len(calls) == 1 {
+			return errors.New("store unavailable")
+		}
+		store.done(r)
+		return nil
+	}, Config{Lease: 100 * time.Millisecond, Poll: 10 * time.Millisecond})
+	defer stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed attempt was not retried")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if gap := calls[1].Sub(calls[0]); gap < 100*time.Millisecond {
+		t.Errorf("retried after %s, want after the 100ms lease", gap)
+	}
+}
+
+func TestRunWaitsForAttemptsInFlight(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	store.set(ref(0), time.Now())
+	started := make(chan struct{})
+	var finished bool
+	_, stop := start(t, store, func(ctx context.Context, r webhook.Ref) error {
+		close(started)
+		time.Sleep(100 * time.Millisecond)
+		if ctx.Err() != nil {
+			t.Error("the attempt's context was canceled by the shutdown")
+		}
+		finished = true
+		store.done(r)
+		return nil
+	}, Config{})
+	<-started
+	stop()
+	if !finished {
+		t.Error("Run returned before the attempt in flight finished")
+	}
+}
+
+func TestWorkersBoundConcurrency(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	for i := range 20 {
+		store.set(ref(i), time.Now())
+	}
+	var mu sync.Mutex
+	inFlight, peak, total := 0, 0, 0
+	_, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		total++
+		mu.Unlock()
+		store.done(r)
+		return nil
+	}, Config{Workers: 3, Poll: 10 * time.Millisecond})
+	defer stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := total
+		mu.Unlock()
+		if n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ran %d of 20", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if peak > 3 {
+		t.Errorf("peak concurrency %d, want at most 3", peak)
+	}
+}

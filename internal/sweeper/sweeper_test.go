@@ -1,0 +1,268 @@
+package sweeper_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/sqlite"
+	"github.com/hookstep/hookstep/internal/sweeper"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+const week = 7 * 24 * time.Hour
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// poster answers every request with code.
+type poster struct{ code int }
+
+func (p *poster) Send(context.Context, sender.Request) sender.Result {
+	r := sender.Result{StatusCode: p.code}
+	if p.code >= 300 {
+		r.Err = fmt.Errorf("status %d", p.code)
+	}
+	return r
+}
+
+// dispatcher fails while err is set and counts what it dispatched.
+type dispatcher struct {
+	err  error
+	refs []webhook.Ref
+}
+
+func (d *dispatcher) Dispatch(_ context.Context, ref webhook.Ref) error {
+	if d.err != nil {
+		return d.err
+	}
+	d.refs = append(d.refs, ref)
+	return nil
+}
+
+type fixture struct {
+	clock *clock
+	store *sqlite.Store
+	post  *poster
+	disp  *dispatcher
+	svc   *delivery.Service
+	sw    *sweeper.Sweeper
+	app   *webhook.App
+}
+
+var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{clock: &clock{now: t0}, post: &poster{code: 500}, disp: &dispatcher{}}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), f.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f.store = store
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.svc = &delivery.Service{Store: store, Dispatcher: f.disp, Sender: f.post,
+		Schedule: webhook.DefaultSchedule, Clock: f.clock, Logger: log}
+	f.sw = &sweeper.Sweeper{Store: store, Dispatch: f.svc.Dispatch, Clock: f.clock, Logger: log,
+		DisableAfter: week, RedriveAfter: 2 * time.Minute, Batch: 100}
+	f.app = &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "acme", CreatedAt: t0, UpdatedAt: t0}
+	if err := store.CreateApp(context.Background(), f.app); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) endpoint(t *testing.T) *webhook.Endpoint {
+	t.Helper()
+	now := f.clock.Now()
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://r.invalid/",
+		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if err := f.store.CreateEndpoint(context.Background(), ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// attempt publishes a message and makes its first attempt now, answered
+// with code; it returns the message.
+func (f *fixture) attempt(t *testing.T, ep *webhook.Endpoint, code int) *webhook.Message {
+	t.Helper()
+	now := f.clock.Now()
+	msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+		Payload: []byte(`{"a":1}`), Timestamp: now, ExpiresAt: now.Add(90 * 24 * time.Hour)}
+	if err := f.svc.Publish(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	f.post.code = code
+	if _, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func (f *fixture) get(t *testing.T, ep *webhook.Endpoint) *webhook.Endpoint {
+	t.Helper()
+	got, err := f.store.GetEndpoint(context.Background(), f.app.ID, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func (f *fixture) sweep(t *testing.T) sweeper.Report {
+	t.Helper()
+	r, err := f.sw.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestDisablesAfterAWeekOfFailure(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	msg := f.attempt(t, ep, 500) // failing since t0; the delivery waits for its retry
+
+	f.clock.Set(t0.Add(week - time.Minute))
+	if r := f.sweep(t); r.Disabled != 0 || f.get(t, ep).Disabled {
+		t.Fatalf("7 days − 1 min: got %+v, endpoint disabled=%v; want it enabled", r, f.get(t, ep).Disabled)
+	}
+	f.clock.Set(t0.Add(week + time.Minute))
+	if r := f.sweep(t); r.Disabled != 1 {
+		t.Fatalf("7 days + 1 min: got %+v, want one disabled", r)
+	}
+	got := f.get(t, ep)
+	if !got.Disabled || got.DisabledWhy != webhook.DisabledFailing || !got.DisabledAt.Equal(f.clock.Now()) {
+		t.Errorf("endpoint: disabled=%v why=%q at=%v; want disabled for failing now", got.Disabled, got.DisabledWhy, got.DisabledAt)
+	}
+	d, err := f.store.GetDelivery(context.Background(), f.app.ID, msg.ID, ep.ID)
+	if err != nil || d.Status != webhook.StatusCanceled {
+		t.Errorf("pending delivery: got %+v, %v; want canceled", d, err)
+	}
+	// Its retry, when it comes, stops without a request.
+	res, err := f.svc.Attempt(context.Background(), d.Ref())
+	if err != nil || res.Outcome != delivery.Stop {
+		t.Errorf("retry after disable: got %+v, %v; want stop", res, err)
+	}
+	// A disabled endpoint gets no new deliveries.
+	later := f.attempt(t, ep, 200)
+	if _, err := f.store.GetDelivery(context.Background(), f.app.ID, later.ID, ep.ID); !webhook.IsNotFound(err) {
+		t.Errorf("new message reached a disabled endpoint (err %v)", err)
+	}
+}
+
+func TestASuccessResetsTheClock(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	f.attempt(t, ep, 500)
+	f.clock.Set(t0.Add(6 * 24 * time.Hour))
+	f.attempt(t, ep, 200) // day 6: a success
+	if got := f.get(t, ep); !got.FailingSince.IsZero() {
+		t.Fatalf("FailingSince after a success: got %v, want zero", got.FailingSince)
+	}
+	f.clock.Add(time.Hour)
+	again := f.clock.Now()
+	f.attempt(t, ep, 500)
+
+	f.clock.Set(t0.Add(week + time.Minute))
+	if r := f.sweep(t); r.Disabled != 0 {
+		t.Fatalf("a week after the first failure, but failing only since day 6: got %+v", r)
+	}
+	f.clock.Set(again.Add(week + time.Minute))
+	if r := f.sweep(t); r.Disabled != 1 {
+		t.Fatalf("a week after the new failure: got %+v, want disabled", r)
+	}
+}
+
+func TestReEnableClearsTheClock(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	f.attempt(t, ep, 500)
+	f.clock.Set(t0.Add(week + time.Minute))
+	f.sweep(t)
+	got := f.get(t, ep)
+	got.Disabled, got.DisabledWhy, got.DisabledAt = false, "", time.Time{}
+	if err := f.store.UpdateEndpoint(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, ep); got.Disabled || !got.FailingSince.IsZero() {
+		t.Fatalf("after re-enable: disabled=%v failingSince=%v; want enabled and healthy", got.Disabled, got.FailingSince)
+	}
+	if r := f.sweep(t); r.Disabled != 0 {
+		t.Errorf("the sweeper disabled a re-enabled endpoint at once: %+v", r)
+	}
+	msg := f.attempt(t, ep, 200)
+	d, err := f.store.GetDelivery(context.Background(), f.app.ID, msg.ID, ep.ID)
+	if err != nil || d.Status != webhook.StatusSuccess {
+		t.Errorf("delivery after re-enable: got %+v, %v", d, err)
+	}
+}
+
+// TestRedrivesUndispatchedDeliveries: StartExecution (or the local queue)
+// fails after the message is stored; the message is not lost, and the
+// sweeper dispatches it once the grace period has passed.
+func TestRedrivesUndispatchedDeliveries(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	f.disp.err = errors.New("StartExecution: service unavailable")
+	msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+		Payload: []byte(`{"a":1}`), Timestamp: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+	if err := f.svc.Publish(context.Background(), msg); err != nil {
+		t.Fatalf("publish must succeed although dispatch failed: %v", err)
+	}
+	f.disp.err = nil
+
+	f.clock.Add(time.Minute) // within the grace period: a slow dispatch may still be under way
+	if r := f.sweep(t); r.Redriven != 0 {
+		t.Fatalf("re-drove within the grace period: %+v", r)
+	}
+	f.clock.Add(2 * time.Minute)
+	if r := f.sweep(t); r.Redriven != 1 {
+		t.Fatalf("got %+v, want one re-driven", r)
+	}
+	want := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	if len(f.disp.refs) != 1 || f.disp.refs[0] != want {
+		t.Errorf("dispatched %v, want [%v]", f.disp.refs, want)
+	}
+	if r := f.sweep(t); r.Redriven != 0 {
+		t.Errorf("re-drove a dispatched delivery again: %+v", r)
+	}
+}
+
+func TestSweepIsBoundedAndResumable(t *testing.T) {
+	f := newFixture(t)
+	f.sw.Batch = 2
+	var eps []*webhook.Endpoint
+	for range 3 {
+		ep := f.endpoint(t)
+		f.attempt(t, ep, 500)
+		eps = append(eps, ep)
+	}
+	f.clock.Set(t0.Add(week + time.Minute))
+	if r := f.sweep(t); r.Disabled != 2 || !r.More {
+		t.Fatalf("first run: got %+v, want 2 disabled and more", r)
+	}
+	if r := f.sweep(t); r.Disabled != 1 {
+		t.Fatalf("second run: got %+v, want the last one", r)
+	}
+	for _, ep := range eps {
+		if !f.get(t, ep).Disabled {
+			t.Errorf("endpoint %s still enabled", ep.ID)
+		}
+	}
+}
