@@ -5,20 +5,27 @@ GO       ?= go
 PKGS     := ./...
 DATA_DIR ?= .hookstep
 
-.PHONY: run test deps lint fmt vet build-local clean
+FUNCTIONS := api deliver sweeper
+# The Lambda runtime emulator, pinned (the module proxy serves a pseudo-version).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+TOOLS    := $(CURDIR)/build/tools
+
+.PHONY: run test deps tools lint fmt vet build build-local clean
 
 ## run: start hookstep in local mode (API + workers + sweeper, SQLite in $(DATA_DIR))
 run:
 	HOOKSTEP_DATA_DIR=$(DATA_DIR) $(GO) run ./functions/local
 
-## deps: download the Go modules the build and the tests need
+## deps: download the Go modules, install the pinned Node tools and the Lambda runtime emulator
 deps:
 	$(GO) mod download
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	@test -x $(TOOLS)/aws-lambda-rie || GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 ## test: install what the tests need, then run every test
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	HOOKSTEP_REQUIRE_DYNALITE=1 HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(TOOLS)/aws-lambda-rie $(GO) test -count=1 -timeout 15m $(PKGS)
 
 ## lint: gofmt and go vet
 lint:
@@ -31,6 +38,14 @@ fmt:
 ## build-local: build the local-mode binary into build/local/hookstep
 build-local:
 	CGO_ENABLED=0 $(GO) build -trimpath -o build/local/hookstep ./functions/local
+
+## build: cross-compile each Lambda function to build/<name>/bootstrap (linux/arm64), reproducibly
+build:
+	@for f in $(FUNCTIONS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false \
+			-ldflags='-s -w -buildid=' -o build/$$f/bootstrap ./functions/$$f || exit 1; \
+		printf '%-8s %s bytes  sha256 %s\n' $$f $$(stat -c %s build/$$f/bootstrap) $$(sha256sum build/$$f/bootstrap | cut -c1-16); \
+	done
 
 clean:
 	rm -rf build

@@ -1,0 +1,50 @@
+// Command api is the Lambda function behind API Gateway's REST API: every
+// path is proxied to the same http.Handler local mode serves. The admin
+// token's hash is read from Secrets Manager once per cold start. See
+// internal/lambdafn.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/hookstep/hookstep/internal/api"
+	"github.com/hookstep/hookstep/internal/lambdafn"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(context.Background(), os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := lambdafn.LoadConfig(getenv, lambdafn.Needs{StateMachine: true, AdminToken: true})
+	if err != nil {
+		return err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	tokenHash, err := lambdafn.AdminTokenHash(ctx, secretsmanager.NewFromConfig(awsCfg), cfg.AdminTokenSecretARN)
+	if err != nil {
+		return err
+	}
+	s := lambdafn.NewServices(cfg, awsCfg, os.Stdout)
+	h := api.New(api.Config{
+		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
+		AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS, Version: version,
+	})
+	lambda.StartWithOptions(lambdafn.Proxy(h), lambda.WithContext(ctx))
+	return nil
+}

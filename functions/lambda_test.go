@@ -1,0 +1,239 @@
+package functions_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	svix "github.com/svix/svix-webhooks/go"
+
+	"github.com/hookstep/hookstep/internal/dynamo"
+	"github.com/hookstep/hookstep/internal/sfn/sfntest"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// This test builds the real bootstrap binaries and runs each under the AWS
+// Lambda Runtime Interface Emulator, with DynamoDB = dynalite, Step
+// Functions = sfntest's fake of its wire protocol, and Secrets Manager = a
+// fake answering GetSecretValue. It drives them the way AWS would: API
+// Gateway proxy events to api, the execution input to deliver, a scheduled
+// event to sweeper.
+
+const (
+	token     = "hsk_emulator-test-token"
+	secretARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hookstep-admin-token"
+	smARN     = "arn:aws:states:eu-west-1:123456789012:stateMachine:hookstep-delivery"
+)
+
+// fakeSecrets answers Secrets Manager's GetSecretValue for one secret.
+func fakeSecrets(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ SecretId string }
+		json.NewDecoder(r.Body).Decode(&in)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || in.SecretId != secretARN {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"ResourceNotFoundException","message":"no such secret"}`)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ARN": secretARN, "Name": "hookstep-admin-token", "SecretString": token})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// receiver records signed requests and answers with the status of the
+// endpoint path ("/ok" → 200, "/fail" → 500).
+type receiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	hits []*http.Request
+	body [][]byte
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.hits, r.body = append(r.hits, req), append(r.body, b)
+		r.mu.Unlock()
+		if req.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// apiEvent turns a request into an API Gateway REST proxy event, starting
+// from the sample in events/lambda so the shape is the one AWS sends.
+func apiEvent(t *testing.T, root, method, path, body string) events.APIGatewayProxyRequest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "events", "lambda", "api-create-message.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayProxyRequest
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.HTTPMethod, ev.Path, ev.RequestContext.Path = method, "/prod"+path, "/prod"+path
+	ev.Body, ev.IsBase64Encoded = body, false
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = nil, nil
+	ev.MultiValueHeaders["Authorization"] = []string{"Bearer " + token}
+	ev.Headers = nil
+	return ev
+}
+
+func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
+	root := repoRoot(t)
+	rie := requireTool(t, "the Lambda runtime emulator", os.Getenv("HOOKSTEP_RIE"))
+	dynalite := requireTool(t, "dynalite", filepath.Join(root, "infra", "node_modules", ".bin", "dynalite"))
+	ctx := context.Background()
+
+	// DynamoDB: dynalite with the table the stack creates.
+	dbAddr := freeAddr(t)
+	host, port, _ := strings.Cut(dbAddr, ":")
+	db := startProcess(t, nil, dynalite, "--host", host, "--port", port)
+	waitListening(t, dbAddr, db)
+	client := dynamodb.New(dynamodb.Options{
+		Region: "eu-west-1", BaseEndpoint: aws.String("http://" + dbAddr),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+	})
+	const table = "hookstep"
+	if err := dynamo.CreateTable(ctx, client, table); err != nil {
+		t.Fatal(err)
+	}
+	store := dynamo.New(client, table, webhook.SystemClock{})
+
+	states := sfntest.New(t)
+	env := []string{
+		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
+		"AWS_ENDPOINT_URL_DYNAMODB=http://" + dbAddr,
+		"AWS_ENDPOINT_URL_SFN=" + states.URL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + fakeSecrets(t),
+		"AWS_MAX_ATTEMPTS=1",
+		"HOOKSTEP_TABLE=" + table, "HOOKSTEP_STATE_MACHINE_ARN=" + smARN, "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN=" + secretARN,
+		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
+		"HOOKSTEP_REDRIVE_AFTER=1ms",
+	}
+	api := startFunction(t, rie, buildBootstrap(t, root, "api"), env)
+	deliver := startFunction(t, rie, buildBootstrap(t, root, "deliver"), env)
+	sweeper := startFunction(t, rie, buildBootstrap(t, root, "sweeper"), env)
+	rcv := newReceiver(t)
+
+	call := func(method, path, body string, want int) map[string]any {
+		t.Helper()
+		var res events.APIGatewayProxyResponse
+		api.invoke(t, apiEvent(t, root, method, path, body), &res)
+		if res.StatusCode != want {
+			t.Fatalf("%s %s: got %d %s, want %d", method, path, res.StatusCode, res.Body, want)
+		}
+		var out map[string]any
+		json.Unmarshal([]byte(res.Body), &out)
+		return out
+	}
+
+	// The api function accepts a message (202) and starts one execution.
+	app := call("POST", "/api/v1/app", `{"name":"Acme","uid":"acme"}`, 201)["id"].(string)
+	ok := call("POST", "/api/v1/app/acme/endpoint", `{"url":"`+rcv.URL+`/ok","uid":"ok"}`, 201)["id"].(string)
+	secret := call("GET", "/api/v1/app/acme/endpoint/ok/secret", "", 200)["key"].(string)
+	msg := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.created","payload":{"type":"v1.end_user.created","n":1}}`, 202)["id"].(string)
+	started := states.Started()
+	input, found := started[msg+"-"+ok]
+	if len(started) != 1 || !found {
+		t.Fatalf("executions started: %v, want one named %s-%s", started, msg, ok)
+	}
+
+	// The deliver function, invoked with that execution's input, POSTs a
+	// signed request and returns delivered.
+	var in map[string]any
+	json.Unmarshal([]byte(input), &in)
+	var out struct {
+		Outcome string `json:"outcome"`
+		Attempt int    `json:"attempt"`
+	}
+	deliver.invoke(t, in, &out)
+	if out.Outcome != "delivered" || out.Attempt != 1 {
+		t.Fatalf("deliver: got %+v, want delivered on attempt 1", out)
+	}
+	wh, _ := svix.NewWebhook(secret)
+	rcv.mu.Lock()
+	if len(rcv.hits) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(rcv.hits))
+	}
+	if err := wh.Verify(rcv.body[0], rcv.hits[0].Header); err != nil {
+		t.Errorf("signature does not verify: %v", err)
+	}
+	rcv.mu.Unlock()
+
+	// A failing receiver yields retry.
+	call("POST", "/api/v1/event-type", `{"name":"v1.end_user.updated","description":"A profile changed."}`, 201)
+	fail := call("POST", "/api/v1/app/acme/endpoint", `{"url":"`+rcv.URL+`/fail","filterTypes":["v1.end_user.updated"]}`, 201)["id"].(string)
+	msg2 := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.updated","payload":{"n":2}}`, 202)["id"].(string)
+	ref := map[string]any{"appId": app, "msgId": msg2, "endpointId": fail, "run": 0}
+	deliver.invoke(t, ref, &out)
+	if out.Outcome != "retry" {
+		t.Fatalf("failing receiver: got %+v, want retry", out)
+	}
+
+	// A disabled endpoint: stop, without a request.
+	call("PATCH", "/api/v1/app/acme/endpoint/"+fail, `{"disabled":true}`, 200)
+	before := len(rcv.hits)
+	deliver.invoke(t, ref, &out)
+	if out.Outcome != "stop" || len(rcv.hits) != before {
+		t.Fatalf("disabled endpoint: got %+v with %d new requests, want stop and none", out, len(rcv.hits)-before)
+	}
+
+	b, _ := os.ReadFile(filepath.Join(root, "events", "lambda", "sweeper-scheduled-event.json"))
+	var scheduled map[string]any
+	json.Unmarshal(b, &scheduled)
+	var report struct{ Disabled, Redriven int }
+
+	// No stranded messages: StartExecution fails after the message is
+	// stored; the 202 stands, and the sweeper re-drives the delivery.
+	states.FailNext(1)
+	stranded := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.created","payload":{"n":4}}`, 202)["id"].(string)
+	if _, ok := states.Started()[stranded+"-"+ok]; ok {
+		t.Fatal("the execution started although StartExecution failed")
+	}
+	sweeper.invoke(t, scheduled, &report)
+	if _, found := states.Started()[stranded+"-"+ok]; report.Redriven != 1 || !found {
+		t.Fatalf("sweeper: got %+v, executions %v; want the stranded delivery re-driven", report, states.Started())
+	}
+
+	// The sweeper disables an endpoint that has failed for a week.
+	call("PATCH", "/api/v1/app/acme/endpoint/"+fail, `{"disabled":false}`, 200)
+	msg3 := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.updated","payload":{"n":3}}`, 202)["id"].(string)
+	weekAgo := time.Now().UTC().Add(-8 * 24 * time.Hour)
+	if _, err := store.RecordAttempt(ctx, webhook.AttemptResult{
+		Attempt: webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: app, MsgID: msg3, EndpointID: fail,
+			Status: webhook.StatusFail, Timestamp: weekAgo, ExpiresAt: time.Now().Add(time.Hour)},
+		Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: time.Now().Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sweeper.invoke(t, scheduled, &report)
+	if report.Disabled != 1 {
+		t.Fatalf("sweeper: got %+v, want one endpoint disabled", report)
+	}
+	ep, err := store.GetEndpoint(ctx, app, fail)
+	if err != nil || !ep.Disabled || ep.DisabledWhy != webhook.DisabledFailing {
+		t.Errorf("endpoint after the sweep: %+v, %v", ep, err)
+	}
+}

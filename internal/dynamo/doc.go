@@ -1,0 +1,165 @@
+// Package dynamo is the webhook.Store of the AWS deployment: one DynamoDB
+// table (single-table design, on-demand billing) defined by TableSchema,
+// which the CDK stack and the tests share.
+//
+// # Items
+//
+// Keys are strings; every key of app-owned data carries the app id, so a
+// read with another app's id finds nothing by construction. Times in sort
+// keys (<failingSince>, <updatedAt>) are 15-digit unix milliseconds, so
+// that string order is time order.
+//
+//	item            pk                    sk
+//	app             APP#<app>             APP
+//	app uid claim   APPUID#<uid>          UID
+//	event type      ET#<name>             ET
+//	endpoint        APP#<app>             EP#<ep>
+//	endpoint uid    APP#<app>             EPUID#<uid>
+//	message         MSG#<app>#<msg>       M
+//	delivery        MSG#<app>#<msg>       D#<ep>
+//	attempt         MSG#<app>#<msg>       A#<att>
+//	event-id claim  EVT#<app>#<eventId>   EVT
+//	idempotency     IDEM#<key>            IDEM
+//
+// and in the indexes (partition key / sort key):
+//
+//	IndexList      app          APP / <app>
+//	               event type   ET / <name>
+//	               message      MSG#<app> / <msg>
+//	IndexEndpoint  delivery     EP#<app>#<ep> / D#<msg>
+//	               attempt      EP#<app>#<ep> / A#<att>
+//	IndexSweep     endpoint     FAILING / <failingSince>#<app>#<ep>   while enabled and failing
+//	               delivery     U#<0..7> / <updatedAt>#<msg>#<ep>      while unfinished and undispatched
+//
+// A message's partition holds the message, its deliveries (one per
+// endpoint: the state of the current run) and its attempts. IndexSweep is
+// sparse and keys-only: an endpoint has its sweepPk while enabled and its
+// sweepSk while failing, each written by different operations; a delivery
+// has its sweepPk while its run is unfinished and undispatched, and a
+// sweepSk that always follows updatedAt (free while out of the index).
+// The two INCLUDE indexes leave payloads and responses out, so every index
+// entry stays under 1 KB; lists that need them read the page's items from
+// the table with BatchGetItem.
+//
+// # Access patterns
+//
+// Every query the API, the deliver function and the sweeper make, and
+// what serves it. None scans the table.
+//
+//	pattern (caller)                                       served by
+//	app by id (API, every request)                         GetItem APP#<app>/APP
+//	app by uid (API)                                       GetItem APPUID#<uid>/UID → owner → app (uid re-checked)
+//	apps by id (API)                                       Query IndexList "APP", BatchGetItem
+//	event type by name (API, fan-out)                      GetItem ET#<name>/ET
+//	event types by name, archived or not (API)             Query IndexList "ET", filter archived; BatchGetItem
+//	endpoint by id (API, deliver, sweeper)                 GetItem APP#<app>/EP#<ep>
+//	endpoint by uid (API)                                  GetItem APP#<app>/EPUID#<uid> → owner → endpoint
+//	an app's endpoints by id (API, fan-out)                Query APP#<app>, begins_with(sk, "EP#")
+//	endpoints failing since before T (sweeper)             Query IndexSweep "FAILING", sweepSk < <T+1ms>; BatchGetItem, re-checked
+//	message by id (API, deliver)                           GetItem MSG#<app>#<msg>/M
+//	message by eventId, the newest (API)                   GetItem EVT#<app>#<eventId>/EVT → owner → message
+//	eventId unused within 24 h (CreateMessage)             conditional PutItem of the event-id claim
+//	an app's messages, newest or oldest first, filtered    Query IndexList MSG#<app>, filter eventType IN, contains(channels),
+//	  by event types, channel, before/after (API)            ts range, not expired; BatchGetItem
+//	delivery of a message to an endpoint (deliver, API)    GetItem MSG#<app>#<msg>/D#<ep>
+//	deliveries by message (API)                            Query MSG#<app>#<msg>, begins_with(sk, "D#"), filters
+//	deliveries by endpoint, filtered by status, event      Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "D#"), filters
+//	  type, channel, created in [since, until) — the
+//	  failed/canceled ones in [since, until) for recover
+//	unfinished deliveries of an endpoint (cancel)          the same, filter status IN (pending, sending); UpdateItem each
+//	delivery counts by status in [since, until) (API)      the same, projecting status
+//	deliveries never dispatched, oldest first (sweeper)    Query IndexSweep U#0 .. U#7, sweepSk < <T>, merged; BatchGetItem, re-checked
+//	attempt by id (API)                                    GetItem MSG#<app>#<msg>/A#<att>
+//	attempts by message (API)                              Query MSG#<app>#<msg>, begins_with(sk, "A#"), filters
+//	attempts by endpoint, newest first (API)               Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "A#"),
+//	                                                         ScanIndexForward false, filters; BatchGetItem
+//	idempotency record (API)                               conditional PutItem / GetItem IDEM#<key>/IDEM
+//	everything of an app (DeleteApp)                       Query IndexList MSG#<app> → each message partition; Query APP#<app>
+//	an endpoint's deliveries (DeleteEndpoint)              Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "D#")
+//
+// Cursors are keys and need not exist: a key condition is BETWEEN prefix +
+// cursor and prefix + U+10FFFF (or prefix and prefix + cursor backwards),
+// and the item equal to the cursor is dropped. Filters are
+// FilterExpressions, so a sparse filter may read several pages for one.
+//
+// Table reads are strongly consistent, except that messages and attempts,
+// which never change, are read eventually consistently first and again
+// consistently only on a miss. Index queries are eventually consistent:
+// lists can lag a write by a moment, and the sweeper's queries re-read
+// the items they find (consistently) and check them again.
+//
+// # Expiry
+//
+// Messages, their deliveries and attempts, event-id claims and
+// idempotency records carry their expiry twice: expMs (milliseconds) for
+// reads, which hide an item from the injected clock's now on, and
+// TTLAttribute (epoch seconds, rounded up) for DynamoDB's TTL, which
+// deletes lazily and never before reads stop showing the item.
+//
+// # Without transactions
+//
+// The tests run against dynalite, which has no TransactWriteItems, so the
+// store uses no transactions. Where two writers can race, one conditional
+// write decides; where an operation writes several items, they are
+// ordered so that every intermediate state is invisible or harmless, and
+// a retry or a later reader completes or discards it:
+//
+//   - CreateMessage: message id check (read) → event-id claim (conditional
+//     put) → deliveries (BatchWriteItem) → message (conditional put; the
+//     commit point). Before the last write there is no message, so nothing
+//     reads half a message; the client got an error and retries. If the
+//     message were written first, a crash would leave a visible message
+//     without delivery markers that the sweeper could never find.
+//     Deliveries left without their message are not returned by
+//     ListUndispatched (which deletes them after claimGrace), and the API
+//     skips deliveries whose message it cannot read. An event-id claim left
+//     without its message blocks the event id for claimGrace (5 min).
+//   - RecordAttempt: read delivery and endpoint → attempt (put) → endpoint
+//     health (only if it changes; conditional) → delivery (conditional on
+//     run, attempt count and unfinished; the commit point). A crash before
+//     the last write leaves a logged attempt that did not advance the
+//     delivery, so the deliver function's retry sends again with the same
+//     webhook-id: the documented duplicate window, never a lost attempt.
+//   - RecordAttempt, FinishDelivery and CancelDeliveries all condition the
+//     delivery on being unfinished (and RecordAttempt and FinishDelivery on
+//     its run), so exactly one of them moves an unfinished run on.
+//     DisableEndpoint conditions on enabled and on failingSince as the
+//     sweeper read it, so a success (which removes failingSince) or a
+//     manual change in between makes it a Conflict. UpdateEndpoint
+//     replaces the endpoint on condition that disabled, uid and
+//     failingSince are as it read them, and reads again otherwise, so it
+//     never undoes a health change.
+//   - Uids: the uniqueness item (APPUID#, EPUID#) is claimed with
+//     attribute_not_exists before the app or endpoint is written, and
+//     released after a rename or delete. A claim whose owner does not name
+//     the uid is not followed by lookups; if a writer died between claim
+//     and owner, the claim blocks the uid for claimGrace and is then taken
+//     over. Deletes remove the owner first and the claim second, so a
+//     crash never leaves an owner without its claim (which would let a
+//     second owner take the uid).
+//   - Idempotency: one conditional put (no record or an expired one)
+//     claims a key.
+//   - DeleteApp and DeleteEndpoint delete children first and the parent
+//     last, so a crash leaves a visible parent that a retried delete
+//     finishes. Children written concurrently with a delete (or missed by
+//     the lagging index) can outlive it; they are unreachable through the
+//     API, which resolves the app and endpoint first, and a delivery whose
+//     endpoint is gone is canceled at its next attempt.
+//
+// # Limits
+//
+// One app's messages share an IndexList partition, which takes about 1000
+// writes a second. GetMessage by event id follows the event-id claim,
+// which names the newest message with the id: an older message with the
+// same event id is found by its id only. The cost of DeleteApp grows with
+// the app's data.
+//
+// # Cost
+//
+// Consumed reports the capacity DynamoDB says the Store used. A happy
+// delivery (GetDelivery, GetEndpoint, GetMessage, RecordAttempt of a
+// success to a healthy endpoint) writes two items, the attempt and the
+// delivery, and their two IndexEndpoint entries: 4 write units when each
+// item is under 1 KB. The endpoint is written only when its health
+// changes.
+package dynamo

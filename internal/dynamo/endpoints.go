@@ -1,0 +1,282 @@
+package dynamo
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// endpointUIDClaim is the claim of an endpoint uid within its app.
+func (s *Store) endpointUIDClaim(appID, uid, id string) claimSpec {
+	k := endpointUIDKey(appID, uid)
+	return claimSpec{
+		claim: claimItem{PK: k.pk, SK: k.sk, Owner: id},
+		current: func(ctx context.Context, holder claimItem) (bool, error) {
+			it, found, err := s.getItem(ctx, endpointKey(appID, holder.Owner), true)
+			return found && stringAttr(it, "uid") == uid, err
+		},
+	}
+}
+
+// failingIs is the condition that an endpoint's failingSince is t (the
+// zero time: none).
+func failingIs(e *expr, t time.Time) string {
+	if t.IsZero() {
+		return e.missing("failingSince")
+	}
+	return e.eq("failingSince", num(millis(t)))
+}
+
+// CreateEndpoint implements webhook.Store; NotFound if the app does not
+// exist. The uid claim is written before the endpoint.
+func (s *Store) CreateEndpoint(ctx context.Context, ep *webhook.Endpoint) error {
+	it, err := encodeEndpoint(ep)
+	if err != nil {
+		return wrapf(err, "create endpoint %s", ep.ID)
+	}
+	if _, found, err := s.getItem(ctx, appKey(ep.AppID), true); err != nil {
+		return wrapf(err, "create endpoint %s", ep.ID)
+	} else if !found {
+		return webhook.NotFound("app %s not found", ep.AppID)
+	}
+	claimed := false
+	if ep.UID != "" {
+		res, _, err := s.claim(ctx, s.endpointUIDClaim(ep.AppID, ep.UID, ep.ID))
+		if err != nil {
+			return wrapf(err, "create endpoint %s: claim uid", ep.ID)
+		}
+		if res == claimTaken {
+			return webhook.Conflict("an endpoint with uid %q already exists", ep.UID)
+		}
+		claimed = res == claimMade
+	}
+	var e expr
+	cond := e.missing(AttrPK)
+	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	if conditionFailed(err) {
+		if claimed {
+			_ = s.release(ctx, endpointUIDKey(ep.AppID, ep.UID), ep.ID, nil) // else taken over after claimGrace
+		}
+		return webhook.Conflict("endpoint %s already exists", ep.ID)
+	}
+	return wrapf(err, "create endpoint %s", ep.ID)
+}
+
+// GetEndpoint implements webhook.Store: the id is tried first, then the
+// uid.
+func (s *Store) GetEndpoint(ctx context.Context, appID, idOrUID string) (*webhook.Endpoint, error) {
+	it, found, err := s.getItem(ctx, endpointKey(appID, idOrUID), true)
+	if err != nil {
+		return nil, wrapf(err, "get endpoint %s", idOrUID)
+	}
+	if !found {
+		it, found, err = s.byClaim(ctx, endpointUIDKey(appID, idOrUID), func(owner string) key { return endpointKey(appID, owner) })
+		if err != nil {
+			return nil, wrapf(err, "get endpoint %s", idOrUID)
+		}
+		if !found || stringAttr(it, "uid") != idOrUID {
+			return nil, webhook.NotFound("endpoint %s not found", idOrUID)
+		}
+	}
+	ep, err := decodeEndpoint(it)
+	if err != nil {
+		return nil, wrapf(err, "get endpoint %s", idOrUID)
+	}
+	return &ep, nil
+}
+
+// UpdateEndpoint implements webhook.Store and sets ep.FailingSince to the
+// stored value. It reads the endpoint, claims a new uid, and replaces the
+// endpoint on condition that disabled, uid and failingSince are still as
+// read: FailingSince is carried over (or cleared by a re-enable), so a
+// health change by a concurrent RecordAttempt makes it read again rather
+// than be lost.
+func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error {
+	for range maxTries {
+		it, found, err := s.getItem(ctx, endpointKey(ep.AppID, ep.ID), true)
+		if err != nil {
+			return wrapf(err, "update endpoint %s", ep.ID)
+		}
+		if !found {
+			return webhook.NotFound("endpoint %s not found", ep.ID)
+		}
+		old, err := decodeEndpoint(it)
+		if err != nil {
+			return wrapf(err, "update endpoint %s", ep.ID)
+		}
+		claimed := false
+		if ep.UID != "" && ep.UID != old.UID {
+			res, _, err := s.claim(ctx, s.endpointUIDClaim(ep.AppID, ep.UID, ep.ID))
+			if err != nil {
+				return wrapf(err, "update endpoint %s: claim uid", ep.ID)
+			}
+			if res == claimTaken {
+				return webhook.Conflict("another endpoint of the app has uid %q", ep.UID)
+			}
+			claimed = res == claimMade
+		}
+
+		next := *ep
+		next.FailingSince = old.FailingSince
+		if old.Disabled && !ep.Disabled {
+			next.FailingSince = time.Time{} // re-enabled: the failure clock restarts
+		}
+		item, err := encodeEndpoint(&next)
+		if err != nil {
+			return wrapf(err, "update endpoint %s", ep.ID)
+		}
+		var e expr
+		cond := and(e.exists(AttrPK), e.eq("disabled", boolean(old.Disabled)), uidIs(&e, old.UID), failingIs(&e, old.FailingSince))
+		_, err = s.putItem(ctx, &dynamodb.PutItemInput{
+			Item:                      item,
+			ConditionExpression:       &cond,
+			ExpressionAttributeNames:  e.nameMap(),
+			ExpressionAttributeValues: e.valueMap(),
+		})
+		if conditionFailed(err) {
+			if claimed {
+				_ = s.release(ctx, endpointUIDKey(ep.AppID, ep.UID), ep.ID, nil)
+			}
+			continue // changed meanwhile: read again
+		}
+		if err != nil {
+			return wrapf(err, "update endpoint %s", ep.ID)
+		}
+		if old.UID != "" && old.UID != ep.UID {
+			_ = s.release(ctx, endpointUIDKey(ep.AppID, old.UID), ep.ID, nil) // else taken over after claimGrace
+		}
+		ep.FailingSince = next.FailingSince
+		return nil
+	}
+	return webhook.Conflict("endpoint %s is being changed concurrently", ep.ID)
+}
+
+// DeleteEndpoint implements webhook.Store; NotFound if absent. Its
+// deliveries (IndexEndpoint) go first and the endpoint last, so a delete
+// that dies half-way leaves a visible endpoint that a retried delete
+// finishes. Its attempts stay in their messages' logs.
+func (s *Store) DeleteEndpoint(ctx context.Context, appID, id string) error {
+	it, found, err := s.getItem(ctx, endpointKey(appID, id), true)
+	if err != nil {
+		return wrapf(err, "delete endpoint %s", id)
+	}
+	if !found {
+		return webhook.NotFound("endpoint %s not found", id)
+	}
+	var e expr
+	in := &dynamodb.QueryInput{
+		IndexName:                 aws.String(IndexEndpoint),
+		KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, endpointPartition(appID, id), AttrEndpointSK, "D#")),
+		ProjectionExpression:      keysOnly(&e),
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	}
+	err = s.eachPage(ctx, in, func(page []item) error { return s.deleteMany(ctx, keysOf(page)) })
+	if err != nil {
+		return wrapf(err, "delete endpoint %s: deliveries", id)
+	}
+	if _, err := s.deleteItem(ctx, &dynamodb.DeleteItemInput{Key: endpointKey(appID, id).item()}); err != nil {
+		return wrapf(err, "delete endpoint %s", id)
+	}
+	if uid := stringAttr(it, "uid"); uid != "" {
+		_ = s.release(ctx, endpointUIDKey(appID, uid), id, nil) // else taken over after claimGrace
+	}
+	return nil
+}
+
+// ListEndpoints implements webhook.Store: the app's partition, sort keys
+// "EP#" + id.
+func (s *Store) ListEndpoints(ctx context.Context, appID string, opts webhook.ListOptions) (webhook.Page[webhook.Endpoint], error) {
+	q := listQuery{pkAttr: AttrPK, skAttr: AttrSK, pk: appKey(appID).pk, prefix: "EP#", consistent: true}
+	items, more, err := s.list(ctx, q, opts)
+	if err != nil {
+		return webhook.Page[webhook.Endpoint]{}, wrapf(err, "list endpoints")
+	}
+	eps, err := decodeAll(items, decodeEndpoint)
+	if err != nil {
+		return webhook.Page[webhook.Endpoint]{}, wrapf(err, "list endpoints")
+	}
+	return webhook.Page[webhook.Endpoint]{Items: eps, More: more}, nil
+}
+
+// ListFailingEndpoints implements webhook.Store, longest failing first:
+// IndexSweep partition "FAILING" up to the time, then the endpoints
+// themselves (consistent reads), checked again because the index lags.
+func (s *Store) ListFailingEndpoints(ctx context.Context, failingSince time.Time, limit int) ([]webhook.Endpoint, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var e expr
+	// failingSince <= the time: sort keys before the next millisecond.
+	cond := e.eq(AttrSweepPK, str(failingPartition)) + " AND " + e.n(AttrSweepSK) + " < " +
+		e.v(str(sortTime(time.UnixMilli(failingSince.UnixMilli()+1))))
+	in := &dynamodb.QueryInput{
+		IndexName:                 aws.String(IndexSweep),
+		KeyConditionExpression:    &cond,
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+		Limit:                     aws.Int32(int32(min(limit, 1000))),
+	}
+	var eps []webhook.Endpoint
+	for {
+		out, err := s.query(ctx, in)
+		if err != nil {
+			return nil, wrapf(err, "list failing endpoints")
+		}
+		items, err := s.fetch(ctx, out.Items, true)
+		if err != nil {
+			return nil, wrapf(err, "list failing endpoints")
+		}
+		for _, it := range items {
+			ep, err := decodeEndpoint(it)
+			if err != nil {
+				return nil, wrapf(err, "list failing endpoints")
+			}
+			if !ep.Disabled && !ep.FailingSince.IsZero() && !ep.FailingSince.After(failingSince) {
+				eps = append(eps, ep)
+			}
+		}
+		if len(eps) >= limit || out.LastEvaluatedKey == nil {
+			return eps[:min(len(eps), limit)], nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// DisableEndpoint implements webhook.Store: one conditional update (still
+// enabled, failingSince unchanged) that also takes the endpoint out of
+// IndexSweep. On a refusal it reads the endpoint to tell NotFound from
+// Conflict.
+func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error {
+	var e expr
+	u := update{e: &e}
+	u.set("disabled", boolean(true))
+	u.set("disabledAt", num(millis(now)))
+	u.set("disabledWhy", str(webhook.DisabledFailing))
+	u.set("updatedAt", num(millis(now)))
+	u.del(AttrSweepPK)
+	cond := and(e.exists(AttrPK), e.eq("disabled", boolean(false)), failingIs(&e, failingSince))
+	_, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
+		Key:                       endpointKey(appID, id).item(),
+		UpdateExpression:          aws.String(u.String()),
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	})
+	if !conditionFailed(err) {
+		return wrapf(err, "disable endpoint %s", id)
+	}
+	it, found, err := s.getItem(ctx, endpointKey(appID, id), true)
+	switch {
+	case err != nil:
+		return wrapf(err, "disable endpoint %s", id)
+	case !found:
+		return webhook.NotFound("endpoint %s not found", id)
+	case boolAttr(it, "disabled"):
+		return webhook.Conflict("endpoint %s is already disabled", id)
+	}
+	return webhook.Conflict("endpoint %s is no longer failing since %s", id, failingSince.Format(time.RFC3339Nano))
+}

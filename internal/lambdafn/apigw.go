@@ -1,0 +1,132 @@
+package lambdafn
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Proxy adapts an http.Handler to API Gateway REST API proxy events (the
+// v1 payload). It keeps every header value intact (a value with commas,
+// such as a signature list, arrives as sent), decodes base64 bodies, and
+// strips the stage from paths that carry it ("/prod/api/v1/app" → the
+// handler sees "/api/v1/app").
+//
+// It is a few dozen lines of our own rather than aws-lambda-go-api-proxy,
+// whose v1 adapter cannot strip a stage it does not know in advance and
+// adds a JSON copy of the request context to every request's headers.
+func Proxy(h http.Handler) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		req, err := toRequest(ctx, ev)
+		if err != nil {
+			return events.APIGatewayProxyResponse{
+				StatusCode: http.StatusBadRequest,
+				Headers:    map[string]string{"Content-Type": "application/json"},
+				Body:       `{"code":"generic_error","detail":"malformed request"}`,
+			}, nil
+		}
+		w := &responseWriter{header: http.Header{}}
+		h.ServeHTTP(w, req)
+		return w.response(), nil
+	}
+}
+
+// StagePath returns the path prefix under which clients see the API: "/"
+// + the stage when requests arrive through the execute-api URL (whose
+// paths start with the stage), "" otherwise (a custom domain).
+func StagePath(ev events.APIGatewayProxyRequest) string {
+	stage := ev.RequestContext.Stage
+	if stage == "" || stage == "$default" {
+		return ""
+	}
+	if p := ev.RequestContext.Path; strings.HasPrefix(p, "/"+stage+"/") || p == "/"+stage {
+		return "/" + stage
+	}
+	return ""
+}
+
+func toRequest(ctx context.Context, ev events.APIGatewayProxyRequest) (*http.Request, error) {
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(ev.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	path := ev.Path
+	if stage := StagePath(ev); stage != "" && strings.HasPrefix(path, stage+"/") {
+		path = strings.TrimPrefix(path, stage)
+	}
+	q := url.Values{}
+	if len(ev.MultiValueQueryStringParameters) > 0 {
+		for k, vs := range ev.MultiValueQueryStringParameters {
+			q[k] = append(q[k], vs...)
+		}
+	} else {
+		for k, v := range ev.QueryStringParameters {
+			q.Set(k, v)
+		}
+	}
+	u := &url.URL{Path: path, RawQuery: q.Encode()}
+	req, err := http.NewRequestWithContext(ctx, ev.HTTPMethod, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if len(ev.MultiValueHeaders) > 0 {
+		for k, vs := range ev.MultiValueHeaders {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+	} else {
+		for k, v := range ev.Headers {
+			req.Header.Set(k, v)
+		}
+	}
+	req.Host = req.Header.Get("Host")
+	if req.Host == "" {
+		req.Host = ev.RequestContext.DomainName
+	}
+	req.RemoteAddr = ev.RequestContext.Identity.SourceIP
+	req.RequestURI = u.RequestURI()
+	return req, nil
+}
+
+// responseWriter collects a handler's response for API Gateway.
+type responseWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(p)
+}
+
+func (w *responseWriter) response() events.APIGatewayProxyResponse {
+	w.WriteHeader(http.StatusOK)
+	res := events.APIGatewayProxyResponse{StatusCode: w.status, MultiValueHeaders: w.header}
+	if b := w.body.Bytes(); utf8.Valid(b) {
+		res.Body = string(b)
+	} else {
+		res.Body = base64.StdEncoding.EncodeToString(b)
+		res.IsBase64Encoded = true
+	}
+	return res
+}

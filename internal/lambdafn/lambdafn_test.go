@@ -1,0 +1,337 @@
+package lambdafn
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/hookstep/hookstep/internal/api"
+	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/sqlite"
+	"github.com/hookstep/hookstep/internal/sweeper"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// sample loads one of the Lambda sample events in events/lambda.
+func sample(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", "lambda", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+type recorder struct{ refs []webhook.Ref }
+
+func (r *recorder) Dispatch(_ context.Context, ref webhook.Ref) error {
+	r.refs = append(r.refs, ref)
+	return nil
+}
+
+// rig is the services of the functions over SQLite instead of DynamoDB.
+type rig struct {
+	store *sqlite.Store
+	svc   *delivery.Service
+	disp  *recorder
+	now   time.Time
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), webhook.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	r := &rig{store: store, disp: &recorder{}, now: time.Now().UTC()}
+	r.svc = &delivery.Service{
+		Store: store, Dispatcher: r.disp, Schedule: webhook.DefaultSchedule, Clock: webhook.SystemClock{},
+		Sender: sender.New(sender.Config{Timeout: 5 * time.Second, AllowPrivate: true}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	return r
+}
+
+func TestLoadConfig(t *testing.T) {
+	env := map[string]string{"HOOKSTEP_TABLE": "hookstep", "HOOKSTEP_RETRY_SCHEDULE": "0s,1s"}
+	c, err := LoadConfig(func(k string) string { return env[k] }, Needs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Table != "hookstep" || c.Schedule.String() != "0s,1s" || c.AllowPrivate || !c.RequireHTTPS || c.HTTPTimeout != 15*time.Second {
+		t.Errorf("got %+v", c)
+	}
+	_, err = LoadConfig(func(k string) string { return map[string]string{"HOOKSTEP_HTTP_TIMEOUT": "x"}[k] }, Needs{StateMachine: true, AdminToken: true})
+	for _, want := range []string{"HOOKSTEP_TABLE is not set", "HOOKSTEP_STATE_MACHINE_ARN is not set", "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN is not set", "HOOKSTEP_HTTP_TIMEOUT"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}
+
+// TestProxyCreatesAMessage feeds the API Gateway sample (stage path,
+// base64 body) to the api handler: the message is accepted and dispatched.
+func TestProxyCreatesAMessage(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if err := r.store.CreateApp(ctx, &webhook.App{ID: webhook.NewID(webhook.PrefixApp), UID: "acme", Name: "Acme", CreatedAt: r.now, UpdatedAt: r.now}); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := r.store.GetApp(ctx, "acme")
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: app.ID, URL: "https://r.invalid/", Version: 1,
+		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: r.now, UpdatedAt: r.now}
+	if err := r.store.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Config{Store: r.store, Deliveries: r.svc, TokenHash: authtoken.Hash("hsk_sample-token")})
+
+	var ev events.APIGatewayProxyRequest
+	sample(t, "api-create-message.json", &ev)
+	res, err := Proxy(h)(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, body %s; want 202", res.StatusCode, res.Body)
+	}
+	var out struct {
+		ID      string `json:"id"`
+		EventID string `json:"eventId"`
+	}
+	if err := json.Unmarshal([]byte(res.Body), &out); err != nil || out.EventID != "evt-sample-1" {
+		t.Fatalf("body %s: %v", res.Body, err)
+	}
+	if got := res.MultiValueHeaders["Content-Type"]; len(got) != 1 || !strings.HasPrefix(got[0], "application/json") {
+		t.Errorf("content-type: got %v", got)
+	}
+	if len(r.disp.refs) != 1 || r.disp.refs[0].MsgID != out.ID || r.disp.refs[0].EndpointID != ep.ID {
+		t.Errorf("dispatched %v, want the message to %s", r.disp.refs, ep.ID)
+	}
+}
+
+// TestProxyFidelity checks what the handler sees: header values with
+// commas intact, repeated headers and query values, the stage stripped, the
+// body decoded; and a binary response comes back base64-encoded.
+func TestProxyFidelity(t *testing.T) {
+	var seen *http.Request
+	var body []byte
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusTeapot)
+		w.Write([]byte{0xff, 0x00, 0xfe})
+	})
+	var ev events.APIGatewayProxyRequest
+	sample(t, "api-create-message.json", &ev)
+	ev.MultiValueHeaders["Webhook-Signature"] = []string{"v1,abc= v1,def="}
+	ev.MultiValueHeaders["X-Repeated"] = []string{"one", "two"}
+	ev.MultiValueQueryStringParameters = map[string][]string{"event_types": {"a.b", "c,d"}}
+
+	res, err := Proxy(h)(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen.URL.Path != "/api/v1/app/acme/msg" {
+		t.Errorf("path: got %q, want the stage stripped", seen.URL.Path)
+	}
+	checks := map[string]string{
+		"X-Forwarded-For":   "203.0.113.7, 198.51.100.20",
+		"X-Trace-Tags":      "a,b,c",
+		"Webhook-Signature": "v1,abc= v1,def=",
+	}
+	for k, want := range checks {
+		if got := seen.Header.Get(k); got != want {
+			t.Errorf("header %s: got %q, want %q", k, got, want)
+		}
+	}
+	if got := seen.Header.Values("X-Repeated"); len(got) != 2 {
+		t.Errorf("repeated header: got %v", got)
+	}
+	if got := seen.URL.Query()["event_types"]; len(got) != 2 || got[1] != "c,d" {
+		t.Errorf("query: got %v", got)
+	}
+	if !strings.HasPrefix(string(body), `{"eventType":"v1.end_user.created"`) {
+		t.Errorf("body not decoded: %q", body)
+	}
+	if res.StatusCode != http.StatusTeapot || !res.IsBase64Encoded || res.Body != base64.StdEncoding.EncodeToString([]byte{0xff, 0x00, 0xfe}) {
+		t.Errorf("response: got %d base64=%v %q", res.StatusCode, res.IsBase64Encoded, res.Body)
+	}
+
+	// Through a custom domain the path has no stage, and none is stripped.
+	ev.Path, ev.RequestContext.Path = "/prod/x", "/prod/x"
+	ev.RequestContext.Stage = "live"
+	Proxy(h)(context.Background(), ev)
+	if seen.URL.Path != "/prod/x" {
+		t.Errorf("custom domain path: got %q, want it untouched", seen.URL.Path)
+	}
+	// A body that is not base64 although flagged is a 400, not a panic.
+	ev.Body, ev.IsBase64Encoded = "%%%", true
+	if res, _ := Proxy(h)(context.Background(), ev); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad base64: got %d, want 400", res.StatusCode)
+	}
+}
+
+// seedSample stores the app, endpoint and message the deliver sample
+// names, the endpoint pointing at url.
+func seedSample(t *testing.T, r *rig, url string) DeliverInput {
+	t.Helper()
+	var in DeliverInput
+	sample(t, "deliver-input.json", &in)
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(r.store.CreateApp(ctx, &webhook.App{ID: in.AppID, Name: "Acme", CreatedAt: r.now, UpdatedAt: r.now}))
+	must(r.store.CreateEndpoint(ctx, &webhook.Endpoint{ID: in.EndpointID, AppID: in.AppID, URL: url, Version: 1,
+		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: r.now, UpdatedAt: r.now}))
+	msg := &webhook.Message{ID: in.MsgID, AppID: in.AppID, EventType: "v1.end_user.created", Payload: []byte(`{"a":1}`),
+		Timestamp: r.now, ExpiresAt: r.now.Add(time.Hour)}
+	must(r.store.CreateMessage(ctx, msg, []webhook.Delivery{{AppID: in.AppID, MsgID: in.MsgID, EndpointID: in.EndpointID,
+		EventType: msg.EventType, Status: webhook.StatusPending, NextAttemptAt: r.now, CreatedAt: r.now, UpdatedAt: r.now}}))
+	return in
+}
+
+func TestDeliverHandler(t *testing.T) {
+	tests := []struct {
+		name    string
+		code    int
+		disable bool
+		want    delivery.Outcome
+		status  webhook.Status
+	}{
+		{"receiver answers 200", 200, false, delivery.Delivered, webhook.StatusSuccess},
+		{"receiver answers 500", 500, false, delivery.Retry, webhook.StatusSending},
+		{"endpoint disabled", 200, true, delivery.Stop, webhook.StatusCanceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits int
+			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				hits++
+				w.WriteHeader(tt.code)
+			}))
+			defer rcv.Close()
+			r := newRig(t)
+			in := seedSample(t, r, rcv.URL)
+			if tt.disable {
+				ep, _ := r.store.GetEndpoint(context.Background(), in.AppID, in.EndpointID)
+				ep.Disabled = true
+				r.store.UpdateEndpoint(context.Background(), ep)
+			}
+			res, err := Deliver(r.svc)(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != tt.want {
+				t.Errorf("outcome: got %q, want %q", res.Outcome, tt.want)
+			}
+			if tt.disable != (hits == 0) {
+				t.Errorf("receiver hit %d times", hits)
+			}
+			d, _ := r.store.GetDelivery(context.Background(), in.AppID, in.MsgID, in.EndpointID)
+			if d.Status != tt.status {
+				t.Errorf("delivery status: got %v, want %v", d.Status, tt.status)
+			}
+			// The result is what the state machine's Choice reads.
+			b, _ := json.Marshal(res)
+			if !strings.Contains(string(b), `"outcome":"`+string(tt.want)+`"`) {
+				t.Errorf("result JSON %s lacks the outcome", b)
+			}
+		})
+	}
+}
+
+func TestDeliverHandlerFailAndBadInput(t *testing.T) {
+	r := newRig(t)
+	in := seedSample(t, r, "https://r.invalid/")
+	in.Action = ActionFail
+	res, err := Deliver(r.svc)(context.Background(), in)
+	if err != nil || res.Outcome != delivery.Stop {
+		t.Fatalf("fail action: got %+v, %v", res, err)
+	}
+	d, _ := r.store.GetDelivery(context.Background(), in.AppID, in.MsgID, in.EndpointID)
+	if d.Status != webhook.StatusFail {
+		t.Errorf("status after the fail step: got %v, want fail", d.Status)
+	}
+	for _, bad := range []DeliverInput{{}, {Ref: webhook.Ref{AppID: "a", MsgID: "m", EndpointID: "e"}, Action: "explode"}} {
+		if _, err := Deliver(r.svc)(context.Background(), bad); err == nil {
+			t.Errorf("input %+v: want an error", bad)
+		}
+	}
+}
+
+func TestSweepHandler(t *testing.T) {
+	r := newRig(t)
+	in := seedSample(t, r, "https://r.invalid/")
+	ctx := context.Background()
+	// The endpoint has been failing for eight days.
+	if _, err := r.store.RecordAttempt(ctx, webhook.AttemptResult{
+		Attempt: webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: in.AppID, MsgID: in.MsgID, EndpointID: in.EndpointID,
+			Status: webhook.StatusFail, Timestamp: r.now.Add(-8 * 24 * time.Hour), ExpiresAt: r.now.Add(time.Hour)},
+		Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: r.now.Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
+		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: 5 * time.Minute, Batch: 10}
+	var ev events.EventBridgeEvent
+	sample(t, "sweeper-scheduled-event.json", &ev)
+	if ev.DetailType != "Scheduled Event" {
+		t.Fatalf("sample is not a scheduled event: %q", ev.DetailType)
+	}
+	rep, err := Sweep(sw)(ctx, ev)
+	if err != nil || rep.Disabled != 1 {
+		t.Fatalf("got %+v, %v; want one endpoint disabled", rep, err)
+	}
+	ep, _ := r.store.GetEndpoint(ctx, in.AppID, in.EndpointID)
+	if !ep.Disabled {
+		t.Error("endpoint still enabled")
+	}
+}
+
+type secrets struct {
+	value *string
+	err   error
+	asked string
+}
+
+func (s *secrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	s.asked = aws.ToString(in.SecretId)
+	return &secretsmanager.GetSecretValueOutput{SecretString: s.value}, s.err
+}
+
+func TestAdminTokenHash(t *testing.T) {
+	s := &secrets{value: aws.String("hsk_abc\n")}
+	h, err := AdminTokenHash(context.Background(), s, "arn:secret")
+	if err != nil || h != authtoken.Hash("hsk_abc") || s.asked != "arn:secret" {
+		t.Errorf("got %x, %v (asked %q)", h, err, s.asked)
+	}
+	for _, bad := range []*secrets{{value: aws.String(" ")}, {value: nil}, {err: errors.New("AccessDenied")}} {
+		if _, err := AdminTokenHash(context.Background(), bad, "arn:secret"); err == nil {
+			t.Errorf("secret %+v: want an error", bad)
+		}
+	}
+}

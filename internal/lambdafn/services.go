@@ -1,0 +1,83 @@
+package lambdafn
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/dynamo"
+	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/sfn"
+	"github.com/hookstep/hookstep/internal/sweeper"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// Services are what the functions are made of, built once per cold start
+// from the configuration and the AWS SDK configuration (endpoints come from
+// the SDK's own settings, e.g. AWS_ENDPOINT_URL, so tests and LocalStack
+// need no special code).
+type Services struct {
+	Config   Config
+	Logger   *slog.Logger
+	Clock    webhook.Clock
+	Store    *dynamo.Store
+	Delivery *delivery.Service
+	Sweeper  *sweeper.Sweeper
+}
+
+// NewServices builds the services. The Dispatcher is set only when the
+// configuration names a state machine (the deliver function needs none).
+func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
+	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	clock := webhook.SystemClock{}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table, clock)
+	svc := &delivery.Service{
+		Store:    store,
+		Sender:   sender.New(sender.Config{Timeout: cfg.HTTPTimeout, AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS}),
+		Schedule: cfg.Schedule,
+		Clock:    clock,
+		Logger:   logger,
+	}
+	if cfg.StateMachineARN != "" {
+		svc.Dispatcher = sfn.New(awssfn.NewFromConfig(awsCfg), cfg.StateMachineARN)
+	}
+	return &Services{
+		Config:   cfg,
+		Logger:   logger,
+		Clock:    clock,
+		Store:    store,
+		Delivery: svc,
+		Sweeper: &sweeper.Sweeper{
+			Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
+			DisableAfter: cfg.DisableAfter, RedriveAfter: cfg.RedriveAfter, Batch: cfg.SweepBatch,
+		},
+	}
+}
+
+// SecretsClient is the part of Secrets Manager the api function uses.
+type SecretsClient interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// AdminTokenHash reads the admin token from Secrets Manager and returns its
+// SHA-256; the token itself is not kept.
+func AdminTokenHash(ctx context.Context, client SecretsClient, arn string) ([32]byte, error) {
+	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("admin token: read secret %s: %w", arn, err)
+	}
+	token := strings.TrimSpace(aws.ToString(out.SecretString))
+	if token == "" {
+		return [32]byte{}, fmt.Errorf("admin token: secret %s has no string value", arn)
+	}
+	return authtoken.Hash(token), nil
+}
