@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,18 +58,18 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	dbPath := filepath.Join(cfg.DataDir, "hookstep.db")
-	_, statErr := os.Stat(dbPath)
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	store, err := sqlite.Open(ctx, dbPath, clock)
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hookstep.db"), clock)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if fresh {
-		if err := seedEventTypes(ctx, store, clock.Now()); err != nil {
-			return err
-		}
+	if err := seedOnce(ctx, store, cfg.DataDir, clock.Now()); err != nil {
+		return err
 	}
 	tokenHash, err := adminToken(cfg, stdout)
 	if err != nil {
@@ -111,13 +112,20 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	bg.Add(2)
 	go func() { defer bg.Done(); queue.Run(ctx) }()
-	go func() { defer bg.Done(); sweepEvery(ctx, sw, store, cfg.SweepInterval, logger) }()
+	go func() { defer bg.Done(); sweepEvery(ctx, sw, store, clock, cfg.SweepInterval, logger) }()
 
 	fmt.Fprintf(stdout, "hookstep listening on http://%s\n", ln.Addr())
 	logger.Info("started", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "schedule", cfg.Schedule.String(), "version", version)
@@ -138,14 +146,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 
 // sweepEvery runs the sweeper, and purges expired messages and attempts,
 // once at start and then every interval until ctx ends.
-func sweepEvery(ctx context.Context, sw *sweeper.Sweeper, store *sqlite.Store, every time.Duration, logger *slog.Logger) {
+func sweepEvery(ctx context.Context, sw *sweeper.Sweeper, store *sqlite.Store, clock webhook.Clock, every time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if _, err := sw.Sweep(ctx); err != nil && ctx.Err() == nil {
 			logger.Error("sweep", "err", err)
 		}
-		if _, err := store.PurgeExpired(ctx, time.Now().UTC(), 1000); err != nil && ctx.Err() == nil {
+		if _, err := store.PurgeExpired(ctx, clock.Now(), 1000); err != nil && ctx.Err() == nil {
 			logger.Error("purge expired", "err", err)
 		}
 		select {
@@ -188,18 +196,55 @@ func adminToken(cfg config, stdout io.Writer) ([32]byte, error) {
 	return h, nil
 }
 
-// seedEventTypes loads the events/ catalog as event types, so a newcomer
-// can subscribe right away.
+// lockDataDir makes sure one process at a time uses a data dir: two would
+// both run the queue and double every delivery.
+func lockDataDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another hookstep process", dir)
+	}
+	return func() { f.Close() }, nil
+}
+
+// seedOnce loads the events/ catalog as event types on first start, so a
+// newcomer can subscribe right away. A marker file records that it was
+// done, so types the user removes later stay removed.
+func seedOnce(ctx context.Context, store webhook.Store, dir string, now time.Time) error {
+	marker := filepath.Join(dir, "seeded")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if err := seedEventTypes(ctx, store, now); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte("event types of events/eventtypes loaded\n"), 0o600)
+}
+
+// seedEventTypes stores the catalog's event types, keeping existing ones.
 func seedEventTypes(ctx context.Context, store webhook.Store, now time.Time) error {
 	cat, err := events.Catalog()
 	if err != nil {
 		return err
 	}
 	for _, e := range cat {
+		// Svix keeps an event type's example payload in its schema's
+		// "examples"; so do we.
+		var schema map[string]json.RawMessage
+		if err := json.Unmarshal(e.Schema, &schema); err != nil {
+			return fmt.Errorf("seed event type %s: %w", e.Name, err)
+		}
+		schema["examples"] = json.RawMessage("[" + string(e.Example) + "]")
+		schemas, err := json.Marshal(map[string]any{"1": schema})
+		if err != nil {
+			return err
+		}
 		et := &webhook.EventType{
 			Name: e.Name, Description: e.Description, GroupName: e.GroupName,
-			Schemas:   []byte(`{"1":` + string(e.Schema) + `}`),
-			CreatedAt: now, UpdatedAt: now,
+			Schemas: schemas, CreatedAt: now, UpdatedAt: now,
 		}
 		if err := store.CreateEventType(ctx, et); err != nil && !webhook.IsConflict(err) {
 			return fmt.Errorf("seed event type %s: %w", e.Name, err)

@@ -151,9 +151,10 @@ func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.
 	return nil
 }
 
-// Recover starts a manual run for every delivery to ep whose status is Fail
-// or Canceled and whose message was created in [since, until), in the
-// background when Service.Go is set.
+// Recover re-sends, as new manual runs, the messages whose attempts to ep
+// in [since, until) failed and whose delivery there has not succeeded since
+// (its status is Fail or Canceled: messages still being retried are left to
+// their schedule). It runs in the background when Service.Go is set.
 func (s *Service) Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error) {
 	if ep.Disabled {
 		return webhook.RecoverTask{}, webhook.BadRequest("generic_error", "endpoint %s is disabled; enable it before recovering", ep.ID)
@@ -176,40 +177,68 @@ func (s *Service) Recover(ctx context.Context, ep *webhook.Endpoint, since, unti
 }
 
 func (s *Service) recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (int, error) {
-	f := webhook.DeliveryFilter{
+	failed := webhook.StatusFail
+	f := webhook.AttemptFilter{
 		ListOptions: webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true},
 		AppID:       ep.AppID,
 		EndpointID:  ep.ID,
-		Statuses:    []webhook.Status{webhook.StatusFail, webhook.StatusCanceled},
-		Since:       since,
-		Until:       until,
+		Status:      &failed,
+		After:       since.Add(-time.Nanosecond), // After is exclusive; since is not
+		Before:      until,
 	}
+	seen := map[string]bool{}
 	n := 0
 	for {
-		page, err := s.Store.ListDeliveries(ctx, f)
+		page, err := s.Store.ListAttempts(ctx, f)
 		if err != nil {
 			return n, err
 		}
-		for _, d := range page.Items {
-			msg, err := s.Store.GetMessage(ctx, d.AppID, d.MsgID)
-			if webhook.IsNotFound(err) {
-				continue // expired meanwhile
+		for _, a := range page.Items {
+			if seen[a.MsgID] {
+				continue
 			}
+			seen[a.MsgID] = true
+			ok, err := s.recoverOne(ctx, ep, a.MsgID)
 			if err != nil {
 				return n, err
 			}
-			run, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
-			if err != nil {
-				return n, err
+			if ok {
+				n++
 			}
-			s.dispatchLogged(ctx, run.Ref())
-			n++
 		}
 		if !page.More || len(page.Items) == 0 {
 			return n, nil
 		}
-		f.Cursor = page.Items[len(page.Items)-1].MsgID
+		f.Cursor = page.Items[len(page.Items)-1].ID
 	}
+}
+
+// recoverOne starts a manual run of one message to ep if its delivery there
+// ended without success.
+func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID string) (bool, error) {
+	d, err := s.Store.GetDelivery(ctx, ep.AppID, msgID, ep.ID)
+	if webhook.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if d.Status != webhook.StatusFail && d.Status != webhook.StatusCanceled {
+		return false, nil
+	}
+	msg, err := s.Store.GetMessage(ctx, ep.AppID, msgID)
+	if webhook.IsNotFound(err) {
+		return false, nil // expired meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	run, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
+	if err != nil {
+		return false, err
+	}
+	s.dispatchLogged(ctx, run.Ref())
+	return true, nil
 }
 
 // Attempt makes one attempt of the run ref: it loads the delivery, the
@@ -299,6 +328,10 @@ func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) 
 	}
 
 	after, err := s.Store.RecordAttempt(ctx, res)
+	if webhook.IsNotFound(err) {
+		// The endpoint or its app was deleted while we sent.
+		return Result{Outcome: Stop, Attempt: n, StatusCode: resp.StatusCode, Final: true}, nil
+	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -68,7 +68,9 @@ func classify(parent context.Context, err error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("%w: %w", ErrDNS, err)
+		// Not dnsErr.Error(): it names this machine's resolver, which the
+		// attempt log would then show to endpoint owners.
+		return fmt.Errorf("%w: %s", ErrDNS, dnsErr.Name)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("%w: %w", ErrConnRefused, err)
 	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &alert),

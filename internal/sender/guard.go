@@ -32,6 +32,7 @@ var deniedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("255.255.255.255/32"),
 
 	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("::/96"), // IPv4-compatible (deprecated) forms such as ::127.0.0.1
 	netip.MustParsePrefix("::1/128"),
 	netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),

@@ -7,13 +7,14 @@ import (
 	"testing"
 )
 
-// deniedRanges is RELIABILITY.md's deny list, written out again here so that
-// the test does not trust the production table.
+// deniedRanges is RELIABILITY.md's deny list plus the IPv4-compatible ::/96,
+// written out again here so that the test does not trust the production
+// table.
 var deniedRanges = []string{
 	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
 	"192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
 	"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
-	"::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
+	"::/128", "::/96", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
 	"2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
 }
 
@@ -97,6 +98,8 @@ func TestClassify(t *testing.T) {
 		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", true}, // Teredo
 		{"::", true},
 		{"::1", true},
+		{"::127.0.0.1", true}, // IPv4-compatible form
+		{"::a00:1", true},     // ::10.0.0.1
 		{"0.0.0.0", true},
 		{"255.255.255.255", true},
 		{"fe80::1%eth0", true}, // a zone must not hide the range

@@ -490,6 +490,10 @@ func TestSendNameNotResolved(t *testing.T) {
 	for _, allowPrivate := range []bool{false, true} {
 		res := newTestSender(t, Config{AllowPrivate: allowPrivate}).Send(t.Context(), request("https://receiver.hookstep-test.invalid/"))
 		checkFailed(t, res, ErrDNS)
+		// The attempt log shows this text: it must not name the resolver.
+		if want := "host name not resolved: receiver.hookstep-test.invalid"; res.Err.Error() != want {
+			t.Errorf("error text: got %q, want %q", res.Err.Error(), want)
+		}
 	}
 }
 
