@@ -26,6 +26,7 @@ deps:
 test: deps
 	$(GO) vet $(PKGS)
 	HOOKSTEP_REQUIRE_DYNALITE=1 HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(TOOLS)/aws-lambda-rie $(GO) test -count=1 -timeout 15m $(PKGS)
+	@$(MAKE) --no-print-directory infra-test
 
 ## lint: gofmt and go vet
 lint:
@@ -49,3 +50,40 @@ build:
 
 clean:
 	rm -rf build
+
+# --- AWS: the CDK app in infra/ (its own Go module, so the root build never links jsii)
+
+# The pinned Node tools: the CDK CLI, and Node 22 first on PATH for it and for jsii.
+INFRA_NODE := infra/node_modules/.package-lock.json
+INFRA_PATH := $(CURDIR)/infra/node_modules/.bin:$(PATH)
+# Extra CDK CLI arguments, e.g. CDK_ARGS='-c retrySchedule=0s,5s,10s -c removalPolicy=destroy'.
+CDK_ARGS ?=
+CDK := cd infra && PATH="$(INFRA_PATH)" CDK_DISABLE_CLI_TELEMETRY=1 CDK_DISABLE_VERSION_CHECK=1 npx --no cdk
+
+.PHONY: synth diff deploy destroy infra-test
+
+$(INFRA_NODE): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+
+## synth: build the functions and synthesize the stack into infra/cdk.out (offline: no AWS account or lookups)
+synth: build $(INFRA_NODE)
+	$(CDK) synth -q --no-notices $(CDK_ARGS)
+	@echo "template: infra/cdk.out/Hookstep.template.json"
+
+## diff: compare the stack with the deployed one (needs AWS credentials)
+diff: build $(INFRA_NODE)
+	$(CDK) diff --no-notices $(CDK_ARGS)
+
+## deploy: build the functions and deploy the stack (needs AWS credentials and a bootstrapped account)
+deploy: build $(INFRA_NODE)
+	$(CDK) deploy --no-notices $(CDK_ARGS)
+
+## destroy: delete the stack; the table, secret and logs are retained unless deployed with removalPolicy=destroy
+destroy: build $(INFRA_NODE)
+	$(CDK) destroy --no-notices $(CDK_ARGS)
+
+## infra-test: the CDK assertion tests and the ASL check of the generated state machine
+infra-test: $(INFRA_NODE)
+	@start=$$(date +%s); \
+	cd infra && PATH="$(INFRA_PATH)" HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(TOOLS)/aws-lambda-rie $(GO) test -count=1 -timeout 15m ./... && \
+	echo "infra tests (CDK): $$(( $$(date +%s) - start )) s wall time"

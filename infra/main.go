@@ -1,0 +1,110 @@
+// Command infra is hookstep's CDK app: one environment-agnostic stack
+// (no account or region lookups, so `make synth` works offline), built
+// from the functions in ../build. Run it through the CDK CLI: make synth,
+// make diff, make deploy, make destroy.
+//
+// Context values override the stack's defaults, e.g.
+//
+//	npx cdk deploy -c retrySchedule=0s,5s,10s -c removalPolicy=destroy
+//
+// Keys: retrySchedule (Go durations, comma-separated), httpTimeout,
+// disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
+// domainName and certificateArn (together), alarmTopicArn, and
+// apiGatewayLogRoleExists (true when the account's API Gateway
+// CloudWatch role is managed elsewhere).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/hookstep/hookstep/infra/stack"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// stackID is the stack's name in CloudFormation.
+const stackID = "Hookstep"
+
+func main() {
+	err := run()
+	jsii.Close() // stops the jsii runtime; os.Exit would skip a deferred call
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "infra:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	app := awscdk.NewApp(nil)
+	props, err := propsFromContext(func(key string) string {
+		if v := app.Node().TryGetContext(jsii.String(key)); v != nil {
+			return fmt.Sprint(v)
+		}
+		return ""
+	})
+	if err != nil {
+		return err
+	}
+	props.StackProps = awscdk.StackProps{
+		Description: jsii.String("hookstep: self-hosted Svix-compatible webhook delivery"),
+	}
+	if _, err := stack.New(app, stackID, props); err != nil {
+		return err
+	}
+	app.Synth(nil)
+	return nil
+}
+
+// propsFromContext reads the stack props from the app's context, leaving
+// unset keys at their defaults and reporting every bad value at once.
+func propsFromContext(get func(key string) string) (*stack.Props, error) {
+	p := &stack.Props{
+		DomainName:     get("domainName"),
+		CertificateARN: get("certificateArn"),
+		AlarmTopicARN:  get("alarmTopicArn"),
+	}
+	var errs []error
+	if v := get("retrySchedule"); v != "" {
+		s, err := webhook.ParseSchedule(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("context retrySchedule: %w", err))
+		}
+		p.Schedule = s
+	}
+	for key, dst := range map[string]*time.Duration{
+		"httpTimeout":  &p.HTTPTimeout,
+		"disableAfter": &p.DisableAfter,
+		"sweepRate":    &p.SweepRate,
+	} {
+		if v := get(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			}
+			*dst = d
+		}
+	}
+	switch v := get("removalPolicy"); v {
+	case "":
+	case "retain":
+		p.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
+	case "destroy":
+		p.RemovalPolicy = awscdk.RemovalPolicy_DESTROY
+	default:
+		errs = append(errs, fmt.Errorf("context removalPolicy %q: want retain or destroy", v))
+	}
+	if v := get("apiGatewayLogRoleExists"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("context apiGatewayLogRoleExists: %w", err))
+		}
+		p.APIGatewayLogRoleExists = b
+	}
+	return p, errors.Join(errs...)
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// TestMain stops the jsii runtime, which linking awscdk starts and which
+// otherwise leaves its temp dir behind.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+func TestPropsFromContext(t *testing.T) {
+	ctx := map[string]string{
+		"retrySchedule":           "0s,1s,2s",
+		"httpTimeout":             "5s",
+		"disableAfter":            "1h",
+		"sweepRate":               "5m",
+		"removalPolicy":           "destroy",
+		"domainName":              "hooks.example.com",
+		"certificateArn":          "arn:aws:acm:eu-west-1:123456789012:certificate/x",
+		"alarmTopicArn":           "arn:aws:sns:eu-west-1:123456789012:alarms",
+		"apiGatewayLogRoleExists": "true",
+	}
+	p, err := propsFromContext(func(k string) string { return ctx[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Schedule.String(), (webhook.Schedule{0, time.Second, 2 * time.Second}).String(); got != want {
+		t.Errorf("Schedule: got %s, want %s", got, want)
+	}
+	if p.HTTPTimeout != 5*time.Second || p.DisableAfter != time.Hour || p.SweepRate != 5*time.Minute {
+		t.Errorf("durations: got %s %s %s, want 5s 1h 5m", p.HTTPTimeout, p.DisableAfter, p.SweepRate)
+	}
+	if p.RemovalPolicy != awscdk.RemovalPolicy_DESTROY || !p.APIGatewayLogRoleExists {
+		t.Errorf("got removal %s, log role exists %v; want DESTROY, true", p.RemovalPolicy, p.APIGatewayLogRoleExists)
+	}
+	if p.DomainName != ctx["domainName"] || p.CertificateARN != ctx["certificateArn"] || p.AlarmTopicARN != ctx["alarmTopicArn"] {
+		t.Errorf("strings: got %q %q %q", p.DomainName, p.CertificateARN, p.AlarmTopicARN)
+	}
+}
+
+func TestPropsFromContextDefaults(t *testing.T) {
+	p, err := propsFromContext(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" {
+		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
+	}
+}
+
+func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
+	ctx := map[string]string{"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe"}
+	_, err := propsFromContext(func(k string) string { return ctx[k] })
+	for key := range ctx {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("got %v, want an error naming %s", err, key)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package stack
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// resources are the constructs that other parts of the stack refer to.
+type resources struct {
+	table        awsdynamodb.Table
+	adminToken   awssecretsmanager.Secret
+	api          awslambda.Function
+	deliver      awslambda.Function
+	sweeper      awslambda.Function
+	stateMachine awsstepfunctions.StateMachine
+	restAPI      awsapigateway.LambdaRestApi
+	sweep        awsevents.Rule
+}
+
+const (
+	// maxLambdaTimeout is Lambda's ceiling on a function's timeout.
+	maxLambdaTimeout = 15 * time.Minute
+
+	// deliverOverhead is the deliver function's time beyond twice the
+	// HTTP budget: loading the message and endpoint and recording the
+	// attempt are a handful of DynamoDB calls.
+	deliverOverhead = 10 * time.Second
+
+	// apiTimeout stays under API Gateway's 29 s integration timeout, so
+	// that a slow request ends in the function, which logs why, rather
+	// than at the gateway, which cannot.
+	apiTimeout = 28 * time.Second
+
+	// sweeperTimeout bounds one sweep. A run handles at most
+	// HOOKSTEP_SWEEP_BATCH items (a DynamoDB write or a StartExecution
+	// each), seconds of work; a run that is cut short loses nothing,
+	// since the next one resumes where it stopped.
+	sweeperTimeout = 2 * time.Minute
+)
+
+// deliverTimeout is the deliver function's timeout for an HTTP budget.
+// An attempt whose POST takes its whole budget still has as long again
+// to record the result: the window between a 2xx and its record is the
+// one place a duplicate delivery can come from (RELIABILITY.md).
+func deliverTimeout(httpBudget time.Duration) time.Duration {
+	return 2*httpBudget + deliverOverhead
+}
+
+// addSecret creates the admin token: a random string without punctuation
+// (it travels in an Authorization header and in shell commands). The
+// api function reads it once per cold start and keeps only its hash.
+func (h *hookstep) addSecret() {
+	h.res.adminToken = awssecretsmanager.NewSecret(h.stack, jsii.String("AdminToken"), &awssecretsmanager.SecretProps{
+		Description: jsii.String("hookstep admin API token (Authorization: Bearer <token>)"),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength:     jsii.Number(48),
+			ExcludePunctuation: jsii.Bool(true),
+			IncludeSpace:       jsii.Bool(false),
+		},
+		RemovalPolicy: h.props.RemovalPolicy,
+	})
+}
+
+// addFunctions creates the three Lambda functions and grants each the
+// table. The state machine's ARN is added to api and sweeper once it
+// exists (addStateMachine); deliver never gets it, since the state
+// machine refers to deliver and the reference cannot go both ways.
+func (h *hookstep) addFunctions() {
+	p := h.props
+	env := map[string]*string{
+		"HOOKSTEP_TABLE":          h.res.table.TableName(),
+		"HOOKSTEP_RETRY_SCHEDULE": jsii.String(p.Schedule.String()),
+		"HOOKSTEP_HTTP_TIMEOUT":   jsii.String(p.HTTPTimeout.String()),
+		"HOOKSTEP_DISABLE_AFTER":  jsii.String(p.DisableAfter.String()),
+	}
+
+	h.res.api = h.function("api", functionSpec{
+		description: "hookstep API and dashboard behind API Gateway",
+		// Lambda's CPU share grows with memory. The api validates and
+		// fans a message out to every matching endpoint (a write and a
+		// StartExecution each) while a client waits, so it gets more
+		// CPU than the background functions.
+		memoryMB: 512,
+		timeout:  apiTimeout,
+		env:      env,
+	})
+	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_ADMIN_TOKEN_SECRET_ARN"), h.res.adminToken.SecretArn(), nil)
+	h.res.adminToken.GrantRead(h.res.api, nil)
+
+	h.res.deliver = h.function("deliver", functionSpec{
+		description: "hookstep delivery attempt (the state machine's task)",
+		// One outbound POST with a capped response: waiting on the
+		// network, not computing. 256 MB is the smallest size whose CPU
+		// share signs and parses without adding latency.
+		memoryMB: 256,
+		timeout:  deliverTimeout(p.HTTPTimeout),
+		env:      env,
+	})
+
+	h.res.sweeper = h.function("sweeper", functionSpec{
+		description: "hookstep sweep: disable failing endpoints, re-drive undispatched deliveries",
+		memoryMB:    256, // a bounded batch of small DynamoDB calls
+		timeout:     sweeperTimeout,
+		env:         env,
+	})
+
+	for _, fn := range []awslambda.Function{h.res.api, h.res.deliver, h.res.sweeper} {
+		h.res.table.GrantReadWriteData(fn)
+	}
+}
+
+// functionSpec is what differs between the three functions.
+type functionSpec struct {
+	description string
+	memoryMB    float64
+	timeout     time.Duration
+	env         map[string]*string
+}
+
+// function creates one Go function from <AssetDir>/<name>/bootstrap on
+// the OS-only runtime, on Graviton (the build is linux/arm64), with its
+// own log group so that retention and removal follow the props.
+func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
+	id := constructID(name)
+	logs := awslogs.NewLogGroup(h.stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		Retention:     h.props.LogRetention,
+		RemovalPolicy: h.props.RemovalPolicy,
+	})
+	env := make(map[string]*string, len(spec.env))
+	for k, v := range spec.env {
+		env[k] = v
+	}
+	return awslambda.NewFunction(h.stack, jsii.String(id+"Function"), &awslambda.FunctionProps{
+		Description:  jsii.String(spec.description),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String("bootstrap"),
+		Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(h.props.AssetDir, name)), nil),
+		MemorySize:   jsii.Number(spec.memoryMB),
+		Timeout:      seconds(spec.timeout),
+		Environment:  &env,
+		LogGroup:     logs,
+		// The functions already write JSON lines (log/slog); the JSON
+		// format keeps them as fields and adds the request id.
+		LoggingFormat: awslambda.LoggingFormat_JSON,
+	})
+}
+
+// constructID turns a function name into a construct id: "api" → "Api".
+func constructID(name string) string {
+	if name == "" {
+		return name
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}

@@ -1,0 +1,206 @@
+// Package stack defines hookstep's AWS deployment as one CDK stack: the
+// DynamoDB table, the three Lambda functions, the delivery state machine
+// generated from the retry schedule, the REST API in front of the api
+// function, the hourly sweep, the admin token secret and the alarms.
+//
+// Everything that decides behaviour lives in the root module's internal
+// packages; this package only places it on AWS. The table layout comes
+// from internal/dynamo and the Wait states from internal/webhook's
+// Schedule, so neither is restated here.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// Props configures the stack. The zero value of every field but
+// StackProps means "use the default", so callers set only what they
+// change.
+type Props struct {
+	awscdk.StackProps
+
+	// Schedule is the retry schedule the state machine's Wait states
+	// encode and the deliver function is told. Every wait must be a
+	// whole number of seconds. Default webhook.DefaultSchedule.
+	Schedule webhook.Schedule
+
+	// HTTPTimeout is one delivery attempt's HTTP budget. The deliver
+	// function's timeout is derived from it. Default 15 s.
+	HTTPTimeout time.Duration
+
+	// DisableAfter is how long an endpoint may fail before the sweeper
+	// disables it. Default 7 days.
+	DisableAfter time.Duration
+
+	// SweepRate is how often the sweeper runs; a whole number of
+	// minutes. Default 1 hour.
+	SweepRate time.Duration
+
+	// LogRetention applies to every log group of the stack. Default one
+	// month.
+	LogRetention awslogs.RetentionDays
+
+	// RemovalPolicy applies to the resources that hold data: the table,
+	// the admin token secret and the log groups. Default RETAIN, so that
+	// destroying the stack never deletes webhook history.
+	RemovalPolicy awscdk.RemovalPolicy
+
+	// ThrottleRate and ThrottleBurst bound the API stage's steady request
+	// rate (per second) and burst. Defaults 100 and 200.
+	ThrottleRate  float64
+	ThrottleBurst float64
+
+	// DomainName and CertificateARN, set together, serve the API on a
+	// custom domain with a regional ACM certificate. The DNS record is
+	// left to the caller: point it at the CustomDomainTarget output.
+	DomainName     string
+	CertificateARN string
+
+	// AlarmTopicARN, when set, is the SNS topic every alarm notifies.
+	AlarmTopicARN string
+
+	// APIGatewayLogRoleExists says the account's API Gateway CloudWatch
+	// role is already configured in this region. API Gateway needs that
+	// account-wide role to write access logs; by default the stack sets
+	// it, which would overwrite a role another stack manages.
+	APIGatewayLogRoleExists bool
+
+	// AssetDir holds the built functions, one directory per function
+	// with its bootstrap binary (`make build`). Default "../build",
+	// relative to infra/ where the CDK CLI runs the app.
+	AssetDir string
+}
+
+// Defaults of Props, exported so the app and the tests can name them.
+const (
+	DefaultHTTPTimeout   = 15 * time.Second
+	DefaultDisableAfter  = 7 * 24 * time.Hour
+	DefaultSweepRate     = time.Hour
+	DefaultThrottleRate  = 100
+	DefaultThrottleBurst = 200
+	DefaultAssetDir      = "../build"
+)
+
+// Functions names the three Lambda functions; each is built to
+// <AssetDir>/<name>/bootstrap.
+var Functions = []string{"api", "deliver", "sweeper"}
+
+// New adds hookstep's stack to scope. It reports bad props and missing
+// function builds as an error instead of a synthesis failure deep in CDK.
+func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, error) {
+	p, err := props.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range Functions {
+		if err := checkAsset(p.AssetDir, name); err != nil {
+			return nil, err
+		}
+	}
+
+	st := awscdk.NewStack(scope, jsii.String(id), &p.StackProps)
+	h := &hookstep{stack: st, props: p}
+	if err := h.addTable(); err != nil {
+		return nil, err
+	}
+	h.addSecret()
+	h.addFunctions()
+	h.addStateMachine()
+	h.addAPI()
+	h.addSweep()
+	h.addAlarms()
+	h.addOutputs()
+	return st, nil
+}
+
+// hookstep carries the constructs the parts of the stack wire together.
+type hookstep struct {
+	stack awscdk.Stack
+	props Props
+	res   resources
+}
+
+// withDefaults fills in the defaults and checks what CDK would only
+// reject late, or not at all.
+func (p *Props) withDefaults() (Props, error) {
+	var out Props
+	if p != nil {
+		out = *p
+	}
+	out.Schedule = append(webhook.Schedule(nil), out.Schedule...)
+	if len(out.Schedule) == 0 {
+		out.Schedule = append(out.Schedule, webhook.DefaultSchedule...)
+	}
+	if out.HTTPTimeout == 0 {
+		out.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if out.DisableAfter == 0 {
+		out.DisableAfter = DefaultDisableAfter
+	}
+	if out.SweepRate == 0 {
+		out.SweepRate = DefaultSweepRate
+	}
+	if out.LogRetention == "" {
+		out.LogRetention = awslogs.RetentionDays_ONE_MONTH
+	}
+	if out.RemovalPolicy == "" {
+		out.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
+	}
+	if out.ThrottleRate == 0 {
+		out.ThrottleRate = DefaultThrottleRate
+	}
+	if out.ThrottleBurst == 0 {
+		out.ThrottleBurst = DefaultThrottleBurst
+	}
+	if out.AssetDir == "" {
+		out.AssetDir = DefaultAssetDir
+	}
+
+	var errs []error
+	for i, d := range out.Schedule {
+		if d < 0 || d%time.Second != 0 {
+			errs = append(errs, fmt.Errorf("schedule[%d] = %s: a Wait state needs whole, non-negative seconds", i, d))
+		}
+	}
+	if out.HTTPTimeout < time.Second || deliverTimeout(out.HTTPTimeout) > maxLambdaTimeout {
+		errs = append(errs, fmt.Errorf("HTTPTimeout %s: want 1s..%s so the deliver function's timeout (2x + %s) fits Lambda's %s",
+			out.HTTPTimeout, (maxLambdaTimeout-deliverOverhead)/2, deliverOverhead, maxLambdaTimeout))
+	}
+	if out.DisableAfter < 0 {
+		errs = append(errs, fmt.Errorf("DisableAfter %s is negative", out.DisableAfter))
+	}
+	if out.SweepRate < time.Minute || out.SweepRate%time.Minute != 0 {
+		errs = append(errs, fmt.Errorf("SweepRate %s: an EventBridge rate needs whole minutes, at least 1", out.SweepRate))
+	}
+	if (out.DomainName == "") != (out.CertificateARN == "") {
+		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Props{}, fmt.Errorf("stack props: %w", err)
+	}
+	return out, nil
+}
+
+// checkAsset reports a function that has not been built, naming the fix.
+func checkAsset(dir, name string) error {
+	path := filepath.Join(dir, name, "bootstrap")
+	if !fileExists(path) {
+		return fmt.Errorf("stack: %s not found: run `make build` first", path)
+	}
+	return nil
+}
+
+// seconds converts a Go duration to a CDK one.
+func seconds(d time.Duration) awscdk.Duration {
+	return awscdk.Duration_Seconds(jsii.Number(d.Seconds()))
+}

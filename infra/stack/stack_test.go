@@ -1,0 +1,570 @@
+package stack_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/hookstep/hookstep/infra/stack"
+	"github.com/hookstep/hookstep/internal/dynamo"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+// workDir holds the stub function build and the synthesized apps.
+var workDir string
+
+func TestMain(m *testing.M) {
+	code, err := runTests(m)
+	jsii.Close() // stops the jsii runtime, which otherwise leaves temp dirs behind
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func runTests(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "hookstep-infra-test-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	workDir = dir
+	if err := stack.StubBuild(filepath.Join(dir, "build")); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+// synthesized is one synthesized stack: the assertions view and the raw
+// template.
+type synthesized struct {
+	assertions.Template
+	tmpl cfnTemplate
+}
+
+var apps atomic.Int64
+
+// synth synthesizes the stack with props against the stub build.
+func synth(t *testing.T, props stack.Props) synthesized {
+	t.Helper()
+	props.AssetDir = filepath.Join(workDir, "build")
+	outdir := filepath.Join(workDir, fmt.Sprintf("cdk.out.%d", apps.Add(1)))
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
+	st, err := stack.New(app, "Hookstep", &props)
+	if err != nil {
+		t.Fatalf("stack.New: %v", err)
+	}
+	s, err := newSynthesized(assertions.Template_FromStack(st, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newSynthesized(tpl assertions.Template) (synthesized, error) {
+	raw, err := json.Marshal(tpl.ToJSON())
+	if err != nil {
+		return synthesized{}, err
+	}
+	var c cfnTemplate
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return synthesized{}, err
+	}
+	c.raw = raw
+	return synthesized{Template: tpl, tmpl: c}, nil
+}
+
+// defaultStack is the stack with default props, synthesized once for
+// the tests that only read it.
+var defaultStack = sync.OnceValue(func() synthesized {
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(workDir, "cdk.out.default"))})
+	st, err := stack.New(app, "Hookstep", &stack.Props{AssetDir: filepath.Join(workDir, "build")})
+	if err != nil {
+		panic(err)
+	}
+	s, err := newSynthesized(assertions.Template_FromStack(st, nil))
+	if err != nil {
+		panic(err)
+	}
+	return s
+})
+
+// check runs an assertions-package check, which panics on failure, and
+// reports the failure on t instead, so one failed assertion does not
+// abort the whole test binary.
+func check(t *testing.T, assertion func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		if r := recover(); r != nil {
+			t.Errorf("%v", r)
+		}
+	}()
+	assertion()
+}
+
+// cfnTemplate is the part of a CloudFormation template the tests read.
+type cfnTemplate struct {
+	Resources map[string]cfnResource    `json:"Resources"`
+	Outputs   map[string]map[string]any `json:"Outputs"`
+	raw       []byte
+}
+
+type cfnResource struct {
+	Type           string         `json:"Type"`
+	Properties     map[string]any `json:"Properties"`
+	DeletionPolicy string         `json:"DeletionPolicy"`
+}
+
+// ofType returns the resources of one type by logical id.
+func (c cfnTemplate) ofType(typ string) map[string]cfnResource {
+	out := map[string]cfnResource{}
+	for id, r := range c.Resources {
+		if r.Type == typ {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+// function returns the Lambda function built from <name>, e.g. "deliver".
+func (c cfnTemplate) function(t *testing.T, name string) (string, cfnResource) {
+	t.Helper()
+	prefix := strings.ToUpper(name[:1]) + name[1:] + "Function"
+	for id, r := range c.ofType("AWS::Lambda::Function") {
+		if strings.HasPrefix(id, prefix) {
+			return id, r
+		}
+	}
+	t.Fatalf("no function %s in the template", name)
+	return "", cfnResource{}
+}
+
+// only returns the single resource of a type.
+func (c cfnTemplate) only(t *testing.T, typ string) (string, cfnResource) {
+	t.Helper()
+	rs := c.ofType(typ)
+	if len(rs) != 1 {
+		t.Fatalf("got %d %s, want 1", len(rs), typ)
+	}
+	for id, r := range rs {
+		return id, r
+	}
+	panic("unreachable")
+}
+
+func ref(id string) map[string]any       { return map[string]any{"Ref": id} }
+func getAttArn(id string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, "Arn"}} }
+
+func TestResourceCounts(t *testing.T) {
+	s := defaultStack()
+	for typ, want := range map[string]int{
+		"AWS::DynamoDB::Table":             1,
+		"AWS::Lambda::Function":            3, // ours only: no custom-resource functions
+		"AWS::StepFunctions::StateMachine": 1,
+		"AWS::ApiGateway::RestApi":         1,
+		"AWS::ApiGateway::Stage":           1,
+		"AWS::ApiGateway::Method":          2, // ANY / and ANY /{proxy+}
+		"AWS::ApiGateway::Account":         1, // the CloudWatch role for access logs
+		"AWS::ApiGateway::DomainName":      0,
+		"AWS::Events::Rule":                1,
+		"AWS::SecretsManager::Secret":      1,
+		"AWS::CloudWatch::Alarm":           4,
+		"AWS::Logs::LogGroup":              5, // three functions, the state machine, API access logs
+		"AWS::IAM::Role":                   5, // three functions, the state machine, API Gateway's CloudWatch role
+		"AWS::SNS::Topic":                  0,
+	} {
+		t.Run(typ, func(t *testing.T) {
+			check(t, func() { s.ResourceCountIs(jsii.String(typ), jsii.Number(want)) })
+		})
+	}
+}
+
+func TestTableFollowsSharedSchema(t *testing.T) {
+	s := defaultStack()
+	schema := dynamo.TableSchema("ignored")
+
+	var gsis []any
+	for _, g := range schema.GlobalSecondaryIndexes {
+		projection := map[string]any{"ProjectionType": string(g.Projection.ProjectionType)}
+		if len(g.Projection.NonKeyAttributes) > 0 {
+			projection["NonKeyAttributes"] = g.Projection.NonKeyAttributes
+		}
+		gsis = append(gsis, map[string]any{
+			"IndexName": *g.IndexName,
+			"KeySchema": []any{
+				map[string]any{"AttributeName": *g.KeySchema[0].AttributeName, "KeyType": "HASH"},
+				map[string]any{"AttributeName": *g.KeySchema[1].AttributeName, "KeyType": "RANGE"},
+			},
+			"Projection": projection,
+		})
+	}
+	var attrs []any
+	for _, a := range schema.AttributeDefinitions {
+		attrs = append(attrs, map[string]any{"AttributeName": *a.AttributeName, "AttributeType": "S"})
+	}
+
+	check(t, func() {
+		s.HasResourceProperties(jsii.String("AWS::DynamoDB::Table"), map[string]any{
+			"KeySchema": []any{
+				map[string]any{"AttributeName": dynamo.AttrPK, "KeyType": "HASH"},
+				map[string]any{"AttributeName": dynamo.AttrSK, "KeyType": "RANGE"},
+			},
+			"BillingMode":                      "PAY_PER_REQUEST",
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"TimeToLiveSpecification":          map[string]any{"AttributeName": dynamo.TTLAttribute, "Enabled": true},
+			"DeletionProtectionEnabled":        true,
+			"AttributeDefinitions":             assertions.Match_ArrayEquals(&attrs),
+			"GlobalSecondaryIndexes":           assertions.Match_ArrayEquals(&gsis),
+			"TableName":                        assertions.Match_Absent(),
+		})
+	})
+
+	_, table := s.tmpl.only(t, "AWS::DynamoDB::Table")
+	if table.DeletionPolicy != "Retain" {
+		t.Errorf("table DeletionPolicy: got %q, want Retain by default", table.DeletionPolicy)
+	}
+	var names []string
+	for _, g := range table.Properties["GlobalSecondaryIndexes"].([]any) {
+		names = append(names, g.(map[string]any)["IndexName"].(string))
+	}
+	if want := []string{dynamo.IndexList, dynamo.IndexEndpoint, dynamo.IndexSweep}; !slices.Equal(names, want) {
+		t.Errorf("indexes: got %v, want %v", names, want)
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	s := defaultStack()
+	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
+	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
+
+	tests := []struct {
+		name     string
+		memory   float64
+		timeout  float64
+		extraEnv map[string]any // beyond the shared variables
+	}{
+		{"api", 512, 28, map[string]any{
+			"HOOKSTEP_STATE_MACHINE_ARN":      ref(smID),
+			"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": ref(secretID),
+		}},
+		{"deliver", 256, 40, nil},
+		{"sweeper", 256, 120, map[string]any{
+			"HOOKSTEP_STATE_MACHINE_ARN": ref(smID),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, fn := s.tmpl.function(t, tt.name)
+			p := fn.Properties
+			for key, want := range map[string]any{
+				"Runtime":       "provided.al2023",
+				"Architectures": []any{"arm64"},
+				"Handler":       "bootstrap",
+				"MemorySize":    tt.memory,
+				"Timeout":       tt.timeout,
+				"FunctionName":  nil, // CloudFormation names it
+			} {
+				if got := p[key]; !jsonEqual(got, want) {
+					t.Errorf("%s: got %v, want %v", key, got, want)
+				}
+			}
+			if lc, _ := p["LoggingConfig"].(map[string]any); lc == nil || lc["LogGroup"] == nil {
+				t.Errorf("LoggingConfig: got %v, want the function's own log group", p["LoggingConfig"])
+			}
+
+			want := map[string]any{
+				"HOOKSTEP_TABLE":          ref(tableID),
+				"HOOKSTEP_RETRY_SCHEDULE": webhook.DefaultSchedule.String(),
+				"HOOKSTEP_HTTP_TIMEOUT":   "15s",
+				"HOOKSTEP_DISABLE_AFTER":  "168h0m0s",
+			}
+			for k, v := range tt.extraEnv {
+				want[k] = v
+			}
+			got := p["Environment"].(map[string]any)["Variables"]
+			if !jsonEqual(got, want) {
+				t.Errorf("environment:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// TestDeliverTimeoutCoversTwiceTheHTTPBudget checks the rule that keeps
+// the duplicate-delivery window small: an attempt that spends its whole
+// HTTP budget has as long again to record the result.
+func TestDeliverTimeoutCoversTwiceTheHTTPBudget(t *testing.T) {
+	for _, budget := range []time.Duration{stack.DefaultHTTPTimeout, 2 * time.Minute} {
+		t.Run(budget.String(), func(t *testing.T) {
+			s := defaultStack()
+			if budget != stack.DefaultHTTPTimeout {
+				s = synth(t, stack.Props{HTTPTimeout: budget})
+			}
+			_, fn := s.tmpl.function(t, "deliver")
+			timeout := fn.Properties["Timeout"].(float64)
+			env := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+			told, err := time.ParseDuration(env["HOOKSTEP_HTTP_TIMEOUT"].(string))
+			if err != nil || told != budget {
+				t.Fatalf("HOOKSTEP_HTTP_TIMEOUT: got %v (%v), want %s", env["HOOKSTEP_HTTP_TIMEOUT"], err, budget)
+			}
+			if timeout < 2*budget.Seconds() {
+				t.Errorf("deliver timeout %vs < 2 x HTTP budget %s", timeout, budget)
+			}
+		})
+	}
+}
+
+func TestSweepRule(t *testing.T) {
+	tests := []struct {
+		rate time.Duration
+		want string
+	}{
+		{0, "rate(1 hour)"}, // the default
+		{15 * time.Minute, "rate(15 minutes)"},
+		{24 * time.Hour, "rate(1 day)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			s := defaultStack()
+			if tt.rate != 0 {
+				s = synth(t, stack.Props{SweepRate: tt.rate})
+			}
+			sweeperID, _ := s.tmpl.function(t, "sweeper")
+			check(t, func() {
+				s.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+					"ScheduleExpression": tt.want,
+					"State":              "ENABLED",
+					"Targets":            []any{assertions.Match_ObjectLike(&map[string]any{"Arn": getAttArn(sweeperID)})},
+				})
+			})
+		})
+	}
+}
+
+func TestAPI(t *testing.T) {
+	s := defaultStack()
+	apiID, _ := s.tmpl.function(t, "api")
+	check(t, func() {
+		s.HasResourceProperties(jsii.String("AWS::ApiGateway::RestApi"), map[string]any{
+			"Name":                  "Hookstep-api", // from the stack's name
+			"EndpointConfiguration": map[string]any{"Types": []any{"REGIONAL"}},
+		})
+	})
+	check(t, func() {
+		s.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{"PathPart": "{proxy+}"})
+	})
+	// Both methods (the root and {proxy+}) proxy to the api function.
+	methods := s.tmpl.ofType("AWS::ApiGateway::Method")
+	for id, m := range methods {
+		p := m.Properties
+		integration, _ := p["Integration"].(map[string]any)
+		if p["HttpMethod"] != "ANY" || integration["Type"] != "AWS_PROXY" || !strings.Contains(string(mustJSON(t, integration)), apiID) {
+			t.Errorf("method %s: got %v, want ANY proxied to %s", id, p, apiID)
+		}
+	}
+	accessLogsID := ""
+	for id := range s.tmpl.ofType("AWS::Logs::LogGroup") {
+		if strings.HasPrefix(id, "ApiAccessLogs") {
+			accessLogsID = id
+		}
+	}
+	check(t, func() {
+		s.HasResourceProperties(jsii.String("AWS::ApiGateway::Stage"), map[string]any{
+			"AccessLogSetting": assertions.Match_ObjectLike(&map[string]any{"DestinationArn": getAttArn(accessLogsID)}),
+			"MethodSettings": []any{assertions.Match_ObjectLike(&map[string]any{
+				"HttpMethod":           "*",
+				"ResourcePath":         "/*",
+				"ThrottlingRateLimit":  stack.DefaultThrottleRate,
+				"ThrottlingBurstLimit": stack.DefaultThrottleBurst,
+				"DataTraceEnabled":     false,
+				"LoggingLevel":         "OFF",
+			})},
+		})
+	})
+}
+
+func TestAdminTokenSecret(t *testing.T) {
+	s := defaultStack()
+	_, secret := s.tmpl.only(t, "AWS::SecretsManager::Secret")
+	gen, _ := secret.Properties["GenerateSecretString"].(map[string]any)
+	if gen["ExcludePunctuation"] != true || gen["IncludeSpace"] != false {
+		t.Errorf("GenerateSecretString: got %v, want no punctuation and no spaces", gen)
+	}
+	if n, _ := gen["PasswordLength"].(float64); n < 40 {
+		t.Errorf("PasswordLength: got %v, want >= 40", gen["PasswordLength"])
+	}
+	if gen["SecretStringTemplate"] != nil {
+		t.Errorf("SecretStringTemplate: got %v, want a plain string secret (the api hashes the whole value)", gen["SecretStringTemplate"])
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	s := defaultStack()
+	for _, name := range []string{stack.OutputAPIURL, stack.OutputAdminTokenSecret, stack.OutputStateMachineARN, stack.OutputTableName} {
+		t.Run(name, func(t *testing.T) {
+			check(t, func() { s.HasOutput(jsii.String(name), map[string]any{"Value": assertions.Match_AnyValue()}) })
+		})
+	}
+	if _, ok := s.tmpl.Outputs[stack.OutputCustomDomainTarget]; ok {
+		t.Errorf("output %s without a custom domain", stack.OutputCustomDomainTarget)
+	}
+	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
+	if got := s.tmpl.Outputs[stack.OutputAdminTokenSecret]["Value"]; !jsonEqual(got, ref(secretID)) {
+		t.Errorf("%s: got %v, want the secret's ARN (never its value)", stack.OutputAdminTokenSecret, got)
+	}
+}
+
+// TestOptionalProps synthesizes the options that add resources: a custom
+// domain and an alarm topic; and a disposable (DESTROY) stack.
+func TestOptionalProps(t *testing.T) {
+	const (
+		domain  = "hooks.example.com"
+		cert    = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-000000000000"
+		topicID = "arn:aws:sns:eu-west-1:123456789012:hookstep-alarms"
+	)
+	s := synth(t, stack.Props{
+		DomainName: domain, CertificateARN: cert, AlarmTopicARN: topicID,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY, APIGatewayLogRoleExists: true,
+		LogRetention: awslogs.RetentionDays_ONE_WEEK,
+	})
+
+	check(t, func() {
+		s.HasResourceProperties(jsii.String("AWS::ApiGateway::DomainName"), map[string]any{
+			"DomainName":             domain,
+			"RegionalCertificateArn": cert,
+			"EndpointConfiguration":  map[string]any{"Types": []any{"REGIONAL"}},
+			"SecurityPolicy":         "TLS_1_2",
+		})
+	})
+	check(t, func() { s.ResourceCountIs(jsii.String("AWS::ApiGateway::BasePathMapping"), jsii.Number(1)) })
+	check(t, func() {
+		s.HasOutput(jsii.String(stack.OutputCustomDomainTarget), map[string]any{"Value": assertions.Match_AnyValue()})
+	})
+	check(t, func() { s.ResourceCountIs(jsii.String("AWS::ApiGateway::Account"), jsii.Number(0)) })
+
+	for id, a := range s.tmpl.ofType("AWS::CloudWatch::Alarm") {
+		for _, key := range []string{"AlarmActions", "OKActions"} {
+			if got := a.Properties[key]; !jsonEqual(got, []any{topicID}) {
+				t.Errorf("alarm %s %s: got %v, want [%s]", id, key, got, topicID)
+			}
+		}
+	}
+
+	_, table := s.tmpl.only(t, "AWS::DynamoDB::Table")
+	if table.DeletionPolicy != "Delete" || table.Properties["DeletionProtectionEnabled"] != false {
+		t.Errorf("disposable table: got DeletionPolicy %q, protection %v; want Delete, false",
+			table.DeletionPolicy, table.Properties["DeletionProtectionEnabled"])
+	}
+	for id, lg := range s.tmpl.ofType("AWS::Logs::LogGroup") {
+		if lg.DeletionPolicy != "Delete" || lg.Properties["RetentionInDays"] != float64(7) {
+			t.Errorf("log group %s: got DeletionPolicy %q, retention %v; want Delete, 7",
+				id, lg.DeletionPolicy, lg.Properties["RetentionInDays"])
+		}
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	s := defaultStack()
+	deliverID, _ := s.tmpl.function(t, "deliver")
+	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+	alarms := s.tmpl.ofType("AWS::CloudWatch::Alarm")
+
+	find := func(prefix string) map[string]any {
+		for id, a := range alarms {
+			if strings.HasPrefix(id, prefix) {
+				return a.Properties
+			}
+		}
+		t.Fatalf("no alarm %s", prefix)
+		return nil
+	}
+	for _, a := range alarms {
+		p := a.Properties
+		if p["Threshold"] != float64(1) || p["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || p["TreatMissingData"] != "notBreaching" {
+			t.Errorf("alarm %v: want >= 1, missing data not breaching", p["AlarmDescription"])
+		}
+		if p["AlarmActions"] != nil {
+			t.Errorf("alarm %v has actions without an alarm topic", p["AlarmDescription"])
+		}
+	}
+	tests := []struct {
+		alarm, namespace, metric, dimension string
+	}{
+		{"DeliverErrors", "AWS/Lambda", "Errors", deliverID},
+		{"ExecutionsFailed", "AWS/States", "ExecutionsFailed", smID},
+		{"Api5xx", "AWS/ApiGateway", "5XXError", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.alarm, func(t *testing.T) {
+			p := find(tt.alarm)
+			if p["Namespace"] != tt.namespace || p["MetricName"] != tt.metric || !strings.Contains(string(mustJSON(t, p["Dimensions"])), tt.dimension) {
+				t.Errorf("got %v %v %v, want %s %s on %s", p["Namespace"], p["MetricName"], p["Dimensions"], tt.namespace, tt.metric, tt.dimension)
+			}
+		})
+	}
+	t.Run("Throttles", func(t *testing.T) {
+		metrics := string(mustJSON(t, find("Throttles")["Metrics"]))
+		for _, fn := range stack.Functions {
+			id, _ := s.tmpl.function(t, fn)
+			if !strings.Contains(metrics, id) {
+				t.Errorf("throttles alarm does not watch %s", fn)
+			}
+		}
+	})
+}
+
+func TestPropsAreValidated(t *testing.T) {
+	build := filepath.Join(workDir, "build")
+	tests := []struct {
+		name  string
+		props stack.Props
+		want  string
+	}{
+		{"fractional wait", stack.Props{Schedule: webhook.Schedule{1500 * time.Millisecond}}, "schedule[0]"},
+		{"negative wait", stack.Props{Schedule: webhook.Schedule{time.Second, -time.Second}}, "schedule[1]"},
+		{"HTTP budget beyond Lambda's limit", stack.Props{HTTPTimeout: 10 * time.Minute}, "HTTPTimeout"},
+		{"sub-minute sweep", stack.Props{SweepRate: 90 * time.Second}, "SweepRate"},
+		{"domain without certificate", stack.Props{DomainName: "hooks.example.com"}, "CertificateARN"},
+		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.props.AssetDir == "" {
+				tt.props.AssetDir = build
+			}
+			_, err := stack.New(awscdk.NewApp(nil), "Hookstep", &tt.props)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
