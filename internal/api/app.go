@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -127,7 +129,7 @@ func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
 const maxPathValue = 512
 
 func errUIDTaken(what, uid string) error {
-	return webhook.Conflict("%s with uid %q already exists", what, uid)
+	return errConflict("%s with uid %q already exists", what, uid)
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
@@ -214,14 +216,12 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request) error {
 	app, err := s.appFromPath(r)
 	switch {
 	case err == nil:
-		app.Metadata = map[string]string{}
-		app.ThrottleRate = nil
-		in.apply(app)
-		app.UpdatedAt = s.now()
-		if err := s.store.UpdateApp(ctx, app); err != nil {
-			if webhook.IsConflict(err) {
-				return errUIDTaken("An application", app.UID)
-			}
+		app, err = s.changeApp(ctx, app, func(app *webhook.App) {
+			app.Metadata = map[string]string{}
+			app.ThrottleRate = nil
+			in.apply(app)
+		})
+		if err != nil {
 			return err
 		}
 		s.writeJSON(w, r, http.StatusOK, newAppOut(app))
@@ -268,19 +268,52 @@ func (s *Server) patchApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in.apply(app)
-	if app.Metadata == nil {
-		app.Metadata = map[string]string{}
-	}
-	app.UpdatedAt = s.now()
-	if err := s.store.UpdateApp(r.Context(), app); err != nil {
-		if webhook.IsConflict(err) {
-			return errUIDTaken("An application", app.UID)
+	app, err = s.changeApp(r.Context(), app, func(app *webhook.App) {
+		in.apply(app)
+		if app.Metadata == nil {
+			app.Metadata = map[string]string{}
 		}
+	})
+	if err != nil {
 		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, newAppOut(app))
 	return nil
+}
+
+// changeApp applies a request's change to an app and stores it,
+// optimistically, as changeEndpoint does for endpoints: on
+// webhook.ErrStale the app is read again and change applied afresh. It
+// returns the app as stored.
+func (s *Server) changeApp(ctx context.Context, app *webhook.App, change func(app *webhook.App)) (*webhook.App, error) {
+	err := retryStale("application", func(try int) error {
+		if try > 0 {
+			var err error
+			if app, err = s.store.GetApp(ctx, app.ID); err != nil {
+				if webhook.IsNotFound(err) {
+					return errNotFound("Application")
+				}
+				return err
+			}
+		}
+		read := app.UpdatedAt
+		change(app)
+		app.UpdatedAt = s.now()
+		err := s.store.UpdateApp(ctx, app, read)
+		switch {
+		case errors.Is(err, webhook.ErrStale):
+			return err
+		case webhook.IsConflict(err):
+			return errUIDTaken("An application", app.UID)
+		case webhook.IsNotFound(err):
+			return errNotFound("Application")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return app, nil
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) error {

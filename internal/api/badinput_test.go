@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 // payloadOfSize returns a message body whose payload is exactly n bytes of
@@ -219,5 +222,41 @@ func TestBadInput(t *testing.T) {
 	}
 	if ep == "" || msg == "" || !bytes.Contains([]byte(before[snapshotPaths[1]]), []byte(ep)) {
 		t.Fatalf("fixture not set up")
+	}
+}
+
+// TestTextLimitsCountCharacters checks the boundaries of text limits with
+// two-byte characters: n characters are accepted and n+1 refused,
+// whatever their size in bytes.
+func TestTextLimitsCountCharacters(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": strings.Repeat("é", webhook.MaxNameLen)})["id"])
+	wantValidation(t, h.do("POST", "/api/v1/app", map[string]any{"name": strings.Repeat("é", webhook.MaxNameLen+1)}), []string{"body", "name"})
+	h.createEndpoint(app, map[string]any{"description": strings.Repeat("é", webhook.MaxDescriptionLen)})
+	wantValidation(t, h.do("POST", "/api/v1/app/"+app+"/endpoint", map[string]any{
+		"url": "https://example.com/hook", "description": strings.Repeat("é", webhook.MaxDescriptionLen+1),
+	}), []string{"body", "description"})
+	h.must(http.StatusCreated, "POST", "/api/v1/event-type", map[string]any{"name": "a", "description": strings.Repeat("é", webhook.MaxDescriptionLen)})
+}
+
+// TestBadHeadersReportedInOrder sends several bad custom headers: the 422
+// lists them sorted by name, the same on every request.
+func TestBadHeadersReportedInOrder(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	ep := str(h.createEndpoint(app, map[string]any{})["id"])
+	headers := map[string]any{"Svix-Id": "x", "Host": "x", "X-Ok": "x", "Content-Type": "x", "Webhook-Id": "x", "User-Agent": "x"}
+	want := []string{"Content-Type", "Host", "Svix-Id", "User-Agent", "Webhook-Id"}
+	for range 10 {
+		res := h.do("PUT", "/api/v1/app/"+app+"/endpoint/"+ep+"/headers", map[string]any{"headers": headers})
+		wantValidation(t, res, nil)
+		var got []string
+		for _, d := range res.JSON(t)["detail"].([]any) {
+			l := d.(map[string]any)["loc"].([]any)
+			got = append(got, l[len(l)-1].(string))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("problems at %v, want %v", got, want)
+		}
 	}
 }

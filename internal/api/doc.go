@@ -30,10 +30,13 @@
 //   - Responses write every key of a schema: required maps as {} when
 //     empty, optional fields as null. Timestamps are RFC 3339 UTC with
 //     milliseconds.
-//   - Lists: iterator is the last item's key, prevIterator "-" + the first
-//     item's key; done means no more items in the direction of travel. An
-//     iterator that cannot be a key of the list (wrong id prefix, bad name)
-//     is a 422 at ["query", "iterator"]. Query dates accept a '+' offset
+//   - Lists: iterator and prevIterator are opaque ("~" + base64url of a
+//     direction and the last or first item's key), so that event type
+//     names starting with '-' cannot be mistaken for a direction; the
+//     earlier raw forms (key, "-" + key) are still accepted. done means no
+//     more items in the direction of travel. An iterator that cannot be
+//     one of the list (undecodable, wrong id prefix, bad name) is a 422 at
+//     ["query", "iterator"]. Query dates accept a '+' offset
 //     that arrived unencoded (as a space).
 //   - Apps: PUT creates (201) only when {app_id} is a valid uid; the body's
 //     uid, if any, must then match it. PUT and PATCH keep the stored uid
@@ -61,5 +64,14 @@
 //     canceled deliveries. with_content=false empties message payloads
 //     ({}) and attempt responses ("").
 //   - Resend and recover to a disabled endpoint: 400 generic_error.
-//   - Idempotency keys longer than 256 characters: 400 generic_error.
+//   - Idempotency keys longer than 256 characters: 400 generic_error. A key
+//     whose first request has not finished after a minute was claimed by
+//     a process that died: the next request with it runs.
+//   - Updates (PUT, PATCH, secret rotation, headers, archiving) are
+//     optimistic: a write that raced another one is read, changed and
+//     written again (a few times, then 409), so concurrent changes all
+//     land and a stale read never undoes the sweeper disabling an
+//     endpoint.
+//   - Error details are the handlers' own ("Application not found"); the
+//     text of store errors is logged, never shown.
 package api

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,8 +102,8 @@ func (s *Server) readEndpointInput(f *fields, mode endpointMode) endpointInput {
 	}
 
 	in.description = field[string](f, "description")
-	if in.description.Value() && len(in.description.V) > webhook.MaxDescriptionLen {
-		f.p.Add(loc("body", "description"), "must be at most %d characters", webhook.MaxDescriptionLen)
+	if in.description.Value() {
+		webhook.ValidateDescription(f.p, loc("body", "description"), in.description.V)
 	}
 	in.uid = field[string](f, "uid")
 	if in.uid.Value() {
@@ -277,26 +278,19 @@ func (in endpointInput) apply(ep *webhook.Endpoint, now time.Time) (disabledNow 
 }
 
 // setKey applies a secret from the input: a given secret becomes the
-// current key, a null one is replaced by a generated key. The replaced
-// current key stops signing at once (rotate keeps it for a grace period).
-func (in endpointInput) setKey(ep *webhook.Endpoint) error {
+// current key, and so does the generated one that the caller put in
+// in.key for a null. The replaced current key stops signing at once
+// (rotate keeps it for a grace period).
+func (in endpointInput) setKey(ep *webhook.Endpoint) {
 	if !in.secret.Set {
-		return nil
-	}
-	key := in.key
-	if in.secret.Null {
-		var err error
-		if key, err = signing.GenerateSecret(); err != nil {
-			return err
-		}
+		return
 	}
 	if len(ep.Keys) == 0 {
-		ep.Keys = []webhook.SigningKey{{Key: key}}
-		return nil
+		ep.Keys = []webhook.SigningKey{{Key: in.key}}
+		return
 	}
 	ep.Keys = slices.Clone(ep.Keys)
-	ep.Keys[0] = webhook.SigningKey{Key: key}
-	return nil
+	ep.Keys[0] = webhook.SigningKey{Key: in.key}
 }
 
 // setDisabled disables (manually) or re-enables an endpoint and reports
@@ -341,17 +335,46 @@ func (s *Server) appEndpoint(ctx context.Context, app *webhook.App, idOrUID stri
 	return ep, err
 }
 
-// saveEndpoint stores an updated endpoint and, when it was just disabled,
-// cancels its unfinished deliveries.
-func (s *Server) saveEndpoint(ctx context.Context, ep *webhook.Endpoint, disabledNow bool) error {
-	if err := s.store.UpdateEndpoint(ctx, ep); err != nil {
+// changeEndpoint applies a request's change to an endpoint and stores it,
+// optimistically: ep is the endpoint as just read, and the write is
+// refused if anything else wrote it since (webhook.ErrStale). The
+// endpoint is then read again and change applied to it afresh, so that
+// concurrent changes (another PATCH, a rotation, the sweeper disabling
+// the endpoint) all land and none undoes another. change must derive the
+// new state from the endpoint it is given; it reports whether it disabled
+// the endpoint, whose unfinished deliveries are then canceled. It returns
+// the endpoint as stored.
+func (s *Server) changeEndpoint(ctx context.Context, ep *webhook.Endpoint, change func(ep *webhook.Endpoint) (disabledNow bool, err error)) (*webhook.Endpoint, error) {
+	var disabledNow bool
+	err := retryStale("endpoint", func(try int) error {
+		if try > 0 {
+			var err error
+			if ep, err = s.store.GetEndpoint(ctx, ep.AppID, ep.ID); err != nil {
+				if webhook.IsNotFound(err) {
+					return errNotFound("Endpoint")
+				}
+				return err
+			}
+		}
+		read := ep.UpdatedAt
+		var err error
+		if disabledNow, err = change(ep); err != nil {
+			return err
+		}
+		ep.UpdatedAt = s.now()
+		err = s.store.UpdateEndpoint(ctx, ep, read)
 		switch {
+		case errors.Is(err, webhook.ErrStale):
+			return err
 		case webhook.IsConflict(err):
 			return errUIDTaken("An endpoint", ep.UID)
 		case webhook.IsNotFound(err):
 			return errNotFound("Endpoint")
 		}
 		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if disabledNow {
 		// The update stands even if this fails: the delivery engine also
@@ -360,7 +383,24 @@ func (s *Server) saveEndpoint(ctx context.Context, ep *webhook.Endpoint, disable
 			s.log.WarnContext(ctx, "cancel deliveries of disabled endpoint", "endpoint_id", ep.ID, "err", err)
 		}
 	}
-	return nil
+	return ep, nil
+}
+
+// maxUpdateTries bounds the read → change → write cycles of an update that
+// keeps losing races with other writers of the same item.
+const maxUpdateTries = 5
+
+// retryStale runs one optimistic update cycle (try 0 works on the item as
+// the handler read it, later tries read it again) until it does not fail
+// with webhook.ErrStale. An update that loses maxUpdateTries races is a
+// Conflict for the client to retry.
+func retryStale(what string, cycle func(try int) error) error {
+	for try := range maxUpdateTries {
+		if err := cycle(try); !errors.Is(err, webhook.ErrStale) {
+			return err
+		}
+	}
+	return errConflict("The %s is being changed concurrently; retry the request", what)
 }
 
 func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
@@ -417,8 +457,11 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	in.apply(ep, now)
 	if err := s.store.CreateEndpoint(ctx, ep); err != nil {
-		if webhook.IsConflict(err) {
+		switch {
+		case webhook.IsConflict(err):
 			return errUIDTaken("An endpoint", ep.UID)
+		case webhook.IsNotFound(err):
+			return errNotFound("Application") // deleted meanwhile
 		}
 		return err
 	}
@@ -466,20 +509,25 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 			return err
 		}
 	}
-	now := s.now()
-	if mode == endpointPut {
-		ep.Description, ep.FilterTypes, ep.Channels = "", nil, nil
-		ep.Metadata, ep.ThrottleRate = map[string]string{}, nil
-		if !in.disabled.Set {
-			in.disabled = opt[bool]{Set: true, V: false}
+	if mode == endpointPut && !in.disabled.Set {
+		in.disabled = opt[bool]{Set: true, V: false}
+	}
+	if in.secret.Set && in.key == nil {
+		// null asks for a new generated secret: one for all tries.
+		if in.key, err = signing.GenerateSecret(); err != nil {
+			return err
 		}
 	}
-	disabledNow := in.apply(ep, now)
-	if err := in.setKey(ep); err != nil {
-		return err
-	}
-	ep.UpdatedAt = now
-	if err := s.saveEndpoint(ctx, ep, disabledNow); err != nil {
+	ep, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
+		if mode == endpointPut {
+			ep.Description, ep.FilterTypes, ep.Channels = "", nil, nil
+			ep.Metadata, ep.ThrottleRate = map[string]string{}, nil
+		}
+		disabledNow := in.apply(ep, s.now())
+		in.setKey(ep)
+		return disabledNow, nil
+	})
+	if err != nil {
 		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, newEndpointOut(ep))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -42,9 +43,41 @@ var statusFor = map[webhook.Kind]struct {
 	webhook.KindTooLarge:     {http.StatusRequestEntityTooLarge, "payload_too_large"},
 }
 
+// genericDetail answers a NotFound or Conflict that no handler described.
+var genericDetail = map[webhook.Kind]string{
+	webhook.KindNotFound: "Entity not found",
+	webhook.KindConflict: "The request conflicts with the current state of the entity",
+}
+
+// clientError is a NotFound or Conflict that a handler made, with a detail
+// written for the client (errNotFound, errConflict). The Store's errors of
+// those kinds name internal ids and keys (e.g. "app app_2x… not found"),
+// so their text never reaches a response: a handler turns them into its
+// own, and writeError answers any it did not with a generic detail.
+type clientError struct{ err *webhook.Error }
+
+func (e *clientError) Error() string { return e.err.Error() }
+
+// Unwrap exposes the domain error, so that webhook.ErrorKind and
+// webhook.IsNotFound see through it.
+func (e *clientError) Unwrap() error { return e.err }
+
+// errNotFound is the 404 for a resource named by the request, e.g.
+// errNotFound("Application") → "Application not found".
+func errNotFound(what string) error {
+	return &clientError{&webhook.Error{Kind: webhook.KindNotFound, Msg: what + " not found"}}
+}
+
+// errConflict is a 409 with a detail for the client.
+func errConflict(format string, args ...any) error {
+	return &clientError{&webhook.Error{Kind: webhook.KindConflict, Msg: fmt.Sprintf(format, args...)}}
+}
+
 // writeError is the one place where an error becomes a response. Errors
 // without a kind are internal: they are logged and answered with a generic
-// 500 that reveals nothing.
+// 500 that reveals nothing. NotFound and Conflict errors show their text
+// only when a handler made them (clientError); the other kinds come from
+// validation and from handlers, whose text is written for clients.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *webhook.Error
 	if !errors.As(err, &e) || e.Kind == webhook.KindInternal {
@@ -70,6 +103,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
 	detail := e.Msg
+	if generic, ok := genericDetail[e.Kind]; ok {
+		var ce *clientError
+		if !errors.As(err, &ce) {
+			s.log.InfoContext(r.Context(), "store error answered generically", "method", r.Method, "path", r.URL.Path,
+				"status", m.status, "err", err)
+			detail = generic
+		}
+	}
 	if detail == "" {
 		detail = http.StatusText(m.status)
 	}
@@ -106,11 +147,6 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
-}
-
-// errNotFound is the 404 for a resource named by the request.
-func errNotFound(what string) error {
-	return webhook.NotFound("%s not found", what)
 }
 
 // loc builds a validation location.

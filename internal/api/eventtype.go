@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -64,8 +65,8 @@ func readEventTypeInput(f *fields, full bool) eventTypeInput {
 			f.p.Add(loc("body", "description"), "must not be null")
 		}
 	}
-	if in.description.Value() && len(in.description.V) > webhook.MaxDescriptionLen {
-		f.p.Add(loc("body", "description"), "must be at most %d characters", webhook.MaxDescriptionLen)
+	if in.description.Value() {
+		webhook.ValidateDescription(f.p, loc("body", "description"), in.description.V)
 	}
 	in.archived = notNull(f, "archived", field[bool](f, "archived"))
 	in.deprecated = notNull(f, "deprecated", field[bool](f, "deprecated"))
@@ -207,12 +208,21 @@ func (s *Server) createEventType(w http.ResponseWriter, r *http.Request) error {
 	in.replace(et)
 	err = s.store.CreateEventType(ctx, et)
 	if webhook.IsConflict(err) {
+		exists := errConflict("Event type %q already exists", name)
 		existing, getErr := s.store.GetEventType(ctx, name)
-		if getErr != nil || !existing.Archived {
-			return webhook.Conflict("Event type %q already exists", name)
+		if getErr != nil {
+			if webhook.IsNotFound(getErr) {
+				return exists // expunged meanwhile; the client may retry
+			}
+			return getErr
 		}
-		et.CreatedAt = existing.CreatedAt
-		err = s.store.UpdateEventType(ctx, et)
+		et, err = s.changeEventType(ctx, existing, func(cur *webhook.EventType) error {
+			if !cur.Archived {
+				return exists
+			}
+			in.replace(cur) // keeps CreatedAt
+			return nil
+		})
 	}
 	if err != nil {
 		return err
@@ -248,9 +258,11 @@ func (s *Server) putEventType(w http.ResponseWriter, r *http.Request) error {
 	et, err := s.store.GetEventType(ctx, name)
 	switch {
 	case err == nil:
-		in.replace(et)
-		et.UpdatedAt = now
-		if err := s.store.UpdateEventType(ctx, et); err != nil {
+		et, err = s.changeEventType(ctx, et, func(et *webhook.EventType) error {
+			in.replace(et)
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		s.writeJSON(w, r, http.StatusOK, newEventTypeOut(et, true))
@@ -262,7 +274,7 @@ func (s *Server) putEventType(w http.ResponseWriter, r *http.Request) error {
 	in.replace(et)
 	if err := s.store.CreateEventType(ctx, et); err != nil {
 		if webhook.IsConflict(err) {
-			return webhook.Conflict("Event type %q was created concurrently", name)
+			return errConflict("Event type %q was created concurrently", name)
 		}
 		return err
 	}
@@ -284,13 +296,47 @@ func (s *Server) patchEventType(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in.apply(et)
-	et.UpdatedAt = s.now()
-	if err := s.store.UpdateEventType(r.Context(), et); err != nil {
+	et, err = s.changeEventType(r.Context(), et, func(et *webhook.EventType) error {
+		in.apply(et)
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, newEventTypeOut(et, true))
 	return nil
+}
+
+// changeEventType applies a request's change to an event type and stores
+// it, optimistically, as changeEndpoint does for endpoints: on
+// webhook.ErrStale the event type is read again and change applied
+// afresh. It returns the event type as stored.
+func (s *Server) changeEventType(ctx context.Context, et *webhook.EventType, change func(et *webhook.EventType) error) (*webhook.EventType, error) {
+	err := retryStale("event type", func(try int) error {
+		if try > 0 {
+			var err error
+			if et, err = s.store.GetEventType(ctx, et.Name); err != nil {
+				if webhook.IsNotFound(err) {
+					return errNotFound("Event type")
+				}
+				return err
+			}
+		}
+		read := et.UpdatedAt
+		if err := change(et); err != nil {
+			return err
+		}
+		et.UpdatedAt = s.now()
+		err := s.store.UpdateEventType(ctx, et, read)
+		if webhook.IsNotFound(err) {
+			return errNotFound("Event type")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return et, nil
 }
 
 // deleteEventType archives an event type, or with ?expunge=true removes it.
@@ -307,9 +353,10 @@ func (s *Server) deleteEventType(w http.ResponseWriter, r *http.Request) error {
 	if expunge {
 		err = s.store.DeleteEventType(r.Context(), et.Name)
 	} else if !et.Archived {
-		et.Archived = true
-		et.UpdatedAt = s.now()
-		err = s.store.UpdateEventType(r.Context(), et)
+		_, err = s.changeEventType(r.Context(), et, func(et *webhook.EventType) error {
+			et.Archived = true
+			return nil
+		})
 	}
 	if webhook.IsNotFound(err) {
 		return errNotFound("Event type")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -52,9 +53,11 @@ func (s *Server) putEndpointHeaders(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	ep.Headers = headers
-	ep.UpdatedAt = s.now()
-	if err := s.saveEndpoint(r.Context(), ep, false); err != nil {
+	_, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
+		ep.Headers = headers
+		return false, nil
+	})
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -88,32 +91,34 @@ func (s *Server) patchEndpointHeaders(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	headers := make(map[string]string, len(ep.Headers)+len(patch.V))
-	for k, v := range ep.Headers {
-		headers[k] = v
-	}
-	remove := func(name string) {
-		for k := range headers {
-			if strings.EqualFold(k, name) {
-				delete(headers, k)
+	_, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
+		headers := make(map[string]string, len(ep.Headers)+len(patch.V))
+		for k, v := range ep.Headers {
+			headers[k] = v
+		}
+		remove := func(name string) {
+			for k := range headers {
+				if strings.EqualFold(k, name) {
+					delete(headers, k)
+				}
 			}
 		}
-	}
-	for _, name := range deletes.V {
-		remove(name)
-	}
-	for name, v := range patch.V {
-		remove(name)
-		if v != nil {
-			headers[name] = *v
+		for _, name := range deletes.V {
+			remove(name)
 		}
-	}
-	if len(headers) > webhook.MaxHeaders {
-		return webhook.Invalid(loc("body", "headers"), "at most %d headers", webhook.MaxHeaders)
-	}
-	ep.Headers = headers
-	ep.UpdatedAt = s.now()
-	if err := s.saveEndpoint(r.Context(), ep, false); err != nil {
+		for _, name := range slices.Sorted(maps.Keys(patch.V)) { // in order: names may differ only in case
+			remove(name)
+			if v := patch.V[name]; v != nil {
+				headers[name] = *v
+			}
+		}
+		if len(headers) > webhook.MaxHeaders {
+			return false, webhook.Invalid(loc("body", "headers"), "at most %d headers", webhook.MaxHeaders)
+		}
+		ep.Headers = headers
+		return false, nil
+	})
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

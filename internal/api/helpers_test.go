@@ -52,6 +52,9 @@ type fakeDeliveries struct {
 	block chan struct{}
 	// entered receives a value when a blocked Publish starts.
 	entered chan struct{}
+	// beforeCreate, when set, runs between listing the endpoints and
+	// storing the message (to race a delete against a publish).
+	beforeCreate func()
 }
 
 type recoverCall struct {
@@ -92,6 +95,9 @@ func (d *fakeDeliveries) Publish(ctx context.Context, msg *webhook.Message) erro
 			break
 		}
 		opts.Cursor = page.Items[len(page.Items)-1].ID
+	}
+	if d.beforeCreate != nil {
+		d.beforeCreate()
 	}
 	return d.store.CreateMessage(ctx, msg, deliveries)
 }

@@ -15,9 +15,20 @@ const (
 	idempotencyHeader = "Idempotency-Key"
 	idempotencyTTL    = 24 * time.Hour
 	maxIdempotencyKey = 256
+	// idempotencyStaleAfter is how long a key stays claimed by a request
+	// that has not finished. A claim older than that belongs to a request
+	// whose process died (a request's own work is bounded by
+	// idempotentBudget, and its bookkeeping by storeTimeout), and the next
+	// request with the key takes it over instead of answering 409 until
+	// the record expires.
+	idempotencyStaleAfter = time.Minute
 	// storeTimeout bounds the bookkeeping after a response has been
 	// written, which runs even when the client has gone away.
 	storeTimeout = 10 * time.Second
+	// idempotentBudget bounds the handling of a request that claimed a
+	// key, so that its claim is finished or released before it can be
+	// taken for stale. API Gateway gives up after 29 s anyway.
+	idempotentBudget = idempotencyStaleAfter - storeTimeout - 5*time.Second
 )
 
 // idempotencyKey scopes a client's key to the token and the full request
@@ -36,8 +47,10 @@ func idempotencyKey(r *http.Request, clientKey string) string {
 // idempotent serves a POST that carries an idempotency key. The first
 // request with a key runs; its 2xx response is stored and replayed byte
 // for byte to repeats for 24 hours. A repeat that arrives while the first
-// is still running gets 409. A non-2xx response frees the key, so the
-// client can retry.
+// is still running gets 409, unless the first has held the key for
+// longer than idempotencyStaleAfter: its process died, and the repeat
+// takes the key over. A non-2xx response frees the key, so the client can
+// retry.
 func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	clientKey := r.Header.Get(idempotencyHeader)
 	if len(clientKey) > maxIdempotencyKey {
@@ -45,14 +58,19 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Ha
 		return
 	}
 	key := idempotencyKey(r, clientKey)
-	rec, err := s.store.BeginIdempotent(r.Context(), key, s.now().Add(idempotencyTTL))
+	inProgress := errConflict("A request with this idempotency key is still in progress")
+	now := s.now()
+	rec, err := s.store.BeginIdempotent(r.Context(), key, now.Add(idempotencyTTL), now.Add(-idempotencyStaleAfter))
 	if err != nil {
+		if webhook.IsConflict(err) {
+			err = inProgress // contended by concurrent repeats
+		}
 		s.writeError(w, r, err)
 		return
 	}
 	if rec != nil {
 		if !rec.Done {
-			s.writeError(w, r, webhook.Conflict("A request with this idempotency key is still in progress"))
+			s.writeError(w, r, inProgress)
 			return
 		}
 		if len(rec.Body) > 0 {
@@ -77,7 +95,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Ha
 			s.log.ErrorContext(ctx, "release idempotency key", "err", err)
 		}
 	}()
-	next.ServeHTTP(cw, r)
+	handlerCtx, cancelHandler := context.WithTimeout(r.Context(), idempotentBudget)
+	defer cancelHandler()
+	next.ServeHTTP(cw, r.WithContext(handlerCtx))
 	if cw.status >= 200 && cw.status < 300 {
 		if err := s.store.FinishIdempotent(ctx, key, cw.status, cw.body.Bytes()); err != nil {
 			s.log.ErrorContext(ctx, "store idempotent response", "err", err)

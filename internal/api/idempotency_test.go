@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -87,5 +89,33 @@ func TestIdempotencyConcurrentInFlight(t *testing.T) {
 	}
 	if n := len(h.must(http.StatusOK, "GET", path, nil).Data(t)); n != 1 {
 		t.Errorf("%d messages, want 1", n)
+	}
+}
+
+// TestIdempotencyStaleClaimIsTakenOver is a key claimed by a request whose
+// process died (the claim is never finished nor released): repeats get
+// 409 for a minute, then the next one runs, and its response is the one
+// replayed.
+func TestIdempotencyStaleClaimIsTakenOver(t *testing.T) {
+	h := newHarness(t)
+	const clientKey = "auto_5b0e7a4c-7f55-4c8e-9a44-0c7b3a1d2e6f"
+	req := httptest.NewRequest("POST", "http://hookstep.test/api/v1/app", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	key := idempotencyKey(req, clientKey)
+	if rec, err := h.store.BeginIdempotent(context.Background(), key, h.clock.Now().Add(idempotencyTTL), time.Time{}); err != nil || rec != nil {
+		t.Fatalf("claim the key as the dead request: %+v, %v", rec, err)
+	}
+
+	h.clock.Advance(30 * time.Second)
+	wantError(t, h.do("POST", "/api/v1/app", map[string]any{"name": "retry"}, "Idempotency-Key", clientKey), http.StatusConflict, "conflict")
+	h.clock.Advance(31 * time.Second)
+	first := h.must(http.StatusCreated, "POST", "/api/v1/app", map[string]any{"name": "retry"}, "Idempotency-Key", clientKey)
+	h.clock.Advance(time.Hour)
+	again := h.must(http.StatusCreated, "POST", "/api/v1/app", map[string]any{"name": "retry"}, "Idempotency-Key", clientKey)
+	if !bytes.Equal(first.Body, again.Body) {
+		t.Errorf("replay differs:\n%s\n%s", first.Body, again.Body)
+	}
+	if n := len(h.must(http.StatusOK, "GET", "/api/v1/app", nil).Data(t)); n != 1 {
+		t.Errorf("%d apps, want 1", n)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,9 +11,9 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// listResponse is the Svix list envelope. iterator is the key of the last
-// item and continues forwards; prevIterator is "-" + the key of the first
-// item and continues backwards. Both are null on an empty page.
+// listResponse is the Svix list envelope. iterator continues forwards
+// after the last item, prevIterator backwards before the first one (see
+// encodeIterator). Both are null on an empty page.
 type listResponse[T any] struct {
 	Data         []T     `json:"data"`
 	Iterator     *string `json:"iterator"`
@@ -28,11 +29,50 @@ func newList[T, O any](page webhook.Page[T], key func(*T) string, data []O) list
 	}
 	l := listResponse[O]{Data: data, Done: !page.More}
 	if n := len(page.Items); n > 0 {
-		last := key(&page.Items[n-1])
-		first := "-" + key(&page.Items[0])
-		l.Iterator, l.PrevIterator = &last, &first
+		next := encodeIterator(key(&page.Items[n-1]), false)
+		prev := encodeIterator(key(&page.Items[0]), true)
+		l.Iterator, l.PrevIterator = &next, &prev
 	}
 	return l
+}
+
+// Iterators are opaque to clients, which only echo them: iteratorMark,
+// then the unpadded base64url of a direction byte and the key. No key can
+// contain '~' (ids and event type names are letters, digits and -_.), so
+// an iterator never reads as a key; the earlier forms — the key itself
+// (forwards) and "-" + the key (backwards) — are still accepted, but they
+// are ambiguous for event type names that start with '-', which is why
+// they are no longer given out.
+const (
+	iteratorMark     = "~"
+	iteratorForward  = 'f'
+	iteratorBackward = 'b'
+)
+
+// encodeIterator returns the iterator that continues from key, forwards
+// (the items after it) or backwards (the items before it).
+func encodeIterator(key string, backward bool) string {
+	dir := byte(iteratorForward)
+	if backward {
+		dir = iteratorBackward
+	}
+	return iteratorMark + base64.RawURLEncoding.EncodeToString(append([]byte{dir}, key...))
+}
+
+// decodeIterator reads an iterator; valid checks that its key can be a key
+// of the list.
+func decodeIterator(it string, valid func(string) bool) (key string, backward, ok bool) {
+	enc, opaque := strings.CutPrefix(it, iteratorMark)
+	if !opaque {
+		key, backward = strings.CutPrefix(it, "-") // the earlier form
+		return key, backward, valid(key)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(raw) < 2 || (raw[0] != iteratorForward && raw[0] != iteratorBackward) {
+		return "", false, false
+	}
+	key = string(raw[1:])
+	return key, raw[0] == iteratorBackward, valid(key)
 }
 
 // mapItems converts every item of a page.
@@ -182,8 +222,8 @@ func (q query) listOptions(ascendingByDefault bool, valid func(string) bool) web
 		q.p.Add(loc("query", "order"), "must be ascending or descending")
 	}
 	if it := q.v.Get("iterator"); it != "" {
-		cursor, backward := strings.CutPrefix(it, "-")
-		if !valid(cursor) {
+		cursor, backward, ok := decodeIterator(it, valid)
+		if !ok {
 			q.p.Add(loc("query", "iterator"), "not an iterator of this list")
 		} else {
 			opts.Cursor, opts.Backward = cursor, backward

@@ -155,8 +155,11 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 	msg.ID = webhook.NewID(webhook.PrefixMessage)
 	msg.AppID = app.ID
 	if err := s.deliveries.Publish(r.Context(), msg); err != nil {
-		if webhook.IsConflict(err) {
-			return webhook.Conflict("A message with eventId %q already exists", msg.EventID)
+		switch {
+		case webhook.IsConflict(err):
+			return errConflict("A message with eventId %q already exists", msg.EventID)
+		case webhook.IsNotFound(err):
+			return errNotFound("Application") // deleted meanwhile
 		}
 		return err
 	}
@@ -221,6 +224,9 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 		return errEndpointDisabled("resending")
 	}
 	if err := s.deliveries.Resend(r.Context(), msg, ep); err != nil {
+		if webhook.IsNotFound(err) {
+			return errNotFound("Endpoint") // deleted meanwhile (the message was just read)
+		}
 		return err
 	}
 	s.writeJSON(w, r, http.StatusAccepted, struct{}{})

@@ -155,3 +155,45 @@ func TestMessageFanOutAndResend(t *testing.T) {
 	}
 	wantError(t, h.do("POST", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint/nope/resend", nil), http.StatusNotFound, "not_found")
 }
+
+// TestMessageCreateRacingEndpointDelete deletes an endpoint after the
+// fan-out listed it and before the message is stored: the message is
+// still accepted, and goes to the other endpoints.
+func TestMessageCreateRacingEndpointDelete(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	kept := str(h.createEndpoint(app, map[string]any{})["id"])
+	gone := str(h.createEndpoint(app, map[string]any{})["id"])
+	h.dels.beforeCreate = func() {
+		if err := h.store.DeleteEndpoint(context.Background(), app, gone); err != nil {
+			t.Errorf("DeleteEndpoint: %v", err)
+		}
+	}
+	msg := str(h.sendMessage(app, map[string]any{})["id"])
+	h.dels.beforeCreate = nil
+	h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg/"+msg, nil)
+	if _, err := h.store.GetDelivery(context.Background(), app, msg, kept); err != nil {
+		t.Errorf("delivery to the endpoint that was not deleted: %v", err)
+	}
+	dests := h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg/"+msg+"/endpoint", nil).Data(t)
+	if len(dests) != 1 || dests[0]["id"] != kept {
+		t.Errorf("destinations: %v, want only %s", dests, kept)
+	}
+}
+
+// TestMessageCreateRacingAppDelete deletes the app after the handler read
+// it: a 404 with the handler's own detail, not the store's text.
+func TestMessageCreateRacingAppDelete(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	h.dels.beforeCreate = func() {
+		if err := h.store.DeleteApp(context.Background(), app); err != nil {
+			t.Errorf("DeleteApp: %v", err)
+		}
+	}
+	res := h.do("POST", "/api/v1/app/"+app+"/msg", map[string]any{"eventType": "a", "payload": map[string]any{}})
+	wantError(t, res, http.StatusNotFound, "not_found")
+	if d := str(res.JSON(t)["detail"]); d != "Application not found" {
+		t.Errorf("detail %q, want %q", d, "Application not found")
+	}
+}

@@ -56,6 +56,9 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	task, err := s.deliveries.Recover(ctx, ep, since, until)
 	if err != nil {
+		if webhook.IsNotFound(err) {
+			return errNotFound("Endpoint") // deleted meanwhile
+		}
 		return err
 	}
 	s.writeJSON(w, r, http.StatusAccepted, recoverOut{

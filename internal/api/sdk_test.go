@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,6 +82,25 @@ func TestSvixGoSDK(t *testing.T) {
 	check("list event types", err)
 	if len(ets.Data) != 2 {
 		t.Errorf("event types %+v", ets)
+	}
+	// The SDK echoes iterators as they were given, one item at a time.
+	_, err = client.EventType.Create(ctx, models.EventTypeIn{Name: "-dash", Description: "d"}, nil)
+	check("create event type -dash", err)
+	var walked []string
+	opts := &svix.EventTypeListOptions{Limit: ptr(uint64(1)), IncludeArchived: ptr(true)}
+	for range 5 {
+		page, err := client.EventType.List(ctx, opts)
+		check("list event types one at a time", err)
+		for _, et := range page.Data {
+			walked = append(walked, et.Name)
+		}
+		if page.Done {
+			break
+		}
+		opts.Iterator = page.Iterator
+	}
+	if want := []string{"-dash", "user.created", "user.deleted"}; !slices.Equal(walked, want) {
+		t.Errorf("event types one at a time: got %v, want %v", walked, want)
 	}
 
 	ep, err := client.Endpoint.Create(ctx, app.Id, models.EndpointIn{

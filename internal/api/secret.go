@@ -71,24 +71,26 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 	}
-	now := s.now()
-	var old []webhook.SigningKey
-	for i, k := range ep.Keys {
-		if i == 0 {
-			k.ExpiresAt = now.Add(time.Duration(grace) * time.Second)
+	_, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
+		now := s.now()
+		var old []webhook.SigningKey
+		for i, k := range ep.Keys {
+			if i == 0 {
+				k.ExpiresAt = now.Add(time.Duration(grace) * time.Second)
+			}
+			if k.ExpiresAt.IsZero() || k.ExpiresAt.After(now) {
+				old = append(old, k)
+			}
 		}
-		if k.ExpiresAt.IsZero() || k.ExpiresAt.After(now) {
-			old = append(old, k)
+		if len(old) > maxOldKeys {
+			return false, webhook.BadRequest("limit_reached",
+				"the endpoint already has %d previous secrets in their grace period; wait for one to expire or rotate with gracePeriodSeconds 0",
+				len(old)-1)
 		}
-	}
-	if len(old) > maxOldKeys {
-		return webhook.BadRequest("limit_reached",
-			"the endpoint already has %d previous secrets in their grace period; wait for one to expire or rotate with gracePeriodSeconds 0",
-			len(old)-1)
-	}
-	ep.Keys = append([]webhook.SigningKey{{Key: key}}, old...)
-	ep.UpdatedAt = now
-	if err := s.saveEndpoint(ctx, ep, false); err != nil {
+		ep.Keys = append([]webhook.SigningKey{{Key: key}}, old...)
+		return false, nil
+	})
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

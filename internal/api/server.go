@@ -16,7 +16,9 @@ import (
 type Deliveries interface {
 	// Publish stores msg (validated, with ID, Timestamp and ExpiresAt set)
 	// with one delivery per subscribed endpoint and dispatches them.
-	// Conflict if the message's EventID was used recently in its app.
+	// Conflict if the message's EventID was used recently in its app;
+	// NotFound if the app is gone. An endpoint deleted meanwhile is not
+	// an error.
 	Publish(ctx context.Context, msg *webhook.Message) error
 	// Resend starts a new manual run of msg to ep, skipping the endpoint's
 	// filters, and dispatches it. BadRequest if ep is disabled.

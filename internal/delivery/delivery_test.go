@@ -32,12 +32,16 @@ type poster struct {
 	mu       sync.Mutex
 	codes    []int // answers in order; the last one repeats
 	requests []sender.Request
+	during   func() // runs while the request is "in flight"
 }
 
 func (p *poster) Send(_ context.Context, req sender.Request) sender.Result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests = append(p.requests, req)
+	if p.during != nil {
+		p.during()
+	}
 	code := p.codes[min(len(p.requests), len(p.codes))-1]
 	res := sender.Result{StatusCode: code, Body: "ok", Duration: 12 * time.Millisecond}
 	if code < 200 || code > 299 {
@@ -310,7 +314,7 @@ func TestAttemptStops(t *testing.T) {
 	}{
 		{"endpoint disabled", 200, func(f *fixture, ep *webhook.Endpoint) {
 			ep.Disabled = true
-			if err := f.store.UpdateEndpoint(context.Background(), ep); err != nil {
+			if err := f.store.UpdateEndpoint(context.Background(), ep, ep.UpdatedAt); err != nil {
 				panic(err)
 			}
 		}, 0, webhook.StatusCanceled},
@@ -373,24 +377,31 @@ func TestResendStartsAManualRun(t *testing.T) {
 	}
 }
 
-func TestRecoverResendsFailedDeliveriesInTheWindow(t *testing.T) {
+func TestRecoverResendsMessagesThatFailedInTheWindow(t *testing.T) {
 	f := newFixture(t, 500)
 	f.svc.Schedule = webhook.Schedule{} // one attempt, then fail
 	ep := f.endpoint(t, nil)
-	old := f.publish(t, "v1.end_user.created")
-	f.clock.Add(2 * time.Hour)
-	since := f.clock.Now()
-	failed := f.publish(t, "v1.end_user.created")
-	delivered := f.publish(t, "v1.end_user.updated")
-	for _, m := range []*webhook.Message{old, failed} {
+	attempt := func(m *webhook.Message) {
+		t.Helper()
 		if _, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: m.ID, EndpointID: ep.ID}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	early := f.publish(t, "v1.end_user.created")
+	attempt(early) // failed before the window
+	late := f.publish(t, "v1.end_user.created")
+	f.clock.Add(2 * time.Hour)
+	since := f.clock.Now()
+	attempt(late) // sent before the window, failed inside it
+	failed := f.publish(t, "v1.end_user.created")
+	attempt(failed)
 	f.post.codes = []int{200}
-	if _, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: delivered.ID, EndpointID: ep.ID}); err != nil {
-		t.Fatal(err)
-	}
+	delivered := f.publish(t, "v1.end_user.updated")
+	attempt(delivered)
+	f.svc.Schedule = webhook.Schedule{time.Hour}
+	f.post.codes = []int{500}
+	retrying := f.publish(t, "v1.end_user.updated")
+	attempt(retrying) // failed, but its retry is still to come
 
 	task, err := f.svc.Recover(context.Background(), ep, since, time.Time{})
 	if err != nil {
@@ -399,13 +410,32 @@ func TestRecoverResendsFailedDeliveriesInTheWindow(t *testing.T) {
 	if task.ID == "" || task.Status != "running" {
 		t.Errorf("task: got %+v", task)
 	}
-	if d := f.delivery(t, failed.ID, ep.ID); d.Run != 1 || d.Status != webhook.StatusPending || d.Trigger != webhook.TriggerManual {
-		t.Errorf("failed message in the window: got %+v, want a new manual run", d)
+	for _, m := range []*webhook.Message{late, failed} {
+		if d := f.delivery(t, m.ID, ep.ID); d.Run != 1 || d.Status != webhook.StatusPending || d.Trigger != webhook.TriggerManual {
+			t.Errorf("message that failed in the window: got %+v, want a new manual run", d)
+		}
 	}
-	if d := f.delivery(t, old.ID, ep.ID); d.Run != 0 || d.Status != webhook.StatusFail {
-		t.Errorf("failed message before the window: got %+v, want it untouched", d)
+	for name, m := range map[string]*webhook.Message{"failed before the window": early, "delivered": delivered, "still retrying": retrying} {
+		if d := f.delivery(t, m.ID, ep.ID); d.Run != 0 {
+			t.Errorf("%s message: got run %d, want it untouched", name, d.Run)
+		}
 	}
-	if d := f.delivery(t, delivered.ID, ep.ID); d.Run != 0 || d.Status != webhook.StatusSuccess {
-		t.Errorf("delivered message: got %+v, want it untouched", d)
+}
+
+// TestAttemptStopsWhenTheEndpointIsDeletedMidFlight: the delivery row is
+// gone when the result comes back; that is the end of it, not an error to
+// retry.
+func TestAttemptStopsWhenTheEndpointIsDeletedMidFlight(t *testing.T) {
+	f := newFixture(t, 200)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	f.post.during = func() {
+		if err := f.store.DeleteEndpoint(context.Background(), f.app.ID, ep.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	res, err := f.svc.Attempt(context.Background(), webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID})
+	if err != nil || res.Outcome != delivery.Stop {
+		t.Fatalf("got %+v, %v; want stop", res, err)
 	}
 }

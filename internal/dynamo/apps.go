@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -88,11 +89,14 @@ func (s *Store) byClaim(ctx context.Context, k key, ownerKey func(owner string) 
 	return s.getItem(ctx, ownerKey(stringAttr(c, "owner")), true)
 }
 
-// UpdateApp implements webhook.Store. It reads the app, claims a new uid,
-// replaces the app on condition that its uid is still the one read, and
+// UpdateApp implements webhook.Store. It reads the app (ErrStale if its
+// updatedAt is not ifUpdatedAt), claims a new uid, replaces the app on
+// condition that its updatedAt and uid are still the ones read, and
 // releases the old uid.
-func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
-	it, err := encodeApp(app)
+func (s *Store) UpdateApp(ctx context.Context, app *webhook.App, ifUpdatedAt time.Time) error {
+	next := *app
+	next.UpdatedAt = webhook.NextUpdatedAt(ifUpdatedAt, app.UpdatedAt)
+	it, err := encodeApp(&next)
 	if err != nil {
 		return wrapf(err, "update app %s", app.ID)
 	}
@@ -103,6 +107,9 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
 		}
 		if !found {
 			return webhook.NotFound("app %s not found", app.ID)
+		}
+		if numAttr(old, "updatedAt") != millis(ifUpdatedAt) {
+			return stalef("update app %s", app.ID)
 		}
 		oldUID := stringAttr(old, "uid")
 		claimed := false
@@ -117,7 +124,7 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
 			claimed = res == claimMade
 		}
 		var e expr
-		cond := e.exists(AttrPK) + " AND " + uidIs(&e, oldUID)
+		cond := and(e.exists(AttrPK), timeIs(&e, "updatedAt", ifUpdatedAt), uidIs(&e, oldUID))
 		_, err = s.putItem(ctx, &dynamodb.PutItemInput{
 			Item:                      it,
 			ConditionExpression:       &cond,
@@ -128,7 +135,7 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
 			if claimed {
 				_ = s.release(ctx, appUIDKey(app.UID), app.ID, nil)
 			}
-			continue // deleted or renamed meanwhile: look again
+			continue // deleted or changed meanwhile: look again
 		}
 		if err != nil {
 			return wrapf(err, "update app %s", app.ID)
@@ -136,6 +143,7 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
 		if oldUID != "" && oldUID != app.UID {
 			_ = s.release(ctx, appUIDKey(oldUID), app.ID, nil) // else taken over after claimGrace
 		}
+		app.UpdatedAt = next.UpdatedAt
 		return nil
 	}
 	return webhook.Conflict("app %s is being changed concurrently", app.ID)
@@ -293,19 +301,37 @@ func (s *Store) GetEventType(ctx context.Context, name string) (*webhook.EventTy
 	return &et, nil
 }
 
-// UpdateEventType implements webhook.Store.
-func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType) error {
-	it, err := encodeEventType(et)
+// UpdateEventType implements webhook.Store: one conditional put (the
+// event type exists with updatedAt ifUpdatedAt), and on a refusal a read
+// that tells NotFound from ErrStale.
+func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType, ifUpdatedAt time.Time) error {
+	next := *et
+	next.UpdatedAt = webhook.NextUpdatedAt(ifUpdatedAt, et.UpdatedAt)
+	it, err := encodeEventType(&next)
 	if err != nil {
 		return wrapf(err, "update event type %s", et.Name)
 	}
 	var e expr
-	cond := e.exists(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	cond := and(e.exists(AttrPK), timeIs(&e, "updatedAt", ifUpdatedAt))
+	_, err = s.putItem(ctx, &dynamodb.PutItemInput{
+		Item:                      it,
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	})
 	if conditionFailed(err) {
-		return webhook.NotFound("event type %s not found", et.Name)
+		if _, found, err := s.getItem(ctx, eventTypeKey(et.Name), true); err != nil {
+			return wrapf(err, "update event type %s", et.Name)
+		} else if !found {
+			return webhook.NotFound("event type %s not found", et.Name)
+		}
+		return stalef("update event type %s", et.Name)
 	}
-	return wrapf(err, "update event type %s", et.Name)
+	if err != nil {
+		return wrapf(err, "update event type %s", et.Name)
+	}
+	et.UpdatedAt = next.UpdatedAt
+	return nil
 }
 
 // DeleteEventType implements webhook.Store; NotFound if absent.

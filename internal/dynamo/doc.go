@@ -114,6 +114,8 @@
 //     ListUndispatched (which deletes them after claimGrace), and the API
 //     skips deliveries whose message it cannot read. An event-id claim left
 //     without its message blocks the event id for claimGrace (5 min).
+//     Endpoints are not re-read: a delivery to an endpoint deleted since
+//     the caller listed it is kept, and the deliver step cancels it.
 //   - RecordAttempt: read delivery and endpoint → attempt (put) → endpoint
 //     health (only if it changes; conditional) → delivery (conditional on
 //     run, attempt count and unfinished; the commit point). A crash before
@@ -125,10 +127,15 @@
 //     its run), so exactly one of them moves an unfinished run on.
 //     DisableEndpoint conditions on enabled and on failingSince as the
 //     sweeper read it, so a success (which removes failingSince) or a
-//     manual change in between makes it a Conflict. UpdateEndpoint
-//     replaces the endpoint on condition that disabled, uid and
-//     failingSince are as it read them, and reads again otherwise, so it
-//     never undoes a health change.
+//     manual change in between makes it a Conflict.
+//   - Optimistic updates: UpdateApp, UpdateEventType and UpdateEndpoint
+//     are refused (webhook.ErrStale) unless updatedAt is the caller's
+//     ifUpdatedAt, and write on condition that it still is; every write a
+//     caller could overwrite moves updatedAt on (DisableEndpoint reads the
+//     endpoint first to compute it). UpdateEndpoint also conditions on
+//     failingSince as it read it and reads again when only that changed:
+//     RecordAttempt's health writes leave updatedAt alone, so they never
+//     make an update stale and an update never undoes them.
 //   - Uids: the uniqueness item (APPUID#, EPUID#) is claimed with
 //     attribute_not_exists before the app or endpoint is written, and
 //     released after a rename or delete. A claim whose owner does not name
@@ -137,8 +144,9 @@
 //     over. Deletes remove the owner first and the claim second, so a
 //     crash never leaves an owner without its claim (which would let a
 //     second owner take the uid).
-//   - Idempotency: one conditional put (no record or an expired one)
-//     claims a key.
+//   - Idempotency: one conditional put (no record, an expired one, or an
+//     unfinished one claimed before the caller's staleBefore) claims a
+//     key.
 //   - DeleteApp and DeleteEndpoint delete children first and the parent
 //     last, so a crash leaves a visible parent that a retried delete
 //     finishes. Children written concurrently with a delete (or missed by

@@ -23,12 +23,20 @@ func (s *Store) endpointUIDClaim(appID, uid, id string) claimSpec {
 
 // failingIs is the condition that an endpoint's failingSince is t (the
 // zero time: none).
-func failingIs(e *expr, t time.Time) string {
+func failingIs(e *expr, t time.Time) string { return timeIs(e, "failingSince", t) }
+
+// timeIs is the condition that a time attribute holds t to the
+// millisecond (the zero time: the attribute is absent).
+func timeIs(e *expr, attr string, t time.Time) string {
 	if t.IsZero() {
-		return e.missing("failingSince")
+		return e.missing(attr)
 	}
-	return e.eq("failingSince", num(millis(t)))
+	return e.eq(attr, num(millis(t)))
 }
+
+// sameMillis reports whether two times are equal at the millisecond
+// precision the table keeps (zero = absent = 0).
+func sameMillis(a, b time.Time) bool { return millis(a) == millis(b) }
 
 // CreateEndpoint implements webhook.Store; NotFound if the app does not
 // exist. The uid claim is written before the endpoint.
@@ -88,13 +96,14 @@ func (s *Store) GetEndpoint(ctx context.Context, appID, idOrUID string) (*webhoo
 	return &ep, nil
 }
 
-// UpdateEndpoint implements webhook.Store and sets ep.FailingSince to the
-// stored value. It reads the endpoint, claims a new uid, and replaces the
-// endpoint on condition that disabled, uid and failingSince are still as
-// read: FailingSince is carried over (or cleared by a re-enable), so a
-// health change by a concurrent RecordAttempt makes it read again rather
-// than be lost.
-func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error {
+// UpdateEndpoint implements webhook.Store. It reads the endpoint (ErrStale
+// if its updatedAt is not ifUpdatedAt), claims a new uid, and replaces the
+// endpoint on condition that updatedAt and failingSince are still as read:
+// FailingSince is carried over (or cleared by a re-enable), so a health
+// change by a concurrent RecordAttempt, which leaves updatedAt alone,
+// makes it read again rather than be lost; any other change moved
+// updatedAt on and makes it stale.
+func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint, ifUpdatedAt time.Time) error {
 	for range maxTries {
 		it, found, err := s.getItem(ctx, endpointKey(ep.AppID, ep.ID), true)
 		if err != nil {
@@ -106,6 +115,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 		old, err := decodeEndpoint(it)
 		if err != nil {
 			return wrapf(err, "update endpoint %s", ep.ID)
+		}
+		if !sameMillis(old.UpdatedAt, ifUpdatedAt) {
+			return stalef("update endpoint %s", ep.ID)
 		}
 		claimed := false
 		if ep.UID != "" && ep.UID != old.UID {
@@ -120,6 +132,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 		}
 
 		next := *ep
+		next.UpdatedAt = webhook.NextUpdatedAt(old.UpdatedAt, ep.UpdatedAt)
 		next.FailingSince = old.FailingSince
 		if old.Disabled && !ep.Disabled {
 			next.FailingSince = time.Time{} // re-enabled: the failure clock restarts
@@ -129,7 +142,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 			return wrapf(err, "update endpoint %s", ep.ID)
 		}
 		var e expr
-		cond := and(e.exists(AttrPK), e.eq("disabled", boolean(old.Disabled)), uidIs(&e, old.UID), failingIs(&e, old.FailingSince))
+		cond := and(e.exists(AttrPK), timeIs(&e, "updatedAt", old.UpdatedAt), failingIs(&e, old.FailingSince))
 		_, err = s.putItem(ctx, &dynamodb.PutItemInput{
 			Item:                      item,
 			ConditionExpression:       &cond,
@@ -148,7 +161,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 		if old.UID != "" && old.UID != ep.UID {
 			_ = s.release(ctx, endpointUIDKey(ep.AppID, old.UID), ep.ID, nil) // else taken over after claimGrace
 		}
-		ep.FailingSince = next.FailingSince
+		ep.UpdatedAt, ep.FailingSince = next.UpdatedAt, next.FailingSince
 		return nil
 	}
 	return webhook.Conflict("endpoint %s is being changed concurrently", ep.ID)
@@ -246,37 +259,44 @@ func (s *Store) ListFailingEndpoints(ctx context.Context, failingSince time.Time
 	}
 }
 
-// DisableEndpoint implements webhook.Store: one conditional update (still
-// enabled, failingSince unchanged) that also takes the endpoint out of
-// IndexSweep. On a refusal it reads the endpoint to tell NotFound from
-// Conflict.
+// DisableEndpoint implements webhook.Store: it reads the endpoint, then
+// makes one conditional update (still enabled, failingSince and updatedAt
+// as read) that also takes the endpoint out of IndexSweep. updatedAt
+// moves on from the value read (webhook.NextUpdatedAt), which DynamoDB
+// cannot compute in an update, hence the read; an update that slipped in
+// between makes it read again.
 func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error {
-	var e expr
-	u := update{e: &e}
-	u.set("disabled", boolean(true))
-	u.set("disabledAt", num(millis(now)))
-	u.set("disabledWhy", str(webhook.DisabledFailing))
-	u.set("updatedAt", num(millis(now)))
-	u.del(AttrSweepPK)
-	cond := and(e.exists(AttrPK), e.eq("disabled", boolean(false)), failingIs(&e, failingSince))
-	_, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
-		Key:                       endpointKey(appID, id).item(),
-		UpdateExpression:          aws.String(u.String()),
-		ConditionExpression:       &cond,
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
-	})
-	if !conditionFailed(err) {
-		return wrapf(err, "disable endpoint %s", id)
+	for range maxTries {
+		it, found, err := s.getItem(ctx, endpointKey(appID, id), true)
+		switch {
+		case err != nil:
+			return wrapf(err, "disable endpoint %s", id)
+		case !found:
+			return webhook.NotFound("endpoint %s not found", id)
+		case boolAttr(it, "disabled"):
+			return webhook.Conflict("endpoint %s is already disabled", id)
+		case numAttr(it, "failingSince") != millis(failingSince):
+			return webhook.Conflict("endpoint %s is no longer failing since %s", id, failingSince.Format(time.RFC3339Nano))
+		}
+		prev := fromMillis(numAttr(it, "updatedAt"))
+		var e expr
+		u := update{e: &e}
+		u.set("disabled", boolean(true))
+		u.set("disabledAt", num(millis(now)))
+		u.set("disabledWhy", str(webhook.DisabledFailing))
+		u.set("updatedAt", num(millis(webhook.NextUpdatedAt(prev, now))))
+		u.del(AttrSweepPK)
+		cond := and(e.exists(AttrPK), e.eq("disabled", boolean(false)), failingIs(&e, failingSince), timeIs(&e, "updatedAt", prev))
+		_, err = s.updateItem(ctx, &dynamodb.UpdateItemInput{
+			Key:                       endpointKey(appID, id).item(),
+			UpdateExpression:          aws.String(u.String()),
+			ConditionExpression:       &cond,
+			ExpressionAttributeNames:  e.nameMap(),
+			ExpressionAttributeValues: e.valueMap(),
+		})
+		if !conditionFailed(err) {
+			return wrapf(err, "disable endpoint %s", id)
+		}
 	}
-	it, found, err := s.getItem(ctx, endpointKey(appID, id), true)
-	switch {
-	case err != nil:
-		return wrapf(err, "disable endpoint %s", id)
-	case !found:
-		return webhook.NotFound("endpoint %s not found", id)
-	case boolAttr(it, "disabled"):
-		return webhook.Conflict("endpoint %s is already disabled", id)
-	}
-	return webhook.Conflict("endpoint %s is no longer failing since %s", id, failingSince.Format(time.RFC3339Nano))
+	return webhook.Conflict("endpoint %s is being changed concurrently", id)
 }

@@ -393,6 +393,7 @@ type idempotencyItem struct {
 	Done      bool   `dynamodbav:"done"`
 	Code      int    `dynamodbav:"code"`
 	Body      []byte `dynamodbav:"body,omitempty"`
+	ClaimedAt int64  `dynamodbav:"claimedAt,omitempty"` // store clock; absent in records written before it existed
 	ExpMs     int64  `dynamodbav:"expMs"`
 	ExpiresAt int64  `dynamodbav:"expiresAt"`
 }

@@ -53,6 +53,12 @@ func (s *Store) eventIDClaim(msg *webhook.Message, now time.Time) claimSpec {
 // delivery's message), and ListUndispatched neither returns them nor, once
 // they are older than claimGrace, keeps them. A left-over event-id claim
 // is taken over after claimGrace.
+//
+// The endpoints are not read: a delivery to an endpoint deleted after the
+// caller listed it is written all the same (the deleting DeleteEndpoint
+// may have run before it, so nothing removes it). It is harmless: the API
+// lists it under the message only with its endpoint, and the deliver step
+// cancels a delivery whose endpoint is gone.
 func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery) error {
 	now := s.clock.Now()
 	writes := make([]types.WriteRequest, 0, len(deliveries))

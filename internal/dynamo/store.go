@@ -517,3 +517,8 @@ func keysOf(items []item) []key {
 	}
 	return keys
 }
+
+// stalef returns webhook.ErrStale with the operation, for the logs.
+func stalef(format string, args ...any) error {
+	return fmt.Errorf("dynamo: "+format+": %w", append(args, webhook.ErrStale)...)
+}

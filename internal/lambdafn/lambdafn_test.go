@@ -239,7 +239,7 @@ func TestDeliverHandler(t *testing.T) {
 			if tt.disable {
 				ep, _ := r.store.GetEndpoint(context.Background(), in.AppID, in.EndpointID)
 				ep.Disabled = true
-				r.store.UpdateEndpoint(context.Background(), ep)
+				r.store.UpdateEndpoint(context.Background(), ep, ep.UpdatedAt)
 			}
 			res, err := Deliver(r.svc)(context.Background(), in)
 			if err != nil {

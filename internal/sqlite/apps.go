@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -45,25 +46,47 @@ func (s *Store) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error
 	return &app, nil
 }
 
-// UpdateApp implements webhook.Store.
-func (s *Store) UpdateApp(ctx context.Context, app *webhook.App) error {
+// UpdateApp implements webhook.Store: one conditional UPDATE, and on a
+// miss a read that tells NotFound from ErrStale.
+func (s *Store) UpdateApp(ctx context.Context, app *webhook.App, ifUpdatedAt time.Time) error {
 	meta, err := jsonText(app.Metadata)
 	if err != nil {
 		return wrap("update app", err)
 	}
-	n, err := rowsAffected(s.db.ExecContext(ctx, `UPDATE apps
-		SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, created_at = ?, updated_at = ?
-		WHERE id = ?`,
-		nullString(app.UID), app.Name, meta, intOrNull(app.ThrottleRate), ms(app.CreatedAt), ms(app.UpdatedAt), app.ID))
-	switch {
-	case isUnique(err):
-		return webhook.Conflict("another app has uid %q", app.UID)
-	case err != nil:
+	updatedAt := webhook.NextUpdatedAt(ifUpdatedAt, app.UpdatedAt)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE apps
+			SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, created_at = ?, updated_at = ?
+			WHERE id = ? AND updated_at IS ?`,
+			nullString(app.UID), app.Name, meta, intOrNull(app.ThrottleRate), ms(app.CreatedAt), ms(updatedAt),
+			app.ID, ms(ifUpdatedAt)))
+		switch {
+		case isUnique(err):
+			return webhook.Conflict("another app has uid %q", app.UID)
+		case err != nil || n > 0:
+			return err
+		}
+		return missingOrStale(ctx, tx, "app", "SELECT 1 FROM apps WHERE id = ?", app.ID)
+	})
+	if err != nil {
 		return wrap("update app", err)
-	case n == 0:
-		return webhook.NotFound("app %s not found", app.ID)
 	}
+	app.UpdatedAt = updatedAt
 	return nil
+}
+
+// missingOrStale explains why an optimistic UPDATE changed no row: NotFound
+// if query (SELECT 1 ... WHERE the key) finds nothing, else ErrStale.
+func missingOrStale(ctx context.Context, tx *sql.Tx, what, query string, key ...any) error {
+	var one int
+	err := tx.QueryRowContext(ctx, query, key...).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return webhook.NotFound("%s %v not found", what, key[len(key)-1])
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("%s %v: %w", what, key[len(key)-1], webhook.ErrStale)
 }
 
 // DeleteApp implements webhook.Store. Foreign keys delete the app's
@@ -137,22 +160,29 @@ func (s *Store) GetEventType(ctx context.Context, name string) (*webhook.EventTy
 	return &et, nil
 }
 
-// UpdateEventType implements webhook.Store.
-func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType) error {
-	args, err := eventTypeArgs(et)
+// UpdateEventType implements webhook.Store: one conditional UPDATE, and on
+// a miss a read that tells NotFound from ErrStale.
+func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType, ifUpdatedAt time.Time) error {
+	next := *et
+	next.UpdatedAt = webhook.NextUpdatedAt(ifUpdatedAt, et.UpdatedAt)
+	args, err := eventTypeArgs(&next)
 	if err != nil {
 		return wrap("update event type", err)
 	}
-	n, err := rowsAffected(s.db.ExecContext(ctx, `UPDATE event_types
-		SET description = ?, archived = ?, deprecated = ?, schemas = ?, group_name = ?, feature_flags = ?,
-			created_at = ?, updated_at = ?
-		WHERE name = ?`, append(args, et.Name)...))
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE event_types
+			SET description = ?, archived = ?, deprecated = ?, schemas = ?, group_name = ?, feature_flags = ?,
+				created_at = ?, updated_at = ?
+			WHERE name = ? AND updated_at IS ?`, append(args, et.Name, ms(ifUpdatedAt))...))
+		if err != nil || n > 0 {
+			return err
+		}
+		return missingOrStale(ctx, tx, "event type", "SELECT 1 FROM event_types WHERE name = ?", et.Name)
+	})
 	if err != nil {
 		return wrap("update event type", err)
 	}
-	if n == 0 {
-		return webhook.NotFound("event type %s not found", et.Name)
-	}
+	et.UpdatedAt = next.UpdatedAt
 	return nil
 }
 
@@ -289,34 +319,44 @@ func (s *Store) GetEndpoint(ctx context.Context, appID, idOrUID string) (*webhoo
 	return &ep, nil
 }
 
-// UpdateEndpoint implements webhook.Store. It is one statement, so it
-// cannot interleave with RecordAttempt's change to failing_since: the
-// stored value is kept, or cleared when the update re-enables the endpoint
-// (SQLite evaluates the CASE against the row as it was). ep.FailingSince
-// is set to the stored value.
-func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint) error {
+// UpdateEndpoint implements webhook.Store. The update is one statement,
+// conditional on updated_at, so it cannot interleave with RecordAttempt's
+// change to failing_since: the stored value is kept, or cleared when the
+// update re-enables the endpoint (SQLite evaluates the CASE against the
+// row as it was). On a miss a read tells NotFound from ErrStale.
+func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint, ifUpdatedAt time.Time) error {
 	js, err := endpointJSON(ep)
 	if err != nil {
 		return wrap("update endpoint", err)
 	}
+	updatedAt := webhook.NextUpdatedAt(ifUpdatedAt, ep.UpdatedAt)
 	args := []any{nullString(ep.UID), ep.URL, ep.Description, ep.Disabled, ms(ep.DisabledAt), ep.DisabledWhy}
 	args = append(args, js...)
-	args = append(args, intOrNull(ep.ThrottleRate), ep.Version, ep.Disabled, ms(ep.CreatedAt), ms(ep.UpdatedAt), ep.AppID, ep.ID)
-	row := s.db.QueryRowContext(ctx, `UPDATE endpoints
-		SET uid = ?, url = ?, description = ?, disabled = ?, disabled_at = ?, disabled_why = ?,
-			filter_types = ?, channels = ?, keys = ?, headers = ?, metadata = ?, throttle_rate = ?, version = ?,
-			failing_since = CASE WHEN disabled = 1 AND ? = 0 THEN NULL ELSE failing_since END,
-			created_at = ?, updated_at = ?
-		WHERE app_id = ? AND id = ?
-		RETURNING failing_since`, args...)
-	err = row.Scan(nullTime{&ep.FailingSince})
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return webhook.NotFound("endpoint %s not found", ep.ID)
-	case isUnique(err):
-		return webhook.Conflict("another endpoint of the app has uid %q", ep.UID)
+	args = append(args, intOrNull(ep.ThrottleRate), ep.Version, ep.Disabled, ms(ep.CreatedAt), ms(updatedAt),
+		ep.AppID, ep.ID, ms(ifUpdatedAt))
+	var failingSince time.Time
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		row := tx.QueryRowContext(ctx, `UPDATE endpoints
+			SET uid = ?, url = ?, description = ?, disabled = ?, disabled_at = ?, disabled_why = ?,
+				filter_types = ?, channels = ?, keys = ?, headers = ?, metadata = ?, throttle_rate = ?, version = ?,
+				failing_since = CASE WHEN disabled = 1 AND ? = 0 THEN NULL ELSE failing_since END,
+				created_at = ?, updated_at = ?
+			WHERE app_id = ? AND id = ? AND updated_at IS ?
+			RETURNING failing_since`, args...)
+		err := row.Scan(nullTime{&failingSince})
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return missingOrStale(ctx, tx, "endpoint", "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?", ep.AppID, ep.ID)
+		case isUnique(err):
+			return webhook.Conflict("another endpoint of the app has uid %q", ep.UID)
+		}
+		return err
+	})
+	if err != nil {
+		return wrap("update endpoint", err)
 	}
-	return wrap("update endpoint", err)
+	ep.UpdatedAt, ep.FailingSince = updatedAt, failingSince
+	return nil
 }
 
 // DeleteEndpoint implements webhook.Store; NotFound if absent. Foreign

@@ -126,13 +126,14 @@ func (s *Store) ListFailingEndpoints(ctx context.Context, failingSince time.Time
 }
 
 // DisableEndpoint implements webhook.Store; NotFound if the endpoint does
-// not exist.
+// not exist. updated_at moves on as webhook.NextUpdatedAt says (NULL, the
+// zero time, reads as 0).
 func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE endpoints
-			SET disabled = 1, disabled_at = ?, disabled_why = ?, updated_at = ?
+			SET disabled = 1, disabled_at = ?, disabled_why = ?, updated_at = MAX(?, COALESCE(updated_at, 0) + 1)
 			WHERE app_id = ? AND id = ? AND disabled = 0 AND failing_since IS ?`,
-			ms(now), webhook.DisabledFailing, ms(now), appID, id, ms(failingSince)))
+			ms(now), webhook.DisabledFailing, now.UnixMilli(), appID, id, ms(failingSince)))
 		if err != nil || n > 0 {
 			return err
 		}
@@ -151,22 +152,25 @@ func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSi
 	return wrap("disable endpoint", err)
 }
 
-// BeginIdempotent implements webhook.Store.
-func (s *Store) BeginIdempotent(ctx context.Context, key string, expiresAt time.Time) (*webhook.IdempotencyRecord, error) {
+// BeginIdempotent implements webhook.Store. A claim from before the
+// claimed_at column (NULL) counts as stale.
+func (s *Store) BeginIdempotent(ctx context.Context, key string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	var rec *webhook.IdempotencyRecord
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.clock.Now()
 		r := webhook.IdempotencyRecord{Key: key}
-		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, expires_at FROM idempotency WHERE key = ?", key).
-			Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ExpiresAt})
+		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at FROM idempotency WHERE key = ?", key).
+			Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ClaimedAt}, nullTime{&r.ExpiresAt})
 		switch {
-		case err == nil && r.ExpiresAt.After(s.clock.Now()):
+		case err == nil && r.ExpiresAt.After(now) && (r.Done || !r.ClaimedAt.IsZero() && !r.ClaimedAt.Before(staleBefore)):
 			rec = &r
 			return nil
 		case err != nil && !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, expires_at)
-			VALUES (?, 0, 0, NULL, ?)`, key, expiresAt.UnixMilli())
+		// Free, expired, or claimed by a request that died: claim it.
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, claimed_at, expires_at)
+			VALUES (?, 0, 0, NULL, ?, ?)`, key, now.UnixMilli(), expiresAt.UnixMilli())
 		return err
 	})
 	if err != nil {

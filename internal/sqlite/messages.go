@@ -29,8 +29,10 @@ func scanMessage(sc scanner) (webhook.Message, error) {
 }
 
 // CreateMessage implements webhook.Store. The message and its deliveries
-// are written in one transaction; NotFound if the app or an endpoint does
-// not exist.
+// are written in one transaction; NotFound if the app does not exist.
+// Deliveries to endpoints that are not (or no longer) the app's are
+// dropped inside the transaction: an endpoint deleted after the caller
+// listed it is not an error, and its delivery would have nothing to go to.
 func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery) error {
 	channels, err := jsonText(msg.Channels)
 	if err != nil {
@@ -73,13 +75,19 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 			if d.UpdatedAt.IsZero() {
 				d.UpdatedAt = msg.Timestamp
 			}
-			err := insertDelivery(ctx, tx, &d, msg.ExpiresAt)
-			switch {
-			case isUnique(err):
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?", msg.AppID, d.EndpointID).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // deleted since the caller listed it
+			}
+			if err != nil {
+				return err
+			}
+			err = insertDelivery(ctx, tx, &d, msg.ExpiresAt)
+			if isUnique(err) {
 				return webhook.Conflict("message %s lists endpoint %s twice", msg.ID, d.EndpointID)
-			case isForeignKey(err):
-				return webhook.NotFound("endpoint %s not found", d.EndpointID)
-			case err != nil:
+			}
+			if err != nil {
 				return err
 			}
 		}

@@ -124,4 +124,7 @@ CREATE TABLE idempotency (
 ) STRICT;
 CREATE INDEX idempotency_by_expiry ON idempotency (expires_at);
 `,
+	// 2: when an idempotency key was claimed, so that a claim whose
+	// request died can be taken over (NULL: claimed before this column).
+	`ALTER TABLE idempotency ADD COLUMN claimed_at INTEGER;`,
 }

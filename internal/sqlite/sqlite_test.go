@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -263,10 +264,10 @@ func TestPurgeExpired(t *testing.T) {
 		f.clock.Now().Add(time.Hour).UnixMilli(), lone.ID); err != nil {
 		t.Fatalf("shorten the attempt's retention: %v", err)
 	}
-	if _, err := f.s.BeginIdempotent(f.ctx, "short", f.clock.Now().Add(time.Hour)); err != nil {
+	if _, err := f.s.BeginIdempotent(f.ctx, "short", f.clock.Now().Add(time.Hour), time.Time{}); err != nil {
 		t.Fatalf("BeginIdempotent: %v", err)
 	}
-	if _, err := f.s.BeginIdempotent(f.ctx, "long", f.clock.Now().Add(48*time.Hour)); err != nil {
+	if _, err := f.s.BeginIdempotent(f.ctx, "long", f.clock.Now().Add(48*time.Hour), time.Time{}); err != nil {
 		t.Fatalf("BeginIdempotent: %v", err)
 	}
 
@@ -349,7 +350,7 @@ func TestDurability(t *testing.T) {
 				Attempt: att, Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: now.Add(5 * time.Second)})
 			return err
 		},
-		func() error { _, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour)); return err },
+		func() error { _, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour), time.Time{}); return err },
 		func() error { return s.FinishIdempotent(ctx, "idem", 202, []byte("{}")) },
 		s.Close,
 	} {
@@ -387,8 +388,8 @@ func TestDurability(t *testing.T) {
 	check("delivery", delivery, gotDelivery, err)
 	gotAtt, err := s.GetAttempt(ctx, app.ID, msg.ID, att.ID)
 	check("attempt", &att, gotAtt, err)
-	gotRec, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour))
-	check("idempotency record", &webhook.IdempotencyRecord{Key: "idem", Done: true, StatusCode: 202, Body: []byte("{}"), ExpiresAt: now.Add(time.Hour)}, gotRec, err)
+	gotRec, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour), time.Time{})
+	check("idempotency record", &webhook.IdempotencyRecord{Key: "idem", Done: true, StatusCode: 202, Body: []byte("{}"), ClaimedAt: now, ExpiresAt: now.Add(time.Hour)}, gotRec, err)
 	refs, err := s.ClaimDue(ctx, now.Add(5*time.Second), time.Minute, 10)
 	check("due deliveries", []webhook.Ref{delivery.Ref()}, refs, err)
 }
@@ -484,5 +485,47 @@ func TestNonPositiveLimits(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Errorf("PurgeExpired(limit %d) = %d, %v; want 0", limit, n, err)
 		}
+	}
+}
+
+// TestMigrateIdempotencyClaimedAt opens a database of schema version 1,
+// which has no claimed_at: its records survive the migration, and an
+// unfinished claim from before it (claim time unknown) counts as stale.
+func TestMigrateIdempotencyClaimedAt(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookstep.db")
+	clock := storetest.NewClock(storetest.Epoch)
+	now := clock.Now()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	exp := now.Add(time.Hour).UnixMilli()
+	for _, stmt := range []string{
+		migrations[0],
+		"PRAGMA user_version = 1",
+		fmt.Sprintf("INSERT INTO idempotency (key, done, status_code, body, expires_at) VALUES ('stuck', 0, 0, NULL, %d)", exp),
+		fmt.Sprintf("INSERT INTO idempotency (key, done, status_code, body, expires_at) VALUES ('done', 1, 201, X'7B7D', %d)", exp),
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%.40s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	s := openAt(t, path, clock)
+	staleBefore := now.Add(-time.Minute)
+	if rec, err := s.BeginIdempotent(ctx, "stuck", now.Add(24*time.Hour), staleBefore); err != nil || rec != nil {
+		t.Errorf("BeginIdempotent(unfinished claim from schema 1) = %+v, %v; want it taken over", rec, err)
+	}
+	want := &webhook.IdempotencyRecord{Key: "done", Done: true, StatusCode: 201, Body: []byte("{}"), ExpiresAt: time.UnixMilli(exp).UTC()}
+	rec, err := s.BeginIdempotent(ctx, "done", now.Add(24*time.Hour), staleBefore)
+	if err != nil {
+		t.Fatalf("BeginIdempotent(finished record from schema 1): %v", err)
+	}
+	if d := cmp.Diff(want, rec); d != "" {
+		t.Errorf("BeginIdempotent(finished record from schema 1) (-want +got):\n%s", d)
 	}
 }

@@ -197,7 +197,7 @@ func TestReEnableClearsTheClock(t *testing.T) {
 	f.sweep(t)
 	got := f.get(t, ep)
 	got.Disabled, got.DisabledWhy, got.DisabledAt = false, "", time.Time{}
-	if err := f.store.UpdateEndpoint(context.Background(), got); err != nil {
+	if err := f.store.UpdateEndpoint(context.Background(), got, got.UpdatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.get(t, ep); got.Disabled || !got.FailingSince.IsZero() {

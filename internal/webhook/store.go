@@ -98,28 +98,63 @@ type AttemptResult struct {
 
 // IdempotencyRecord is a stored response for an idempotency key. Done is
 // false while the first request with the key is still being served.
+// ClaimedAt is when that request claimed the key (the store's clock): a
+// claim that stays unfinished for long belongs to a request whose process
+// died, and BeginIdempotent takes it over.
 type IdempotencyRecord struct {
 	Key        string
 	Done       bool
 	StatusCode int
 	Body       []byte
+	ClaimedAt  time.Time
 	ExpiresAt  time.Time
+}
+
+// ErrStale is the Conflict of an optimistic update (UpdateApp,
+// UpdateEventType, UpdateEndpoint) whose ifUpdatedAt is no longer the
+// stored UpdatedAt: something else changed the item since the caller read
+// it. Stores return it or wrap it, so callers tell it from other conflicts
+// (a taken uid) with errors.Is, re-read and apply their change again.
+var ErrStale error = &Error{Kind: KindConflict, Msg: "changed since it was read"}
+
+// NextUpdatedAt returns the UpdatedAt that a write made at now stores over
+// a stored UpdatedAt of prev: now, or prev plus one millisecond when now is
+// not after prev at millisecond precision (what the stores keep). Every
+// write thus changes UpdatedAt, even within one millisecond or when clocks
+// disagree, and an optimistic update that read prev cannot miss it.
+func NextUpdatedAt(prev, now time.Time) time.Time {
+	if prev.IsZero() || now.UnixMilli() > prev.UnixMilli() {
+		return now
+	}
+	return time.UnixMilli(prev.UnixMilli() + 1).UTC()
 }
 
 // Store keeps hookstep's state. Every implementation passes the contract
 // suite in internal/webhook/storetest; a behaviour not in the suite is not
 // guaranteed. Methods return errors of KindNotFound and KindConflict as
-// documented and wrap anything else.
+// documented and wrap anything else. The text of those errors is for logs:
+// it names ids and keys, and the API never shows it to clients.
 //
 // Reads ignore messages and attempts whose ExpiresAt has passed.
+//
+// Apps, event types and endpoints are updated optimistically: the caller
+// reads the item, changes it and passes the UpdatedAt it read as
+// ifUpdatedAt; the update is refused with ErrStale if the stored UpdatedAt
+// differs. Every write of such an item that a caller could overwrite
+// (updates, DisableEndpoint) moves UpdatedAt on (see NextUpdatedAt);
+// RecordAttempt's health changes do not, as UpdateEndpoint never
+// overwrites FailingSince.
 type Store interface {
 	// CreateApp stores a new app; Conflict if its UID is taken.
 	CreateApp(ctx context.Context, app *App) error
 	// GetApp finds an app by id or uid; NotFound if neither matches.
 	GetApp(ctx context.Context, idOrUID string) (*App, error)
-	// UpdateApp replaces a stored app; NotFound if absent, Conflict if the
-	// new UID belongs to another app.
-	UpdateApp(ctx context.Context, app *App) error
+	// UpdateApp replaces a stored app whose UpdatedAt is ifUpdatedAt;
+	// NotFound if absent, ErrStale if its UpdatedAt differs, Conflict if
+	// the new UID belongs to another app. It stores
+	// NextUpdatedAt(ifUpdatedAt, app.UpdatedAt) and sets app.UpdatedAt to
+	// it.
+	UpdateApp(ctx context.Context, app *App, ifUpdatedAt time.Time) error
 	// DeleteApp removes an app; afterwards none of its endpoints,
 	// messages, deliveries or attempts can be read. NotFound if absent.
 	DeleteApp(ctx context.Context, id string) error
@@ -131,8 +166,11 @@ type Store interface {
 	CreateEventType(ctx context.Context, et *EventType) error
 	// GetEventType finds an event type by name, archived ones included.
 	GetEventType(ctx context.Context, name string) (*EventType, error)
-	// UpdateEventType replaces a stored event type; NotFound if absent.
-	UpdateEventType(ctx context.Context, et *EventType) error
+	// UpdateEventType replaces a stored event type whose UpdatedAt is
+	// ifUpdatedAt; NotFound if absent, ErrStale if its UpdatedAt differs.
+	// It stores NextUpdatedAt(ifUpdatedAt, et.UpdatedAt) and sets
+	// et.UpdatedAt to it.
+	UpdateEventType(ctx context.Context, et *EventType, ifUpdatedAt time.Time) error
 	// DeleteEventType removes an event type for good (expunge).
 	DeleteEventType(ctx context.Context, name string) error
 	// ListEventTypes lists event types by name.
@@ -143,11 +181,16 @@ type Store interface {
 	CreateEndpoint(ctx context.Context, ep *Endpoint) error
 	// GetEndpoint finds an app's endpoint by id or uid.
 	GetEndpoint(ctx context.Context, appID, idOrUID string) (*Endpoint, error)
-	// UpdateEndpoint replaces a stored endpoint; NotFound if absent,
-	// Conflict if the new UID belongs to another endpoint of the app.
-	// It leaves FailingSince as stored unless the update re-enables the
-	// endpoint (Disabled true → false), which clears it.
-	UpdateEndpoint(ctx context.Context, ep *Endpoint) error
+	// UpdateEndpoint replaces a stored endpoint whose UpdatedAt is
+	// ifUpdatedAt; NotFound if absent, ErrStale if its UpdatedAt differs
+	// (a concurrent update, or DisableEndpoint), Conflict if the new UID
+	// belongs to another endpoint of the app. It leaves FailingSince as
+	// stored unless the update re-enables the endpoint (Disabled true →
+	// false), which clears it; a concurrent RecordAttempt is therefore not
+	// a reason for ErrStale. It stores NextUpdatedAt(ifUpdatedAt,
+	// ep.UpdatedAt) and sets ep.UpdatedAt and ep.FailingSince to what it
+	// stored.
+	UpdateEndpoint(ctx context.Context, ep *Endpoint, ifUpdatedAt time.Time) error
 	// DeleteEndpoint removes an endpoint and its deliveries.
 	DeleteEndpoint(ctx context.Context, appID, id string) error
 	// ListEndpoints lists an app's endpoints by id.
@@ -155,7 +198,12 @@ type Store interface {
 
 	// CreateMessage stores a message and its deliveries (each Pending,
 	// undispatched) atomically. Conflict if the message has an EventID
-	// already used by a message of the app in the 24 hours before it.
+	// already used by a message of the app in the 24 hours before it;
+	// NotFound if the app does not exist. The deliveries were chosen from
+	// a list of the app's endpoints read before the call, so an endpoint
+	// may have been deleted since: that is not an error. A store either
+	// drops the deliveries to endpoints that no longer exist or keeps them
+	// (the delivery engine cancels a delivery whose endpoint is gone).
 	CreateMessage(ctx context.Context, msg *Message, deliveries []Delivery) error
 	// GetMessage finds an app's message by id or by EventID (the newest
 	// message with it).
@@ -182,7 +230,9 @@ type Store interface {
 	// RecordAttempt stores an attempt and applies its result (see
 	// AttemptResult) to the delivery and to the endpoint's health in one
 	// atomic step: a success clears FailingSince, a failure sets it to the
-	// attempt's time when it is zero. It returns the delivery as it is
+	// attempt's time when it is zero. The endpoint's UpdatedAt is left
+	// alone: health changes often and must not make a concurrent
+	// UpdateEndpoint stale. It returns the delivery as it is
 	// afterwards; if the delivery had moved on (other run, final, or other
 	// attempt count) the attempt is still stored and the delivery is
 	// returned unchanged. NotFound if the delivery does not exist.
@@ -209,12 +259,17 @@ type Store interface {
 	// DisableEndpoint disables an endpoint for failing, only if it is
 	// still enabled and its FailingSince still equals the given time
 	// (so a success or a manual change in between wins); Conflict if not.
+	// It sets UpdatedAt to NextUpdatedAt(stored UpdatedAt, now), so that an
+	// update that read the endpoint before is stale and cannot re-enable
+	// it by accident.
 	DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error
 
 	// BeginIdempotent claims an idempotency key: it stores an unfinished
-	// record and returns (nil, nil) when the key is free or expired, and
-	// returns the existing record otherwise.
-	BeginIdempotent(ctx context.Context, key string, expiresAt time.Time) (*IdempotencyRecord, error)
+	// record claimed now (the store's clock) and returns (nil, nil) when
+	// the key is free, expired, or held by an unfinished claim made before
+	// staleBefore (its request died); it returns the existing record
+	// otherwise.
+	BeginIdempotent(ctx context.Context, key string, expiresAt, staleBefore time.Time) (*IdempotencyRecord, error)
 	// FinishIdempotent stores the response for a claimed key.
 	FinishIdempotent(ctx context.Context, key string, statusCode int, body []byte) error
 	// ReleaseIdempotent frees a claimed key whose request did not succeed.

@@ -3,8 +3,10 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -38,10 +40,13 @@ var (
 	headerNameRe     = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 )
 
+// Length limits of text are in characters (runes), as the messages say;
+// limits in bytes (payloads, header values) say bytes.
+
 // ValidateUID checks an app or endpoint uid at loc.
 func ValidateUID(p *Problems, loc []string, uid string) {
 	switch {
-	case uid == "" || len(uid) > MaxUIDLen:
+	case uid == "" || utf8.RuneCountInString(uid) > MaxUIDLen:
 		p.Add(loc, "uid must be 1 to %d characters", MaxUIDLen)
 	case !uidPattern.MatchString(uid):
 		p.Add(loc, "uid may contain only letters, digits, '-', '_' and '.'")
@@ -53,7 +58,7 @@ func ValidateUID(p *Problems, loc []string, uid string) {
 // ValidateEventTypeName checks an event type name at loc.
 func ValidateEventTypeName(p *Problems, loc []string, name string) {
 	switch {
-	case name == "" || len(name) > MaxNameLen:
+	case name == "" || utf8.RuneCountInString(name) > MaxNameLen:
 		p.Add(loc, "name must be 1 to %d characters", MaxNameLen)
 	case !eventNamePattern.MatchString(name):
 		p.Add(loc, "name may contain only letters, digits, '-', '_' and '.'")
@@ -67,7 +72,7 @@ func ValidateChannels(p *Problems, loc []string, channels []string, allowEmpty b
 		return
 	}
 	for i, c := range channels {
-		if c == "" || len(c) > MaxChannelLen || !channelPattern.MatchString(c) {
+		if c == "" || utf8.RuneCountInString(c) > MaxChannelLen || !channelPattern.MatchString(c) {
 			p.Add(append(append([]string(nil), loc...), strconv.Itoa(i)), "channel must be 1 to %d characters of letters, digits and -_.:+", MaxChannelLen)
 		}
 	}
@@ -79,8 +84,9 @@ func ValidateMetadata(p *Problems, loc []string, md map[string]string) {
 		p.Add(loc, "metadata may hold at most %d entries", MaxMetadataEntries)
 		return
 	}
-	for k, v := range md {
-		if k == "" || len(k) > MaxMetadataLen || len(v) > MaxMetadataLen {
+	for _, k := range slices.Sorted(maps.Keys(md)) { // sorted: problems in a stable order
+		v := md[k]
+		if k == "" || utf8.RuneCountInString(k) > MaxMetadataLen || utf8.RuneCountInString(v) > MaxMetadataLen {
 			p.Add(append(append([]string(nil), loc...), k), "metadata keys must be 1 to %d characters and values at most %d", MaxMetadataLen, MaxMetadataLen)
 		}
 	}
@@ -88,8 +94,16 @@ func ValidateMetadata(p *Problems, loc []string, md map[string]string) {
 
 // ValidateName checks a required display name (apps) at loc.
 func ValidateName(p *Problems, loc []string, name string) {
-	if strings.TrimSpace(name) == "" || len(name) > MaxNameLen {
+	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > MaxNameLen {
 		p.Add(loc, "name must be 1 to %d characters", MaxNameLen)
+	}
+}
+
+// ValidateDescription checks a description (endpoints, event types) at
+// loc; "" is allowed.
+func ValidateDescription(p *Problems, loc []string, description string) {
+	if utf8.RuneCountInString(description) > MaxDescriptionLen {
+		p.Add(loc, "must be at most %d characters", MaxDescriptionLen)
 	}
 }
 
@@ -111,7 +125,8 @@ func ValidateHeaders(p *Problems, loc []string, headers map[string]*string) {
 		p.Add(loc, "at most %d headers", MaxHeaders)
 		return
 	}
-	for name, v := range headers {
+	for _, name := range slices.Sorted(maps.Keys(headers)) { // sorted: problems in a stable order
+		v := headers[name]
 		l := append(append([]string(nil), loc...), name)
 		lower := strings.ToLower(name)
 		switch {

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -161,6 +163,14 @@ func TestValidators(t *testing.T) {
 		{"name blank", func(p *Problems) { ValidateName(p, loc, "  ") }, true},
 		{"metadata ok", func(p *Problems) { ValidateMetadata(p, loc, map[string]string{"k": "v"}) }, false},
 		{"metadata empty key", func(p *Problems) { ValidateMetadata(p, loc, map[string]string{"": "v"}) }, true},
+		// Text limits are in characters, not bytes.
+		{"name 256 runes", func(p *Problems) { ValidateName(p, loc, strings.Repeat("é", 256)) }, false},
+		{"name 257 runes", func(p *Problems) { ValidateName(p, loc, strings.Repeat("é", 257)) }, true},
+		{"description 1024 runes", func(p *Problems) { ValidateDescription(p, loc, strings.Repeat("日", 1024)) }, false},
+		{"description 1025 runes", func(p *Problems) { ValidateDescription(p, loc, strings.Repeat("日", 1025)) }, true},
+		{"description empty", func(p *Problems) { ValidateDescription(p, loc, "") }, false},
+		{"metadata 1024 runes", func(p *Problems) { ValidateMetadata(p, loc, map[string]string{"k": strings.Repeat("é", 1024)}) }, false},
+		{"metadata 1025 runes", func(p *Problems) { ValidateMetadata(p, loc, map[string]string{"k": strings.Repeat("é", 1025)}) }, true},
 	}
 	for _, tt := range tests {
 		var p Problems
@@ -171,6 +181,55 @@ func TestValidators(t *testing.T) {
 		}
 		if err != nil && ErrorKind(err) != KindInvalid {
 			t.Errorf("%s: kind %v, want invalid", tt.name, ErrorKind(err))
+		}
+	}
+}
+
+// TestValidatorMessagesSayWhatIsWrong checks that a uid or name of
+// non-ASCII characters within the length limit is refused for its
+// characters, not for a length counted in bytes.
+func TestValidatorMessagesSayWhatIsWrong(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		check func(p *Problems)
+		want  string
+	}{
+		{"uid", func(p *Problems) { ValidateUID(p, nil, strings.Repeat("é", 200)) }, "uid may contain only"},
+		{"event type name", func(p *Problems) { ValidateEventTypeName(p, nil, strings.Repeat("é", 200)) }, "name may contain only"},
+	} {
+		var p Problems
+		tc.check(&p)
+		if err := p.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s of 200 'é' (400 bytes): got %v, want a problem saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestValidatorsReportInNameOrder checks that the problems of a map (one
+// per bad header or metadata key) come in the order of the names, not in
+// Go's random map order.
+func TestValidatorsReportInNameOrder(t *testing.T) {
+	x := "x"
+	headers := map[string]*string{"Host": &x, "X-Ok": &x, "Content-Type": &x, "Svix-Id": &x, "A B": &x, "Webhook-Id": &x}
+	wantHeaders := []string{"A B", "Content-Type", "Host", "Svix-Id", "Webhook-Id"}
+	long := strings.Repeat("v", MaxMetadataLen+1)
+	metadata := map[string]string{"z": long, "a": long, "ok": "v", "m": long}
+	wantMetadata := []string{"a", "m", "z"}
+	for range 20 { // map order differs between runs of the loop
+		var p Problems
+		ValidateHeaders(&p, []string{"body", "headers"}, headers)
+		ValidateMetadata(&p, []string{"body", "metadata"}, metadata)
+		var got []string
+		var e *Error
+		if !errors.As(p.Err(), &e) {
+			t.Fatalf("got %v, want field problems", p.Err())
+		}
+		for _, f := range e.Fields {
+			got = append(got, f.Loc[2])
+		}
+		want := append(slices.Clone(wantHeaders), wantMetadata...)
+		if !slices.Equal(got, want) {
+			t.Fatalf("problems at %v, want %v", got, want)
 		}
 	}
 }

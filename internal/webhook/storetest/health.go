@@ -24,10 +24,12 @@ func (e *env) failAt(t *testing.T, ep *webhook.Endpoint, at time.Time) {
 func (e *env) disableManually(t *testing.T, ep *webhook.Endpoint) {
 	t.Helper()
 	upd := *e.getEndpoint(t, ep.AppID, ep.ID)
+	read := upd.UpdatedAt
 	upd.Disabled = true
 	upd.DisabledAt = e.clock.Now()
 	upd.DisabledWhy = webhook.DisabledManual
-	if err := e.s.UpdateEndpoint(e.ctx, &upd); err != nil {
+	upd.UpdatedAt = e.clock.Now()
+	if err := e.s.UpdateEndpoint(e.ctx, &upd, read); err != nil {
 		t.Fatalf("UpdateEndpoint: %v", err)
 	}
 }
@@ -101,10 +103,9 @@ func testDisableEndpoint(t *testing.T, e *env) {
 		e.clock.Set(t0.Add(7 * 24 * time.Hour))
 		return e.getEndpoint(t, app.ID, ep.ID)
 	}
-	ignoreUpdatedAt := cmpopts.IgnoreFields(webhook.Endpoint{}, "UpdatedAt")
 	unchanged := func(t *testing.T, before *webhook.Endpoint) {
 		t.Helper()
-		if d := diff(before, e.getEndpoint(t, app.ID, before.ID), ignoreUpdatedAt); d != "" {
+		if d := diff(before, e.getEndpoint(t, app.ID, before.ID)); d != "" {
 			t.Errorf("endpoint changed by a refused DisableEndpoint (-before +after):\n%s", d)
 		}
 	}
@@ -119,7 +120,8 @@ func testDisableEndpoint(t *testing.T, e *env) {
 		want.Disabled = true
 		want.DisabledAt = now
 		want.DisabledWhy = webhook.DisabledFailing
-		if d := diff(&want, e.getEndpoint(t, app.ID, ep.ID), ignoreUpdatedAt); d != "" {
+		want.UpdatedAt = now
+		if d := diff(&want, e.getEndpoint(t, app.ID, ep.ID)); d != "" {
 			t.Errorf("GetEndpoint after DisableEndpoint mismatch (-want +got):\n%s", d)
 		}
 		list, err := e.s.ListFailingEndpoints(e.ctx, now, 10)
@@ -168,7 +170,7 @@ func testDisableEndpoint(t *testing.T, e *env) {
 		upd.Disabled = false
 		upd.DisabledAt = time.Time{}
 		upd.DisabledWhy = ""
-		if err := e.s.UpdateEndpoint(e.ctx, &upd); err != nil {
+		if err := e.s.UpdateEndpoint(e.ctx, &upd, upd.UpdatedAt); err != nil {
 			t.Fatalf("UpdateEndpoint(re-enable): %v", err)
 		}
 		ep = e.getEndpoint(t, app.ID, ep.ID)
@@ -184,5 +186,95 @@ func testDisableEndpoint(t *testing.T, e *env) {
 		wantNotFound(t, "DisableEndpoint(other app)", e.s.DisableEndpoint(e.ctx, other.ID, ep.ID, t0, e.clock.Now()))
 		wantNotFound(t, "DisableEndpoint(missing)", e.s.DisableEndpoint(e.ctx, app.ID, "ep_missing", t0, e.clock.Now()))
 		unchanged(t, ep)
+	})
+}
+
+// testUpdateEndpointStale checks the optimistic concurrency of
+// UpdateEndpoint against the writers it races: another update, the
+// sweeper's DisableEndpoint and RecordAttempt's health changes.
+func testUpdateEndpointStale(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+
+	t.Run("ConcurrentUpdate", func(t *testing.T) {
+		ep := e.createEndpoint(t, app.ID)
+		// Two writers read the endpoint; the first one's update lands in
+		// the same millisecond as the read.
+		first, second := *ep, *ep
+		first.Keys = []webhook.SigningKey{{Key: []byte("rotated-key-0123456789")}}
+		if err := e.s.UpdateEndpoint(e.ctx, &first, ep.UpdatedAt); err != nil {
+			t.Fatalf("UpdateEndpoint: %v", err)
+		}
+		if want := ep.UpdatedAt.Add(time.Millisecond); !first.UpdatedAt.Equal(want) {
+			t.Errorf("UpdatedAt after an update in the same millisecond = %v, want %v", first.UpdatedAt, want)
+		}
+		second.Description = "lost"
+		second.UID = "lost"
+		second.UpdatedAt = e.clock.Now().Add(time.Minute)
+		wantStale(t, "UpdateEndpoint(stale)", e.s.UpdateEndpoint(e.ctx, &second, ep.UpdatedAt))
+		if d := diff(&first, e.getEndpoint(t, app.ID, ep.ID)); d != "" {
+			t.Errorf("endpoint changed by a stale UpdateEndpoint (-want +got):\n%s", d)
+		}
+		_, err := e.s.GetEndpoint(e.ctx, app.ID, "lost")
+		wantNotFound(t, "GetEndpoint(uid of a stale update)", err)
+		e.createEndpoint(t, app.ID, func(o *webhook.Endpoint) { o.UID = "lost" }) // the uid stayed free
+	})
+
+	t.Run("DisableEndpoint", func(t *testing.T) {
+		ep := e.createEndpoint(t, app.ID)
+		t0 := e.clock.Now()
+		e.failAt(t, ep, t0)
+		read := e.getEndpoint(t, app.ID, ep.ID)
+		// The sweeper disables it in the millisecond the API read it.
+		if err := e.s.DisableEndpoint(e.ctx, app.ID, ep.ID, t0, read.UpdatedAt); err != nil {
+			t.Fatalf("DisableEndpoint: %v", err)
+		}
+		disabled := e.getEndpoint(t, app.ID, ep.ID)
+		if want := read.UpdatedAt.Add(time.Millisecond); !disabled.UpdatedAt.Equal(want) {
+			t.Errorf("UpdatedAt after DisableEndpoint in the millisecond of the last write = %v, want %v", disabled.UpdatedAt, want)
+		}
+		// A PATCH of the description made from the read must not
+		// re-enable the endpoint.
+		patch := *read
+		patch.Description = "x"
+		patch.UpdatedAt = e.clock.Now()
+		wantStale(t, "UpdateEndpoint(read before DisableEndpoint)", e.s.UpdateEndpoint(e.ctx, &patch, read.UpdatedAt))
+		if d := diff(disabled, e.getEndpoint(t, app.ID, ep.ID)); d != "" {
+			t.Errorf("endpoint changed by a stale UpdateEndpoint (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("RecordAttempt", func(t *testing.T) {
+		ep := e.createEndpoint(t, app.ID)
+		read := e.getEndpoint(t, app.ID, ep.ID)
+		msg := e.createMessage(t, app.ID, nil, ep.ID)
+		failedAt := e.clock.Now()
+		e.record(t, msg, ep.ID, webhook.StatusFail, 500)
+		failing := e.getEndpoint(t, app.ID, ep.ID)
+		if !failing.UpdatedAt.Equal(read.UpdatedAt) || !failing.FailingSince.Equal(failedAt) {
+			t.Errorf("after a failed attempt: UpdatedAt %v, FailingSince %v; want UpdatedAt unchanged (%v), FailingSince %v",
+				failing.UpdatedAt, failing.FailingSince, read.UpdatedAt, failedAt)
+		}
+		// An update made from the read before the attempt lands, and
+		// keeps the health the attempt recorded.
+		patch := *read
+		patch.Description = "x"
+		patch.UpdatedAt = e.clock.Now()
+		if err := e.s.UpdateEndpoint(e.ctx, &patch, read.UpdatedAt); err != nil {
+			t.Fatalf("UpdateEndpoint after RecordAttempt: %v", err)
+		}
+		want := patch
+		want.FailingSince = failedAt
+		if d := diff(&want, e.getEndpoint(t, app.ID, ep.ID)); d != "" {
+			t.Errorf("GetEndpoint after UpdateEndpoint (-want +got):\n%s", d)
+		}
+		if !patch.FailingSince.Equal(failedAt) {
+			t.Errorf("UpdateEndpoint set ep.FailingSince = %v, want the stored %v", patch.FailingSince, failedAt)
+		}
+		e.clock.Advance(time.Minute)
+		e.record(t, msg, ep.ID, webhook.StatusSuccess, 200)
+		if got := e.getEndpoint(t, app.ID, ep.ID); !got.UpdatedAt.Equal(patch.UpdatedAt) || !got.FailingSince.IsZero() {
+			t.Errorf("after a successful attempt: UpdatedAt %v, FailingSince %v; want UpdatedAt unchanged (%v), FailingSince zero",
+				got.UpdatedAt, got.FailingSince, patch.UpdatedAt)
+		}
 	})
 }

@@ -11,7 +11,7 @@ import (
 func testIdempotency(t *testing.T, e *env) {
 	begin := func(t *testing.T, key string, expiresAt time.Time, want *webhook.IdempotencyRecord) {
 		t.Helper()
-		got, err := e.s.BeginIdempotent(e.ctx, key, expiresAt)
+		got, err := e.s.BeginIdempotent(e.ctx, key, expiresAt, time.Time{})
 		if err != nil {
 			t.Fatalf("BeginIdempotent(%q): %v", key, err)
 		}
@@ -19,11 +19,12 @@ func testIdempotency(t *testing.T, e *env) {
 			t.Errorf("BeginIdempotent(%q) mismatch (-want +got):\n%s", key, d)
 		}
 	}
-	day := e.clock.Now().Add(24 * time.Hour)
+	claimed := e.clock.Now()
+	day := claimed.Add(24 * time.Hour)
 
 	t.Run("Claim", func(t *testing.T) {
 		begin(t, "k1", day, nil)
-		inFlight := &webhook.IdempotencyRecord{Key: "k1", ExpiresAt: day}
+		inFlight := &webhook.IdempotencyRecord{Key: "k1", ClaimedAt: claimed, ExpiresAt: day}
 		begin(t, "k1", day.Add(time.Hour), inFlight)
 		begin(t, "k2", day, nil) // keys are independent
 	})
@@ -33,7 +34,7 @@ func testIdempotency(t *testing.T, e *env) {
 		if err := e.s.FinishIdempotent(e.ctx, "k1", 202, body); err != nil {
 			t.Fatalf("FinishIdempotent: %v", err)
 		}
-		begin(t, "k1", day, &webhook.IdempotencyRecord{Key: "k1", Done: true, StatusCode: 202, Body: body, ExpiresAt: day})
+		begin(t, "k1", day, &webhook.IdempotencyRecord{Key: "k1", Done: true, StatusCode: 202, Body: body, ClaimedAt: claimed, ExpiresAt: day})
 		wantNotFound(t, "FinishIdempotent(unknown key)", e.s.FinishIdempotent(e.ctx, "unknown", 200, nil))
 	})
 
@@ -48,18 +49,55 @@ func testIdempotency(t *testing.T, e *env) {
 	})
 
 	t.Run("Expiry", func(t *testing.T) {
-		exp := e.clock.Now().Add(time.Hour)
+		claimed := e.clock.Now()
+		exp := claimed.Add(time.Hour)
 		begin(t, "k3", exp, nil)
 		if err := e.s.FinishIdempotent(e.ctx, "k3", 201, []byte("{}")); err != nil {
 			t.Fatalf("FinishIdempotent: %v", err)
 		}
 		e.clock.Set(exp.Add(-time.Millisecond))
-		begin(t, "k3", exp, &webhook.IdempotencyRecord{Key: "k3", Done: true, StatusCode: 201, Body: []byte("{}"), ExpiresAt: exp})
+		begin(t, "k3", exp, &webhook.IdempotencyRecord{Key: "k3", Done: true, StatusCode: 201, Body: []byte("{}"), ClaimedAt: claimed, ExpiresAt: exp})
 		e.clock.Set(exp.Add(time.Millisecond))
 		next := e.clock.Now().Add(time.Hour)
 		begin(t, "k3", next, nil) // expired: claimed afresh
-		begin(t, "k3", next, &webhook.IdempotencyRecord{Key: "k3", ExpiresAt: next})
+		begin(t, "k3", next, &webhook.IdempotencyRecord{Key: "k3", ClaimedAt: e.clock.Now(), ExpiresAt: next})
 	})
+}
+
+// testIdempotencyStaleClaim checks that a claim left unfinished by a
+// request that died is taken over once it is older than staleBefore, and
+// that a finished record never is.
+func testIdempotencyStaleClaim(t *testing.T, e *env) {
+	const staleAfter = time.Minute // the caller's policy
+	begin := func(t *testing.T, key string, want *webhook.IdempotencyRecord) {
+		t.Helper()
+		now := e.clock.Now()
+		got, err := e.s.BeginIdempotent(e.ctx, key, now.Add(24*time.Hour), now.Add(-staleAfter))
+		if err != nil {
+			t.Fatalf("BeginIdempotent(%q): %v", key, err)
+		}
+		if d := diff(want, got); d != "" {
+			t.Errorf("BeginIdempotent(%q) at claim%+v mismatch (-want +got):\n%s", key, now.Sub(Epoch), d)
+		}
+	}
+	claimed := e.clock.Now()
+	exp := claimed.Add(24 * time.Hour)
+	begin(t, "dead", nil)
+	begin(t, "done", nil)
+	if err := e.s.FinishIdempotent(e.ctx, "done", 202, []byte("{}")); err != nil {
+		t.Fatalf("FinishIdempotent: %v", err)
+	}
+
+	e.clock.Set(claimed.Add(staleAfter - time.Millisecond))
+	begin(t, "dead", &webhook.IdempotencyRecord{Key: "dead", ClaimedAt: claimed, ExpiresAt: exp})
+	e.clock.Set(claimed.Add(staleAfter + time.Millisecond))
+	begin(t, "dead", nil) // its request died: taken over
+	takenAt := e.clock.Now()
+	begin(t, "dead", &webhook.IdempotencyRecord{Key: "dead", ClaimedAt: takenAt, ExpiresAt: takenAt.Add(24 * time.Hour)})
+	begin(t, "done", &webhook.IdempotencyRecord{Key: "done", Done: true, StatusCode: 202, Body: []byte("{}"), ClaimedAt: claimed, ExpiresAt: exp})
+
+	e.clock.Set(claimed.Add(time.Hour))
+	begin(t, "done", &webhook.IdempotencyRecord{Key: "done", Done: true, StatusCode: 202, Body: []byte("{}"), ClaimedAt: claimed, ExpiresAt: exp})
 }
 
 // testIdempotencyRace races requests that carry the same key: exactly one
@@ -76,7 +114,7 @@ func testIdempotencyRace(t *testing.T, e *env) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				rec, err := e.s.BeginIdempotent(e.ctx, key, exp)
+				rec, err := e.s.BeginIdempotent(e.ctx, key, exp, time.Time{})
 				claimed[i], errs[i] = err == nil && rec == nil, err
 			})
 		}

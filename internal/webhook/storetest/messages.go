@@ -90,6 +90,34 @@ func testCreateMessage(t *testing.T, e *env) {
 	}
 }
 
+// testCreateMessageEndpointGone publishes to an endpoint deleted after the
+// fan-out listed it, as a delete racing a publish does.
+func testCreateMessageEndpointGone(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	kept := e.createEndpoint(t, app.ID)
+	gone := e.createEndpoint(t, app.ID)
+	if err := e.s.DeleteEndpoint(e.ctx, app.ID, gone.ID); err != nil {
+		t.Fatalf("DeleteEndpoint: %v", err)
+	}
+	msg := e.newMessage(app.ID)
+	if err := e.s.CreateMessage(e.ctx, msg, fanout(kept.ID, gone.ID)); err != nil {
+		t.Fatalf("CreateMessage with a delivery to a deleted endpoint: %v", err)
+	}
+	got, err := e.s.GetMessage(e.ctx, app.ID, msg.ID)
+	if err != nil {
+		t.Fatalf("GetMessage: %v", err)
+	}
+	if d := diff(msg, got); d != "" {
+		t.Errorf("GetMessage mismatch (-want +got):\n%s", d)
+	}
+	want := newDelivery(msg, kept.ID)
+	if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, kept.ID)); d != "" {
+		t.Errorf("GetDelivery(kept endpoint) mismatch (-want +got):\n%s", d)
+	}
+	// The delivery to the deleted endpoint may or may not exist: see the
+	// package doc.
+}
+
 func testEventID(t *testing.T, e *env) {
 	app := e.createApp(t, "")
 	other := e.createApp(t, "")

@@ -44,7 +44,7 @@ func testApps(t *testing.T, e *env) {
 	upd.Metadata = map[string]string{"tier": "gold"}
 	upd.ThrottleRate = ptr(10)
 	upd.UpdatedAt = e.clock.Now()
-	if err := e.s.UpdateApp(e.ctx, &upd); err != nil {
+	if err := e.s.UpdateApp(e.ctx, &upd, app.UpdatedAt); err != nil {
 		t.Fatalf("UpdateApp: %v", err)
 	}
 	got, err := e.s.GetApp(e.ctx, "acme-2")
@@ -59,14 +59,43 @@ func testApps(t *testing.T, e *env) {
 
 	clash := *app2
 	clash.UID = "acme-2"
-	wantConflict(t, "UpdateApp(uid of another app)", e.s.UpdateApp(e.ctx, &clash))
+	wantUIDConflict(t, "UpdateApp(uid of another app)", e.s.UpdateApp(e.ctx, &clash, app2.UpdatedAt))
 	if got, err := e.s.GetApp(e.ctx, app2.ID); err != nil || got.UID != "" {
 		t.Errorf("GetApp after conflicting update: got %+v, %v; want uid unchanged", got, err)
 	}
 	missing := *app
 	missing.ID = webhook.NewID(webhook.PrefixApp)
 	missing.UID = ""
-	wantNotFound(t, "UpdateApp(missing)", e.s.UpdateApp(e.ctx, &missing))
+	wantNotFound(t, "UpdateApp(missing)", e.s.UpdateApp(e.ctx, &missing, missing.UpdatedAt))
+
+	// An update made from a stale read changes nothing, even one that
+	// would take a free uid.
+	lost := *app
+	lost.UID = "lost"
+	lost.Name = "Lost update"
+	lost.UpdatedAt = e.clock.Now().Add(time.Minute)
+	wantStale(t, "UpdateApp(stale)", e.s.UpdateApp(e.ctx, &lost, app.UpdatedAt))
+	if d := diff(&upd, e.getApp(t, upd.ID)); d != "" {
+		t.Errorf("GetApp after stale UpdateApp mismatch (-want +got):\n%s", d)
+	}
+	if _, err := e.s.GetApp(e.ctx, "lost"); !webhook.IsNotFound(err) {
+		t.Errorf("GetApp(uid of a stale update): got %v, want NotFound", err)
+	}
+
+	// An update in the millisecond of the last one still moves UpdatedAt
+	// on, so that a writer that read the last one is stale.
+	same := upd
+	same.Name = "Acme, same millisecond"
+	if err := e.s.UpdateApp(e.ctx, &same, upd.UpdatedAt); err != nil {
+		t.Fatalf("UpdateApp(same millisecond): %v", err)
+	}
+	if want := upd.UpdatedAt.Add(time.Millisecond); !same.UpdatedAt.Equal(want) {
+		t.Errorf("UpdatedAt after an update in the same millisecond = %v, want %v", same.UpdatedAt, want)
+	}
+	if d := diff(&same, e.getApp(t, upd.ID)); d != "" {
+		t.Errorf("GetApp after same-millisecond UpdateApp mismatch (-want +got):\n%s", d)
+	}
+	wantStale(t, "UpdateApp(read before a same-millisecond update)", e.s.UpdateApp(e.ctx, &upd, upd.UpdatedAt))
 
 	// Delete frees the uid.
 	if err := e.s.DeleteApp(e.ctx, app.ID); err != nil {
@@ -148,7 +177,7 @@ func testEventTypes(t *testing.T, e *env) {
 	upd.Schemas = nil
 	upd.FeatureFlags = nil
 	upd.UpdatedAt = e.clock.Now()
-	if err := e.s.UpdateEventType(e.ctx, &upd); err != nil {
+	if err := e.s.UpdateEventType(e.ctx, &upd, et.UpdatedAt); err != nil {
 		t.Fatalf("UpdateEventType: %v", err)
 	}
 	got, err = e.s.GetEventType(e.ctx, et.Name)
@@ -161,7 +190,14 @@ func testEventTypes(t *testing.T, e *env) {
 	wantConflict(t, "CreateEventType(archived name)", e.s.CreateEventType(e.ctx, et))
 	missing := upd
 	missing.Name = "user.missing"
-	wantNotFound(t, "UpdateEventType(missing)", e.s.UpdateEventType(e.ctx, &missing))
+	wantNotFound(t, "UpdateEventType(missing)", e.s.UpdateEventType(e.ctx, &missing, upd.UpdatedAt))
+	lost := *et
+	lost.Description = "Lost update"
+	lost.UpdatedAt = e.clock.Now().Add(time.Minute)
+	wantStale(t, "UpdateEventType(stale)", e.s.UpdateEventType(e.ctx, &lost, et.UpdatedAt))
+	if got, err := e.s.GetEventType(e.ctx, et.Name); err != nil || diff(&upd, got) != "" {
+		t.Errorf("GetEventType after stale update: got %+v, %v; want it unchanged:\n%s", got, err, diff(&upd, got))
+	}
 
 	if err := e.s.DeleteEventType(e.ctx, et.Name); err != nil {
 		t.Fatalf("DeleteEventType: %v", err)
@@ -254,6 +290,7 @@ func testEndpoints(t *testing.T, e *env) {
 	e.record(t, msg, ep.ID, webhook.StatusFail, 500)
 	e.clock.Advance(time.Hour)
 	upd := *e.getEndpoint(t, app.ID, ep.ID)
+	read := upd.UpdatedAt
 	upd.UID = "renamed"
 	upd.URL = "https://example.org/v2"
 	upd.Disabled = true
@@ -268,7 +305,7 @@ func testEndpoints(t *testing.T, e *env) {
 	upd.Version = 3
 	upd.FailingSince = time.Time{} // ignored
 	upd.UpdatedAt = e.clock.Now()
-	if err := e.s.UpdateEndpoint(e.ctx, &upd); err != nil {
+	if err := e.s.UpdateEndpoint(e.ctx, &upd, read); err != nil {
 		t.Fatalf("UpdateEndpoint: %v", err)
 	}
 	want := upd
@@ -287,7 +324,7 @@ func testEndpoints(t *testing.T, e *env) {
 	enable.DisabledWhy = ""
 	enable.FailingSince = failedAt // ignored
 	enable.UpdatedAt = e.clock.Now()
-	if err := e.s.UpdateEndpoint(e.ctx, &enable); err != nil {
+	if err := e.s.UpdateEndpoint(e.ctx, &enable, want.UpdatedAt); err != nil {
 		t.Fatalf("UpdateEndpoint(re-enable): %v", err)
 	}
 	enable.FailingSince = time.Time{}
@@ -297,13 +334,13 @@ func testEndpoints(t *testing.T, e *env) {
 
 	clash := *ep2
 	clash.UID = "renamed"
-	wantConflict(t, "UpdateEndpoint(uid of another endpoint)", e.s.UpdateEndpoint(e.ctx, &clash))
+	wantUIDConflict(t, "UpdateEndpoint(uid of another endpoint)", e.s.UpdateEndpoint(e.ctx, &clash, ep2.UpdatedAt))
 	missing := *ep2
 	missing.ID = webhook.NewID(webhook.PrefixEndpoint)
-	wantNotFound(t, "UpdateEndpoint(missing)", e.s.UpdateEndpoint(e.ctx, &missing))
+	wantNotFound(t, "UpdateEndpoint(missing)", e.s.UpdateEndpoint(e.ctx, &missing, ep2.UpdatedAt))
 	foreign := *ep2
 	foreign.AppID = other.ID
-	wantNotFound(t, "UpdateEndpoint(other app)", e.s.UpdateEndpoint(e.ctx, &foreign))
+	wantNotFound(t, "UpdateEndpoint(other app)", e.s.UpdateEndpoint(e.ctx, &foreign, ep2.UpdatedAt))
 
 	// Delete removes the endpoint and its deliveries, and frees its uid.
 	wantNotFound(t, "DeleteEndpoint(other app)", e.s.DeleteEndpoint(e.ctx, other.ID, ep.ID))

@@ -26,6 +26,12 @@
 //     EndpointStats ignore deliveries whose message has expired.
 //   - DeleteEventType and DeleteEndpoint return NotFound when there is
 //     nothing to delete.
+//   - CreateMessage with a delivery to an endpoint that was deleted (the
+//     caller listed the app's endpoints before the delete) succeeds and
+//     stores the message and the other deliveries. Whether the delivery to
+//     the deleted endpoint is dropped (SQLite: inside the transaction) or
+//     kept (DynamoDB: the deliver step cancels it) is left open, so the
+//     suite does not read it.
 //   - CreateMessage copies AppID, MsgID, EventType, Channels and CreatedAt
 //     (= the message's Timestamp) into each delivery, and sets Status Pending,
 //     Run 0, Trigger scheduled, Attempts 0 and Dispatched false; a zero
@@ -45,13 +51,26 @@
 //   - MarkDispatched and FinishDelivery return NotFound when the delivery
 //     does not exist.
 //   - UpdateEndpoint ignores the FailingSince it is given.
-//   - DisableEndpoint sets Disabled, DisabledAt = now and DisabledWhy =
-//     "failing", keeps FailingSince, and returns NotFound for a missing
-//     endpoint. The order of ListFailingEndpoints is unspecified.
+//   - Optimistic updates: UpdateApp, UpdateEventType and UpdateEndpoint
+//     compare ifUpdatedAt with the stored UpdatedAt at millisecond
+//     precision. A stale one returns an error that errors.Is
+//     webhook.ErrStale and changes nothing (not even a uid claim); a taken
+//     uid is a Conflict that is not ErrStale. Which of the two a stale
+//     update that would also take a uid gets is unspecified. NotFound wins
+//     over ErrStale.
+//   - DisableEndpoint sets Disabled, DisabledAt = now, DisabledWhy =
+//     "failing" and UpdatedAt = webhook.NextUpdatedAt(stored, now), keeps
+//     FailingSince, and returns NotFound for a missing endpoint; a refused
+//     one changes nothing. RecordAttempt never changes an endpoint's
+//     UpdatedAt. The order of ListFailingEndpoints is unspecified.
 //   - EndpointStats may leave statuses with no deliveries out of the map.
 //   - Idempotency: of concurrent BeginIdempotent calls for one free key,
-//     exactly one claims it. FinishIdempotent returns NotFound for a key
-//     with no record; ReleaseIdempotent of a free key is not an error.
+//     exactly one claims it. A claim records ClaimedAt = now; an
+//     unfinished record is taken over when its ClaimedAt is before
+//     staleBefore (checked 1 ms either side), a finished one never. A zero
+//     staleBefore takes over no claim the suite made. FinishIdempotent
+//     keeps ClaimedAt and returns NotFound for a key with no record;
+//     ReleaseIdempotent of a free key is not an error.
 //
 // Stores must be safe for concurrent use: the suite races RecordAttempt
 // calls and BeginIdempotent calls against each other.
@@ -60,6 +79,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +140,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"ListEndpoints", testListEndpoints},
 		{"DeleteApp", testDeleteApp},
 		{"CreateMessage", testCreateMessage},
+		{"CreateMessageEndpointGone", testCreateMessageEndpointGone},
 		{"EventID", testEventID},
 		{"ListMessages", testListMessages},
 		{"Expiry", testExpiry},
@@ -137,7 +158,9 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"ListAttempts", testListAttempts},
 		{"ListFailingEndpoints", testListFailingEndpoints},
 		{"DisableEndpoint", testDisableEndpoint},
+		{"UpdateEndpointStale", testUpdateEndpointStale},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyStaleClaim", testIdempotencyStaleClaim},
 		{"IdempotencyRace", testIdempotencyRace},
 	}
 	for _, tt := range tests {
@@ -314,6 +337,15 @@ func (e *env) getDelivery(t *testing.T, appID, msgID, endpointID string) *webhoo
 	return d
 }
 
+func (e *env) getApp(t *testing.T, id string) *webhook.App {
+	t.Helper()
+	app, err := e.s.GetApp(e.ctx, id)
+	if err != nil {
+		t.Fatalf("GetApp(%s): %v", id, err)
+	}
+	return app
+}
+
 func (e *env) getEndpoint(t *testing.T, appID, id string) *webhook.Endpoint {
 	t.Helper()
 	ep, err := e.s.GetEndpoint(e.ctx, appID, id)
@@ -339,6 +371,24 @@ func wantNotFound(t *testing.T, call string, err error) {
 func wantConflict(t *testing.T, call string, err error) {
 	t.Helper()
 	wantKind(t, call, err, webhook.KindConflict)
+}
+
+// wantStale fails the test unless err is webhook.ErrStale (a Conflict).
+func wantStale(t *testing.T, call string, err error) {
+	t.Helper()
+	if !errors.Is(err, webhook.ErrStale) || !webhook.IsConflict(err) {
+		t.Errorf("%s: got error %v, want webhook.ErrStale", call, err)
+	}
+}
+
+// wantUIDConflict fails the test unless err is a Conflict other than
+// webhook.ErrStale: a caller retries a stale update, not a taken uid.
+func wantUIDConflict(t *testing.T, call string, err error) {
+	t.Helper()
+	wantConflict(t, call, err)
+	if errors.Is(err, webhook.ErrStale) {
+		t.Errorf("%s: got webhook.ErrStale, want the Conflict of a taken uid", call)
+	}
 }
 
 func kindName(k webhook.Kind) string {
