@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/hookstep/hookstep/internal/dynamo"
+	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -101,18 +101,13 @@ func apiEvent(t *testing.T, root, method, path, body string) events.APIGatewayPr
 }
 
 func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
-	root := repoRoot(t)
-	rie := requireTool(t, "the Lambda runtime emulator", os.Getenv("HOOKSTEP_RIE"))
-	dynalite := requireTool(t, "dynalite", filepath.Join(root, "infra", "node_modules", ".bin", "dynalite"))
+	root := lambdatest.Root(t)
 	ctx := context.Background()
 
 	// DynamoDB: dynalite with the table the stack creates.
-	dbAddr := freeAddr(t)
-	host, port, _ := strings.Cut(dbAddr, ":")
-	db := startProcess(t, nil, dynalite, "--host", host, "--port", port)
-	waitListening(t, dbAddr, db)
+	dbURL := lambdatest.Dynalite(t)
 	client := dynamodb.New(dynamodb.Options{
-		Region: "eu-west-1", BaseEndpoint: aws.String("http://" + dbAddr),
+		Region: "eu-west-1", BaseEndpoint: aws.String(dbURL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 	})
 	const table = "hookstep"
@@ -124,7 +119,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	states := sfntest.New(t)
 	env := []string{
 		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_ENDPOINT_URL_DYNAMODB=http://" + dbAddr,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + dbURL,
 		"AWS_ENDPOINT_URL_SFN=" + states.URL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + fakeSecrets(t),
 		"AWS_MAX_ATTEMPTS=1",
@@ -132,15 +127,15 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
 		"HOOKSTEP_REDRIVE_AFTER=1ms",
 	}
-	api := startFunction(t, rie, buildBootstrap(t, root, "api"), env)
-	deliver := startFunction(t, rie, buildBootstrap(t, root, "deliver"), env)
-	sweeper := startFunction(t, rie, buildBootstrap(t, root, "sweeper"), env)
+	api := lambdatest.Run(t, lambdatest.Build(t, "api"), env)
+	deliver := lambdatest.Run(t, lambdatest.Build(t, "deliver"), env)
+	sweeper := lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env)
 	rcv := newReceiver(t)
 
 	call := func(method, path, body string, want int) map[string]any {
 		t.Helper()
 		var res events.APIGatewayProxyResponse
-		api.invoke(t, apiEvent(t, root, method, path, body), &res)
+		api.InvokeInto(t, apiEvent(t, root, method, path, body), &res)
 		if res.StatusCode != want {
 			t.Fatalf("%s %s: got %d %s, want %d", method, path, res.StatusCode, res.Body, want)
 		}
@@ -168,7 +163,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 		Outcome string `json:"outcome"`
 		Attempt int    `json:"attempt"`
 	}
-	deliver.invoke(t, in, &out)
+	deliver.InvokeInto(t, in, &out)
 	if out.Outcome != "delivered" || out.Attempt != 1 {
 		t.Fatalf("deliver: got %+v, want delivered on attempt 1", out)
 	}
@@ -187,7 +182,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	fail := call("POST", "/api/v1/app/acme/endpoint", `{"url":"`+rcv.URL+`/fail","filterTypes":["v1.end_user.updated"]}`, 201)["id"].(string)
 	msg2 := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.updated","payload":{"n":2}}`, 202)["id"].(string)
 	ref := map[string]any{"appId": app, "msgId": msg2, "endpointId": fail, "run": 0}
-	deliver.invoke(t, ref, &out)
+	deliver.InvokeInto(t, ref, &out)
 	if out.Outcome != "retry" {
 		t.Fatalf("failing receiver: got %+v, want retry", out)
 	}
@@ -195,7 +190,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	// A disabled endpoint: stop, without a request.
 	call("PATCH", "/api/v1/app/acme/endpoint/"+fail, `{"disabled":true}`, 200)
 	before := len(rcv.hits)
-	deliver.invoke(t, ref, &out)
+	deliver.InvokeInto(t, ref, &out)
 	if out.Outcome != "stop" || len(rcv.hits) != before {
 		t.Fatalf("disabled endpoint: got %+v with %d new requests, want stop and none", out, len(rcv.hits)-before)
 	}
@@ -212,7 +207,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	if _, ok := states.Started()[stranded+"-"+ok]; ok {
 		t.Fatal("the execution started although StartExecution failed")
 	}
-	sweeper.invoke(t, scheduled, &report)
+	sweeper.InvokeInto(t, scheduled, &report)
 	if _, found := states.Started()[stranded+"-"+ok]; report.Redriven != 1 || !found {
 		t.Fatalf("sweeper: got %+v, executions %v; want the stranded delivery re-driven", report, states.Started())
 	}
@@ -228,7 +223,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sweeper.invoke(t, scheduled, &report)
+	sweeper.InvokeInto(t, scheduled, &report)
 	if report.Disabled != 1 {
 		t.Fatalf("sweeper: got %+v, want one endpoint disabled", report)
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +31,24 @@ type received struct {
 func newReceiver(t *testing.T, answer func(msgID string, n int) int) *receiver {
 	t.Helper()
 	r := &receiver{answer: answer}
-	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	// Against a deployment in containers (LocalStack), the receiver must be
+	// reachable from there: HOOKSTEP_E2E_LISTEN picks the address and
+	// HOOKSTEP_E2E_RECEIVER_HOST the host name hookstep is given. Tests
+	// against local mode keep the loopback default.
+	if addr := os.Getenv("HOOKSTEP_E2E_LISTEN"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Server.Listener.Close()
+		r.Server.Listener = ln
+	}
+	r.Server.Start()
+	if host := os.Getenv("HOOKSTEP_E2E_RECEIVER_HOST"); host != "" {
+		_, port, _ := net.SplitHostPort(r.Server.Listener.Addr().String())
+		r.URL = "http://" + net.JoinHostPort(host, port)
+	}
 	t.Cleanup(r.Close)
 	return r
 }
