@@ -87,3 +87,31 @@ infra-test: $(INFRA_NODE)
 	@start=$$(date +%s); \
 	cd infra && PATH="$(INFRA_PATH)" HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(TOOLS)/aws-lambda-rie $(GO) test -count=1 -timeout 15m ./... && \
 	echo "infra tests (CDK): $$(( $$(date +%s) - start )) s wall time"
+
+# --- LocalStack (needs Docker; see localstack/README.md)
+
+LOCALSTACK_ENDPOINT := http://127.0.0.1:4566
+CDKLOCAL := cd infra && PATH="$(INFRA_PATH)" CDK_DISABLE_CLI_TELEMETRY=1 AWS_ENDPOINT_URL=$(LOCALSTACK_ENDPOINT) \
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 npx --no cdklocal
+
+.PHONY: localstack-up localstack-deploy localstack-e2e localstack-down
+
+## localstack-up: start LocalStack Community on 127.0.0.1:4566 and wait until it is ready
+localstack-up:
+	docker compose -f localstack/docker-compose.yml up -d
+	@for i in $$(seq 1 60); do \
+		curl -fsS $(LOCALSTACK_ENDPOINT)/_localstack/health >/dev/null 2>&1 && { echo "LocalStack is ready"; exit 0; }; sleep 2; \
+	done; echo "LocalStack did not become ready"; exit 1
+
+## localstack-deploy: build the functions, bootstrap and deploy the stack to LocalStack (private/http receivers allowed)
+localstack-deploy: build $(INFRA_NODE)
+	$(CDKLOCAL) bootstrap --no-notices
+	$(CDKLOCAL) deploy --no-notices --require-approval never -c removalPolicy=destroy -c allowPrivateTargets=true -c allowHTTP=true $(CDK_ARGS)
+
+## localstack-e2e: run the Svix SDK end-to-end suite against the API deployed to LocalStack
+localstack-e2e:
+	AWS_ENDPOINT_URL=$(LOCALSTACK_ENDPOINT) localstack/e2e.sh
+
+## localstack-down: stop and remove LocalStack
+localstack-down:
+	docker compose -f localstack/docker-compose.yml down

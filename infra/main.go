@@ -9,9 +9,10 @@
 //
 // Keys: retrySchedule (Go durations, comma-separated), httpTimeout,
 // disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
-// domainName and certificateArn (together), alarmTopicArn, and
+// domainName and certificateArn (together), alarmTopicArn,
 // apiGatewayLogRoleExists (true when the account's API Gateway
-// CloudWatch role is managed elsewhere).
+// CloudWatch role is managed elsewhere), and allowPrivateTargets and
+// allowHTTP (for LocalStack, whose test receivers are on this machine).
 package main
 
 import (
@@ -99,12 +100,18 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 	default:
 		errs = append(errs, fmt.Errorf("context removalPolicy %q: want retain or destroy", v))
 	}
-	if v := get("apiGatewayLogRoleExists"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("context apiGatewayLogRoleExists: %w", err))
+	for key, dst := range map[string]*bool{
+		"apiGatewayLogRoleExists": &p.APIGatewayLogRoleExists,
+		"allowPrivateTargets":     &p.AllowPrivateTargets,
+		"allowHTTP":               &p.AllowHTTP,
+	} {
+		if v := get(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			}
+			*dst = b
 		}
-		p.APIGatewayLogRoleExists = b
 	}
 	return p, errors.Join(errs...)
 }

@@ -31,6 +31,8 @@ func TestPropsFromContext(t *testing.T) {
 		"certificateArn":          "arn:aws:acm:eu-west-1:123456789012:certificate/x",
 		"alarmTopicArn":           "arn:aws:sns:eu-west-1:123456789012:alarms",
 		"apiGatewayLogRoleExists": "true",
+		"allowPrivateTargets":     "true",
+		"allowHTTP":               "true",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -41,6 +43,9 @@ func TestPropsFromContext(t *testing.T) {
 	}
 	if p.HTTPTimeout != 5*time.Second || p.DisableAfter != time.Hour || p.SweepRate != 5*time.Minute {
 		t.Errorf("durations: got %s %s %s, want 5s 1h 5m", p.HTTPTimeout, p.DisableAfter, p.SweepRate)
+	}
+	if !p.AllowPrivateTargets || !p.AllowHTTP {
+		t.Errorf("got allowPrivateTargets %v, allowHTTP %v; want both true", p.AllowPrivateTargets, p.AllowHTTP)
 	}
 	if p.RemovalPolicy != awscdk.RemovalPolicy_DESTROY || !p.APIGatewayLogRoleExists {
 		t.Errorf("got removal %s, log role exists %v; want DESTROY, true", p.RemovalPolicy, p.APIGatewayLogRoleExists)
@@ -61,7 +66,7 @@ func TestPropsFromContextDefaults(t *testing.T) {
 }
 
 func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
-	ctx := map[string]string{"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe"}
+	ctx := map[string]string{"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure"}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {
 		if err == nil || !strings.Contains(err.Error(), key) {

@@ -3,6 +3,7 @@ package stack
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,10 @@ func (h *hookstep) addFunctions() {
 		"HOOKSTEP_RETRY_SCHEDULE": jsii.String(p.Schedule.String()),
 		"HOOKSTEP_HTTP_TIMEOUT":   jsii.String(p.HTTPTimeout.String()),
 		"HOOKSTEP_DISABLE_AFTER":  jsii.String(p.DisableAfter.String()),
+		// The functions' own defaults are the production ones; set
+		// explicitly so the template says what the deployment does.
+		"HOOKSTEP_ALLOW_PRIVATE_TARGETS": jsii.String(strconv.FormatBool(p.AllowPrivateTargets)),
+		"HOOKSTEP_REQUIRE_HTTPS":         jsii.String(strconv.FormatBool(!p.AllowHTTP)),
 	}
 
 	h.res.api = h.function("api", functionSpec{

@@ -75,6 +75,13 @@ type Props struct {
 	// it, which would overwrite a role another stack manages.
 	APIGatewayLogRoleExists bool
 
+	// AllowPrivateTargets lets endpoints use loopback and private
+	// addresses, and AllowHTTP plain-http URLs. Both are off in a real
+	// deployment (the SSRF guard and https only); LocalStack's e2e run
+	// turns them on because its receivers are on the developer's machine.
+	AllowPrivateTargets bool
+	AllowHTTP           bool
+
 	// AssetDir holds the built functions, one directory per function
 	// with its bootstrap binary (`make build`). Default "../build",
 	// relative to infra/ where the CDK CLI runs the app.

@@ -292,6 +292,9 @@ func TestFunctions(t *testing.T) {
 				"HOOKSTEP_RETRY_SCHEDULE": webhook.DefaultSchedule.String(),
 				"HOOKSTEP_HTTP_TIMEOUT":   "15s",
 				"HOOKSTEP_DISABLE_AFTER":  "168h0m0s",
+				// The production defaults: the SSRF guard on, https only.
+				"HOOKSTEP_ALLOW_PRIVATE_TARGETS": "false",
+				"HOOKSTEP_REQUIRE_HTTPS":         "true",
 			}
 			for k, v := range tt.extraEnv {
 				want[k] = v
