@@ -23,9 +23,9 @@ type Deliveries interface {
 	// Resend starts a new manual run of msg to ep, skipping the endpoint's
 	// filters, and dispatches it. BadRequest if ep is disabled.
 	Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error
-	// Recover starts, in the background, a manual run for every delivery
-	// to ep whose status is Fail or Canceled and whose message was created
-	// in [since, until). BadRequest if ep is disabled.
+	// Recover starts, in the background, a manual run for every message
+	// whose attempts to ep failed in [since, until) and whose delivery
+	// there ended without success. BadRequest if ep is disabled.
 	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error)
 }
 
