@@ -10,7 +10,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/hookstep/hookstep/internal/api"
@@ -28,22 +27,17 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	cfg, err := lambdafn.LoadConfig(getenv, lambdafn.Needs{StateMachine: true, AdminToken: true})
+	s, err := lambdafn.Load(ctx, getenv, lambdafn.Needs{StateMachine: true, AdminToken: true})
 	if err != nil {
 		return err
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("aws config: %w", err)
-	}
-	tokenHash, err := lambdafn.AdminTokenHash(ctx, secretsmanager.NewFromConfig(awsCfg), cfg.AdminTokenSecretARN)
+	tokenHash, err := lambdafn.AdminTokenHash(ctx, secretsmanager.NewFromConfig(s.AWS), s.Config.AdminTokenSecretARN)
 	if err != nil {
 		return err
 	}
-	s := lambdafn.NewServices(cfg, awsCfg, os.Stdout)
 	h := api.New(api.Config{
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
-		AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS, Version: version,
+		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
 	})
 	lambda.StartWithOptions(lambdafn.Proxy(h), lambda.WithContext(ctx))
 	return nil

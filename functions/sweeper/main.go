@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/hookstep/hookstep/internal/lambdafn"
 )
@@ -22,15 +21,10 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	cfg, err := lambdafn.LoadConfig(getenv, lambdafn.Needs{StateMachine: true})
+	s, err := lambdafn.Load(ctx, getenv, lambdafn.Needs{StateMachine: true})
 	if err != nil {
 		return err
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("aws config: %w", err)
-	}
-	s := lambdafn.NewServices(cfg, awsCfg, os.Stdout)
 	lambda.StartWithOptions(lambdafn.Sweep(s.Sweeper), lambda.WithContext(ctx))
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -62,45 +63,39 @@ type recoverCall struct {
 	since, until time.Time
 }
 
+// Publish runs the real engine's fan-out (delivery.Service.Publish) over a
+// store that calls beforeCreate just before the message is stored, and
+// dispatches nothing.
 func (d *fakeDeliveries) Publish(ctx context.Context, msg *webhook.Message) error {
 	if d.block != nil {
 		d.entered <- struct{}{}
 		<-d.block
 	}
-	var deliveries []webhook.Delivery
-	opts := webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}
-	for {
-		page, err := d.store.ListEndpoints(ctx, msg.AppID, opts)
-		if err != nil {
-			return err
-		}
-		for i := range page.Items {
-			ep := &page.Items[i]
-			if !webhook.Subscribed(ep, msg) {
-				continue
-			}
-			deliveries = append(deliveries, webhook.Delivery{
-				AppID:         msg.AppID,
-				MsgID:         msg.ID,
-				EndpointID:    ep.ID,
-				EventType:     msg.EventType,
-				Channels:      msg.Channels,
-				Status:        webhook.StatusPending,
-				NextAttemptAt: msg.Timestamp,
-				CreatedAt:     msg.Timestamp,
-				UpdatedAt:     msg.Timestamp,
-			})
-		}
-		if !page.More || len(page.Items) == 0 {
-			break
-		}
-		opts.Cursor = page.Items[len(page.Items)-1].ID
+	engine := &delivery.Service{
+		Store:      hookedStore{Store: d.store, beforeCreate: d.beforeCreate},
+		Dispatcher: noDispatch{},
+		Clock:      d.clock,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	if d.beforeCreate != nil {
-		d.beforeCreate()
-	}
-	return d.store.CreateMessage(ctx, msg, deliveries)
+	return engine.Publish(ctx, msg)
 }
+
+// hookedStore runs beforeCreate, when set, before CreateMessage.
+type hookedStore struct {
+	webhook.Store
+	beforeCreate func()
+}
+
+func (s hookedStore) CreateMessage(ctx context.Context, msg *webhook.Message, ds []webhook.Delivery) error {
+	if s.beforeCreate != nil {
+		s.beforeCreate()
+	}
+	return s.Store.CreateMessage(ctx, msg, ds)
+}
+
+type noDispatch struct{}
+
+func (noDispatch) Dispatch(context.Context, webhook.Ref) error { return nil }
 
 func (d *fakeDeliveries) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error {
 	if _, err := d.store.StartRun(ctx, msg, ep.ID, d.clock.Now()); err != nil {

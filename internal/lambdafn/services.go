@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -27,11 +29,29 @@ import (
 // need no special code).
 type Services struct {
 	Config   Config
+	AWS      aws.Config
 	Logger   *slog.Logger
 	Clock    webhook.Clock
 	Store    *dynamo.Store
 	Delivery *delivery.Service
 	Sweeper  *sweeper.Sweeper
+}
+
+// Load reads the configuration from getenv and the AWS SDK configuration
+// from the environment, and builds the services: the first half of every
+// function's main.
+func Load(ctx context.Context, getenv func(string) string, needs Needs) (*Services, error) {
+	cfg, err := LoadConfig(getenv, needs)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	s := NewServices(cfg, awsCfg, os.Stdout)
+	s.AWS = awsCfg
+	return s, nil
 }
 
 // NewServices builds the services. The Dispatcher is set only when the
