@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/hookstep/hookstep/internal/api"
+	"github.com/hookstep/hookstep/internal/dashboard"
 	"github.com/hookstep/hookstep/internal/lambdafn"
 )
 
@@ -38,6 +39,13 @@ func run(ctx context.Context, getenv func(string) string) error {
 	h := api.New(api.Config{
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
+		// Play needs a store shared by every Lambda instance, which does
+		// not exist yet: it is off here (see internal/dashboard).
+		Fallback: dashboard.New(dashboard.Config{
+			Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
+			AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS,
+			BasePath: lambdafn.RequestStagePath,
+		}),
 	})
 	lambda.StartWithOptions(lambdafn.Proxy(h), lambda.WithContext(ctx))
 	return nil

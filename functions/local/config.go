@@ -23,6 +23,7 @@ type config struct {
 	Workers       int              // HOOKSTEP_WORKERS
 	LogFormat     string           // HOOKSTEP_LOG_FORMAT: text or json
 	LogLevel      slog.Level       // HOOKSTEP_LOG_LEVEL: debug, info, warn, error
+	PprofAddr     string           // HOOKSTEP_PPROF_ADDR: net/http/pprof listener; "" = off
 }
 
 // loadConfig reads the configuration, reporting every bad variable at once.
@@ -52,5 +53,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	e.Int("HOOKSTEP_WORKERS", 1, 4096, &c.Workers)
 	e.OneOf("HOOKSTEP_LOG_FORMAT", &c.LogFormat, "text", "json")
 	e.Level("HOOKSTEP_LOG_LEVEL", &c.LogLevel)
+	e.String("HOOKSTEP_PPROF_ADDR", &c.PprofAddr)
 	return c, e.Err()
 }

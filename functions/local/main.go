@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/hookstep/hookstep/events"
 	"github.com/hookstep/hookstep/internal/api"
 	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/dashboard"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/localqueue"
 	"github.com/hookstep/hookstep/internal/sender"
@@ -107,6 +109,11 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	handler := api.New(api.Config{
 		Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
 		AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS, Version: version,
+		Fallback: dashboard.New(dashboard.Config{
+			Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
+			AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS,
+			Play: dashboard.NewMemoryPlay(clock),
+		}),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -122,6 +129,13 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	bg.Add(2)
 	go func() { defer bg.Done(); queue.Run(ctx) }()
@@ -142,6 +156,26 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// servePprof serves net/http/pprof on its own listener, apart from the
+// API so that profiles are never reachable with the API's address and
+// need no token. It is for measuring (make bench); keep it on loopback.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	logger.Warn("pprof enabled (HOOKSTEP_PPROF_ADDR)", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 // sweepEvery runs the sweeper, and purges expired messages and attempts,

@@ -44,6 +44,10 @@ type Config struct {
 	RequireHTTPS bool
 	// Version is hookstep's version, sent in the Server header.
 	Version string
+	// Fallback serves every path outside /api/ (the dashboard), so one
+	// handler serves both in local mode and behind API Gateway. Nil
+	// answers those paths 404.
+	Fallback http.Handler
 }
 
 // Server is the management API: an http.Handler for /api/v1/...
@@ -56,6 +60,7 @@ type Server struct {
 	allowPrivate bool
 	requireHTTPS bool
 	serverHeader string
+	fallback     http.Handler
 	mux          *http.ServeMux
 }
 
@@ -70,6 +75,7 @@ func New(cfg Config) *Server {
 		allowPrivate: cfg.AllowPrivateTargets,
 		requireHTTPS: cfg.RequireHTTPS,
 		serverHeader: "hookstep",
+		fallback:     cfg.Fallback,
 		mux:          http.NewServeMux(),
 	}
 	if s.clock == nil {
@@ -165,7 +171,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	w.Header().Set("Server", s.serverHeader)
 
+	orig := r
 	r, ok := normalize(r)
+	if ok && !isAPIPath(r.URL.Path) && s.fallback != nil {
+		s.fallback.ServeHTTP(w, orig)
+		return
+	}
 	if !ok || !isAPIPath(r.URL.Path) {
 		s.writeError(w, r, errNotFound("Page"))
 		return

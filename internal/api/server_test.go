@@ -150,3 +150,40 @@ func TestPanicsBecome500JSON(t *testing.T) {
 		t.Errorf("the panic was not logged")
 	}
 }
+
+// TestFallbackServesEverythingOutsideTheAPI: the dashboard is mounted as
+// the fallback, so one handler serves both; /api/ paths (however written)
+// stay the API's.
+func TestFallbackServesEverythingOutsideTheAPI(t *testing.T) {
+	var got []string
+	h := newHarness(t, func(c *Config) {
+		c.Fallback = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got = append(got, r.URL.Path)
+			w.WriteHeader(http.StatusTeapot)
+		})
+	})
+	tests := []struct {
+		path string
+		code int
+	}{
+		{"/", http.StatusTeapot},
+		{"/app/app_1/endpoint/ep_1", http.StatusTeapot},
+		{"/play/tok", http.StatusTeapot},
+		{"/api/v1/app", http.StatusUnauthorized}, // the API, asking for a token
+		{"//api/v1/app/", http.StatusUnauthorized},
+		{"/api/v1/health", http.StatusNoContent},
+		{"/a/../api/v1/app", http.StatusNotFound}, // dot segments are refused, not passed on
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodGet, "http://hookstep.test/", nil)
+		req.URL.Path = tt.path
+		rec := httptest.NewRecorder()
+		h.srv.ServeHTTP(rec, req)
+		if rec.Code != tt.code {
+			t.Errorf("GET %s: got %d, want %d", tt.path, rec.Code, tt.code)
+		}
+	}
+	if len(got) != 3 || got[0] != "/" || got[2] != "/play/tok" {
+		t.Errorf("fallback saw %v, want the three non-API paths", got)
+	}
+}

@@ -31,10 +31,20 @@ func Proxy(h http.Handler) func(context.Context, events.APIGatewayProxyRequest) 
 				Body:       `{"code":"generic_error","detail":"malformed request"}`,
 			}, nil
 		}
+		req = req.WithContext(context.WithValue(req.Context(), stagePathKey{}, StagePath(ev)))
 		w := &responseWriter{header: http.Header{}}
 		h.ServeHTTP(w, req)
 		return w.response(), nil
 	}
+}
+
+type stagePathKey struct{}
+
+// RequestStagePath returns the public path prefix of a request Proxy made
+// (see StagePath), for handlers that write links, such as the dashboard.
+func RequestStagePath(r *http.Request) string {
+	p, _ := r.Context().Value(stagePathKey{}).(string)
+	return p
 }
 
 // StagePath returns the path prefix under which clients see the API: "/"

@@ -154,6 +154,9 @@ func TestProxyFidelity(t *testing.T) {
 	if seen.URL.Path != "/api/v1/app/acme/msg" {
 		t.Errorf("path: got %q, want the stage stripped", seen.URL.Path)
 	}
+	if got := RequestStagePath(seen); got != "/prod" {
+		t.Errorf("stage path for links: got %q, want /prod", got)
+	}
 	checks := map[string]string{
 		"X-Forwarded-For":   "203.0.113.7, 198.51.100.20",
 		"X-Trace-Tags":      "a,b,c",
@@ -181,8 +184,8 @@ func TestProxyFidelity(t *testing.T) {
 	ev.Path, ev.RequestContext.Path = "/prod/x", "/prod/x"
 	ev.RequestContext.Stage = "live"
 	Proxy(h)(context.Background(), ev)
-	if seen.URL.Path != "/prod/x" {
-		t.Errorf("custom domain path: got %q, want it untouched", seen.URL.Path)
+	if seen.URL.Path != "/prod/x" || RequestStagePath(seen) != "" {
+		t.Errorf("custom domain: got path %q and prefix %q, want the path untouched and no prefix", seen.URL.Path, RequestStagePath(seen))
 	}
 	// A body that is not base64 although flagged is a 400, not a panic.
 	ev.Body, ev.IsBase64Encoded = "%%%", true

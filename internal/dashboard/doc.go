@@ -1,0 +1,131 @@
+// Package dashboard is hookstep's web UI: the webhooks dashboard of the
+// seed page (apps, endpoints, the message and attempt logs, resend,
+// recover, disable/enable, secrets, the event-type catalog) and Play, a
+// test receiver. It is a plain http.Handler for every path outside /api/,
+// served next to the API by the same process in local mode and by the
+// same Lambda behind API Gateway.
+//
+// # Pages
+//
+// Server-rendered html/template pages, embedded with go:embed together
+// with one stylesheet and one small script (static/); nothing is loaded
+// from elsewhere, so it works offline, and a strict Content-Security-Policy
+// forbids inline scripts and styles. Every page works without JavaScript;
+// the script only shows times in the viewer's time zone (pages carry RFC
+// 3339 in <time datetime>, with a UTC fallback), fills in "Use Play" in
+// place, sends the viewer's UTC offset with a custom recover time, polls
+// the Play list, closes menus with Escape, and drops ?done= from the
+// address so that a reload does not repeat a notice. Menus are <details>
+// elements, so everything is reachable with the keyboard. Forms post and
+// redirect (303) back with ?done=<key>, which selects one of a fixed set
+// of notices.
+//
+// Routes (A = /app/{app_id}, E = A/endpoint/{endpoint_id}; ids or uids,
+// and a message's eventId, are accepted wherever the API accepts them):
+//
+//	GET  /                      apps            POST /app          create an app
+//	GET  A                      endpoints, with status and 24 h success rate
+//	GET  A/endpoint/new         Add Endpoint    POST A/endpoint    create
+//	GET  E                      details and the Message Attempts log (?status, ?before)
+//	POST E/event-types, E/secret/rotate, E/headers, E/headers/delete,
+//	     E/disable, E/enable, E/recover, E/delete, E/send-example
+//	GET  E/recover, E/delete    the Recover and the delete-confirmation forms
+//	GET  A/msg                  messages log (?event_type, ?status, ?before)
+//	GET  A/msg/{msg_id}         payload, delivery per endpoint, attempts
+//	POST A/msg/{msg_id}/resend  resend to the endpoint chosen in the form
+//	GET  /event-types           the catalog   POST /event-types/send-example
+//	GET  /play/{token}          the Play page (and /requests, the part it polls)
+//	POST /play/{token}          the Play receiver
+//	GET  /signin, POST /signin, POST /signout, GET /static/...
+//
+// # Sign-in and CSRF
+//
+// There is one credential, the admin token of the API. Signing in puts it
+// in an HttpOnly, SameSite=Strict session cookie (Secure over https,
+// including behind API Gateway, which sets X-Forwarded-Proto), checked
+// against Config.TokenHash on every request, so no session state is kept
+// on the server and several Lambda instances agree. Pages of a signed-out
+// browser redirect to /signin?next=<path>; next must be a path of the
+// dashboard.
+//
+// Every POST but the Play receiver carries a CSRF token: the HMAC-SHA256,
+// keyed by the admin token's hash, of a random nonce kept in a second
+// HttpOnly, SameSite=Strict cookie that is renewed at sign-in (a signed
+// double-submit cookie). A missing or wrong token is a 403. SameSite=Strict
+// already keeps other sites' forms from carrying the cookies; the token
+// also covers same-site attackers who can plant a cookie, since they
+// cannot compute its HMAC.
+//
+// # Base path
+//
+// Behind an API Gateway stage the browser sees /prod/... while the
+// handler sees paths without the stage. The Lambda adapter says so with
+// WithBasePath(ctx, "/prod"); every link, form action, redirect and
+// cookie path is then prefixed with it. Without it the prefix is "".
+//
+// # Choices where the issue left room
+//
+//   - The dashboard validates with the domain's and the sender's rules
+//     (webhook.Validate*, sender.ValidateURL) and shows their messages
+//     next to the field; it never reads the API's JSON. Small pieces of
+//     the API's endpoint logic that are not validation are repeated here
+//     on domain types, because they are unexported in internal/api:
+//     manual disable (DisabledManual, now, then CancelDeliveries), enable,
+//     and secret rotation (24 h grace, at most 10 old keys). Moving them
+//     into internal/webhook would let both share them.
+//   - Endpoint updates are optimistic (Store.UpdateEndpoint with the
+//     UpdatedAt read): a stale write is read again and retried twice.
+//   - Event types: the Add Endpoint form ticks every type of the catalog.
+//     Keeping all ticked stores no filter, which means every type,
+//     including types added later (as in the API, where an empty filter
+//     means all); ticking none is refused.
+//   - Success rate: success / (success + fail) of the deliveries of the
+//     last 24 hours (by message time); pending and canceled ones do not
+//     count.
+//   - The messages log filters by event type in the Store, and by delivery
+//     status (delivered, failed, in progress, summed up over a message's
+//     deliveries) here, reading at most 500 messages per page.
+//   - "Send example" sends the type's example payload (schemas["1"]
+//     ["examples"][0], else the first example of another version) to one
+//     endpoint: it stores a message of the type in the endpoint's app
+//     without fanning it out and starts a manual run to that endpoint
+//     (Deliveries.Resend), so a test of one endpoint does not reach the
+//     app's other receivers. The message shows in the log like any other.
+//     The dashboard therefore needs only Resend and Recover of the
+//     delivery engine.
+//   - Recover offers the last 1 h, 6 h, 24 h, 7 days or a custom start in
+//     the viewer's time zone (at most 14 days ago, as in the API); it
+//     runs until now.
+//   - Secrets are not in a page until "Reveal" asks for them; sensitive
+//     custom header values are never shown.
+//
+// # Play
+//
+// A Play URL is the dashboard's own base URL (as the browser reached it:
+// scheme, host, base path) + /play/{token}. The token is 16 random bytes
+// and 16 bytes of their HMAC under the admin token's hash, base64url: it is
+// unguessable, and the dashboard recognises its own tokens without storing
+// anything, so the Add Endpoint page can offer a fresh Play URL on every
+// view and a Play URL keeps working after a restart. Other tokens are 404.
+//
+// POST /play/{token} needs no sign-in (the token is the capability): it
+// reads the body (at most 257 KiB), checks the signature with
+// signing.Verify against the current keys (Endpoint.CurrentKeys, so both
+// secrets during a rotation's grace period) of the endpoint linked to the
+// token, keeps the request — headers, body (first 64 KiB), arrival time,
+// the result — and answers 200. The link token → (app, endpoint) is made
+// when an endpoint is created in the dashboard with a Play URL; requests
+// to a Play URL without a link (an endpoint created through the API) are
+// kept but marked "not checked". The Play page needs sign-in, says "for
+// testing only", and polls its list every 1.5 s.
+//
+// What Play keeps lives in a PlayStore. MemoryPlay keeps PlayKeep
+// requests per token for PlayTTL after its last use, and at most 100
+// tokens, in memory: right for local mode, which is one process. On AWS
+// each Lambda instance has its own memory, so requests kept by one are not
+// seen by another: Play there needs a PlayStore backed by the DynamoDB
+// table (items PLAY#<token> holding the link and the newest requests, with
+// the table's TTL attribute). It is not implemented on webhook.Store,
+// which every backend and the conformance suite would then have to carry
+// for a testing aid; Config.Play nil turns Play off.
+package dashboard
