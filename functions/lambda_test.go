@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -176,6 +177,21 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 		t.Errorf("signature does not verify: %v", err)
 	}
 	rcv.mu.Unlock()
+
+	// Play works on AWS: what the api function's Play receiver keeps is
+	// in the table, where every instance (here: this test) reads it.
+	newEndpoint := apiEvent(t, root, "GET", "/app/acme/endpoint/new", "")
+	newEndpoint.MultiValueHeaders["Cookie"] = []string{"hookstep_session=" + token}
+	var page events.APIGatewayProxyResponse
+	api.InvokeInto(t, newEndpoint, &page)
+	playURL := regexp.MustCompile(`/prod/play/([A-Za-z0-9_-]+)`).FindStringSubmatch(page.Body)
+	if page.StatusCode != http.StatusOK || playURL == nil {
+		t.Fatalf("Add Endpoint page: got %d without a Play URL, want 200 with one:\n%s", page.StatusCode, page.Body)
+	}
+	call("POST", "/play/"+playURL[1], `{"hello":"play"}`, 200)
+	if reqs, err := store.Play().Requests(ctx, playURL[1]); err != nil || len(reqs) != 1 || string(reqs[0].Body) != `{"hello":"play"}` {
+		t.Errorf("Play requests in the table: got %+v, %v; want the one sent", reqs, err)
+	}
 
 	// A failing receiver yields retry.
 	call("POST", "/api/v1/event-type", `{"name":"v1.end_user.updated","description":"A profile changed."}`, 201)

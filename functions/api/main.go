@@ -39,11 +39,12 @@ func run(ctx context.Context, getenv func(string) string) error {
 	h := api.New(api.Config{
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
-		// Play needs a store shared by every Lambda instance, which does
-		// not exist yet: it is off here (see internal/dashboard).
 		Fallback: dashboard.New(dashboard.Config{
 			Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 			AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS,
+			// In the table, so that every Lambda instance sees what a
+			// Play URL received.
+			Play:     s.Store.Play(),
 			BasePath: lambdafn.RequestStagePath,
 		}),
 	})

@@ -28,6 +28,7 @@ import (
 	"github.com/hookstep/hookstep/internal/dashboard"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/localqueue"
+	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/sweeper"
@@ -112,7 +113,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		Fallback: dashboard.New(dashboard.Config{
 			Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
 			AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS,
-			Play: dashboard.NewMemoryPlay(clock),
+			Play: play.NewMemory(clock),
 		}),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)

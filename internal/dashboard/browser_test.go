@@ -24,6 +24,7 @@ import (
 	"github.com/hookstep/hookstep/internal/authtoken"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/localqueue"
+	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -77,7 +78,7 @@ func startStack(t *testing.T) *stack {
 	apiHandler := api.New(api.Config{Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash,
 		Logger: logger, AllowPrivateTargets: true})
 	dashboard := New(Config{Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash,
-		Logger: logger, AllowPrivateTargets: true, Play: NewMemoryPlay(clock)})
+		Logger: logger, AllowPrivateTargets: true, Play: play.NewMemory(clock)})
 	// /api/ → the API, everything else → the dashboard. Not an
 	// http.ServeMux: it would redirect the "//api/..." paths that SDKs
 	// send, which the API accepts as they are.

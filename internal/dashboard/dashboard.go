@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -52,7 +53,7 @@ type Config struct {
 	RequireHTTPS        bool
 	// Play keeps what the Play test receiver got. Nil turns Play off: no
 	// "Use Play" button, and /play/ answers 404.
-	Play PlayStore
+	Play play.Store
 	// BasePath, when set, gives each request's public path prefix (the
 	// API Gateway stage, e.g. "/prod"); it is applied as WithBasePath.
 	BasePath func(*http.Request) string
@@ -87,7 +88,7 @@ type handler struct {
 	tokenHash  [32]byte
 	log        *slog.Logger
 	urlPolicy  sender.URLPolicy
-	play       PlayStore
+	play       play.Store
 	basePathOf func(*http.Request) string
 	pages      map[string]*template.Template
 	mux        *http.ServeMux

@@ -112,20 +112,15 @@
 // reads the body (at most 257 KiB), checks the signature with
 // signing.Verify against the current keys (Endpoint.CurrentKeys, so both
 // secrets during a rotation's grace period) of the endpoint linked to the
-// token, keeps the request — headers, body (first 64 KiB), arrival time,
-// the result — and answers 200. The link token → (app, endpoint) is made
-// when an endpoint is created in the dashboard with a Play URL; requests
-// to a Play URL without a link (an endpoint created through the API) are
-// kept but marked "not checked". The Play page needs sign-in, says "for
+// token, keeps the request — headers, body (the store keeps the first
+// 64 KiB), arrival time, the result — and answers 200. The link token →
+// (app, endpoint) is made when an endpoint is created in the dashboard
+// with a Play URL; requests to a Play URL without a link (an endpoint
+// created through the API) are kept but marked "not checked". The Play page needs sign-in, says "for
 // testing only", and polls its list every 1.5 s.
 //
-// What Play keeps lives in a PlayStore. MemoryPlay keeps PlayKeep
-// requests per token for PlayTTL after its last use, and at most 100
-// tokens, in memory: right for local mode, which is one process. On AWS
-// each Lambda instance has its own memory, so requests kept by one are not
-// seen by another: Play there needs a PlayStore backed by the DynamoDB
-// table (items PLAY#<token> holding the link and the newest requests, with
-// the table's TTL attribute). It is not implemented on webhook.Store,
-// which every backend and the conformance suite would then have to carry
-// for a testing aid; Config.Play nil turns Play off.
+// What Play keeps lives in a play.Store (Config.Play; see internal/play
+// for the limits): play.Memory in local mode, which is one process, and
+// internal/dynamo's PlayStore on AWS, where every Lambda instance must see
+// what any of them received. Config.Play nil turns Play off.
 package dashboard

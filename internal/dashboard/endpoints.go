@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -177,7 +178,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if token := h.playTokenOf(r, ep.URL); token != "" {
-		if err := h.play.Link(ctx, token, PlayLink{AppID: app.ID, EndpointID: ep.ID}); err != nil {
+		if err := h.play.Link(ctx, token, play.Link{AppID: app.ID, EndpointID: ep.ID}); err != nil {
 			// The endpoint stands; Play will say it cannot check signatures.
 			h.log.WarnContext(ctx, "play: link endpoint", "endpoint_id", ep.ID, "err", err)
 		}

@@ -17,13 +17,14 @@ import (
 
 	"github.com/hookstep/hookstep/events"
 	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 const testToken = "hsk_dashboard-test-token"
 
-// fakeClock is a settable clock.
+// fakeClock is a clock that stands still.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -33,12 +34,6 @@ func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // fakeDeliveries records resends and recovers and dispatches nothing.
@@ -110,7 +105,7 @@ type harness struct {
 	store      *sqlite.Store
 	clock      *fakeClock
 	deliveries *fakeDeliveries
-	play       *MemoryPlay
+	play       *play.Memory
 	srv        *httptest.Server
 	client     *http.Client
 	prefix     string // the stage the client sees, e.g. "/prod"
@@ -135,7 +130,7 @@ func newHarnessAt(t *testing.T, stage string, opts ...harnessOption) *harness {
 	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
 	h := &harness{t: t, clock: clock, deliveries: &fakeDeliveries{}, prefix: stage}
 	h.store = openStore(t, clock)
-	h.play = NewMemoryPlay(clock)
+	h.play = play.NewMemory(clock)
 	seedCatalog(t, h.store, clock.Now())
 	cfg := Config{
 		Store: h.store, Deliveries: h.deliveries, Clock: clock, TokenHash: authtoken.Hash(testToken),

@@ -3,15 +3,13 @@ package dashboard
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/signing"
-	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 func TestPlayTokens(t *testing.T) {
@@ -39,61 +37,13 @@ func TestPlayTokens(t *testing.T) {
 	}
 }
 
-func TestMemoryPlay(t *testing.T) {
-	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	m := NewMemoryPlay(clock)
-
-	if _, err := m.LinkOf(ctx, "t1"); !webhook.IsNotFound(err) {
-		t.Errorf("LinkOf of an unknown token: %v, want NotFound", err)
-	}
-	if err := m.Link(ctx, "t1", PlayLink{AppID: "app_1", EndpointID: "ep_1"}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range PlayKeep + 5 {
-		if err := m.Add(ctx, "t1", PlayRequest{Body: []byte(fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reqs, err := m.Requests(ctx, "t1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(reqs) != PlayKeep || string(reqs[0].Body) != fmt.Sprint(PlayKeep+4) || string(reqs[PlayKeep-1].Body) != "5" {
-		t.Errorf("kept %d requests from %s to %s, want the newest %d, newest first", len(reqs), reqs[0].Body, reqs[len(reqs)-1].Body, PlayKeep)
-	}
-
-	clock.Advance(PlayTTL - time.Second)
-	if link, err := m.LinkOf(ctx, "t1"); err != nil || link.EndpointID != "ep_1" {
-		t.Errorf("before the TTL: link %+v, %v", link, err)
-	}
-	clock.Advance(time.Second)
-	if reqs, _ := m.Requests(ctx, "t1"); len(reqs) != 0 {
-		t.Errorf("after the TTL: %d requests kept", len(reqs))
-	}
-	if _, err := m.LinkOf(ctx, "t1"); !webhook.IsNotFound(err) {
-		t.Errorf("after the TTL: LinkOf = %v, want NotFound", err)
-	}
-
-	for i := range maxPlayTokens + 1 {
-		clock.Advance(time.Millisecond)
-		m.Add(ctx, fmt.Sprint("tok", i), PlayRequest{})
-	}
-	if reqs, _ := m.Requests(ctx, "tok0"); len(reqs) != 0 {
-		t.Errorf("the least recently used token was kept beyond %d tokens", maxPlayTokens)
-	}
-	if reqs, _ := m.Requests(ctx, fmt.Sprint("tok", maxPlayTokens)); len(reqs) != 1 {
-		t.Errorf("the newest token was not kept")
-	}
-}
-
 func TestPlayReceiver(t *testing.T) {
 	h := newHarness(t)
 	app := h.createApp("Acme")
 	token := h.newPlayToken()
 	playURL := h.srv.URL + "/play/" + token
 	ep := h.createEndpoint(app, playURL)
-	if err := h.play.Link(context.Background(), token, PlayLink{AppID: app.ID, EndpointID: ep.ID}); err != nil {
+	if err := h.play.Link(context.Background(), token, play.Link{AppID: app.ID, EndpointID: ep.ID}); err != nil {
 		t.Fatal(err)
 	}
 	unlinked := h.newPlayToken()

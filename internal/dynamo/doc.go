@@ -1,13 +1,16 @@
 // Package dynamo is the webhook.Store of the AWS deployment: one DynamoDB
 // table (single-table design, on-demand billing) defined by TableSchema,
-// which the CDK stack and the tests share.
+// which the CDK stack and the tests share. The same table holds what the
+// dashboard's Play URLs receive (PlayStore, a play.Store).
 //
 // # Items
 //
 // Keys are strings; every key of app-owned data carries the app id, so a
 // read with another app's id finds nothing by construction. Times in sort
-// keys (<failingSince>, <updatedAt>) are 15-digit unix milliseconds, so
-// that string order is time order.
+// keys (<failingSince>, <updatedAt>, <receivedAt>) are 15-digit unix
+// milliseconds, so that string order is time order. A Play request's
+// <receivedAt> is the store clock's; the KSUID after it keeps requests of
+// one millisecond apart and in order. Play items are in no index.
 //
 //	item            pk                    sk
 //	app             APP#<app>             APP
@@ -20,6 +23,8 @@
 //	attempt         MSG#<app>#<msg>       A#<att>
 //	event-id claim  EVT#<app>#<eventId>   EVT
 //	idempotency     IDEM#<key>            IDEM
+//	Play link       PLAY#<token>          LINK
+//	Play request    PLAY#<token>          R#<receivedAt>#<ksuid>
 //
 // and in the indexes (partition key / sort key):
 //
@@ -76,6 +81,14 @@
 //	idempotency record (API)                               conditional PutItem / GetItem IDEM#<key>/IDEM
 //	everything of an app (DeleteApp)                       Query IndexList MSG#<app> → each message partition; Query APP#<app>
 //	an endpoint's deliveries (DeleteEndpoint)              Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "D#")
+//	Play: link a token to an endpoint (dashboard)          PutItem PLAY#<token>/LINK
+//	Play: the endpoint of a token (dashboard)              GetItem PLAY#<token>/LINK, not expired
+//	Play: keep a request (dashboard's receiver)            PutItem PLAY#<token>/R#...; conditional UpdateItem of the
+//	                                                         link's expiry (exists, not expired); trim, below
+//	Play: the requests beyond play.Keep (Add's trim)       Query PLAY#<token>, begins_with(sk, "R#"), ScanIndexForward
+//	                                                         false, keys only, Limit play.Keep+25; BatchWriteItem deletes
+//	Play: a token's newest requests (dashboard)            Query PLAY#<token>, begins_with(sk, "R#"), ScanIndexForward
+//	                                                         false, Limit play.Keep, consistent; expired ones dropped
 //
 // Cursors are keys and need not exist: a key condition is BETWEEN prefix +
 // cursor and prefix + U+10FFFF (or prefix and prefix + cursor backwards),
@@ -90,11 +103,13 @@
 //
 // # Expiry
 //
-// Messages, their deliveries and attempts, event-id claims and
-// idempotency records carry their expiry twice: expMs (milliseconds) for
-// reads, which hide an item from the injected clock's now on, and
+// Messages, their deliveries and attempts, event-id claims, idempotency
+// records and Play items carry their expiry twice: expMs (milliseconds)
+// for reads, which hide an item from the injected clock's now on, and
 // TTLAttribute (epoch seconds, rounded up) for DynamoDB's TTL, which
-// deletes lazily and never before reads stop showing the item.
+// deletes lazily and never before reads stop showing the item. A Play
+// request expires play.TTL after it arrived; a Play link play.TTL after
+// the last Link or Add of its token.
 //
 // # Without transactions
 //
@@ -147,6 +162,12 @@
 //   - Idempotency: one conditional put (no record, an expired one, or an
 //     unfinished one claimed before the caller's staleBefore) claims a
 //     key.
+//   - Play's Add: request (put) → link expiry (conditional update) →
+//     trim. A crash leaves the request kept and perhaps more than
+//     play.Keep requests; reads take the newest play.Keep only, and the
+//     next Add trims the rest. A trim deletes only requests it read
+//     play.Keep newer ones above, so racing Adds (or a stale read) never
+//     drop one of the newest play.Keep.
 //   - DeleteApp and DeleteEndpoint delete children first and the parent
 //     last, so a crash leaves a visible parent that a retried delete
 //     finishes. Children written concurrently with a delete (or missed by
@@ -160,7 +181,9 @@
 // writes a second. GetMessage by event id follows the event-id claim,
 // which names the newest message with the id: an older message with the
 // same event id is found by its id only. The cost of DeleteApp grows with
-// the app's data.
+// the app's data. A Play request item stays well under DynamoDB's 400 KB:
+// its body is cut to play.KeepBytes (64 KiB) and API Gateway limits
+// headers to 10 KiB.
 //
 // # Cost
 //
@@ -170,4 +193,11 @@
 // delivery, and their two IndexEndpoint entries: 4 write units when each
 // item is under 1 KB. The endpoint is written only when its health
 // changes.
+//
+// Play, a testing aid, is paid per use: a received request costs its put
+// (1 write unit per KB), one link update, and a Query for the trim, which
+// DynamoDB charges for the whole items it reads (up to play.Keep + 25)
+// although it projects keys only; an open Play page polls a consistent
+// Query of up to play.Keep requests every 1.5 s. With webhook payloads of
+// a few KB that is tens of units per request or poll.
 package dynamo

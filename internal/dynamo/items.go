@@ -38,6 +38,23 @@ func eventIDKey(appID, eventID string) key { return key{"EVT#" + appID + "#" + e
 
 func idempotencyKey(k string) key { return key{"IDEM#" + k, "IDEM"} }
 
+// playPartition holds what a Play URL received: its endpoint link and its
+// newest requests.
+func playPartition(token string) string { return "PLAY#" + token }
+
+func playLinkKey(token string) key { return key{playPartition(token), "LINK"} }
+
+// playRequestPrefix begins the sort key of every Play request.
+const playRequestPrefix = "R#"
+
+// playRequestSortKey orders a Play URL's requests by arrival: the store
+// clock's milliseconds, then a KSUID, which is unique across Lambda
+// instances and increases within one, so that requests of the same
+// millisecond keep their order.
+func playRequestSortKey(now time.Time) string {
+	return playRequestPrefix + sortTime(now) + "#" + webhook.NewID("")
+}
+
 // Index partitions.
 
 const (

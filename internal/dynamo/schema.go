@@ -42,8 +42,8 @@ const (
 	AttrSweepSK = "sweepSk"
 
 	// TTLAttribute holds the epoch second after which DynamoDB may delete
-	// a message, delivery, attempt, event-id or idempotency item. Enable
-	// TTL on it; reads never rely on the deletion, which is lazy.
+	// a message, delivery, attempt, event-id, idempotency or Play item.
+	// Enable TTL on it; reads never rely on the deletion, which is lazy.
 	TTLAttribute = "expiresAt"
 
 	// UndispatchedShards is the number of IndexSweep partitions that
