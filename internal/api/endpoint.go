@@ -272,7 +272,7 @@ func (in endpointInput) apply(ep *webhook.Endpoint, now time.Time) (disabledNow 
 		ep.Version = in.version.V
 	}
 	if in.disabled.Value() {
-		disabledNow = setDisabled(ep, in.disabled.V, now)
+		disabledNow = ep.SetDisabled(in.disabled.V, now)
 	}
 	return disabledNow
 }
@@ -291,22 +291,6 @@ func (in endpointInput) setKey(ep *webhook.Endpoint) {
 	}
 	ep.Keys = slices.Clone(ep.Keys)
 	ep.Keys[0] = webhook.SigningKey{Key: in.key}
-}
-
-// setDisabled disables (manually) or re-enables an endpoint and reports
-// whether it went from enabled to disabled. Disabling an endpoint that is
-// already disabled keeps its reason.
-func setDisabled(ep *webhook.Endpoint, disabled bool, now time.Time) bool {
-	switch {
-	case disabled && !ep.Disabled:
-		ep.Disabled, ep.DisabledWhy, ep.DisabledAt = true, webhook.DisabledManual, now
-		return true
-	case !disabled && ep.Disabled:
-		// The store clears FailingSince when an endpoint is re-enabled.
-		ep.Disabled, ep.DisabledWhy, ep.DisabledAt = false, "", time.Time{}
-		ep.FailingSince = time.Time{}
-	}
-	return false
 }
 
 // endpointFromPath loads the app and the endpoint named by {app_id} and

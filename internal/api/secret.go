@@ -9,11 +9,10 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// Secret rotation limits, as in Svix.
+// Secret rotation limits (webhook.RotateKey), in the API's seconds.
 const (
-	maxOldKeys     = 10               // previous keys still in their grace period
-	maxGracePeriod = 7 * 24 * 60 * 60 // seconds
-	defaultGrace   = 24 * 60 * 60     // seconds
+	maxGracePeriod = int(webhook.MaxRotationGrace / time.Second)
+	defaultGrace   = int(webhook.DefaultRotationGrace / time.Second)
 )
 
 // secretOut is EndpointSecretOut: the current signing key.
@@ -72,23 +71,7 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request) er
 		}
 	}
 	_, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
-		now := s.now()
-		var old []webhook.SigningKey
-		for i, k := range ep.Keys {
-			if i == 0 {
-				k.ExpiresAt = now.Add(time.Duration(grace) * time.Second)
-			}
-			if k.ExpiresAt.IsZero() || k.ExpiresAt.After(now) {
-				old = append(old, k)
-			}
-		}
-		if len(old) > maxOldKeys {
-			return false, webhook.BadRequest("limit_reached",
-				"the endpoint already has %d previous secrets in their grace period; wait for one to expire or rotate with gracePeriodSeconds 0",
-				len(old)-1)
-		}
-		ep.Keys = append([]webhook.SigningKey{{Key: key}}, old...)
-		return false, nil
+		return false, ep.RotateKey(key, time.Duration(grace)*time.Second, s.now())
 	})
 	if err != nil {
 		return err

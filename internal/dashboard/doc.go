@@ -67,12 +67,10 @@
 //
 //   - The dashboard validates with the domain's and the sender's rules
 //     (webhook.Validate*, sender.ValidateURL) and shows their messages
-//     next to the field; it never reads the API's JSON. Small pieces of
-//     the API's endpoint logic that are not validation are repeated here
-//     on domain types, because they are unexported in internal/api:
-//     manual disable (DisabledManual, now, then CancelDeliveries), enable,
-//     and secret rotation (24 h grace, at most 10 old keys). Moving them
-//     into internal/webhook would let both share them.
+//     next to the field; it never reads the API's JSON. The endpoint
+//     changes both make — secret rotation (webhook.Endpoint.RotateKey) and
+//     disable/enable (webhook.Endpoint.SetDisabled, then CancelDeliveries
+//     on disable) — are domain methods they share.
 //   - Endpoint updates are optimistic (Store.UpdateEndpoint with the
 //     UpdatedAt read): a stale write is read again and retried twice.
 //   - Event types: the Add Endpoint form ticks every type of the catalog.

@@ -16,12 +16,8 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// Secret rotation and recovery limits, as in the API.
-const (
-	rotateGrace    = 24 * time.Hour
-	maxOldKeys     = 10
-	maxRecoverSpan = 14 * 24 * time.Hour
-)
+// maxRecoverSpan is the longest recover window, as in the API.
+const maxRecoverSpan = 14 * 24 * time.Hour
 
 // catalog lists the event types endpoints can subscribe to (not archived).
 func (h *handler) catalog(ctx context.Context) ([]webhook.EventType, error) {
@@ -397,7 +393,7 @@ func endpointPath(ep *webhook.Endpoint) string {
 }
 
 // rotateSecret makes a new current secret; the previous one keeps signing
-// for rotateGrace, and secrets past their grace period are dropped.
+// for webhook.DefaultRotationGrace, and secrets past their grace period are dropped.
 func (h *handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	_, ep, err := h.loadEndpoint(r)
 	if err != nil {
@@ -408,22 +404,12 @@ func (h *handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
-		now := h.clock.Now()
-		keys := []webhook.SigningKey{{Key: key}}
-		for i, k := range ep.Keys {
-			if i == 0 {
-				k.ExpiresAt = now.Add(rotateGrace)
-			}
-			if k.ExpiresAt.IsZero() || k.ExpiresAt.After(now) {
-				keys = append(keys, k)
-			}
-		}
-		if len(keys)-1 > maxOldKeys {
-			return badRequest("This endpoint already has " + strconv.Itoa(maxOldKeys) +
+		err := ep.RotateKey(key, webhook.DefaultRotationGrace, h.clock.Now())
+		if webhook.ErrorKind(err) == webhook.KindBadRequest {
+			return badRequest("This endpoint already has " + strconv.Itoa(webhook.MaxOldKeys) +
 				" previous secrets in their grace period. Wait for one to expire before rotating again.")
 		}
-		ep.Keys = keys
-		return nil
+		return err
 	})
 	if err != nil {
 		return err
@@ -501,9 +487,7 @@ func (h *handler) disableEndpoint(w http.ResponseWriter, r *http.Request) error 
 	ctx := r.Context()
 	now := h.clock.Now()
 	ep, err = h.updateEndpoint(ctx, ep, func(ep *webhook.Endpoint) error {
-		if !ep.Disabled {
-			ep.Disabled, ep.DisabledWhy, ep.DisabledAt = true, webhook.DisabledManual, now
-		}
+		ep.SetDisabled(true, now)
 		return nil
 	})
 	if err != nil {
@@ -525,8 +509,7 @@ func (h *handler) enableEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
-		ep.Disabled, ep.DisabledWhy, ep.DisabledAt = false, "", time.Time{}
-		ep.FailingSince = time.Time{}
+		ep.SetDisabled(false, h.clock.Now())
 		return nil
 	})
 	if err != nil {
