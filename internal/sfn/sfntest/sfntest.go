@@ -25,6 +25,10 @@ type StartExecution struct {
 type Server struct {
 	URL string
 
+	// OnStart, when set before the first call, is told of every execution
+	// started (in its own goroutine), so a test can play the state machine.
+	OnStart func(StartExecution)
+
 	mu    sync.Mutex
 	calls []StartExecution
 	names map[string]string // name → input of executions started
@@ -91,6 +95,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if prev, ok := s.names[in.Name]; ok && prev != in.Input {
 		writeError(w, http.StatusBadRequest, "ExecutionAlreadyExists", "Execution Already Exists: '"+in.Name+"'")
 		return
+	}
+	if _, started := s.names[in.Name]; !started && s.OnStart != nil {
+		go s.OnStart(in)
 	}
 	s.names[in.Name] = in.Input
 	json.NewEncoder(w).Encode(map[string]any{
