@@ -115,3 +115,26 @@ localstack-e2e:
 ## localstack-down: stop and remove LocalStack
 localstack-down:
 	docker compose -f localstack/docker-compose.yml down
+
+# --- Benchmarks: internal/bench measures, functions/bench runs it (see README, Performance)
+
+# Extra arguments, e.g. BENCH_ARGS='-scale 5' for a longer run, or
+# BENCH_ARGS='-aws=false -scenarios fanout10 -profile 10s'.
+BENCH_ARGS ?=
+BENCH_DIR  := build/bench
+# The state machine's definition, synthesized from the Go schedule by the
+# CDK app; regenerated only when the stack or the schedule changes.
+BENCH_DEF  := $(BENCH_DIR)/definition.json
+
+.PHONY: bench
+
+## bench: local-mode throughput/latency/CPU, Lambda footprint and AWS cost per 1M deliveries; JSON under build/bench/
+bench: $(INFRA_NODE) $(BENCH_DEF)
+	@test -x $(TOOLS)/aws-lambda-rie || GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_DIR)/hookstep ./functions/local
+	$(GO) run ./functions/bench -server $(BENCH_DIR)/hookstep -out $(BENCH_DIR) -rie $(TOOLS)/aws-lambda-rie \
+		-dynalite infra/node_modules/.bin/dynalite -definition $(BENCH_DEF) $(BENCH_ARGS)
+
+$(BENCH_DEF): $(INFRA_NODE) $(wildcard infra/stack/*.go infra/cmd/definition/*.go internal/webhook/schedule.go)
+	@mkdir -p $(BENCH_DIR)
+	cd infra && PATH="$(INFRA_PATH)" $(GO) run ./cmd/definition -o ../$(BENCH_DEF)

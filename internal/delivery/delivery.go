@@ -113,10 +113,45 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 	if err := s.Store.CreateMessage(ctx, msg, deliveries); err != nil {
 		return err
 	}
+	refs := make([]webhook.Ref, len(deliveries))
 	for i := range deliveries {
-		s.dispatchLogged(ctx, deliveries[i].Ref())
+		refs[i] = deliveries[i].Ref()
 	}
+	s.dispatchAll(ctx, refs)
 	return nil
+}
+
+// BatchMarker is implemented by stores that mark several runs dispatched
+// in one write (internal/sqlite): a message's fan-out then costs one
+// commit rather than one per endpoint. Unlike MarkDispatched, a run whose
+// delivery is missing is skipped without error.
+type BatchMarker interface {
+	MarkDispatchedBatch(ctx context.Context, refs []webhook.Ref) error
+}
+
+// dispatchAll dispatches runs and records that they were taken, logging
+// failures as dispatchLogged does.
+func (s *Service) dispatchAll(ctx context.Context, refs []webhook.Ref) {
+	bm, ok := s.Store.(BatchMarker)
+	if !ok || len(refs) < 2 {
+		for _, ref := range refs {
+			s.dispatchLogged(ctx, ref)
+		}
+		return
+	}
+	taken := refs[:0:0]
+	for _, ref := range refs {
+		if err := s.Dispatcher.Dispatch(ctx, ref); err != nil {
+			s.Logger.Warn("dispatch failed; the sweeper will re-drive it",
+				"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "err", err)
+			continue
+		}
+		taken = append(taken, ref)
+	}
+	if err := bm.MarkDispatchedBatch(ctx, taken); err != nil {
+		s.Logger.Warn("dispatch not recorded; the sweeper will re-drive it",
+			"msg_id", refs[0].MsgID, "runs", len(taken), "err", err)
+	}
 }
 
 // Dispatch hands a run to the Dispatcher and records that it was taken.

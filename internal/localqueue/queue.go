@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -36,6 +37,22 @@ type Config struct {
 	Workers int           // attempts in flight at once; default 32
 	Lease   time.Duration // how long a claim lasts; must exceed one attempt's budget; default 1 min
 	Poll    time.Duration // longest sleep between looks at the store; default 1 s
+	// AttemptTimeout is the longest one attempt can take. When set (and
+	// under Lease), the queue keeps up to Workers claimed deliveries
+	// ready beyond those in flight, so that a worker that finishes
+	// starts its next attempt at once instead of waiting for a claim (a
+	// write). A ready delivery that has waited so long that its attempt
+	// could outlast the lease (Lease - AttemptTimeout) is not attempted:
+	// it is due again once its lease ends. Zero claims only for idle
+	// workers.
+	AttemptTimeout time.Duration
+	// EndpointShare is the most attempts to one endpoint in flight at
+	// once; SlowShare is that of a slow endpoint, one whose last attempt
+	// took SlowAfter or longer (see fairness.go). Defaults: Workers (no
+	// limit), EndpointShare, and 1 s.
+	EndpointShare int
+	SlowShare     int
+	SlowAfter     time.Duration
 }
 
 // Queue runs due deliveries on a pool of workers.
@@ -61,6 +78,15 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
+	if cfg.EndpointShare <= 0 || cfg.EndpointShare > cfg.Workers {
+		cfg.EndpointShare = cfg.Workers
+	}
+	if cfg.SlowShare <= 0 || cfg.SlowShare > cfg.EndpointShare {
+		cfg.SlowShare = cfg.EndpointShare
+	}
+	if cfg.SlowAfter <= 0 {
+		cfg.SlowAfter = time.Second
+	}
 	return &Queue{store: store, attempt: attempt, clock: clock, log: log, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
@@ -75,40 +101,106 @@ func (q *Queue) Dispatch(ctx context.Context, ref webhook.Ref) error {
 }
 
 // Run claims and attempts due deliveries until ctx ends, then waits for
-// the attempts in flight to finish.
+// the attempts in flight to finish. Claimed deliveries that are still
+// waiting for a worker are left to their lease. Workers are shared
+// fairly between endpoints (fairness.go).
+//
+// The workers are long-lived goroutines: an attempt runs deep in the
+// SQLite driver, and a fresh goroutine per attempt would grow its stack
+// to that depth, by copying, every time.
 func (q *Queue) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, q.cfg.Workers)
+	prefetch := 0
+	maxWait := q.cfg.Lease - q.cfg.AttemptTimeout
+	if q.cfg.AttemptTimeout > 0 && maxWait > 0 {
+		prefetch = q.cfg.Workers
+	}
+	ready := make(chan claimed, prefetch)
 	done := make(chan struct{}, 1)
-	for {
-		free := q.cfg.Workers - len(slots)
-		var refs []webhook.Ref
-		if free > 0 {
-			var err error
-			refs, err = q.store.ClaimDue(ctx, q.clock.Now(), q.cfg.Lease, free)
-			if err != nil && ctx.Err() == nil {
-				q.log.Error("claim due deliveries", "err", err)
+	var outstanding atomic.Int64 // claimed and not finished: ready, parked or in flight
+	finished := func() {
+		outstanding.Add(-1)
+		select {
+		case done <- struct{}{}:
+		default: // the loop is awake already
+		}
+	}
+	// usable reports whether a claimed delivery may still be attempted:
+	// not shutting down, and not so old that its attempt could outlast
+	// its lease.
+	usable := func(c claimed) bool {
+		return ctx.Err() == nil && (prefetch == 0 || q.clock.Now().Sub(c.at) <= maxWait)
+	}
+	fair := newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.SlowAfter)
+	var wg sync.WaitGroup
+	for range q.cfg.Workers {
+		wg.Go(func() {
+			for c := range ready {
+				if !usable(c) {
+					finished()
+					continue
+				}
+				start := time.Now()
+				switch fair.admit(c, start) {
+				case parked:
+					continue // a worker done with its endpoint runs it
+				case dropped:
+					q.leaveToLease(c)
+					finished()
+					continue
+				}
+				// Attempt it, then the deliveries parked for its endpoint
+				// that the slot passes to.
+				for ok := true; ok; {
+					q.run(ctx, c.ref)
+					finished()
+					end := time.Now()
+					c, ok = fair.done(c.ref.EndpointID, start, end)
+					start = end
+					for ok && !usable(c) {
+						finished()
+						now := time.Now()
+						c, ok = fair.skip(c.ref.EndpointID, start, now)
+						start = now
+					}
+				}
 			}
+		})
+	}
+	defer func() {
+		close(ready)
+		wg.Wait()
+	}()
+	// With deliveries ready, claim only once half of them are taken: one
+	// claim (a write) per batch rather than per finished attempt.
+	batch := max(1, prefetch/2)
+	for {
+		for _, c := range fair.shed(time.Now()) {
+			q.leaveToLease(c)
+			finished()
+		}
+		free := q.cfg.Workers + prefetch - int(outstanding.Load())
+		if free < batch {
+			// Every worker is busy and deliveries are ready: wait for
+			// some to finish, or for an endpoint to turn out slow.
+			t := time.NewTimer(q.cfg.SlowAfter)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-done:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		now := q.clock.Now()
+		refs, err := q.store.ClaimDue(ctx, now, q.cfg.Lease, free)
+		if err != nil && ctx.Err() == nil {
+			q.log.Error("claim due deliveries", "err", err)
 		}
 		for _, ref := range refs {
-			slots <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// The attempt outlives a shutdown request: it is bounded
-				// by the sender's budget, and finishing it avoids a
-				// duplicate POST after restart.
-				if err := q.attempt(context.WithoutCancel(ctx), ref); err != nil {
-					q.log.Error("attempt failed; it will be retried after the lease",
-						"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)
-				}
-				<-slots
-				select {
-				case done <- struct{}{}:
-				default: // the loop is awake already
-				}
-			}()
+			outstanding.Add(1)
+			ready <- claimed{ref: ref, at: now} // room, or a worker about to take one
 		}
 		if len(refs) > 0 && len(refs) == free {
 			continue // there may be more due right now
@@ -116,6 +208,29 @@ func (q *Queue) Run(ctx context.Context) error {
 		if err := q.sleep(ctx, done); err != nil {
 			return nil
 		}
+	}
+}
+
+// claimed is a delivery claimed at a time, waiting for or in its attempt.
+type claimed struct {
+	ref webhook.Ref
+	at  time.Time
+}
+
+// leaveToLease gives up a claimed delivery of a slow endpoint: it stays
+// claimed until its lease ends, and is due again then.
+func (q *Queue) leaveToLease(c claimed) {
+	q.log.Debug("slow endpoint at its share; the delivery waits for its lease",
+		"msg_id", c.ref.MsgID, "endpoint_id", c.ref.EndpointID)
+}
+
+// run makes one attempt. The attempt outlives a shutdown request: it is
+// bounded by the sender's budget, and finishing it avoids a duplicate
+// POST after restart.
+func (q *Queue) run(ctx context.Context, ref webhook.Ref) {
+	if err := q.attempt(context.WithoutCancel(ctx), ref); err != nil {
+		q.log.Error("attempt failed; it will be retried after the lease",
+			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)
 	}
 }
 

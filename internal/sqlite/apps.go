@@ -25,7 +25,7 @@ func (s *Store) CreateApp(ctx context.Context, app *webhook.App) error {
 	if err != nil {
 		return wrap("create app", err)
 	}
-	_, err = s.db.ExecContext(ctx, "INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+	_, err = s.exec(ctx, "INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
 		app.ID, nullString(app.UID), app.Name, meta, intOrNull(app.ThrottleRate), ms(app.CreatedAt), ms(app.UpdatedAt))
 	if isUnique(err) {
 		return webhook.Conflict("an app with id %s or uid %q already exists", app.ID, app.UID)
@@ -35,7 +35,7 @@ func (s *Store) CreateApp(ctx context.Context, app *webhook.App) error {
 
 // GetApp implements webhook.Store.
 func (s *Store) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
-	row := s.db.QueryRowContext(ctx, "SELECT "+appCols+" FROM apps WHERE id = ? OR uid = ?", idOrUID, idOrUID)
+	row := s.r.QueryRowContext(ctx, "SELECT "+appCols+" FROM apps WHERE id = ? OR uid = ?", idOrUID, idOrUID)
 	app, err := scanApp(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, webhook.NotFound("app %s not found", idOrUID)
@@ -54,7 +54,7 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App, ifUpdatedAt tim
 		return wrap("update app", err)
 	}
 	updatedAt := webhook.NextUpdatedAt(ifUpdatedAt, app.UpdatedAt)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE apps
 			SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, created_at = ?, updated_at = ?
 			WHERE id = ? AND updated_at IS ?`,
@@ -77,7 +77,7 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App, ifUpdatedAt tim
 
 // missingOrStale explains why an optimistic UPDATE changed no row: NotFound
 // if query (SELECT 1 ... WHERE the key) finds nothing, else ErrStale.
-func missingOrStale(ctx context.Context, tx *sql.Tx, what, query string, key ...any) error {
+func missingOrStale(ctx context.Context, tx querier, what, query string, key ...any) error {
 	var one int
 	err := tx.QueryRowContext(ctx, query, key...).Scan(&one)
 	switch {
@@ -92,7 +92,7 @@ func missingOrStale(ctx context.Context, tx *sql.Tx, what, query string, key ...
 // DeleteApp implements webhook.Store. Foreign keys delete the app's
 // endpoints, messages, deliveries and attempts with it.
 func (s *Store) DeleteApp(ctx context.Context, id string) error {
-	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM apps WHERE id = ?", id))
+	n, err := rowsAffected(s.exec(ctx, "DELETE FROM apps WHERE id = ?", id))
 	if err != nil {
 		return wrap("delete app", err)
 	}
@@ -104,7 +104,7 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 
 // ListApps implements webhook.Store.
 func (s *Store) ListApps(ctx context.Context, opts webhook.ListOptions) (webhook.Page[webhook.App], error) {
-	p, err := list(ctx, s.db, query{from: appCols + " FROM apps"}, "id", opts, scanApp)
+	p, err := list(ctx, s.r, query{from: appCols + " FROM apps"}, "id", opts, scanApp)
 	return p, wrap("list apps", err)
 }
 
@@ -140,7 +140,7 @@ func (s *Store) CreateEventType(ctx context.Context, et *webhook.EventType) erro
 	if err != nil {
 		return wrap("create event type", err)
 	}
-	_, err = s.db.ExecContext(ctx, "INSERT INTO event_types ("+eventTypeCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err = s.exec(ctx, "INSERT INTO event_types ("+eventTypeCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		append([]any{et.Name}, args...)...)
 	if isUnique(err) {
 		return webhook.Conflict("event type %s already exists", et.Name)
@@ -150,7 +150,7 @@ func (s *Store) CreateEventType(ctx context.Context, et *webhook.EventType) erro
 
 // GetEventType implements webhook.Store.
 func (s *Store) GetEventType(ctx context.Context, name string) (*webhook.EventType, error) {
-	et, err := scanEventType(s.db.QueryRowContext(ctx, "SELECT "+eventTypeCols+" FROM event_types WHERE name = ?", name))
+	et, err := scanEventType(s.r.QueryRowContext(ctx, "SELECT "+eventTypeCols+" FROM event_types WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, webhook.NotFound("event type %s not found", name)
 	}
@@ -169,7 +169,7 @@ func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType, ifUp
 	if err != nil {
 		return wrap("update event type", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE event_types
 			SET description = ?, archived = ?, deprecated = ?, schemas = ?, group_name = ?, feature_flags = ?,
 				created_at = ?, updated_at = ?
@@ -188,7 +188,7 @@ func (s *Store) UpdateEventType(ctx context.Context, et *webhook.EventType, ifUp
 
 // DeleteEventType implements webhook.Store; NotFound if absent.
 func (s *Store) DeleteEventType(ctx context.Context, name string) error {
-	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM event_types WHERE name = ?", name))
+	n, err := rowsAffected(s.exec(ctx, "DELETE FROM event_types WHERE name = ?", name))
 	if err != nil {
 		return wrap("delete event type", err)
 	}
@@ -204,7 +204,7 @@ func (s *Store) ListEventTypes(ctx context.Context, f webhook.EventTypeFilter) (
 	if !f.IncludeArchived {
 		q.and("archived = 0")
 	}
-	p, err := list(ctx, s.db, q, "name", f.ListOptions, scanEventType)
+	p, err := list(ctx, s.r, q, "name", f.ListOptions, scanEventType)
 	return p, wrap("list event types", err)
 }
 
@@ -295,7 +295,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 	args := []any{ep.ID, ep.AppID, nullString(ep.UID), ep.URL, ep.Description, ep.Disabled, ms(ep.DisabledAt), ep.DisabledWhy}
 	args = append(args, js...)
 	args = append(args, intOrNull(ep.ThrottleRate), ep.Version, ms(ep.FailingSince), ms(ep.CreatedAt), ms(ep.UpdatedAt))
-	_, err = s.db.ExecContext(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES ("+placeholders(len(args))+")", args...)
+	_, err = s.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES ("+placeholders(len(args))+")", args...)
 	switch {
 	case isUnique(err):
 		return webhook.Conflict("an endpoint with id %s or uid %q already exists", ep.ID, ep.UID)
@@ -307,7 +307,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 
 // GetEndpoint implements webhook.Store.
 func (s *Store) GetEndpoint(ctx context.Context, appID, idOrUID string) (*webhook.Endpoint, error) {
-	row := s.db.QueryRowContext(ctx, "SELECT "+endpointCols+" FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?)",
+	row := s.r.QueryRowContext(ctx, "SELECT "+endpointCols+" FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?)",
 		appID, idOrUID, idOrUID)
 	ep, err := scanEndpoint(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -335,7 +335,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint, ifUpda
 	args = append(args, intOrNull(ep.ThrottleRate), ep.Version, ep.Disabled, ms(ep.CreatedAt), ms(updatedAt),
 		ep.AppID, ep.ID, ms(ifUpdatedAt))
 	var failingSince time.Time
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		row := tx.QueryRowContext(ctx, `UPDATE endpoints
 			SET uid = ?, url = ?, description = ?, disabled = ?, disabled_at = ?, disabled_why = ?,
 				filter_types = ?, channels = ?, keys = ?, headers = ?, metadata = ?, throttle_rate = ?, version = ?,
@@ -362,7 +362,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint, ifUpda
 // DeleteEndpoint implements webhook.Store; NotFound if absent. Foreign
 // keys delete its deliveries; its attempts stay in the message's log.
 func (s *Store) DeleteEndpoint(ctx context.Context, appID, id string) error {
-	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM endpoints WHERE app_id = ? AND id = ?", appID, id))
+	n, err := rowsAffected(s.exec(ctx, "DELETE FROM endpoints WHERE app_id = ? AND id = ?", appID, id))
 	if err != nil {
 		return wrap("delete endpoint", err)
 	}
@@ -376,6 +376,6 @@ func (s *Store) DeleteEndpoint(ctx context.Context, appID, id string) error {
 func (s *Store) ListEndpoints(ctx context.Context, appID string, opts webhook.ListOptions) (webhook.Page[webhook.Endpoint], error) {
 	q := query{from: endpointCols + " FROM endpoints"}
 	q.and("app_id = ?", appID)
-	p, err := list(ctx, s.db, q, "id", opts, scanEndpoint)
+	p, err := list(ctx, s.r, q, "id", opts, scanEndpoint)
 	return p, wrap("list endpoints", err)
 }

@@ -19,18 +19,34 @@ func scanAttempt(sc scanner) (webhook.Attempt, error) {
 	return a, err
 }
 
-// RecordAttempt implements webhook.Store. Reading the delivery, storing
-// the attempt, advancing the delivery and updating the endpoint's health
-// happen in one transaction, so two results for the same attempt cannot
-// both apply and a concurrent DisableEndpoint sees either none or all of
-// it.
+// RecordAttempt implements webhook.Store. Advancing the delivery, storing
+// the attempt and updating the endpoint's health happen in one
+// transaction, so two results for the same attempt cannot both apply and
+// a concurrent DisableEndpoint sees either none or all of it.
+//
+// The delivery is advanced by one UPDATE conditional on the state the
+// attempt was made from (RETURNING the new row); only when that matches
+// nothing is the delivery read, to return it unchanged or report it
+// missing.
 func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*webhook.Delivery, error) {
 	a := res.Attempt
 	var d *webhook.Delivery
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID)
-		if err != nil {
+	err := s.inTx(ctx, func(tx querier) error {
+		advanced, err := scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
+			SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?
+			WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND attempts = ? AND `+unfinished+`
+			RETURNING `+deliveryCols,
+			res.Status, res.Attempts, ms(res.NextAttemptAt), ms(a.Timestamp),
+			a.MsgID, a.EndpointID, a.AppID, res.Run, res.Attempts-1))
+		switch {
+		case err == nil:
+			d = &advanced
+		case errors.Is(err, sql.ErrNoRows):
+			// Moved on (other run, final, other attempt count), or gone.
+			if d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID); err != nil {
+				return err
+			}
+		default:
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO attempts ("+attemptCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -41,16 +57,6 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 		}
 		if err != nil {
 			return err
-		}
-
-		if d.Run == res.Run && d.Attempts == res.Attempts-1 && !d.Status.Final() {
-			d.Status, d.Attempts, d.NextAttemptAt, d.UpdatedAt = res.Status, res.Attempts, res.NextAttemptAt, a.Timestamp
-			_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?
-				WHERE msg_id = ? AND endpoint_id = ?`,
-				d.Status, d.Attempts, ms(d.NextAttemptAt), ms(d.UpdatedAt), d.MsgID, d.EndpointID)
-			if err != nil {
-				return err
-			}
 		}
 
 		// The request reached (or failed to reach) the endpoint whatever
@@ -72,7 +78,7 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 
 // GetAttempt implements webhook.Store.
 func (s *Store) GetAttempt(ctx context.Context, appID, msgID, attemptID string) (*webhook.Attempt, error) {
-	row := s.db.QueryRowContext(ctx, "SELECT "+attemptCols+` FROM attempts
+	row := s.r.QueryRowContext(ctx, "SELECT "+attemptCols+` FROM attempts
 		WHERE id = ? AND app_id = ? AND msg_id = ? AND `+visible, attemptID, appID, msgID, s.now())
 	a, err := scanAttempt(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -109,7 +115,7 @@ func (s *Store) ListAttempts(ctx context.Context, f webhook.AttemptFilter) (webh
 	if !f.After.IsZero() {
 		q.and("timestamp > ?", f.After.UnixMilli())
 	}
-	p, err := list(ctx, s.db, q, "id", f.ListOptions, scanAttempt)
+	p, err := list(ctx, s.r, q, "id", f.ListOptions, scanAttempt)
 	return p, wrap("list attempts", err)
 }
 
@@ -118,7 +124,7 @@ func (s *Store) ListFailingEndpoints(ctx context.Context, failingSince time.Time
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
-	eps, err := collect(ctx, s.db, "SELECT "+endpointCols+` FROM endpoints
+	eps, err := collect(ctx, s.r, "SELECT "+endpointCols+` FROM endpoints
 		WHERE disabled = 0 AND failing_since IS NOT NULL AND failing_since <= ?
 		ORDER BY failing_since, id LIMIT ?`,
 		[]any{failingSince.UnixMilli(), limit}, scanEndpoint)
@@ -129,7 +135,7 @@ func (s *Store) ListFailingEndpoints(ctx context.Context, failingSince time.Time
 // not exist. updated_at moves on as webhook.NextUpdatedAt says (NULL, the
 // zero time, reads as 0).
 func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE endpoints
 			SET disabled = 1, disabled_at = ?, disabled_why = ?, updated_at = MAX(?, COALESCE(updated_at, 0) + 1)
 			WHERE app_id = ? AND id = ? AND disabled = 0 AND failing_since IS ?`,
@@ -156,7 +162,7 @@ func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSi
 // claimed_at column (NULL) counts as stale.
 func (s *Store) BeginIdempotent(ctx context.Context, key string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	var rec *webhook.IdempotencyRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		now := s.clock.Now()
 		r := webhook.IdempotencyRecord{Key: key}
 		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at FROM idempotency WHERE key = ?", key).
@@ -185,7 +191,7 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, statusCode int
 	if body == nil {
 		body = []byte{} // NULL marks a record without a response
 	}
-	n, err := rowsAffected(s.db.ExecContext(ctx, "UPDATE idempotency SET done = 1, status_code = ?, body = ? WHERE key = ?",
+	n, err := rowsAffected(s.exec(ctx, "UPDATE idempotency SET done = 1, status_code = ?, body = ? WHERE key = ?",
 		statusCode, body, key))
 	if err != nil {
 		return wrap("finish idempotent", err)
@@ -198,6 +204,6 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, statusCode int
 
 // ReleaseIdempotent implements webhook.Store.
 func (s *Store) ReleaseIdempotent(ctx context.Context, key string) error {
-	_, err := s.db.ExecContext(ctx, "DELETE FROM idempotency WHERE key = ?", key)
+	_, err := s.exec(ctx, "DELETE FROM idempotency WHERE key = ?", key)
 	return wrap("release idempotent", err)
 }

@@ -42,7 +42,7 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 	if err != nil {
 		return wrap("create message", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if msg.EventID != "" {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages
@@ -75,15 +75,18 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 			if d.UpdatedAt.IsZero() {
 				d.UpdatedAt = msg.Timestamp
 			}
-			var one int
-			err := tx.QueryRowContext(ctx, "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?", msg.AppID, d.EndpointID).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // deleted since the caller listed it
-			}
+			// Only if the endpoint is (still) the app's: one that was
+			// deleted since the caller listed it gets no delivery.
+			channels, err := jsonText(d.Channels)
 			if err != nil {
 				return err
 			}
-			err = insertDelivery(ctx, tx, &d, msg.ExpiresAt)
+			_, err = tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+`, expires_at)
+				SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+				WHERE EXISTS (SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?)`,
+				d.AppID, d.MsgID, d.EndpointID, d.EventType, channels, d.Status, d.Run, d.Trigger, d.Attempts,
+				ms(d.NextAttemptAt), d.Dispatched, ms(d.CreatedAt), ms(d.UpdatedAt), ms(msg.ExpiresAt),
+				msg.AppID, d.EndpointID)
 			if isUnique(err) {
 				return webhook.Conflict("message %s lists endpoint %s twice", msg.ID, d.EndpointID)
 			}
@@ -98,12 +101,19 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 
 // GetMessage implements webhook.Store: a match on the id wins over one on
 // the event id, and of several messages with the event id the latest wins.
+//
+// It looks up the id first and the event id only when no message has that
+// id: two index lookups, where one query with "id = ? OR event_id = ?"
+// would read every message of the app.
 func (s *Store) GetMessage(ctx context.Context, appID, idOrEventID string) (*webhook.Message, error) {
-	row := s.db.QueryRowContext(ctx, "SELECT "+messageCols+` FROM messages
-		WHERE app_id = ? AND (id = ? OR event_id = ?) AND `+visible+`
-		ORDER BY id = ? DESC, timestamp DESC, id DESC LIMIT 1`,
-		appID, idOrEventID, idOrEventID, s.now(), idOrEventID)
-	m, err := scanMessage(row)
+	now := s.now()
+	m, err := scanMessage(s.r.QueryRowContext(ctx, "SELECT "+messageCols+` FROM messages
+		WHERE id = ? AND app_id = ? AND `+visible, idOrEventID, appID, now))
+	if errors.Is(err, sql.ErrNoRows) {
+		m, err = scanMessage(s.r.QueryRowContext(ctx, "SELECT "+messageCols+` FROM messages
+			WHERE app_id = ? AND event_id = ? AND `+visible+`
+			ORDER BY timestamp DESC, id DESC LIMIT 1`, appID, idOrEventID, now))
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, webhook.NotFound("message %s not found", idOrEventID)
 	}
@@ -126,7 +136,7 @@ func (s *Store) ListMessages(ctx context.Context, f webhook.MessageFilter) (webh
 	if !f.After.IsZero() {
 		q.and("timestamp > ?", f.After.UnixMilli())
 	}
-	p, err := list(ctx, s.db, q, "id", f.ListOptions, scanMessage)
+	p, err := list(ctx, s.r, q, "id", f.ListOptions, scanMessage)
 	return p, wrap("list messages", err)
 }
 
@@ -140,7 +150,7 @@ func scanDelivery(sc scanner) (webhook.Delivery, error) {
 	return d, err
 }
 
-func insertDelivery(ctx context.Context, tx *sql.Tx, d *webhook.Delivery, expiresAt time.Time) error {
+func insertDelivery(ctx context.Context, tx querier, d *webhook.Delivery, expiresAt time.Time) error {
 	channels, err := jsonText(d.Channels)
 	if err != nil {
 		return err
@@ -168,7 +178,7 @@ func getDelivery(ctx context.Context, db querier, appID, msgID, endpointID strin
 
 // GetDelivery implements webhook.Store.
 func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*webhook.Delivery, error) {
-	row := s.db.QueryRowContext(ctx, "SELECT "+deliveryCols+` FROM deliveries
+	row := s.r.QueryRowContext(ctx, "SELECT "+deliveryCols+` FROM deliveries
 		WHERE app_id = ? AND msg_id = ? AND endpoint_id = ? AND `+visible, appID, msgID, endpointID, s.now())
 	d, err := scanDelivery(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -208,7 +218,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f webhook.DeliveryFilter) (w
 	if !f.Until.IsZero() {
 		q.and("created_at < ?", f.Until.UnixMilli())
 	}
-	p, err := list(ctx, s.db, q, key, f.ListOptions, scanDelivery)
+	p, err := list(ctx, s.r, q, key, f.ListOptions, scanDelivery)
 	return p, wrap("list deliveries", err)
 }
 
@@ -216,7 +226,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f webhook.DeliveryFilter) (w
 // endpoint does not exist in the message's app.
 func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID string, now time.Time) (*webhook.Delivery, error) {
 	var d *webhook.Delivery
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages m, endpoints e
 			WHERE m.app_id = ? AND m.id = ? AND e.app_id = m.app_id AND e.id = ?`,
@@ -272,7 +282,7 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 // exists but did not match the rest of the WHERE clause (stale run, final)
 // is left alone without error.
 func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref, args ...any) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		args = append(args, ref.AppID, ref.MsgID, ref.EndpointID)
 		n, err := rowsAffected(tx.ExecContext(ctx, stmt, args...))
 		if err != nil || n > 0 {
@@ -287,9 +297,29 @@ func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref,
 // MarkDispatched implements webhook.Store; NotFound if the delivery does
 // not exist.
 func (s *Store) MarkDispatched(ctx context.Context, ref webhook.Ref) error {
-	return s.updateRun(ctx, "mark dispatched", `UPDATE deliveries SET dispatched = 1
-		WHERE run = ? AND app_id = ? AND msg_id = ? AND endpoint_id = ?`, ref, ref.Run)
+	return s.updateRun(ctx, "mark dispatched", markDispatched, ref, ref.Run)
 }
+
+// MarkDispatchedBatch is MarkDispatched for several runs in one write
+// transaction (one commit for a message's whole fan-out). A run whose
+// delivery does not exist, or is stale, is left alone without error.
+func (s *Store) MarkDispatchedBatch(ctx context.Context, refs []webhook.Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx querier) error {
+		for _, ref := range refs {
+			if _, err := tx.ExecContext(ctx, markDispatched, ref.Run, ref.AppID, ref.MsgID, ref.EndpointID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("mark dispatched", err)
+}
+
+const markDispatched = `UPDATE deliveries SET dispatched = 1
+	WHERE run = ? AND app_id = ? AND msg_id = ? AND endpoint_id = ?`
 
 // FinishDelivery implements webhook.Store; NotFound if the delivery does
 // not exist.
@@ -307,7 +337,7 @@ func (s *Store) ListUndispatched(ctx context.Context, before time.Time, limit in
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
-	ds, err := collect(ctx, s.db, "SELECT "+deliveryCols+` FROM deliveries
+	ds, err := collect(ctx, s.r, "SELECT "+deliveryCols+` FROM deliveries
 		WHERE dispatched = 0 AND `+unfinished+` AND updated_at < ?
 		ORDER BY updated_at, msg_id, endpoint_id LIMIT ?`,
 		[]any{before.UnixMilli(), limit}, scanDelivery)
@@ -316,7 +346,7 @@ func (s *Store) ListUndispatched(ctx context.Context, before time.Time, limit in
 
 // CancelDeliveries implements webhook.Store.
 func (s *Store) CancelDeliveries(ctx context.Context, appID, endpointID string, now time.Time) (int, error) {
-	n, err := rowsAffected(s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?, updated_at = ?
+	n, err := rowsAffected(s.exec(ctx, `UPDATE deliveries SET status = ?, updated_at = ?
 		WHERE app_id = ? AND endpoint_id = ? AND `+unfinished,
 		webhook.StatusCanceled, ms(now), appID, endpointID))
 	return int(n), wrap("cancel deliveries", err)
@@ -340,7 +370,7 @@ func (s *Store) EndpointStats(ctx context.Context, appID, endpointID string, sin
 		n      int
 	}
 	stmt, args := q.sql("GROUP BY status")
-	counts, err := collect(ctx, s.db, stmt, args, func(sc scanner) (count, error) {
+	counts, err := collect(ctx, s.r, stmt, args, func(sc scanner) (count, error) {
 		var c count
 		err := sc.Scan(&c.status, &c.n)
 		return c, err

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -15,30 +14,39 @@ import (
 // holding it only delays it by the lease: the row itself is the durable
 // queue entry. RecordAttempt, FinishDelivery or CancelDeliveries then
 // settle the claimed run. The Dispatched flag plays no part here.
+//
+// Deliveries due at the same millisecond come in the order they were
+// stored (rowid): that is the order of the deliveries_due index, so the
+// query reads limit rows however long the queue is, where sorting on
+// other columns would read every due row first.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
+	type claim struct {
+		rowid int64
+		ref   webhook.Ref
+	}
 	var refs []webhook.Ref
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		refs, err = collect(ctx, tx, `SELECT app_id, msg_id, endpoint_id, run FROM deliveries
+	err := s.inTx(ctx, func(tx querier) error {
+		claims, err := collect(ctx, tx, `SELECT rowid, app_id, msg_id, endpoint_id, run FROM deliveries
 			WHERE `+unfinished+` AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, msg_id, endpoint_id LIMIT ?`,
-			[]any{now.UnixMilli(), limit}, func(sc scanner) (webhook.Ref, error) {
-				var r webhook.Ref
-				err := sc.Scan(&r.AppID, &r.MsgID, &r.EndpointID, &r.Run)
-				return r, err
+			ORDER BY next_attempt_at, rowid LIMIT ?`,
+			[]any{now.UnixMilli(), limit}, func(sc scanner) (claim, error) {
+				var c claim
+				err := sc.Scan(&c.rowid, &c.ref.AppID, &c.ref.MsgID, &c.ref.EndpointID, &c.ref.Run)
+				return c, err
 			})
 		if err != nil {
 			return err
 		}
 		until := now.Add(lease).UnixMilli()
-		for _, r := range refs {
-			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE msg_id = ? AND endpoint_id = ?",
-				until, r.MsgID, r.EndpointID); err != nil {
+		refs = make([]webhook.Ref, len(claims))
+		for i, c := range claims {
+			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE rowid = ?", until, c.rowid); err != nil {
 				return err
 			}
+			refs[i] = c.ref
 		}
 		return nil
 	})
@@ -53,7 +61,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 // then.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var next time.Time
-	err := s.db.QueryRowContext(ctx, "SELECT MIN(next_attempt_at) FROM deliveries WHERE "+unfinished).Scan(nullTime{&next})
+	err := s.r.QueryRowContext(ctx, "SELECT MIN(next_attempt_at) FROM deliveries WHERE "+unfinished).Scan(nullTime{&next})
 	if err != nil {
 		return time.Time{}, false, wrap("next due", err)
 	}
@@ -70,7 +78,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 		return 0, nil // SQLite reads a negative LIMIT as none
 	}
 	var total int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		at := now.UnixMilli()
 		for _, stmt := range []string{
 			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT ?)",

@@ -12,12 +12,15 @@
 //
 // The database runs in WAL mode with synchronous=FULL, so a write that
 // returned survives a crash or power loss, and enforces foreign keys, so
-// deleting an app or an endpoint deletes what hangs off it. The Store uses a
-// single connection: statements are serialised, and every write that
-// touches more than one row or reads before it writes runs in one
-// transaction (BEGIN IMMEDIATE, which also orders writers of other
-// processes), so RecordAttempt, DisableEndpoint and CancelDeliveries never
-// lose each other's updates.
+// deleting an app or an endpoint deletes what hangs off it. Every write
+// runs in a transaction (BEGIN IMMEDIATE, which also orders writers of
+// other processes) on the one write connection, so RecordAttempt,
+// DisableEndpoint and CancelDeliveries never lose each other's updates;
+// concurrent writes are committed in groups, each write still returning
+// only once it is durable (conn.go). Reads outside a write go to a pool of
+// read-only connections, which WAL lets run alongside the writer, each
+// seeing the database as of its last commit. Statements are prepared once
+// per connection.
 package sqlite
 
 import (
@@ -27,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -38,17 +43,26 @@ import (
 // Store is a webhook.Store in one SQLite database. It is safe for
 // concurrent use.
 type Store struct {
-	db    *sql.DB
-	clock webhook.Clock
+	wdb     *sql.DB   // the write connection's pool (of one)
+	db      *sql.Conn // the write connection, held for the Store's life
+	w       *writer   // runs every write on db
+	r       *reader   // the read-only connections
+	clock   webhook.Clock
+	cleanup func() error // removes a ":memory:" database's file
 }
+
+// readConns is the number of read connections. Reads are short; a few
+// connections let them overlap the writer and each other.
+const readConns = 4
 
 var _ webhook.Store = (*Store)(nil)
 
 // Open opens the database at path, creating it if needed, and brings its
-// schema up to date. path is a file path or ":memory:" (a private database
-// that lives as long as the Store). The clock decides which messages,
-// attempts and idempotency records have expired; nil means the system
-// clock.
+// schema up to date. path is a file path or ":memory:": a private database
+// that lives as long as the Store (a temporary file removed by Close, since
+// the read and write connections must share it). The clock decides which
+// messages, attempts and idempotency records have expired; nil means the
+// system clock.
 func Open(ctx context.Context, path string, clock webhook.Clock) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite: open %q: path must be non-empty and contain no '?' or '#'", path)
@@ -56,34 +70,71 @@ func Open(ctx context.Context, path string, clock webhook.Clock) (*Store, error)
 	if clock == nil {
 		clock = webhook.SystemClock{}
 	}
+	s := &Store{clock: clock, cleanup: func() error { return nil }}
+	if path == ":memory:" {
+		dir, err := os.MkdirTemp("", "hookstep-sqlite-")
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		s.cleanup = func() error { return os.RemoveAll(dir) }
+		path = filepath.Join(dir, "hookstep.db")
+	}
+	if err := s.open(ctx, path); err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) open(ctx context.Context, path string) error {
 	params := url.Values{
 		"_pragma": {
 			"busy_timeout(10000)", // wait for other processes' writes
 			"foreign_keys(1)",
 			"journal_mode(WAL)",
 			"synchronous(FULL)", // an acknowledged write survives power loss
+			// Savepoint and statement journals (and sorts) in memory: a
+			// group commit's savepoints would otherwise copy every page
+			// they change to a temporary file.
+			"temp_store(MEMORY)",
 		},
 		"_txlock": {"immediate"}, // take the write lock at BEGIN: no upgrade deadlocks
 	}
 	db, err := sql.Open("sqlite", path+"?"+params.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return err
 	}
-	// One connection: writes are serialised in this process, and a
-	// ":memory:" database is one database.
+	// One write connection, never closed while the Store is open.
 	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1) // never close it: that would drop a ":memory:" database
-	s := &Store{db: db, clock: clock}
-	if err := s.migrate(ctx); err != nil {
+	db.SetMaxIdleConns(1)
+	if err := migrate(ctx, db); err != nil {
 		_ = db.Close() // the migration error is the one to report
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return err
 	}
-	return s, nil
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+
+	// Read connections: created after the migration, so that they see
+	// the WAL journal mode it set.
+	rdb, err := sql.Open("sqlite", path+"?"+url.Values{"_pragma": {"busy_timeout(10000)", "query_only(1)", "temp_store(MEMORY)"}}.Encode())
+	if err != nil {
+		_ = conn.Close()
+		_ = db.Close()
+		return err
+	}
+	rdb.SetMaxOpenConns(readConns)
+	rdb.SetMaxIdleConns(readConns)
+	s.wdb, s.db, s.w, s.r = db, conn, newWriter(conn), &reader{db: rdb}
+	return nil
 }
 
-// Close closes the database.
+// Close waits for the writes in progress, then closes the database.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	err := errors.Join(s.w.close(), s.r.close(), s.wdb.Close(), s.cleanup())
+	if err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
@@ -91,8 +142,13 @@ func (s *Store) Close() error {
 
 // migrate applies the migrations the database has not seen yet, in one
 // transaction, and records the schema version in PRAGMA user_version.
-func (s *Store) migrate(ctx context.Context) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	err = func() error {
 		var version int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
@@ -110,10 +166,15 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("write schema version: %w", err)
 		}
 		return nil
-	})
+	}()
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
-// querier is what *sql.DB and *sql.Tx have in common.
+// querier is what the reader, the writer, *sql.DB and *sql.Tx have in
+// common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -125,18 +186,23 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// inTx runs fn in a transaction and commits it if fn returns nil. fn must
-// use tx, never s.db: the only connection is the transaction's.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+// inTx runs fn in a write transaction and returns once it has committed,
+// or fn's error (its writes rolled back). fn must use tx for every
+// statement: the write connection is tx's. Its statements are not
+// canceled with ctx (see conn.go).
+func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
+	return s.w.do(ctx, fn)
+}
+
+// exec runs one write statement in a transaction of its own.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.inTx(ctx, func(tx querier) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
 		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback() // fn's error is the one that matters
-		return err
-	}
-	return tx.Commit()
+	})
+	return res, err
 }
 
 // now is the store's clock in unix milliseconds, for expiry checks.

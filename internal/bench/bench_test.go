@@ -1,0 +1,275 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hookstep/hookstep/internal/dynamo"
+)
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := summarize(ds)
+	want := Latency{N: 100, P50: 50, P95: 95, P99: 99, Max: 100}
+	if got != want {
+		t.Errorf("summarize(1..100 ms) = %+v, want %+v", got, want)
+	}
+	if got := summarize(nil); got != (Latency{}) {
+		t.Errorf("summarize(nil) = %+v, want zero", got)
+	}
+}
+
+func TestMessageBodyIsValidJSONOfTheRequestedSize(t *testing.T) {
+	for _, size := range []int{100, 1024, 4096} {
+		var m struct {
+			EventType string          `json:"eventType"`
+			Payload   json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(messageBody(12345, size), &m); err != nil {
+			t.Fatalf("messageBody(%d): %v", size, err)
+		}
+		if m.EventType == "" || len(m.Payload) != size {
+			t.Errorf("messageBody(%d): event type %q, payload of %d bytes; want %d", size, m.EventType, len(m.Payload), size)
+		}
+	}
+}
+
+func TestBar(t *testing.T) {
+	for _, tc := range []struct {
+		frac float64
+		want string
+	}{{0, "[>         ]"}, {0.5, "[=====>    ]"}, {1, "[==========]"}, {2, "[==========]"}} {
+		if got := bar(tc.frac, 10); got != tc.want {
+			t.Errorf("bar(%v) = %q, want %q", tc.frac, got, tc.want)
+		}
+	}
+}
+
+// machine is a two-attempt delivery state machine shaped like the one the
+// stack generates (infra/stack/statemachine.go).
+const machine = `{
+  "StartAt": "Deliver1",
+  "States": {
+    "Deliver1": {"Type": "Task", "Resource": "arn:fn", "Next": "Outcome1"},
+    "Outcome1": {"Type": "Choice", "Choices": [
+      {"Variable": "$.result.outcome", "StringEquals": "delivered", "Next": "Done"},
+      {"Variable": "$.result.outcome", "StringEquals": "stop", "Next": "Done"},
+      {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.final", "BooleanEquals": true}], "Next": "MarkFailed"},
+      {"Variable": "$.result.outcome", "StringEquals": "retry", "Next": "Wait1"}], "Default": "UnknownOutcome"},
+    "Wait1": {"Type": "Wait", "Seconds": 5, "Next": "Deliver2"},
+    "Deliver2": {"Type": "Task", "Resource": "arn:fn", "Next": "Outcome2"},
+    "Outcome2": {"Type": "Choice", "Choices": [
+      {"Variable": "$.result.outcome", "StringEquals": "delivered", "Next": "Done"},
+      {"Variable": "$.result.outcome", "StringEquals": "stop", "Next": "Done"},
+      {"Variable": "$.result.outcome", "StringEquals": "retry", "Next": "MarkFailed"}], "Default": "UnknownOutcome"},
+    "MarkFailed": {"Type": "Task", "Resource": "arn:fn", "Parameters": {"action": "fail"}, "Next": "Exhausted"},
+    "Done": {"Type": "Succeed"},
+    "Exhausted": {"Type": "Fail"},
+    "UnknownOutcome": {"Type": "Fail"}
+  }
+}`
+
+func TestCountTransitions(t *testing.T) {
+	got, err := countTransitions([]byte(machine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Transitions{
+		Happy: Path{Transitions: 3, LambdaInvocations: 1, States: []string{"Deliver1", "Outcome1", "Done"}},
+		Exhausted: Path{Transitions: 8, LambdaInvocations: 3, States: []string{
+			"Deliver1", "Outcome1", "Wait1", "Deliver2", "Outcome2", "MarkFailed", "Exhausted"}},
+	}
+	want.Exhausted.Transitions = len(want.Exhausted.States)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("transitions (-want +got):\n%s", d)
+	}
+}
+
+func TestCountTransitionsRejectsWhatItCannotWalk(t *testing.T) {
+	for name, def := range map[string]string{
+		"unknown state":  `{"StartAt": "A", "States": {"A": {"Type": "Task", "Next": "B"}}}`,
+		"unknown type":   `{"StartAt": "A", "States": {"A": {"Type": "Map", "End": true}}}`,
+		"endless":        `{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}`,
+		"other variable": `{"StartAt": "A", "States": {"A": {"Type": "Choice", "Choices": [{"Variable": "$.x", "StringEquals": "y", "Next": "A"}]}}}`,
+	} {
+		if _, err := countTransitions([]byte(def)); err == nil {
+			t.Errorf("%s: got no error", name)
+		}
+	}
+}
+
+func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+// TestIndexMeterFollowsTheIndexWriteRules checks the meter against
+// DynamoDB's rules for global secondary index writes, on the real table
+// schema.
+func TestIndexMeterFollowsTheIndexWriteRules(t *testing.T) {
+	base := item{"pk": s("MSG#a#m"), "sk": s("D#e"), "status": s("pending")}
+	with := func(extra ...string) item {
+		it := item{}
+		for k, v := range base {
+			it[k] = v
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			it[extra[i]] = s(extra[i+1])
+		}
+		return it
+	}
+	inEndpoint := with(dynamo.AttrEndpointPK, "EP#a#e", dynamo.AttrEndpointSK, "D#m")
+	for _, tc := range []struct {
+		name          string
+		before, after item
+		want          float64
+	}{
+		{"new item in no index", nil, base, 0},
+		{"new item enters an index", nil, inEndpoint, 1},
+		{"projected attribute changes", inEndpoint, with(dynamo.AttrEndpointPK, "EP#a#e", dynamo.AttrEndpointSK, "D#m", "status", "success"), 1},
+		{"unprojected attribute changes", inEndpoint, with(dynamo.AttrEndpointPK, "EP#a#e", dynamo.AttrEndpointSK, "D#m", "body", "x"), 0},
+		{"index key changes", inEndpoint, with(dynamo.AttrEndpointPK, "EP#a#e", dynamo.AttrEndpointSK, "D#n"), 2},
+		{"item leaves the index", inEndpoint, base, 1},
+		{"item deleted", inEndpoint, nil, 1},
+		{"keys-only index: enters", base, with(dynamo.AttrSweepPK, "U#1", dynamo.AttrSweepSK, "1"), 1},
+		{"keys-only index: other attribute changes", with(dynamo.AttrSweepPK, "U#1", dynamo.AttrSweepSK, "1"), with(dynamo.AttrSweepPK, "U#1", dynamo.AttrSweepSK, "1", "status", "x"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newIndexMeter(nil, dynamo.TableSchema("t"))
+			m.account(tc.before, tc.after)
+			if m.units != tc.want {
+				t.Errorf("index write units = %v, want %v (writes %v)", m.units, tc.want, m.writes)
+			}
+		})
+	}
+}
+
+func TestEmulatorOutputParsing(t *testing.T) {
+	out := strings.Join([]string{
+		`26 Nov 2026 23:43:20,836 [INFO] (rapid) exec 'bootstrap' (cwd=/x, handler=)`,
+		`START RequestId: 1 Version: $LATEST`,
+		`26 Nov 2026 23:43:21,384 [INFO] (rapid) INIT REPORT(durationMs: 10.116000)`,
+		`{"time":"2026-11-26T23:43:21Z","level":"INFO","msg":"attempt"}`,
+		`26 Nov 2026 23:43:21,387 [INFO] (rapid) INVOKE RTDONE(status: success, produced bytes: 0, duration: 2.877000ms)`,
+		`END RequestId: 1`,
+		"REPORT RequestId: 1\tInit Duration: 0.02 ms\tDuration: 13.20 ms\tBilled Duration: 14 ms\t",
+		`26 Nov 2026 23:43:21,698 [INFO] (rapid) INVOKE RTDONE(status: success, produced bytes: 0, duration: 1.776000ms)`,
+		"REPORT RequestId: 2\tDuration: 2.04 ms\t",
+	}, "\n") + "\n"
+	e := &emulator{reports: make(chan invokeReport, 4)}
+	e.scan(strings.NewReader(out))
+	want := []invokeReport{
+		{Init: 10116 * time.Microsecond, Duration: 2877 * time.Microsecond},
+		{Duration: 1776 * time.Microsecond},
+	}
+	for i, w := range want {
+		if got := <-e.reports; got != w {
+			t.Errorf("report %d = %+v, want %+v", i, got, w)
+		}
+	}
+	if got, want := e.logBytes(), len(`{"time":"2026-11-26T23:43:21Z","level":"INFO","msg":"attempt"}`)+1; got != want {
+		t.Errorf("log bytes = %d, want %d", got, want)
+	}
+}
+
+func TestProcReaders(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc on this system")
+	}
+	for name, read := range map[string]func(int) (time.Duration, error){"procCPU": procCPU, "threadsCPU": threadsCPU} {
+		if _, err := read(os.Getpid()); err != nil {
+			t.Errorf("%s(self): %v", name, err)
+		}
+	}
+	if rss, err := procPeakRSS(os.Getpid()); err != nil || rss <= 0 {
+		t.Errorf("procPeakRSS(self) = %d, %v; want a positive size", rss, err)
+	}
+	if _, err := machineBusy(); err != nil {
+		t.Errorf("machineBusy: %v", err)
+	}
+}
+
+func TestCheckTargets(t *testing.T) {
+	r := &Report{Scenarios: []*ScenarioResult{
+		{Scenario: Scenario{Name: "fanout10"}, Delivery: DeliveryResult{PerSec: 4000}},
+		{Scenario: Scenario{Name: "ingest-f1"}, Ingest: IngestResult{PerSec: 2500, Latency: Latency{P99: 12}}},
+	}}
+	r.CheckTargets()
+	got := map[string]bool{}
+	for _, tc := range r.Targets {
+		got[tc.Name] = tc.Met
+	}
+	want := map[string]bool{
+		"≥ 5,000 deliveries/s sustained, fan-out 10":       false,
+		"≥ 2,000 accepted messages/s with API p99 ≤ 20 ms": true,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("targets met (-want +got):\n%s", d)
+	}
+	if r.Targets[0].Note != "missed by 1000/s (20%)" {
+		t.Errorf("note of the missed target = %q", r.Targets[0].Note)
+	}
+}
+
+// TestRunLocalSmoke builds the local-mode binary and runs a small
+// scenario with one failing endpoint against it: every message reaches the
+// healthy endpoints, and the report holds numbers for each part.
+func TestRunLocalSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the local-mode binary")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "hookstep")
+	build := exec.Command("go", "build", "-o", bin, "./functions/local")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sc := Scenario{Name: "smoke", FanOut: 3, Failing: 1, Messages: 30, Rate: 300, Env: map[string]string{"HOOKSTEP_RETRY_SCHEDULE": "0s,10ms"}}
+	var progress bytes.Buffer
+	res, err := RunLocal(context.Background(), LocalOptions{
+		Server: bin, Concurrency: 4, PayloadBytes: 256, Drain: time.Minute, WorkDir: t.TempDir(), Progress: &progress,
+	}, []Scenario{sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res[0]
+	if r.Ingest.Accepted != 30 || r.Delivery.Expected != 60 || r.Delivery.Delivered != 60 {
+		t.Errorf("accepted %d, delivered %d of %d; want 30, 60 of 60 (errors: %v)", r.Ingest.Accepted, r.Delivery.Delivered, r.Delivery.Expected, r.Errors)
+	}
+	// One attempt at each healthy endpoint, and at the failing one at
+	// least the first of its 3 (the run does not wait for the retries).
+	if n := r.Delivery.Attempts; n < 60+30 || n > 60+30*3 {
+		t.Errorf("attempts received = %d, want %d to %d", n, 60+30, 60+30*3)
+	}
+	if r.Ingest.Latency.N != 30 || r.Delivery.FirstAttempt.N != 60 || r.Server.PeakRSSMiB <= 0 {
+		t.Errorf("missing measurements: %+v %+v %+v", r.Ingest, r.Delivery, r.Server)
+	}
+	if !strings.Contains(progress.String(), "smoke") {
+		t.Errorf("no progress bar drawn; got %q", progress.String())
+	}
+	rep := &Report{StartedAt: time.Now(), Host: ThisHost(), Scenarios: res}
+	rep.WriteTable(io.Discard)
+	path, err := rep.WriteJSON(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if b, err := os.ReadFile(path); err != nil || json.Unmarshal(b, &back) != nil || len(back.Scenarios) != 1 {
+		t.Errorf("JSON report %s does not read back: %v", path, err)
+	}
+}

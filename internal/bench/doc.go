@@ -1,0 +1,43 @@
+// Package bench measures hookstep with numbers anyone can reproduce with
+// `make bench`: how fast local mode accepts and delivers messages, what
+// that costs in CPU and memory, how big and how quick to start the Lambda
+// functions are, and what the AWS deployment costs per million deliveries.
+//
+// It has three parts, each usable on its own (functions/bench wires them):
+//
+//   - Local: the real local-mode binary (functions/local) runs as a child
+//     process on 127.0.0.1 with a temporary data dir, so that its CPU time
+//     and peak RSS are read from /proc. Receivers are net/http servers in
+//     this process, one per endpoint. A load generator creates an app and
+//     its endpoints through the API and posts messages (~1 KiB payload) at
+//     a target rate or as fast as the API takes them. Each scenario gets a
+//     fresh server.
+//   - Lambda: the bootstrap binaries' sizes, their cold-start init time
+//     under the AWS Lambda Runtime Interface Emulator, and the deliver
+//     handler's CPU time per invocation (read from /proc, so the time spent
+//     waiting on the network is not in it).
+//   - Cost: DynamoDB capacity measured against dynalite for one message
+//     accepted by the API and for a delivery that succeeds or exhausts the
+//     schedule, Step Functions state transitions counted by walking the
+//     synthesized state machine, Lambda invocations and GB-seconds from
+//     measured durations, multiplied by AWS's published prices (Prices).
+//
+// What is measured, and how:
+//
+//   - API latency: from sending POST .../msg to reading the whole 202
+//     response, on a keep-alive connection.
+//   - accept→first attempt: from the message's timestamp (set by the server
+//     when it accepts the request; millisecond precision, truncated, so the
+//     figure errs high by less than 1 ms) to the moment the receiver gets
+//     the first request for that message. Only endpoints that answer 2xx
+//     count ("healthy"), so failing or hanging endpoints show as a change in
+//     the healthy endpoints' latency.
+//   - deliveries/s: first attempts that reached healthy endpoints, divided
+//     by the time from the first message sent to the last such attempt.
+//   - CPU seconds: the server process's user+system time over the scenario
+//     (from the first message to the last delivery), per 1,000 attempts
+//     made. Peak RSS is the server's VmHWM.
+//
+// The load generator and the receivers share the machine with the server:
+// on 2 cores their CPU is part of what bounds the numbers.
+package bench

@@ -1,0 +1,81 @@
+package bench
+
+import "fmt"
+
+// TargetCheck compares one measured number with its target.
+type TargetCheck struct {
+	Name     string `json:"name"`
+	Met      bool   `json:"met"`
+	Measured string `json:"measured"`
+	Note     string `json:"note,omitempty"`
+}
+
+// CheckTargets compares the report with the targets of the benchmark
+// issue; a target whose numbers were not measured is left out.
+func (r *Report) CheckTargets() {
+	r.Targets = nil
+	add := func(name string, met bool, measured, note string) {
+		r.Targets = append(r.Targets, TargetCheck{Name: name, Met: met, Measured: measured, Note: note})
+	}
+	sc := map[string]*ScenarioResult{}
+	for _, s := range r.Scenarios {
+		sc[s.Name] = s
+	}
+	if s := sc["fanout10"]; s != nil {
+		v := s.Delivery.PerSec
+		add("≥ 5,000 deliveries/s sustained, fan-out 10", v >= 5000, fmt.Sprintf("%.0f/s", v), shortfall(v, 5000, "/s"))
+	}
+	if s := sc["ingest-f1"]; s != nil {
+		v, p99 := s.Ingest.PerSec, s.Ingest.Latency.P99
+		add("≥ 2,000 accepted messages/s with API p99 ≤ 20 ms", v >= 2000 && p99 <= 20, fmt.Sprintf("%.0f/s, p99 %.1f ms", v, p99), "")
+	}
+	if s := sc["latency-500"]; s != nil {
+		v := s.Delivery.FirstAttempt.P99
+		add("accept→first attempt p99 ≤ 50 ms at 500 messages/s", v <= 50 && s.Ingest.PerSec >= 490, fmt.Sprintf("%.1f ms at %.0f/s", v, s.Ingest.PerSec), "")
+	}
+	if h, f := sc["healthy-f10"], sc["failing-10pct"]; h != nil && f != nil && h.Delivery.FirstAttempt.P99 > 0 {
+		k := f.Delivery.FirstAttempt.P99 / h.Delivery.FirstAttempt.P99
+		add("healthy-endpoint p99 with 10% failing ≤ 1.5× all-healthy", k <= 1.5,
+			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", f.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), "")
+	}
+	if h, g := sc["healthy-f10"], sc["hanging-1"]; h != nil && g != nil && h.Delivery.FirstAttempt.P99 > 0 {
+		k := g.Delivery.FirstAttempt.P99 / h.Delivery.FirstAttempt.P99
+		add("(same bound, 1 hanging endpoint; not an issue target)", k <= 1.5,
+			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", g.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), "")
+	}
+	if c := r.Cost; c != nil {
+		t := c.Transitions.Happy.Transitions
+		add("≤ 4 state transitions per happy delivery", t <= 4, fmt.Sprintf("%d", t), "")
+		u := c.DynamoDB.DeliverHappy.WriteUnits()
+		add("≤ 4 DynamoDB write units per happy delivery (deliver)", u <= 4,
+			fmt.Sprintf("%.1f (%.0f table + %.0f index)", u, c.DynamoDB.DeliverHappy.TableWriteUnits, c.DynamoDB.DeliverHappy.IndexWriteUnits),
+			fmt.Sprintf("the API adds %.1f per message at fan-out 1", c.DynamoDB.APIFanOut1.WriteUnits()))
+	}
+	if l := r.Lambda; l != nil {
+		for _, f := range l.Functions {
+			add(fmt.Sprintf("%s: cold-start init ≤ 50 ms", f.Name), f.ColdStart.P50 <= 50 && f.ColdStart.N > 0,
+				fmt.Sprintf("p50 %.1f ms, max %.1f ms", f.ColdStart.P50, f.ColdStart.Max), shortfall(-f.ColdStart.P50, -50, " ms"))
+			add(fmt.Sprintf("%s: binary ≤ 15 MB", f.Name), f.ReleaseBytes <= 15e6, fmt.Sprintf("%.2f MB (arm64)", mb(f.ReleaseBytes)), "")
+		}
+	}
+}
+
+// shortfall says by how much v misses target (for "at least" targets;
+// negate both for "at most").
+func shortfall(v, target float64, unit string) string {
+	if v >= target || target == 0 {
+		return ""
+	}
+	d := target - v
+	if d < 0 {
+		d = -d
+	}
+	return fmt.Sprintf("missed by %.0f%s (%.0f%%)", d, unit, 100*d/abs(target))
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

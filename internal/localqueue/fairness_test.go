@@ -1,0 +1,117 @@
+package localqueue
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+func refTo(endpoint string, i int) webhook.Ref {
+	return webhook.Ref{AppID: "app_1", MsgID: fmt.Sprintf("msg_%d", i), EndpointID: endpoint}
+}
+
+func TestSharesAdmitParkAndDrop(t *testing.T) {
+	const slowAfter = time.Second
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
+	s := newShares(2, 1, slowAfter)
+	for i, want := range []admission{runNow, runNow, parked, parked, dropped} {
+		if got := s.admit(c(i), at(time.Duration(i))); got != want {
+			t.Errorf("admit #%d with share 2: got %v, want %v", i, got, want)
+		}
+	}
+	// A quick attempt passes its slot to the first parked delivery.
+	next, ok := s.done("ep_1", at(0), at(time.Millisecond))
+	if !ok || next.ref != c(2).ref {
+		t.Fatalf("done (quick): got %v, %v; want the first parked delivery", next.ref, ok)
+	}
+	// An attempt in flight for slowAfter makes the endpoint slow, share
+	// 1, before it ends: the surplus parked is shed.
+	if got := s.shed(at(slowAfter + time.Millisecond)); len(got) != 0 {
+		t.Errorf("shed with one parked, at the slow share: got %d, want none", len(got))
+	}
+	if got := s.admit(c(5), at(slowAfter+time.Millisecond)); got != dropped {
+		t.Errorf("admit to a slow endpoint at its share with one parked: got %v, want dropped", got)
+	}
+	// With 2 in flight and share 1, a finished slot is freed, not passed.
+	if next, ok := s.done("ep_1", at(1), at(slowAfter+1)); ok {
+		t.Errorf("done (slow) with 2 in flight and share 1: passed the slot to %v, want it freed", next.ref)
+	}
+	// The last attempt in flight hands over to the parked one even though
+	// the endpoint is slow: parked deliveries are never stranded.
+	if next, ok := s.done("ep_1", at(time.Millisecond), at(2*slowAfter)); !ok || next.ref != c(3).ref {
+		t.Errorf("done (slow, last in flight): got %v, %v; want the parked delivery", next.ref, ok)
+	}
+	// Skipping it frees the slot; a quick attempt later makes the
+	// endpoint healthy again, and then it is forgotten.
+	if _, ok := s.skip("ep_1", at(2*slowAfter), at(2*slowAfter)); ok {
+		t.Error("skip with nothing parked passed the slot on")
+	}
+	if got := s.admit(c(6), at(3*slowAfter)); got != runNow {
+		t.Fatalf("admit after the endpoint went idle: got %v, want runNow", got)
+	}
+	s.done("ep_1", at(3*slowAfter), at(3*slowAfter+time.Millisecond))
+	if len(s.eps) != 0 {
+		t.Errorf("an idle healthy endpoint is still tracked: %+v", s.eps["ep_1"])
+	}
+}
+
+// TestHangingEndpointLeavesWorkersToOthers has one endpoint whose
+// attempts hang and one that answers at once: the hanging one holds at
+// most its share of the workers, and the other's deliveries all run
+// meanwhile.
+func TestHangingEndpointLeavesWorkersToOthers(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	const n = 40
+	for i := range n {
+		store.set(refTo("ep_hang", i), time.Now())
+		store.set(refTo("ep_ok", i), time.Now())
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	hanging, peakHanging, ok := 0, 0, 0
+	_, stop := start(t, store, func(ctx context.Context, r webhook.Ref) error {
+		if r.EndpointID == "ep_hang" {
+			mu.Lock()
+			hanging++
+			peakHanging = max(peakHanging, hanging)
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			hanging--
+			mu.Unlock()
+			return nil
+		}
+		store.done(r)
+		mu.Lock()
+		ok++
+		mu.Unlock()
+		return nil
+	}, Config{Workers: 4, EndpointShare: 2, SlowShare: 1, SlowAfter: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
+	defer stop()
+	defer close(release)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		done := ok
+		mu.Unlock()
+		if done == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ran %d of the %d deliveries to the healthy endpoint while the other hung", done, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peakHanging > 2 {
+		t.Errorf("the hanging endpoint held %d workers at once, want at most its share of 2", peakHanging)
+	}
+}

@@ -1,0 +1,321 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Group commit.
+//
+// Every write runs on one connection. A caller hands its write (a
+// function, inTx) to the writer, which queues it. The caller at the head
+// of the queue is the leader: it takes every write queued (its own
+// first), runs them in one transaction, each in its own SAVEPOINT,
+// commits once — one WAL append and one fsync for the whole group instead
+// of one per write — and wakes the others, then hands the lead to the
+// next caller in the queue, if any. A write whose function fails is
+// rolled back to its savepoint, alone; a write returns only after the
+// commit that made it durable, so synchronous=FULL still means what it
+// says. Under load the groups grow by themselves (writes queue while a
+// commit is being synced); alone, a write runs in its caller's goroutine
+// with no hand-off at all, and without savepoint.
+//
+// Statements in a group are not canceled by their caller's context: SQLite
+// rolls back the whole transaction when an INSERT, UPDATE or DELETE is
+// interrupted, which would undo the other callers' writes. A caller whose
+// context ends before its turn is skipped; once started, a write (a
+// handful of statements) runs to the end.
+
+// maxGroup bounds the writes committed together, and so the time a
+// group holds the write lock.
+const maxGroup = 256
+
+// maxStmts bounds each connection's cache of prepared statements; beyond
+// it statements are prepared per use. The Store's statements are a fixed
+// set, well under it; lists with IN (...) filters of varying length are
+// the only open-ended ones.
+const maxStmts = 512
+
+var errClosed = errors.New("sqlite: store is closed")
+
+// writeOp is one caller's write, waiting in the queue.
+type writeOp struct {
+	ctx   context.Context
+	fn    func(tx querier) error
+	err   error
+	panic any
+	done  bool          // set (under writer.mu) once committed or failed
+	wake  chan struct{} // signaled when done, or when the op leads
+}
+
+// writer owns the write connection. Only the leader of the moment uses
+// conn and stmts.
+type writer struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+
+	mu     sync.Mutex
+	queue  []*writeOp // waiting; queue[0] leads
+	closed bool
+	idle   chan struct{} // closed when closed and the queue is empty
+}
+
+func newWriter(conn *sql.Conn) *writer {
+	return &writer{conn: conn, stmts: map[string]*sql.Stmt{}, idle: make(chan struct{})}
+}
+
+// do runs fn in a write transaction and returns once that transaction
+// has committed (nil) or fn's error, or the commit's.
+func (w *writer) do(ctx context.Context, fn func(tx querier) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errClosed
+	}
+	w.queue = append(w.queue, op)
+	leads := len(w.queue) == 1
+	w.mu.Unlock()
+	if !leads {
+		<-op.wake
+		w.mu.Lock()
+		done := op.done
+		w.mu.Unlock()
+		if !done {
+			w.lead() // op is at the head now
+		}
+	} else {
+		w.lead()
+	}
+	if op.panic != nil {
+		panic(op.panic)
+	}
+	return op.err
+}
+
+// lead commits the writes queued, from the head (the caller's own), and
+// passes the lead on.
+func (w *writer) lead() {
+	w.mu.Lock()
+	group := append([]*writeOp(nil), w.queue[:min(len(w.queue), maxGroup)]...)
+	w.mu.Unlock()
+
+	w.commit(group)
+
+	w.mu.Lock()
+	for _, op := range group {
+		op.done = true
+	}
+	w.queue = w.queue[len(group):]
+	var next *writeOp
+	if len(w.queue) > 0 {
+		next = w.queue[0]
+	} else {
+		w.queue = nil // let the array go
+		if w.closed {
+			close(w.idle)
+		}
+	}
+	w.mu.Unlock()
+	for _, op := range group[1:] { // group[0] is the caller
+		op.wake <- struct{}{}
+	}
+	if next != nil {
+		next.wake <- struct{}{}
+	}
+}
+
+// close waits for the writes queued, then closes the connection; later
+// writes fail.
+func (w *writer) close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	if len(w.queue) == 0 {
+		close(w.idle)
+	}
+	w.mu.Unlock()
+	<-w.idle
+	var errs []error
+	for _, st := range w.stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, w.conn.Close())...)
+}
+
+// commit runs a group of writes in one transaction and sets each one's
+// result.
+func (w *writer) commit(group []*writeOp) {
+	if _, err := w.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		for _, op := range group {
+			op.err = err
+		}
+		return
+	}
+	savepoints := len(group) > 1
+	committed := 0 // writes that succeeded
+	var abort error
+	for _, op := range group {
+		if op.err = op.ctx.Err(); op.err != nil {
+			continue
+		}
+		if !savepoints {
+			if op.err = w.run(op); op.err == nil {
+				committed++
+			}
+			break
+		}
+		if _, abort = w.ExecContext(context.Background(), "SAVEPOINT w"); abort != nil {
+			break
+		}
+		if op.err = w.run(op); op.err != nil {
+			// If the error ended the transaction (I/O error, disk
+			// full), the rollback fails: the whole group is off.
+			if _, abort = w.ExecContext(context.Background(), "ROLLBACK TO w"); abort != nil {
+				break
+			}
+		} else {
+			committed++
+		}
+		if _, abort = w.ExecContext(context.Background(), "RELEASE w"); abort != nil {
+			break
+		}
+	}
+	if abort == nil && committed > 0 {
+		_, abort = w.ExecContext(context.Background(), "COMMIT")
+		if abort == nil {
+			return
+		}
+		abort = fmt.Errorf("commit: %w", abort)
+	}
+	// Nothing to commit, or the group failed: every write that had
+	// succeeded (or not run) shares the failure.
+	_, _ = w.ExecContext(context.Background(), "ROLLBACK") // fails harmlessly when SQLite rolled back already
+	if abort == nil {
+		return
+	}
+	// A write that failed on its own keeps its error: nothing of it
+	// remains either way.
+	for _, op := range group {
+		if op.err == nil {
+			op.err = abort
+		}
+	}
+}
+
+// run calls op's function. A panic is taken back to the caller's
+// goroutine (do), as if the caller had run the function itself.
+func (w *writer) run(op *writeOp) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			op.panic = v
+			err = fmt.Errorf("sqlite: write panicked: %v", v)
+		}
+	}()
+	return op.fn(w)
+}
+
+// stmt returns the statement prepared for query, preparing it on first
+// use; nil once the cache is full.
+func (w *writer) stmt(query string) *sql.Stmt {
+	if st, ok := w.stmts[query]; ok {
+		return st
+	}
+	if len(w.stmts) >= maxStmts {
+		return nil
+	}
+	st, err := w.conn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil // run unprepared; the error shows there
+	}
+	w.stmts[query] = st
+	return st
+}
+
+// The writer is the querier that write functions get. Its statements
+// ignore the caller's context (see above).
+
+func (w *writer) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
+	if st := w.stmt(query); st != nil {
+		return st.ExecContext(context.Background(), args...)
+	}
+	return w.conn.ExecContext(context.Background(), query, args...)
+}
+
+func (w *writer) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := w.stmt(query); st != nil {
+		return st.QueryContext(context.Background(), args...)
+	}
+	return w.conn.QueryContext(context.Background(), query, args...)
+}
+
+func (w *writer) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
+	if st := w.stmt(query); st != nil {
+		return st.QueryRowContext(context.Background(), args...)
+	}
+	return w.conn.QueryRowContext(context.Background(), query, args...)
+}
+
+// reader runs reads on a pool of read-only connections, with statements
+// prepared once (per connection, by database/sql).
+type reader struct {
+	db    *sql.DB
+	stmts sync.Map // query → *sql.Stmt
+	n     atomic.Int32
+}
+
+func (r *reader) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := r.stmts.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
+	if r.n.Load() >= maxStmts {
+		return nil
+	}
+	st, err := r.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run unprepared; the error shows there
+	}
+	if prev, loaded := r.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	r.n.Add(1)
+	return st
+}
+
+func (r *reader) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.db.ExecContext(ctx, query, args...) // query_only: refused
+}
+
+func (r *reader) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := r.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return r.db.QueryContext(ctx, query, args...)
+}
+
+func (r *reader) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := r.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return r.db.QueryRowContext(ctx, query, args...)
+}
+
+func (r *reader) close() error {
+	var errs []error
+	r.stmts.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
+	return errors.Join(append(errs, r.db.Close())...)
+}
