@@ -80,7 +80,7 @@ type AttemptFilter struct {
 	After           time.Time
 }
 
-// AttemptResult is what one attempt changes, applied atomically by
+// AttemptResult is what one attempt changes, applied by
 // Store.RecordAttempt: the attempt itself, the delivery's next state, and
 // the endpoint's health.
 type AttemptResult struct {
@@ -197,7 +197,9 @@ type Store interface {
 	ListEndpoints(ctx context.Context, appID string, opts ListOptions) (Page[Endpoint], error)
 
 	// CreateMessage stores a message and its deliveries (each Pending,
-	// undispatched) atomically. Conflict if the message has an EventID
+	// undispatched). Readers never see the message without its deliveries:
+	// the message is the commit point (SQLite: one transaction; DynamoDB:
+	// deliveries first, the message last, see internal/dynamo). Conflict if the message has an EventID
 	// already used by a message of the app in the 24 hours before it;
 	// NotFound if the app does not exist. The deliveries were chosen from
 	// a list of the app's endpoints read before the call, so an endpoint
@@ -228,8 +230,10 @@ type Store interface {
 	// time, oldest first, across all apps.
 	ListUndispatched(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
 	// RecordAttempt stores an attempt and applies its result (see
-	// AttemptResult) to the delivery and to the endpoint's health in one
-	// atomic step: a success clears FailingSince, a failure sets it to the
+	// AttemptResult) to the delivery and to the endpoint's health, the
+	// delivery update last and conditional, so that exactly one of two
+	// racing results applies (SQLite: one transaction; DynamoDB: ordered
+	// conditional writes). A success clears FailingSince, a failure sets it to the
 	// attempt's time when it is zero. The endpoint's UpdatedAt is left
 	// alone: health changes often and must not make a concurrent
 	// UpdateEndpoint stale. It returns the delivery as it is
