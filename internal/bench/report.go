@@ -73,6 +73,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Scenarios) > 0 {
 		fmt.Fprintln(w, "Local mode (one server per scenario; latencies in ms; CPU = server CPU seconds per 1,000 deliveries)")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "(other CPU %: what other processes on the machine took; above a few percent the run is noisy)")
 		fmt.Fprintln(tw, "scenario\tfan-out\tmsgs\ttarget/s\taccepted/s\tAPI p50\tp95\tp99\tdeliveries/s\taccept→1st p50\tp95\tp99\tCPU/1k\tpeak RSS MiB\tother CPU %\t")
 		for _, s := range r.Scenarios {
 			target := "max"

@@ -36,12 +36,12 @@ func (r *Report) CheckTargets() {
 	if h, f := sc["healthy-f10"], sc["failing-10pct"]; h != nil && f != nil && h.Delivery.FirstAttempt.P99 > 0 {
 		k := f.Delivery.FirstAttempt.P99 / h.Delivery.FirstAttempt.P99
 		add("healthy-endpoint p99 with 10% failing ≤ 1.5× all-healthy", k <= 1.5,
-			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", f.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), "")
+			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", f.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), noisy(r.Host, h, f))
 	}
 	if h, g := sc["healthy-f10"], sc["hanging-1"]; h != nil && g != nil && h.Delivery.FirstAttempt.P99 > 0 {
 		k := g.Delivery.FirstAttempt.P99 / h.Delivery.FirstAttempt.P99
 		add("(same bound, 1 hanging endpoint; not an issue target)", k <= 1.5,
-			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", g.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), "")
+			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", g.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), noisy(r.Host, h, g))
 	}
 	if c := r.Cost; c != nil {
 		t := c.Transitions.Happy.Transitions
@@ -78,4 +78,20 @@ func abs(v float64) float64 {
 		return -v
 	}
 	return v
+}
+
+// noisy warns when another process took more than 5% of the machine
+// during one of the scenarios a comparison rests on: the tails then say
+// more about the neighbours than about hookstep. (A neighbour's disk I/O
+// does not show here, and disturbs the tails as much: run again when in
+// doubt.)
+func noisy(h Host, scs ...*ScenarioResult) string {
+	for _, s := range scs {
+		if s.Server.Elapsed > 0 && h.CPUs > 0 {
+			if other := 100 * s.Server.OtherCPUSeconds / (s.Server.Elapsed * float64(h.CPUs)); other > 5 {
+				return fmt.Sprintf("noisy: other processes took %.0f%% of the machine during %s; run again", other, s.Name)
+			}
+		}
+	}
+	return ""
 }
