@@ -19,7 +19,7 @@ import (
 // It keeps no state between calls but a capacity tally, and is safe for
 // concurrent use.
 type Store struct {
-	client *dynamodb.Client
+	client client
 	table  string
 	clock  webhook.Clock
 
@@ -36,7 +36,38 @@ func New(client *dynamodb.Client, table string, clock webhook.Clock) *Store {
 	if clock == nil {
 		clock = webhook.SystemClock{}
 	}
-	return &Store{client: client, table: table, clock: clock}
+	return &Store{client: newClient(client), table: table, clock: clock}
+}
+
+// client is the part of the DynamoDB API a Store uses, held as method
+// values rather than as the *dynamodb.Client. The api binary links
+// html/template, whose reflection (MethodByName) makes the linker keep
+// every exported method of a type converted to an interface and of the
+// types its fields hold. A Store is a webhook.Store, so a *dynamodb.Client
+// field kept all 63 DynamoDB operations and their serializers: 1.4 MB of
+// the stripped api binary. A closure's captured client is out of the
+// linker's sight.
+type client struct {
+	getItem        func(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	putItem        func(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	updateItem     func(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	deleteItem     func(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	query          func(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	batchGetItem   func(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	batchWriteItem func(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+// newClient returns the methods of c a Store calls.
+func newClient(c *dynamodb.Client) client {
+	return client{
+		getItem:        c.GetItem,
+		putItem:        c.PutItem,
+		updateItem:     c.UpdateItem,
+		deleteItem:     c.DeleteItem,
+		query:          c.Query,
+		batchGetItem:   c.BatchGetItem,
+		batchWriteItem: c.BatchWriteItem,
+	}
 }
 
 // Capacity is DynamoDB capacity as the service reports it per request
@@ -312,7 +343,7 @@ func wrapf(err error, format string, args ...any) error {
 // Requests. Each one names the table and asks for its consumed capacity.
 
 func (s *Store) getItem(ctx context.Context, k key, consistent bool) (item, bool, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+	out, err := s.client.getItem(ctx, &dynamodb.GetItemInput{
 		TableName:              &s.table,
 		Key:                    k.item(),
 		ConsistentRead:         aws.Bool(consistent),
@@ -328,7 +359,7 @@ func (s *Store) getItem(ctx context.Context, k key, consistent bool) (item, bool
 func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.PutItem(ctx, in)
+	out, err := s.client.putItem(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +370,7 @@ func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) (*dynamo
 func (s *Store) updateItem(ctx context.Context, in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.UpdateItem(ctx, in)
+	out, err := s.client.updateItem(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +381,7 @@ func (s *Store) updateItem(ctx context.Context, in *dynamodb.UpdateItemInput) (*
 func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.DeleteItem(ctx, in)
+	out, err := s.client.deleteItem(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +392,7 @@ func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) (*
 func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.Query(ctx, in)
+	out, err := s.client.query(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +436,7 @@ func (s *Store) getMany(ctx context.Context, keys []key, consistent bool) ([]ite
 			if err := backoff(ctx, try); err != nil {
 				return nil, err
 			}
-			out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+			out, err := s.client.batchGetItem(ctx, &dynamodb.BatchGetItemInput{
 				RequestItems:           pending,
 				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 			})
@@ -438,7 +469,7 @@ func (s *Store) writeMany(ctx context.Context, writes []types.WriteRequest) erro
 			if err := backoff(ctx, try); err != nil {
 				return err
 			}
-			out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+			out, err := s.client.batchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 				RequestItems:           pending,
 				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 			})
