@@ -68,7 +68,7 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		Logger:   logger,
 	}
 	if cfg.StateMachineARN != "" {
-		svc.Dispatcher = sfn.New(awssfn.NewFromConfig(awsCfg), cfg.StateMachineARN)
+		svc.Dispatcher = sfn.New(awssfn.NewFromConfig(awsCfg).StartExecution, cfg.StateMachineARN)
 	}
 	return &Services{
 		Config:   cfg,

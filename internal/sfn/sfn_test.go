@@ -26,7 +26,7 @@ func newDispatcher(t *testing.T) (*sfn.Dispatcher, *sfntest.Server) {
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		RetryMaxAttempts: 1,
 	})
-	return sfn.New(client, arn), fake
+	return sfn.New(client.StartExecution, arn), fake
 }
 
 var ref = webhook.Ref{AppID: "app_2Q", MsgID: "msg_2QabcDEF", EndpointID: "ep_2Qxyz", Run: 0}
