@@ -32,7 +32,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	tokenHash, err := lambdafn.AdminTokenHash(ctx, secretsmanager.NewFromConfig(s.AWS), s.Config.AdminTokenSecretARN)
+	tokenHash, err := lambdafn.AdminTokenHash(ctx, secretsmanager.NewFromConfig(s.AWS).GetSecretValue, s.Config.AdminTokenSecretARN)
 	if err != nil {
 		return err
 	}

@@ -328,12 +328,12 @@ func (s *secrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecret
 
 func TestAdminTokenHash(t *testing.T) {
 	s := &secrets{value: aws.String("hsk_abc\n")}
-	h, err := AdminTokenHash(context.Background(), s, "arn:secret")
+	h, err := AdminTokenHash(context.Background(), s.GetSecretValue, "arn:secret")
 	if err != nil || h != authtoken.Hash("hsk_abc") || s.asked != "arn:secret" {
 		t.Errorf("got %x, %v (asked %q)", h, err, s.asked)
 	}
 	for _, bad := range []*secrets{{value: aws.String(" ")}, {value: nil}, {err: errors.New("AccessDenied")}} {
-		if _, err := AdminTokenHash(context.Background(), bad, "arn:secret"); err == nil {
+		if _, err := AdminTokenHash(context.Background(), bad.GetSecretValue, "arn:secret"); err == nil {
 			t.Errorf("secret %+v: want an error", bad)
 		}
 	}
