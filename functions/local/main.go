@@ -105,10 +105,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 			go func() { defer bg.Done(); task(ctx) }()
 		},
 	}
-	queue := localqueue.New(store, func(ctx context.Context, ref webhook.Ref) error {
-		_, err := svc.Attempt(ctx, ref)
-		return err
-	}, clock, logger, localqueue.Config{
+	queue := localqueue.New(store, svc.AttemptNext, clock, logger, localqueue.Config{
 		Workers: cfg.Workers, Lease: cfg.HTTPTimeout + 30*time.Second,
 		// An attempt: the POST's budget, and the reads and the write
 		// around it (milliseconds; seconds leave a wide margin).

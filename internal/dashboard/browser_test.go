@@ -65,10 +65,7 @@ func startStack(t *testing.T) *stack {
 			go func() { defer bg.Done(); task(ctx) }()
 		},
 	}
-	queue := localqueue.New(store, func(ctx context.Context, ref webhook.Ref) error {
-		_, err := svc.Attempt(ctx, ref)
-		return err
-	}, clock, logger, localqueue.Config{Workers: 4, Lease: 30 * time.Second, Poll: 50 * time.Millisecond})
+	queue := localqueue.New(store, svc.AttemptNext, clock, logger, localqueue.Config{Workers: 4, Lease: 30 * time.Second, Poll: 50 * time.Millisecond})
 	svc.Dispatcher = queue
 	bg.Add(1)
 	go func() { defer bg.Done(); queue.Run(ctx) }()

@@ -53,8 +53,11 @@ type Result struct {
 	Attempt    int           `json:"attempt,omitempty"`    // 1-based number of the attempt within its run
 	StatusCode int           `json:"statusCode,omitempty"` // 0 when no response arrived
 	Wait       time.Duration `json:"-"`
-	WaitSec    int64         `json:"waitSeconds,omitempty"`
-	Final      bool          `json:"final"` // no further attempt of this run will be made
+	// NextAttemptAt is when the next attempt is due, on a Retry that is
+	// not Final.
+	NextAttemptAt time.Time `json:"-"`
+	WaitSec       int64     `json:"waitSeconds,omitempty"`
+	Final         bool      `json:"final"` // no further attempt of this run will be made
 }
 
 // Sender makes the signed HTTP request of one attempt (internal/sender).
@@ -110,15 +113,50 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		}
 		opts.Cursor = page.Items[len(page.Items)-1].ID
 	}
+	var take func([]webhook.Ref)
+	if h, ok := s.Dispatcher.(Holder); ok && len(deliveries) > 0 {
+		if until, t, ok := h.Hold(len(deliveries), s.Clock.Now()); ok {
+			take = t
+			for i := range deliveries {
+				deliveries[i].NextAttemptAt = until
+			}
+		}
+	}
 	if err := s.Store.CreateMessage(ctx, msg, deliveries); err != nil {
+		if take != nil {
+			take(nil)
+		}
 		return err
 	}
 	refs := make([]webhook.Ref, len(deliveries))
 	for i := range deliveries {
 		refs[i] = deliveries[i].Ref()
 	}
+	if take != nil {
+		take(refs)
+		s.markDispatched(ctx, refs)
+		return nil
+	}
 	s.dispatchAll(ctx, refs)
 	return nil
+}
+
+// Holder is a Dispatcher that makes the first attempts of new messages
+// itself, from memory: the local queue. Publish asks it to hold a
+// message's deliveries before storing them; when it has room, they are
+// stored claimed until the time it returns (their NextAttemptAt), so that
+// no worker claims them from the store, and handed over with take once
+// stored. The first attempt then waits for no write but the message's
+// own. Should the process die first, the claims run out and the
+// deliveries are due like any other; nothing is lost.
+type Holder interface {
+	webhook.Dispatcher
+	// Hold reserves room for n deliveries claimed at now. With room, it
+	// returns when their claim ends and take, which hands the stored
+	// deliveries over — or gives the room back when called with nil
+	// (the message was not stored). ok is false when there is no room:
+	// Publish then stores the deliveries due and dispatches them.
+	Hold(n int, now time.Time) (until time.Time, take func([]webhook.Ref), ok bool)
 }
 
 // BatchMarker is implemented by stores that mark several runs dispatched
@@ -132,13 +170,6 @@ type BatchMarker interface {
 // dispatchAll dispatches runs and records that they were taken, logging
 // failures as dispatchLogged does.
 func (s *Service) dispatchAll(ctx context.Context, refs []webhook.Ref) {
-	bm, ok := s.Store.(BatchMarker)
-	if !ok || len(refs) < 2 {
-		for _, ref := range refs {
-			s.dispatchLogged(ctx, ref)
-		}
-		return
-	}
 	taken := refs[:0:0]
 	for _, ref := range refs {
 		if err := s.Dispatcher.Dispatch(ctx, ref); err != nil {
@@ -148,9 +179,27 @@ func (s *Service) dispatchAll(ctx context.Context, refs []webhook.Ref) {
 		}
 		taken = append(taken, ref)
 	}
-	if err := bm.MarkDispatchedBatch(ctx, taken); err != nil {
+	s.markDispatched(ctx, taken)
+}
+
+// markDispatched records that runs were taken by the Dispatcher, in one
+// write when the store can, and logs a failure: the sweeper re-drives
+// what stays undispatched.
+func (s *Service) markDispatched(ctx context.Context, refs []webhook.Ref) {
+	if len(refs) == 0 {
+		return
+	}
+	var err error
+	if bm, ok := s.Store.(BatchMarker); ok {
+		err = bm.MarkDispatchedBatch(ctx, refs)
+	} else {
+		for _, ref := range refs {
+			err = errors.Join(err, s.Store.MarkDispatched(ctx, ref))
+		}
+	}
+	if err != nil {
 		s.Logger.Warn("dispatch not recorded; the sweeper will re-drive it",
-			"msg_id", refs[0].MsgID, "runs", len(taken), "err", err)
+			"msg_id", refs[0].MsgID, "runs", len(refs), "err", err)
 	}
 }
 
@@ -276,6 +325,13 @@ func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID st
 	return true, nil
 }
 
+// AttemptNext is Attempt for the local queue (localqueue.AttemptFunc): it
+// returns when the run's next attempt is due, zero when there is none.
+func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref) (time.Time, error) {
+	res, err := s.Attempt(ctx, ref)
+	return res.NextAttemptAt, err
+}
+
 // Attempt makes one attempt of the run ref: it loads the delivery, the
 // endpoint and the message, signs and POSTs the payload, records the
 // attempt, and says what should happen next. An error means the attempt
@@ -356,7 +412,7 @@ func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) 
 	case more:
 		res.Attempt.Status, res.Status = webhook.StatusFail, webhook.StatusSending
 		res.NextAttemptAt = end.Add(wait)
-		out.Outcome, out.Wait, out.WaitSec = Retry, wait, int64(wait/time.Second)
+		out.Outcome, out.Wait, out.WaitSec, out.NextAttemptAt = Retry, wait, int64(wait/time.Second), res.NextAttemptAt
 	default:
 		res.Attempt.Status, res.Status = webhook.StatusFail, webhook.StatusFail
 		out.Outcome, out.Final = Retry, true

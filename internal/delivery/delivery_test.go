@@ -439,3 +439,64 @@ func TestAttemptStopsWhenTheEndpointIsDeletedMidFlight(t *testing.T) {
 		t.Fatalf("got %+v, %v; want stop", res, err)
 	}
 }
+
+// holder is a dispatcher that holds new deliveries while it has room.
+type holder struct {
+	dispatcher
+	room  int
+	lease time.Duration
+	takes [][]webhook.Ref // what each take got; nil: the room given back
+}
+
+func (h *holder) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool) {
+	if n > h.room {
+		return time.Time{}, nil, false
+	}
+	h.room -= n
+	return now.Add(h.lease), func(refs []webhook.Ref) {
+		h.room += n - len(refs)
+		h.takes = append(h.takes, refs)
+	}, true
+}
+
+func TestPublishHandsNewDeliveriesToAHolder(t *testing.T) {
+	f := newFixture(t)
+	h := &holder{room: 3, lease: 45 * time.Second}
+	f.svc.Dispatcher = h
+	a, b := f.endpoint(t, nil), f.endpoint(t, nil)
+
+	// With room: stored claimed for the lease, taken, marked dispatched,
+	// and not dispatched through the store.
+	msg := f.publish(t, "v1.end_user.created")
+	if len(h.takes) != 1 || len(h.takes[0]) != 2 || len(h.refs) != 0 {
+		t.Fatalf("got takes %v and dispatches %v, want one take of 2 runs and no dispatch", h.takes, h.refs)
+	}
+	for _, ep := range []*webhook.Endpoint{a, b} {
+		d := f.delivery(t, msg.ID, ep.ID)
+		if want := f.clock.Now().Add(h.lease); !d.NextAttemptAt.Equal(want) || !d.Dispatched || d.Status != webhook.StatusPending {
+			t.Errorf("held delivery to %s: got next %v dispatched %v status %s, want next %v, dispatched, pending",
+				ep.ID, d.NextAttemptAt, d.Dispatched, d.Status, want)
+		}
+	}
+	if h.room != 1 {
+		t.Errorf("room left %d, want 1", h.room)
+	}
+
+	// Without room: stored due now and dispatched as usual.
+	late := f.publish(t, "v1.end_user.created")
+	if len(h.takes) != 1 || len(h.refs) != 2 {
+		t.Fatalf("got %d takes and %d dispatches, want the 2 runs dispatched", len(h.takes), len(h.refs))
+	}
+	if d := f.delivery(t, late.ID, a.ID); !d.NextAttemptAt.Equal(late.Timestamp) || !d.Dispatched {
+		t.Errorf("unheld delivery: got next %v dispatched %v, want due at %v and dispatched", d.NextAttemptAt, d.Dispatched, late.Timestamp)
+	}
+
+	// A message that is not stored gives its room back.
+	h.room = 3
+	if err := f.svc.Publish(context.Background(), msg); err == nil {
+		t.Fatal("publishing a stored message again: got nil, want an error")
+	}
+	if len(h.takes) != 2 || h.takes[1] != nil || h.room != 3 {
+		t.Errorf("after a failed store: takes %v, room %d; want the room given back (take(nil)) and 3", h.takes, h.room)
+	}
+}

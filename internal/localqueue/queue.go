@@ -6,6 +6,13 @@
 // time. A process killed mid-attempt loses nothing: its claims expire after
 // the lease and are taken again; overdue deliveries run as soon as the
 // process is back.
+//
+// New messages skip the claim: the queue is a delivery.Holder, so Publish
+// stores a new message's deliveries claimed already and hands them to the
+// queue in memory, and workers take those first attempts ahead of the
+// deliveries claimed from the store (retries, resends, overdue ones). A
+// first attempt thus waits for no write but the message's own, and a
+// retry storm queues behind new messages instead of in front of them.
 package localqueue
 
 import (
@@ -28,9 +35,11 @@ type Store interface {
 	NextDue(ctx context.Context) (time.Time, bool, error)
 }
 
-// AttemptFunc makes one attempt of a run; an error leaves the claim to
-// expire so that the attempt is made again.
-type AttemptFunc func(ctx context.Context, ref webhook.Ref) error
+// AttemptFunc makes one attempt of a run and returns when the run's next
+// attempt is due (zero: there is none), so that the queue wakes for it
+// without looking at the store after every attempt. An error leaves the
+// claim to expire so that the attempt is made again.
+type AttemptFunc func(ctx context.Context, ref webhook.Ref) (next time.Time, err error)
 
 // Config tunes a Queue.
 type Config struct {
@@ -53,6 +62,11 @@ type Config struct {
 	EndpointShare int
 	SlowShare     int
 	SlowAfter     time.Duration
+	// Hold is the most new deliveries held in memory and not started
+	// (see Hold); beyond it, new deliveries are stored due and claimed
+	// like the others. Default 64 per worker when AttemptTimeout is set;
+	// negative, or without AttemptTimeout, nothing is held.
+	Hold int
 }
 
 // Queue runs due deliveries on a pool of workers.
@@ -63,6 +77,13 @@ type Queue struct {
 	log     *slog.Logger
 	cfg     Config
 	wake    chan struct{}
+
+	mu     sync.Mutex
+	wakeAt time.Time // when the sleeping loop wakes by itself; zero while it is awake
+
+	held    chan claimed // new deliveries handed over by Hold
+	holding atomic.Int64 // room of held reserved or in use
+	stopped atomic.Bool  // Run has returned: hold nothing more
 }
 
 var _ webhook.Dispatcher = (*Queue)(nil)
@@ -87,7 +108,36 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 	if cfg.SlowAfter <= 0 {
 		cfg.SlowAfter = time.Second
 	}
-	return &Queue{store: store, attempt: attempt, clock: clock, log: log, cfg: cfg, wake: make(chan struct{}, 1)}
+	if cfg.AttemptTimeout <= 0 || cfg.AttemptTimeout >= cfg.Lease || cfg.Hold < 0 {
+		cfg.Hold = 0 // an attempt could outlast a held delivery's claim
+	} else if cfg.Hold == 0 {
+		cfg.Hold = 64 * cfg.Workers
+	}
+	return &Queue{store: store, attempt: attempt, clock: clock, log: log, cfg: cfg,
+		wake: make(chan struct{}, 1), held: make(chan claimed, cfg.Hold)}
+}
+
+// Hold implements delivery.Holder: it reserves room for n new deliveries
+// claimed at now, whose claim ends a Lease later. The workers take held
+// deliveries ahead of those claimed from the store, like those subject to
+// the fair shares, and attempt none that has waited so long that its
+// attempt could outlast its claim (it is due again when the claim ends).
+// Without room, or once Run has returned, it holds nothing.
+func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool) {
+	if q.stopped.Load() {
+		return time.Time{}, nil, false
+	}
+	if q.holding.Add(int64(n)) > int64(cap(q.held)) {
+		q.holding.Add(-int64(n))
+		return time.Time{}, nil, false
+	}
+	take := func(refs []webhook.Ref) {
+		q.holding.Add(int64(len(refs) - n)) // room not used
+		for _, ref := range refs {
+			q.held <- claimed{ref: ref, at: now} // never blocks: the room is reserved
+		}
+	}
+	return now.Add(q.cfg.Lease), take, true
 }
 
 // Dispatch wakes the workers: the delivery row is already in the store and
@@ -134,7 +184,14 @@ func (q *Queue) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range q.cfg.Workers {
 		wg.Go(func() {
-			for c := range ready {
+			for pick := 0; ; pick++ {
+				c, held, ok := q.next(ready, pick)
+				if !ok {
+					return
+				}
+				if held {
+					outstanding.Add(1)
+				}
 				if !usable(c) {
 					finished()
 					continue
@@ -167,6 +224,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		})
 	}
 	defer func() {
+		q.stopped.Store(true)
 		close(ready)
 		wg.Wait()
 	}()
@@ -205,9 +263,36 @@ func (q *Queue) Run(ctx context.Context) error {
 		if len(refs) > 0 && len(refs) == free {
 			continue // there may be more due right now
 		}
-		if err := q.sleep(ctx, done); err != nil {
+		if err := q.sleep(ctx); err != nil {
 			return nil
 		}
+	}
+}
+
+// next returns a worker's next delivery, and whether it was held (not
+// counted as outstanding yet); false once ready is closed. Held
+// deliveries come first, except at every fourth pick, which prefers one
+// claimed from the store: a stream of new messages cannot starve retries.
+func (q *Queue) next(ready <-chan claimed, pick int) (claimed, bool, bool) {
+	if pick%4 == 3 {
+		select {
+		case c, ok := <-ready:
+			return c, false, ok
+		default:
+		}
+	}
+	select {
+	case c := <-q.held:
+		q.holding.Add(-1)
+		return c, true, true
+	default:
+	}
+	select {
+	case c := <-q.held:
+		q.holding.Add(-1)
+		return c, true, true
+	case c, ok := <-ready:
+		return c, false, ok
 	}
 }
 
@@ -228,28 +313,55 @@ func (q *Queue) leaveToLease(c claimed) {
 // bounded by the sender's budget, and finishing it avoids a duplicate
 // POST after restart.
 func (q *Queue) run(ctx context.Context, ref webhook.Ref) {
-	if err := q.attempt(context.WithoutCancel(ctx), ref); err != nil {
+	next, err := q.attempt(context.WithoutCancel(ctx), ref)
+	if err != nil {
 		q.log.Error("attempt failed; it will be retried after the lease",
 			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)
+		return
+	}
+	if !next.IsZero() {
+		q.dueAt(next)
 	}
 }
 
-// sleep waits until the next delivery is due, a dispatch or a finished
-// attempt wakes the queue, or Poll has passed.
-func (q *Queue) sleep(ctx context.Context, done <-chan struct{}) error {
+// dueAt wakes the loop if it sleeps past t, when a delivery is due.
+func (q *Queue) dueAt(t time.Time) {
+	q.mu.Lock()
+	wake := q.wakeAt.IsZero() || t.Before(q.wakeAt)
+	q.mu.Unlock()
+	if wake {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sleep waits until the next delivery is due, a dispatch or an attempt
+// that schedules an earlier one wakes the queue, or Poll has passed. An
+// attempt that ends does not wake it: nothing it could claim became due.
+func (q *Queue) sleep(ctx context.Context) error {
+	now := q.clock.Now()
 	wait := q.cfg.Poll
 	if next, ok, err := q.store.NextDue(ctx); err == nil && ok {
-		if d := next.Sub(q.clock.Now()); d < wait {
+		if d := next.Sub(now); d < wait {
 			wait = max(d, 0)
 		}
 	}
+	q.mu.Lock()
+	q.wakeAt = now.Add(wait)
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.wakeAt = time.Time{}
+		q.mu.Unlock()
+	}()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-q.wake:
-	case <-done:
 	case <-t.C:
 	}
 	return nil

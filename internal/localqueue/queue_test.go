@@ -14,13 +14,15 @@ import (
 
 // memStore is a queue store in memory: due times per ref.
 type memStore struct {
-	mu  sync.Mutex
-	due map[webhook.Ref]time.Time
+	mu     sync.Mutex
+	due    map[webhook.Ref]time.Time
+	claims int // calls of ClaimDue
 }
 
 func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.claims++
 	var out []webhook.Ref
 	for ref, at := range m.due {
 		if len(out) == limit {
@@ -62,7 +64,15 @@ func ref(i int) webhook.Ref {
 	return webhook.Ref{AppID: "app_1", MsgID: "msg_" + string(rune('a'+i)), EndpointID: "ep_1"}
 }
 
-func start(t *testing.T, store *memStore, attempt AttemptFunc, cfg Config) (*Queue, func()) {
+// start runs a queue whose attempts schedule no next attempt.
+func start(t *testing.T, store *memStore, attempt func(context.Context, webhook.Ref) error, cfg Config) (*Queue, func()) {
+	t.Helper()
+	return startNext(t, store, func(ctx context.Context, r webhook.Ref) (time.Time, error) {
+		return time.Time{}, attempt(ctx, r)
+	}, cfg)
+}
+
+func startNext(t *testing.T, store *memStore, attempt AttemptFunc, cfg Config) (*Queue, func()) {
 	t.Helper()
 	q := New(store, attempt, webhook.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -225,5 +235,58 @@ func TestWorkersBoundConcurrency(t *testing.T) {
 	}
 	if peak > 3 {
 		t.Errorf("peak concurrency %d, want at most 3", peak)
+	}
+}
+
+func TestAScheduledRetryWakesTheQueue(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	store.set(ref(0), time.Now())
+	var mu sync.Mutex
+	var calls []time.Time
+	_, stop := startNext(t, store, func(_ context.Context, r webhook.Ref) (time.Time, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, time.Now())
+		if len(calls) == 1 {
+			next := time.Now().Add(100 * time.Millisecond)
+			store.set(r, next) // as RecordAttempt does
+			return next, nil
+		}
+		store.done(r)
+		return time.Time{}, nil
+	}, Config{Poll: time.Hour})
+	defer stop()
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 2 })
+	if gap := calls[1].Sub(calls[0]); gap < 100*time.Millisecond || gap > time.Second {
+		t.Errorf("retried after %s, want after 100ms (not the 1h poll)", gap)
+	}
+}
+
+// TestEndedAttemptsDoNotPollTheStore: with nothing due, the queue does
+// not look at the store after each attempt that ends.
+func TestEndedAttemptsDoNotPollTheStore(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	var mu sync.Mutex
+	n := 0
+	q, stop := start(t, store, func(context.Context, webhook.Ref) error {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		return nil
+	}, holdCfg(2, 64))
+	defer stop()
+	time.Sleep(20 * time.Millisecond) // asleep: nothing due
+	for i := range 50 {
+		_, take, ok := q.Hold(1, time.Now())
+		if !ok {
+			t.Fatal("Hold refused")
+		}
+		take([]webhook.Ref{{AppID: "app_1", MsgID: "msg", EndpointID: "ep", Run: i}})
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return n == 50 })
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.claims > 3 {
+		t.Errorf("ClaimDue called %d times for 50 held attempts with nothing due, want at most 3", store.claims)
 	}
 }

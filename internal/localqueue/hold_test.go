@@ -1,0 +1,174 @@
+package localqueue
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+var _ delivery.Holder = (*Queue)(nil)
+
+// holdCfg is a configuration that holds new deliveries.
+func holdCfg(workers, hold int) Config {
+	return Config{Workers: workers, Lease: time.Minute, AttemptTimeout: 10 * time.Second, Poll: 10 * time.Millisecond, Hold: hold}
+}
+
+func TestHeldDeliveriesRunWithoutAClaim(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}} // the store knows nothing of them: only memory does
+	got := make(chan webhook.Ref, 2)
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		got <- r
+		return nil
+	}, holdCfg(2, 4))
+	defer stop()
+	now := time.Now()
+	until, take, ok := q.Hold(2, now)
+	if !ok || !until.Equal(now.Add(time.Minute)) {
+		t.Fatalf("Hold(2): got %v, %v; want held until a lease (1m) from now", until, ok)
+	}
+	take([]webhook.Ref{ref(0), ref(1)})
+	seen := map[webhook.Ref]bool{}
+	for range 2 {
+		select {
+		case r := <-got:
+			seen[r] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("held deliveries attempted: %v, want both", seen)
+		}
+	}
+	if !seen[ref(0)] || !seen[ref(1)] {
+		t.Errorf("attempted %v, want %v and %v", seen, ref(0), ref(1))
+	}
+}
+
+func TestHoldHasBoundedRoom(t *testing.T) {
+	q := New(&memStore{due: map[webhook.Ref]time.Time{}}, nil, webhook.SystemClock{}, nil, holdCfg(1, 3))
+	now := time.Now()
+	if _, _, ok := q.Hold(4, now); ok {
+		t.Fatal("Hold(4) with room for 3: got ok")
+	}
+	_, take, ok := q.Hold(2, now)
+	if !ok {
+		t.Fatal("Hold(2) with room for 3: refused")
+	}
+	if _, _, ok := q.Hold(2, now); ok {
+		t.Fatal("Hold(2) with 1 left: got ok")
+	}
+	take([]webhook.Ref{ref(0)}) // one stored, one room back; 1 held, not started
+	if _, _, ok := q.Hold(3, now); ok {
+		t.Fatal("Hold(3) with 1 held: got ok")
+	}
+	_, take2, ok := q.Hold(2, now)
+	if !ok {
+		t.Fatal("Hold(2) with 1 held: refused")
+	}
+	take2(nil) // not stored: the room comes back
+	if _, _, ok := q.Hold(2, now); !ok {
+		t.Fatal("Hold(2) after take(nil): refused")
+	}
+
+	noTimeout := New(&memStore{}, nil, webhook.SystemClock{}, nil, Config{Lease: time.Minute})
+	if _, _, ok := noTimeout.Hold(1, now); ok {
+		t.Error("Hold without AttemptTimeout: got ok, want refused (an attempt could outlast the claim)")
+	}
+}
+
+func TestHoldRefusesOnceRunHasReturned(t *testing.T) {
+	q, stop := start(t, &memStore{due: map[webhook.Ref]time.Time{}}, func(context.Context, webhook.Ref) error { return nil }, holdCfg(1, 4))
+	stop()
+	if _, _, ok := q.Hold(1, time.Now()); ok {
+		t.Error("Hold after Run returned: got ok, want refused (nobody would attempt it before its claim ends)")
+	}
+}
+
+// TestHeldDeliveriesGoFirst: with one worker busy and retries ready, new
+// deliveries are attempted before most of the retries, and the retries
+// still get every fourth turn.
+func TestHeldDeliveriesGoFirst(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	for i := range 6 {
+		store.set(webhook.Ref{AppID: "app_1", MsgID: "retry", EndpointID: "ep_r", Run: i}, time.Now())
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	first := true
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		mu.Lock()
+		wait := first
+		first = false
+		mu.Unlock()
+		if wait {
+			<-release // the worker is busy while the others queue
+		}
+		mu.Lock()
+		order = append(order, r.MsgID)
+		mu.Unlock()
+		store.done(r)
+		return nil
+	}, holdCfg(1, 8))
+	defer stop()
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return !first })
+	_, take, ok := q.Hold(3, time.Now())
+	if !ok {
+		t.Fatal("Hold refused")
+	}
+	take([]webhook.Ref{
+		{AppID: "app_1", MsgID: "new", EndpointID: "ep_a"},
+		{AppID: "app_1", MsgID: "new", EndpointID: "ep_b"},
+		{AppID: "app_1", MsgID: "new", EndpointID: "ep_c"},
+	})
+	time.Sleep(50 * time.Millisecond) // let the loop fill ready with retries
+	close(release)
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 9 })
+	// order[0] is the retry that held the worker; then picks 1, 2, 3, 4:
+	// held, held, a retry (every fourth pick), held.
+	want := []string{"retry", "new", "new", "retry", "new"}
+	for i, w := range want {
+		if order[i] != w {
+			t.Fatalf("attempt order %v, want it to start %v", order, want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestHeldDeliveryTooOldIsLeftToItsClaim: a held delivery that waited so
+// long that its attempt could outlast its claim is not attempted; it is
+// due again from the store once the claim ends.
+func TestHeldDeliveryTooOldIsLeftToItsClaim(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	var mu sync.Mutex
+	var ran []webhook.Ref
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		mu.Lock()
+		ran = append(ran, r)
+		mu.Unlock()
+		return nil
+	}, holdCfg(1, 4))
+	defer stop()
+	// Held 55 s ago with a 1 min claim and a 10 s attempt budget.
+	_, takeOld, _ := q.Hold(1, time.Now().Add(-55*time.Second))
+	_, takeNew, _ := q.Hold(1, time.Now())
+	takeOld([]webhook.Ref{ref(0)})
+	takeNew([]webhook.Ref{ref(1)})
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) > 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ran) != 1 || ran[0] != ref(1) {
+		t.Errorf("attempted %v, want only the fresh %v", ran, ref(1))
+	}
+}
