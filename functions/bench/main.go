@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		profile     = fs.Duration("profile", 0, "record a CPU profile of the server for this long in each scenario (build/bench/<scenario>.cpu.pprof)")
 		server      = fs.String("server", "build/bench/hookstep", "local-mode binary (go build ./functions/local)")
 		out         = fs.String("out", "build/bench", "directory for the JSON report, logs, profiles and binaries")
+		dataDir     = fs.String("data-dir", "", "directory for the servers' data dirs (default: -out); /dev/shm takes a stalling disk out of the latency comparisons, and fsync with it")
 		rie         = fs.String("rie", "build/tools/aws-lambda-rie", "AWS Lambda Runtime Interface Emulator")
 		dynalite    = fs.String("dynalite", "infra/node_modules/.bin/dynalite", "dynalite executable")
 		definition  = fs.String("definition", "build/bench/definition.json", "the state machine's definition (cd infra && go run ./cmd/definition -o ...)")
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Scenarios, err = bench.RunLocal(ctx, bench.LocalOptions{
 			Server: *server, Concurrency: *concurrency, PayloadBytes: *payload, Drain: *drain,
-			WorkDir: workDir, Progress: progress, Profile: *profile,
+			WorkDir: workDir, DataDir: *dataDir, Progress: progress, Profile: *profile,
 		}, scs)
 		if err != nil {
 			rep.Errors = append(rep.Errors, "local: "+err.Error())

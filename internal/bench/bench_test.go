@@ -222,6 +222,26 @@ func TestCheckTargets(t *testing.T) {
 	}
 }
 
+func TestNoisyComparisons(t *testing.T) {
+	host := Host{CPUs: 2}
+	quiet := &ScenarioResult{Scenario: Scenario{Name: "healthy-f10"}, Server: ServerResult{Elapsed: 10, OtherCPUSeconds: 0.5}}
+	if n := noisy(host, quiet); n != "" {
+		t.Errorf("quiet run flagged: %q", n)
+	}
+	stalled := &ScenarioResult{Scenario: Scenario{Name: "failing-10pct"}, Server: ServerResult{Elapsed: 10},
+		Disk: summarizeSyncs([]time.Duration{time.Millisecond, 230 * time.Millisecond, StallAfter, StallAfter - 1})}
+	if stalled.Disk.Stalls != 2 || stalled.Disk.MaxMs != 230 {
+		t.Fatalf("disk result %+v, want 2 stalls, the longest 230 ms", stalled.Disk)
+	}
+	if n := noisy(host, quiet, stalled); !strings.Contains(n, "disk stalled during failing-10pct") || !strings.Contains(n, "230 ms") {
+		t.Errorf("stalled disk not flagged: %q", n)
+	}
+	busy := &ScenarioResult{Scenario: Scenario{Name: "healthy-f10"}, Server: ServerResult{Elapsed: 10, OtherCPUSeconds: 2}}
+	if n := noisy(host, busy); !strings.Contains(n, "other processes took 10%") {
+		t.Errorf("busy machine not flagged: %q", n)
+	}
+}
+
 // TestRunLocalSmoke builds the local-mode binary and runs a small
 // scenario with one failing endpoint against it: every message reaches the
 // healthy endpoints, and the report holds numbers for each part.
@@ -256,8 +276,8 @@ func TestRunLocalSmoke(t *testing.T) {
 	if n := r.Delivery.Attempts; n < 60+30 || n > 60+30*3 {
 		t.Errorf("attempts received = %d, want %d to %d", n, 60+30, 60+30*3)
 	}
-	if r.Ingest.Latency.N != 30 || r.Delivery.FirstAttempt.N != 60 || r.Server.PeakRSSMiB <= 0 {
-		t.Errorf("missing measurements: %+v %+v %+v", r.Ingest, r.Delivery, r.Server)
+	if r.Ingest.Latency.N != 30 || r.Delivery.FirstAttempt.N != 60 || r.Server.PeakRSSMiB <= 0 || r.Disk.Syncs == 0 {
+		t.Errorf("missing measurements: %+v %+v %+v %+v", r.Ingest, r.Delivery, r.Server, r.Disk)
 	}
 	if !strings.Contains(progress.String(), "smoke") {
 		t.Errorf("no progress bar drawn; got %q", progress.String())

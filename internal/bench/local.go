@@ -51,8 +51,13 @@ type LocalOptions struct {
 	PayloadBytes int
 	// Drain bounds the wait for deliveries after the last message.
 	Drain time.Duration
-	// WorkDir holds each run's data dir and server log.
+	// WorkDir holds each run's server log, and its data dir unless
+	// DataDir is set.
 	WorkDir string
+	// DataDir, if set, holds each run's data dir instead: e.g. /dev/shm,
+	// to take a stalling disk out of a comparison (fsync then costs
+	// nothing, so the numbers no longer include durability).
+	DataDir string
 	// Progress, if set, shows a progress bar (stderr).
 	Progress io.Writer
 	// Profile, if positive, records a CPU profile of the server for that
@@ -66,6 +71,8 @@ type ScenarioResult struct {
 	Ingest   IngestResult   `json:"ingest"`
 	Delivery DeliveryResult `json:"delivery"`
 	Server   ServerResult   `json:"server"`
+	// Disk is what a probe saw of the data dir's disk meanwhile.
+	Disk DiskResult `json:"disk"`
 	// Hangs is how long the hanging endpoints' requests were held open
 	// before the server gave up on them.
 	Hangs  *Latency `json:"hangs,omitempty"`
@@ -140,7 +147,11 @@ func runScenario(ctx context.Context, opts LocalOptions, sc Scenario) (*Scenario
 		recvs[i] = r
 	}
 
-	dataDir, err := os.MkdirTemp(opts.WorkDir, "hookstep-"+sc.Name+"-")
+	parent := opts.WorkDir
+	if opts.DataDir != "" {
+		parent = opts.DataDir
+	}
+	dataDir, err := os.MkdirTemp(parent, "hookstep-"+sc.Name+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -185,8 +196,13 @@ func runScenario(ctx context.Context, opts LocalOptions, sc Scenario) (*Scenario
 		defer bar.stop()
 	}
 
+	probe, err := startDiskProbe(dataDir, 20*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
 	cpu0, err := sampleCPU(srv.Pid())
 	if err != nil {
+		probe.result()
 		return nil, err
 	}
 	start := time.Now()
@@ -217,6 +233,7 @@ func runScenario(ctx context.Context, opts LocalOptions, sc Scenario) (*Scenario
 		// that their duration shows.
 		time.Sleep(hangGrace(sc))
 	}
+	res.Disk = probe.result()
 	cpu1, err := sampleCPU(srv.Pid())
 	if err != nil {
 		return nil, err

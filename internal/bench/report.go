@@ -74,7 +74,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintln(w, "Local mode (one server per scenario; latencies in ms; CPU = server CPU seconds per 1,000 deliveries)")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "(other CPU %: what other processes on the machine took; above a few percent the run is noisy)")
-		fmt.Fprintln(tw, "scenario\tfan-out\tmsgs\ttarget/s\taccepted/s\tAPI p50\tp95\tp99\tdeliveries/s\taccept→1st p50\tp95\tp99\tCPU/1k\tpeak RSS MiB\tother CPU %\t")
+		fmt.Fprintf(w, "(disk stalls: a probe's fsyncs in the data dir that took %s or more, and the longest; any make the tails noisy)\n", StallAfter)
+		fmt.Fprintln(tw, "scenario\tfan-out\tmsgs\ttarget/s\taccepted/s\tAPI p50\tp95\tp99\tdeliveries/s\taccept→1st p50\tp95\tp99\tCPU/1k\tpeak RSS MiB\tother CPU %\tdisk stalls\t")
 		for _, s := range r.Scenarios {
 			target := "max"
 			if s.Rate > 0 {
@@ -84,11 +85,15 @@ func (r *Report) WriteTable(w io.Writer) {
 			if s.Server.Elapsed > 0 {
 				other = 100 * s.Server.OtherCPUSeconds / (s.Server.Elapsed * float64(r.Host.CPUs))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%.1f\t%.0f\t\n",
+			stalls := "0"
+			if s.Disk.Stalls > 0 {
+				stalls = fmt.Sprintf("%d (%.0f ms)", s.Disk.Stalls, s.Disk.MaxMs)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%.1f\t%.0f\t%s\t\n",
 				s.Name, s.FanOut, s.Messages, target, s.Ingest.PerSec,
 				s.Ingest.Latency.P50, s.Ingest.Latency.P95, s.Ingest.Latency.P99,
 				s.Delivery.PerSec, s.Delivery.FirstAttempt.P50, s.Delivery.FirstAttempt.P95, s.Delivery.FirstAttempt.P99,
-				s.Server.CPUPer1kDeliveries, s.Server.PeakRSSMiB, other)
+				s.Server.CPUPer1kDeliveries, s.Server.PeakRSSMiB, other, stalls)
 		}
 		tw.Flush()
 		for _, s := range r.Scenarios {

@@ -80,17 +80,20 @@ func abs(v float64) float64 {
 	return v
 }
 
-// noisy warns when another process took more than 5% of the machine
-// during one of the scenarios a comparison rests on: the tails then say
-// more about the neighbours than about hookstep. (A neighbour's disk I/O
-// does not show here, and disturbs the tails as much: run again when in
-// doubt.)
+// noisy warns when another process took more than 5% of the machine, or
+// the disk stalled, during one of the scenarios a comparison rests on:
+// the tails then say more about the neighbours or the disk than about
+// hookstep.
 func noisy(h Host, scs ...*ScenarioResult) string {
 	for _, s := range scs {
 		if s.Server.Elapsed > 0 && h.CPUs > 0 {
 			if other := 100 * s.Server.OtherCPUSeconds / (s.Server.Elapsed * float64(h.CPUs)); other > 5 {
 				return fmt.Sprintf("noisy: other processes took %.0f%% of the machine during %s; run again", other, s.Name)
 			}
+		}
+		if d := s.Disk; d.Stalls > 0 {
+			return fmt.Sprintf("noisy: the disk stalled during %s (%d fsyncs of the probe over %s, the longest %.0f ms); run again, or see -data-dir",
+				s.Name, d.Stalls, StallAfter, d.MaxMs)
 		}
 	}
 	return ""
