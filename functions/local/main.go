@@ -111,10 +111,12 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		// around it (milliseconds; seconds leave a wide margin).
 		AttemptTimeout: cfg.HTTPTimeout + 5*time.Second,
 		// One endpoint gets at most half the workers, a slow one (an
-		// attempt of a second or more) an eighth: a hanging receiver
-		// cannot stall everybody else's deliveries.
+		// attempt of a second or more) or a failing one (its last
+		// attempt failed) an eighth: a hanging receiver cannot stall
+		// everybody else's deliveries, nor a retry storm crowd them.
 		EndpointShare: max(1, cfg.Workers/2),
 		SlowShare:     max(1, cfg.Workers/8),
+		FailingShare:  max(1, cfg.Workers/8),
 		SlowAfter:     time.Second,
 	})
 	svc.Dispatcher = queue

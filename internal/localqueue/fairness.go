@@ -22,6 +22,13 @@ import (
 // due again when their lease ends. So a hanging endpoint holds SlowShare
 // workers, not all of them, and its backlog is looked at once per lease
 // rather than at every claim.
+//
+// An endpoint is failing while its last attempt failed and scheduled a
+// retry; its share is then FailingShare, until an attempt to it succeeds.
+// Its deliveries beyond that share are parked like a healthy endpoint's:
+// a retry storm runs on a few workers at a time, spread out, instead of
+// taking a burst of them — and the CPU and the write connection with
+// them — from the healthy endpoints' first attempts.
 
 // admission is what becomes of a claimed delivery.
 type admission int
@@ -34,21 +41,22 @@ const (
 
 // shares keeps the per-endpoint counts.
 type shares struct {
-	share, slowShare int
-	slowAfter        time.Duration
+	share, slowShare, failingShare int
+	slowAfter                      time.Duration
 
 	mu  sync.Mutex
 	eps map[string]*endpointLoad
 }
 
 type endpointLoad struct {
-	starts []time.Time // of the attempts in flight
-	slow   bool        // the last attempt took slowAfter or longer
-	parked []claimed
+	starts  []time.Time // of the attempts in flight
+	slow    bool        // the last attempt took slowAfter or longer
+	failing bool        // the last attempt failed and scheduled a retry
+	parked  []claimed
 }
 
-func newShares(share, slowShare int, slowAfter time.Duration) *shares {
-	return &shares{share: share, slowShare: slowShare, slowAfter: slowAfter, eps: map[string]*endpointLoad{}}
+func newShares(share, slowShare, failingShare int, slowAfter time.Duration) *shares {
+	return &shares{share: share, slowShare: slowShare, failingShare: failingShare, slowAfter: slowAfter, eps: map[string]*endpointLoad{}}
 }
 
 // isSlow reports whether the endpoint is slow at now.
@@ -56,7 +64,19 @@ func (s *shares) isSlow(e *endpointLoad, now time.Time) bool {
 	return e.slow || len(e.starts) > 0 && now.Sub(slices.MinFunc(e.starts, time.Time.Compare)) >= s.slowAfter
 }
 
+// limit is the endpoint's share of attempts in flight at now.
 func (s *shares) limit(e *endpointLoad, now time.Time) int {
+	switch {
+	case s.isSlow(e, now):
+		return s.slowShare
+	case e.failing:
+		return min(s.failingShare, s.share)
+	}
+	return s.share
+}
+
+// parkLimit is how many of the endpoint's deliveries may wait for a slot.
+func (s *shares) parkLimit(e *endpointLoad, now time.Time) int {
 	if s.isSlow(e, now) {
 		return s.slowShare
 	}
@@ -78,7 +98,7 @@ func (s *shares) admit(c claimed, now time.Time) admission {
 	case len(e.starts) < limit:
 		e.starts = append(e.starts, now)
 		return runNow
-	case len(e.parked) < limit:
+	case len(e.parked) < s.parkLimit(e, now):
 		e.parked = append(e.parked, c)
 		return parked
 	}
@@ -86,9 +106,10 @@ func (s *shares) admit(c claimed, now time.Time) admission {
 }
 
 // done records that the endpoint's attempt started at start has ended at
-// now, and passes its slot to a parked delivery of the endpoint if there
-// is one and the endpoint's share allows; otherwise it frees the slot.
-func (s *shares) done(endpointID string, start, now time.Time) (claimed, bool) {
+// now, having failed (and scheduled a retry) or not, and passes its slot
+// to a parked delivery of the endpoint if there is one and the endpoint's
+// share allows; otherwise it frees the slot.
+func (s *shares) done(endpointID string, start, now time.Time, failed bool) (claimed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.eps[endpointID]
@@ -99,6 +120,7 @@ func (s *shares) done(endpointID string, start, now time.Time) (claimed, bool) {
 		e.starts = slices.Delete(e.starts, i, i+1)
 	}
 	e.slow = now.Sub(start) >= s.slowAfter
+	e.failing = failed
 	return s.handOff(endpointID, e, now)
 }
 
@@ -129,7 +151,7 @@ func (s *shares) handOff(endpointID string, e *endpointLoad, now time.Time) (cla
 		e.starts = append(e.starts, now)
 		return next, true
 	}
-	if len(e.starts) == 0 && len(e.parked) == 0 && !e.slow {
+	if len(e.starts) == 0 && len(e.parked) == 0 && !e.slow && !e.failing {
 		delete(s.eps, endpointID) // forget idle healthy endpoints
 	}
 	return claimed{}, false

@@ -19,14 +19,14 @@ func TestSharesAdmitParkAndDrop(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
-	s := newShares(2, 1, slowAfter)
+	s := newShares(2, 1, 2, slowAfter)
 	for i, want := range []admission{runNow, runNow, parked, parked, dropped} {
 		if got := s.admit(c(i), at(time.Duration(i))); got != want {
 			t.Errorf("admit #%d with share 2: got %v, want %v", i, got, want)
 		}
 	}
 	// A quick attempt passes its slot to the first parked delivery.
-	next, ok := s.done("ep_1", at(0), at(time.Millisecond))
+	next, ok := s.done("ep_1", at(0), at(time.Millisecond), false)
 	if !ok || next.ref != c(2).ref {
 		t.Fatalf("done (quick): got %v, %v; want the first parked delivery", next.ref, ok)
 	}
@@ -39,12 +39,12 @@ func TestSharesAdmitParkAndDrop(t *testing.T) {
 		t.Errorf("admit to a slow endpoint at its share with one parked: got %v, want dropped", got)
 	}
 	// With 2 in flight and share 1, a finished slot is freed, not passed.
-	if next, ok := s.done("ep_1", at(1), at(slowAfter+1)); ok {
+	if next, ok := s.done("ep_1", at(1), at(slowAfter+1), false); ok {
 		t.Errorf("done (slow) with 2 in flight and share 1: passed the slot to %v, want it freed", next.ref)
 	}
 	// The last attempt in flight hands over to the parked one even though
 	// the endpoint is slow: parked deliveries are never stranded.
-	if next, ok := s.done("ep_1", at(time.Millisecond), at(2*slowAfter)); !ok || next.ref != c(3).ref {
+	if next, ok := s.done("ep_1", at(time.Millisecond), at(2*slowAfter), false); !ok || next.ref != c(3).ref {
 		t.Errorf("done (slow, last in flight): got %v, %v; want the parked delivery", next.ref, ok)
 	}
 	// Skipping it frees the slot; a quick attempt later makes the
@@ -55,7 +55,7 @@ func TestSharesAdmitParkAndDrop(t *testing.T) {
 	if got := s.admit(c(6), at(3*slowAfter)); got != runNow {
 		t.Fatalf("admit after the endpoint went idle: got %v, want runNow", got)
 	}
-	s.done("ep_1", at(3*slowAfter), at(3*slowAfter+time.Millisecond))
+	s.done("ep_1", at(3*slowAfter), at(3*slowAfter+time.Millisecond), false)
 	if len(s.eps) != 0 {
 		t.Errorf("an idle healthy endpoint is still tracked: %+v", s.eps["ep_1"])
 	}
@@ -113,5 +113,92 @@ func TestHangingEndpointLeavesWorkersToOthers(t *testing.T) {
 	defer mu.Unlock()
 	if peakHanging > 2 {
 		t.Errorf("the hanging endpoint held %d workers at once, want at most its share of 2", peakHanging)
+	}
+}
+
+func TestSharesOfAFailingEndpoint(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
+	s := newShares(3, 1, 1, time.Second)
+	for i := range 3 {
+		if got := s.admit(c(i), at(0)); got != runNow {
+			t.Fatalf("admit #%d to a healthy endpoint with share 3: got %v, want runNow", i, got)
+		}
+	}
+	// An attempt fails: the endpoint's share drops to 1, and with 2 still
+	// in flight the slot is freed, not passed on.
+	if _, ok := s.done("ep_1", at(0), at(1), true); ok {
+		t.Error("done (failed) with 2 in flight: passed the slot on, want it freed")
+	}
+	// Beyond its share a failing endpoint's deliveries park, as many as a
+	// healthy one's share, not a slow one's.
+	for i, want := range []admission{parked, parked, parked, dropped} {
+		if got := s.admit(c(10+i), at(2)); got != want {
+			t.Errorf("admit #%d to the failing endpoint: got %v, want %v", i, got, want)
+		}
+	}
+	s.done("ep_1", at(0), at(3), true)
+	// The last attempt in flight fails too: its slot passes to a parked one.
+	next, ok := s.done("ep_1", at(0), at(4), true)
+	if !ok || next.ref != c(10).ref {
+		t.Fatalf("done (failed, last in flight): got %v, %v; want the first parked", next.ref, ok)
+	}
+	// It succeeds: the endpoint is healthy again, share 3, and both other
+	// parked deliveries get a slot.
+	first, ok1 := s.done("ep_1", at(4), at(5), false)
+	if !ok1 || first.ref != c(11).ref {
+		t.Fatalf("done (success): got %v, %v; want the next parked", first.ref, ok1)
+	}
+	if got := s.admit(c(20), at(5)); got != runNow {
+		t.Errorf("admit after a success with 1 in flight: got %v, want runNow", got)
+	}
+}
+
+// TestFailingEndpointRunsOnItsShare: once an endpoint is failing, its
+// retries use at most its FailingShare of the workers, while a healthy
+// endpoint's deliveries all run.
+func TestFailingEndpointRunsOnItsShare(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	var mu sync.Mutex
+	failing, peakFailing, ok, failed := 0, 0, 0, 0
+	q, stop := startNext(t, store, func(ctx context.Context, r webhook.Ref) (time.Time, error) {
+		if r.EndpointID == "ep_ok" {
+			store.done(r)
+			mu.Lock()
+			ok++
+			mu.Unlock()
+			return time.Time{}, nil
+		}
+		mu.Lock()
+		failing++
+		peakFailing = max(peakFailing, failing)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		failing--
+		failed++
+		mu.Unlock()
+		next := time.Now().Add(time.Hour)
+		store.set(r, next) // as RecordAttempt does
+		return next, nil
+	}, Config{Workers: 8, EndpointShare: 8, FailingShare: 2, Poll: 10 * time.Millisecond})
+	defer stop()
+
+	// The first attempt fails: from then on the endpoint is failing.
+	store.set(refTo("ep_fail", 0), time.Now())
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return failed == 1 })
+	time.Sleep(50 * time.Millisecond) // for the queue to record the failure
+	const n = 30
+	for i := 1; i <= n; i++ {
+		store.set(refTo("ep_fail", i), time.Now())
+		store.set(refTo("ep_ok", i), time.Now())
+	}
+	q.Dispatch(context.Background(), refTo("ep_ok", 1))
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return ok == n && failed == n+1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if peakFailing > 2 {
+		t.Errorf("the failing endpoint held %d workers at once, want at most its share of 2", peakFailing)
 	}
 }

@@ -57,10 +57,12 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// EndpointShare is the most attempts to one endpoint in flight at
 	// once; SlowShare is that of a slow endpoint, one whose last attempt
-	// took SlowAfter or longer (see fairness.go). Defaults: Workers (no
-	// limit), EndpointShare, and 1 s.
+	// took SlowAfter or longer, and FailingShare that of a failing one,
+	// whose last attempt failed and scheduled a retry (see fairness.go).
+	// Defaults: Workers (no limit), EndpointShare, EndpointShare, and 1 s.
 	EndpointShare int
 	SlowShare     int
+	FailingShare  int
 	SlowAfter     time.Duration
 	// Hold is the most new deliveries held in memory and not started
 	// (see Hold); beyond it, new deliveries are stored due and claimed
@@ -104,6 +106,9 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 	}
 	if cfg.SlowShare <= 0 || cfg.SlowShare > cfg.EndpointShare {
 		cfg.SlowShare = cfg.EndpointShare
+	}
+	if cfg.FailingShare <= 0 || cfg.FailingShare > cfg.EndpointShare {
+		cfg.FailingShare = cfg.EndpointShare
 	}
 	if cfg.SlowAfter <= 0 {
 		cfg.SlowAfter = time.Second
@@ -180,7 +185,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	usable := func(c claimed) bool {
 		return ctx.Err() == nil && (prefetch == 0 || q.clock.Now().Sub(c.at) <= maxWait)
 	}
-	fair := newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.SlowAfter)
+	fair := newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.FailingShare, q.cfg.SlowAfter)
 	var wg sync.WaitGroup
 	for range q.cfg.Workers {
 		wg.Go(func() {
@@ -208,10 +213,10 @@ func (q *Queue) Run(ctx context.Context) error {
 				// Attempt it, then the deliveries parked for its endpoint
 				// that the slot passes to.
 				for ok := true; ok; {
-					q.run(ctx, c.ref)
+					retry := q.run(ctx, c.ref)
 					finished()
 					end := time.Now()
-					c, ok = fair.done(c.ref.EndpointID, start, end)
+					c, ok = fair.done(c.ref.EndpointID, start, end, retry)
 					start = end
 					for ok && !usable(c) {
 						finished()
@@ -309,19 +314,21 @@ func (q *Queue) leaveToLease(c claimed) {
 		"msg_id", c.ref.MsgID, "endpoint_id", c.ref.EndpointID)
 }
 
-// run makes one attempt. The attempt outlives a shutdown request: it is
-// bounded by the sender's budget, and finishing it avoids a duplicate
-// POST after restart.
-func (q *Queue) run(ctx context.Context, ref webhook.Ref) {
+// run makes one attempt and reports whether it scheduled a retry. The
+// attempt outlives a shutdown request: it is bounded by the sender's
+// budget, and finishing it avoids a duplicate POST after restart.
+func (q *Queue) run(ctx context.Context, ref webhook.Ref) bool {
 	next, err := q.attempt(context.WithoutCancel(ctx), ref)
 	if err != nil {
 		q.log.Error("attempt failed; it will be retried after the lease",
 			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)
-		return
+		return false
 	}
-	if !next.IsZero() {
-		q.dueAt(next)
+	if next.IsZero() {
+		return false
 	}
+	q.dueAt(next)
+	return true
 }
 
 // dueAt wakes the loop if it sleeps past t, when a delivery is due.
