@@ -118,7 +118,7 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		if until, t, ok := h.Hold(len(deliveries), s.Clock.Now()); ok {
 			take = t
 			for i := range deliveries {
-				deliveries[i].NextAttemptAt = until
+				deliveries[i].NextAttemptAt, deliveries[i].Dispatched = until, true
 			}
 		}
 	}
@@ -134,7 +134,6 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 	}
 	if take != nil {
 		take(refs)
-		s.markDispatched(ctx, refs)
 		return nil
 	}
 	s.dispatchAll(ctx, refs)
@@ -146,8 +145,8 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 // message's deliveries before storing them; when it has room, they are
 // stored claimed until the time it returns (their NextAttemptAt), so that
 // no worker claims them from the store, and handed over with take once
-// stored. The first attempt then waits for no write but the message's
-// own. Should the process die first, the claims run out and the
+// stored; they are stored dispatched. The first attempt then waits for
+// no write but the message's own. Should the process die first, the claims run out and the
 // deliveries are due like any other; nothing is lost.
 type Holder interface {
 	webhook.Dispatcher

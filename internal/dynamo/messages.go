@@ -70,7 +70,7 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 		}
 		seen[d.EndpointID] = true
 		d.AppID, d.MsgID, d.EventType, d.Channels, d.CreatedAt = msg.AppID, msg.ID, msg.EventType, msg.Channels, msg.Timestamp
-		d.Status, d.Run, d.Trigger, d.Attempts, d.Dispatched = webhook.StatusPending, 0, webhook.TriggerScheduled, 0, false
+		d.Status, d.Run, d.Trigger, d.Attempts = webhook.StatusPending, 0, webhook.TriggerScheduled, 0
 		if d.NextAttemptAt.IsZero() {
 			d.NextAttemptAt = msg.Timestamp
 		}

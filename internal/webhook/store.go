@@ -196,8 +196,9 @@ type Store interface {
 	// ListEndpoints lists an app's endpoints by id.
 	ListEndpoints(ctx context.Context, appID string, opts ListOptions) (Page[Endpoint], error)
 
-	// CreateMessage stores a message and its deliveries (each Pending,
-	// undispatched). Readers never see the message without its deliveries:
+	// CreateMessage stores a message and its deliveries (each Pending;
+	// dispatched only if the caller says so, when its Dispatcher took
+	// them in memory, see delivery.Holder). Readers never see the message without its deliveries:
 	// the message is the commit point (SQLite: one transaction; DynamoDB:
 	// deliveries first, the message last, see internal/dynamo). Conflict if the message has an EventID
 	// already used by a message of the app in the 24 hours before it;

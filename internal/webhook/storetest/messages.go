@@ -23,7 +23,7 @@ func testCreateMessage(t *testing.T, e *env) {
 	due := msg.Timestamp.Add(5 * time.Second)
 	deliveries := []webhook.Delivery{
 		{EndpointID: ep1.ID},
-		{EndpointID: ep2.ID, NextAttemptAt: due, UpdatedAt: due},
+		{EndpointID: ep2.ID, NextAttemptAt: due, UpdatedAt: due, Dispatched: true}, // taken by a Holder
 	}
 	if err := e.s.CreateMessage(e.ctx, msg, deliveries); err != nil {
 		t.Fatalf("CreateMessage: %v", err)
@@ -48,11 +48,14 @@ func testCreateMessage(t *testing.T, e *env) {
 
 	want1 := newDelivery(msg, ep1.ID)
 	want2 := newDelivery(msg, ep2.ID)
-	want2.NextAttemptAt, want2.UpdatedAt = due, due
+	want2.NextAttemptAt, want2.UpdatedAt, want2.Dispatched = due, due, true
 	for _, want := range []webhook.Delivery{want1, want2} {
 		if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, want.EndpointID)); d != "" {
 			t.Errorf("GetDelivery(%s) mismatch (-want +got):\n%s", want.EndpointID, d)
 		}
+	}
+	if got, err := e.s.ListUndispatched(e.ctx, due.Add(time.Hour), 10); err != nil || len(got) != 1 || got[0].EndpointID != ep1.ID {
+		t.Errorf("ListUndispatched after CreateMessage = %v, %v; want only the undispatched delivery to %s", got, err, ep1.ID)
 	}
 	_, err = e.s.GetDelivery(e.ctx, app.ID, msg.ID, ep3.ID)
 	wantNotFound(t, "GetDelivery(endpoint not fanned out to)", err)

@@ -34,8 +34,8 @@
 //     suite does not read it.
 //   - CreateMessage copies AppID, MsgID, EventType, Channels and CreatedAt
 //     (= the message's Timestamp) into each delivery, and sets Status Pending,
-//     Run 0, Trigger scheduled, Attempts 0 and Dispatched false; a zero
-//     NextAttemptAt or UpdatedAt becomes the message's Timestamp. A message
+//     Run 0, Trigger scheduled and Attempts 0, keeping Dispatched as given;
+//     a zero NextAttemptAt or UpdatedAt becomes the message's Timestamp. A message
 //     id that exists is a Conflict. An EventID conflicts with a message of
 //     the same app whose Timestamp is less than 24 hours before the new
 //     one's; other apps' messages never conflict.
