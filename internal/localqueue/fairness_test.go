@@ -160,8 +160,9 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 // endpoint's deliveries all run.
 func TestFailingEndpointRunsOnItsShare(t *testing.T) {
 	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	var failing gauge
 	var mu sync.Mutex
-	failing, peakFailing, ok, failed := 0, 0, 0, 0
+	ok := 0
 	q, stop := startNext(t, store, func(ctx context.Context, r webhook.Ref) (time.Time, error) {
 		if r.EndpointID == "ep_ok" {
 			store.done(r)
@@ -170,15 +171,7 @@ func TestFailingEndpointRunsOnItsShare(t *testing.T) {
 			mu.Unlock()
 			return time.Time{}, nil
 		}
-		mu.Lock()
-		failing++
-		peakFailing = max(peakFailing, failing)
-		mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-		mu.Lock()
-		failing--
-		failed++
-		mu.Unlock()
+		failing.attempt(5 * time.Millisecond)
 		next := time.Now().Add(time.Hour)
 		store.set(r, next) // as RecordAttempt does
 		return next, nil
@@ -187,7 +180,7 @@ func TestFailingEndpointRunsOnItsShare(t *testing.T) {
 
 	// The first attempt fails: from then on the endpoint is failing.
 	store.set(refTo("ep_fail", 0), time.Now())
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return failed == 1 })
+	waitFor(t, func() bool { _, n := failing.read(); return n == 1 })
 	time.Sleep(50 * time.Millisecond) // for the queue to record the failure
 	const n = 30
 	for i := 1; i <= n; i++ {
@@ -195,10 +188,13 @@ func TestFailingEndpointRunsOnItsShare(t *testing.T) {
 		store.set(refTo("ep_ok", i), time.Now())
 	}
 	q.Dispatch(context.Background(), refTo("ep_ok", 1))
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return ok == n && failed == n+1 })
-	mu.Lock()
-	defer mu.Unlock()
-	if peakFailing > 2 {
-		t.Errorf("the failing endpoint held %d workers at once, want at most its share of 2", peakFailing)
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, ended := failing.read()
+		return ok == n && ended == n+1
+	})
+	if peak, _ := failing.read(); peak > 2 {
+		t.Errorf("the failing endpoint held %d workers at once, want at most its share of 2", peak)
 	}
 }

@@ -199,41 +199,45 @@ func TestRunWaitsForAttemptsInFlight(t *testing.T) {
 	}
 }
 
+// gauge counts the attempts in flight, their peak, and those ended.
+type gauge struct {
+	mu                    sync.Mutex
+	inFlight, peak, ended int
+}
+
+// attempt counts an attempt that takes d.
+func (g *gauge) attempt(d time.Duration) {
+	g.mu.Lock()
+	g.inFlight++
+	g.peak = max(g.peak, g.inFlight)
+	g.mu.Unlock()
+	time.Sleep(d)
+	g.mu.Lock()
+	g.inFlight--
+	g.ended++
+	g.mu.Unlock()
+}
+
+func (g *gauge) read() (peak, ended int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peak, g.ended
+}
+
 func TestWorkersBoundConcurrency(t *testing.T) {
 	store := &memStore{due: map[webhook.Ref]time.Time{}}
 	for i := range 20 {
 		store.set(ref(i), time.Now())
 	}
-	var mu sync.Mutex
-	inFlight, peak, total := 0, 0, 0
+	var g gauge
 	_, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
-		mu.Lock()
-		inFlight++
-		peak = max(peak, inFlight)
-		mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-		mu.Lock()
-		inFlight--
-		total++
-		mu.Unlock()
+		g.attempt(10 * time.Millisecond)
 		store.done(r)
 		return nil
 	}, Config{Workers: 3, Poll: 10 * time.Millisecond})
 	defer stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := total
-		mu.Unlock()
-		if n == 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ran %d of 20", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if peak > 3 {
+	waitFor(t, func() bool { _, n := g.read(); return n == 20 })
+	if peak, _ := g.read(); peak > 3 {
 		t.Errorf("peak concurrency %d, want at most 3", peak)
 	}
 }
