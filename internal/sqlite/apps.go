@@ -252,11 +252,16 @@ func keysJSON(keys []webhook.SigningKey) (string, error) {
 
 func scanEndpoint(sc scanner) (webhook.Endpoint, error) {
 	var ep webhook.Endpoint
-	err := sc.Scan(&ep.ID, &ep.AppID, optString{&ep.UID}, &ep.URL, &ep.Description, &ep.Disabled,
+	err := sc.Scan(endpointDest(&ep)...)
+	return ep, err
+}
+
+// endpointDest is where the columns of endpointCols are scanned to.
+func endpointDest(ep *webhook.Endpoint) []any {
+	return []any{&ep.ID, &ep.AppID, optString{&ep.UID}, &ep.URL, &ep.Description, &ep.Disabled,
 		nullTime{&ep.DisabledAt}, &ep.DisabledWhy, jsonCol{&ep.FilterTypes}, jsonCol{&ep.Channels},
 		signingKeys{&ep.Keys}, jsonCol{&ep.Headers}, jsonCol{&ep.Metadata}, optInt{&ep.ThrottleRate},
-		&ep.Version, nullTime{&ep.FailingSince}, nullTime{&ep.CreatedAt}, nullTime{&ep.UpdatedAt})
-	return ep, err
+		&ep.Version, nullTime{&ep.FailingSince}, nullTime{&ep.CreatedAt}, nullTime{&ep.UpdatedAt}}
 }
 
 // endpointJSON returns the endpoint's JSON columns: filter_types,

@@ -173,3 +173,16 @@ func BenchmarkAttemptReads(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadRun reads the same as BenchmarkAttemptReads in one query.
+func BenchmarkLoadRun(b *testing.B) {
+	bs := newBenchStore(b, 1)
+	msg := bs.message(b)
+	ref := webhook.Ref{AppID: msg.AppID, MsgID: msg.ID, EndpointID: bs.eps[0].ID}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, err := bs.LoadRun(b.Context(), ref); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

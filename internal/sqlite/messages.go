@@ -21,11 +21,14 @@ const messageCols = "id, app_id, event_type, event_id, payload, channels, tags, 
 
 func scanMessage(sc scanner) (webhook.Message, error) {
 	var m webhook.Message
-	var payload []byte
-	err := sc.Scan(&m.ID, &m.AppID, &m.EventType, optString{&m.EventID}, &payload, jsonCol{&m.Channels},
-		jsonCol{&m.Tags}, nullTime{&m.Timestamp}, nullTime{&m.ExpiresAt})
-	m.Payload = payload
+	err := sc.Scan(messageDest(&m)...)
 	return m, err
+}
+
+// messageDest is where the columns of messageCols are scanned to.
+func messageDest(m *webhook.Message) []any {
+	return []any{&m.ID, &m.AppID, &m.EventType, optString{&m.EventID}, bytesCol{(*[]byte)(&m.Payload)},
+		jsonCol{&m.Channels}, jsonCol{&m.Tags}, nullTime{&m.Timestamp}, nullTime{&m.ExpiresAt}}
 }
 
 // CreateMessage implements webhook.Store. The message and its deliveries
@@ -145,9 +148,14 @@ const deliveryCols = `app_id, msg_id, endpoint_id, event_type, channels, status,
 
 func scanDelivery(sc scanner) (webhook.Delivery, error) {
 	var d webhook.Delivery
-	err := sc.Scan(&d.AppID, &d.MsgID, &d.EndpointID, &d.EventType, jsonCol{&d.Channels}, &d.Status, &d.Run,
-		&d.Trigger, &d.Attempts, nullTime{&d.NextAttemptAt}, &d.Dispatched, nullTime{&d.CreatedAt}, nullTime{&d.UpdatedAt})
+	err := sc.Scan(deliveryDest(&d)...)
 	return d, err
+}
+
+// deliveryDest is where the columns of deliveryCols are scanned to.
+func deliveryDest(d *webhook.Delivery) []any {
+	return []any{&d.AppID, &d.MsgID, &d.EndpointID, &d.EventType, jsonCol{&d.Channels}, &d.Status, &d.Run,
+		&d.Trigger, &d.Attempts, nullTime{&d.NextAttemptAt}, &d.Dispatched, nullTime{&d.CreatedAt}, nullTime{&d.UpdatedAt}}
 }
 
 func insertDelivery(ctx context.Context, tx querier, d *webhook.Delivery, expiresAt time.Time) error {
@@ -189,6 +197,54 @@ func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string
 	}
 	return &d, nil
 }
+
+// LoadRun reads what an attempt of the run ref needs — its delivery,
+// endpoint and message, as GetDelivery, GetEndpoint and GetMessage return
+// them — in one query, and so in one read transaction; it implements
+// delivery.RunLoader. When one of them is missing it returns NotFound
+// with those found before it, in that order: a nil delivery means the
+// delivery is missing, a nil endpoint the endpoint, a nil message the
+// message.
+//
+// The query joins the three rows on their keys and applies the Gets'
+// expiry conditions; when it finds nothing, the Gets themselves tell
+// which row is missing, which happens once at most per run.
+func (s *Store) LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
+	var (
+		d   webhook.Delivery
+		ep  webhook.Endpoint
+		msg webhook.Message
+	)
+	dest := append(append(deliveryDest(&d), endpointDest(&ep)...), messageDest(&msg)...)
+	err := s.r.QueryRowContext(ctx, loadRun, ref.AppID, ref.MsgID, ref.EndpointID, s.now()).Scan(dest...)
+	switch {
+	case err == nil:
+		return &d, &ep, &msg, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, nil, nil, wrap("load run", err)
+	}
+	found, err := s.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	foundEp, err := s.GetEndpoint(ctx, ref.AppID, ref.EndpointID)
+	if err != nil {
+		return found, nil, nil, err
+	}
+	foundMsg, err := s.GetMessage(ctx, ref.AppID, ref.MsgID)
+	if err != nil {
+		return found, foundEp, nil, err
+	}
+	return found, foundEp, foundMsg, nil // all there by now
+}
+
+// loadRun is LoadRun's query; its arguments are the app, message and
+// endpoint ids and s.now().
+var loadRun = "SELECT " + qualified("d", deliveryCols) + ", " + qualified("e", endpointCols) + ", " + qualified("m", messageCols) + `
+	FROM deliveries d, endpoints e, messages m
+	WHERE d.app_id = ?1 AND d.msg_id = ?2 AND d.endpoint_id = ?3 AND (d.expires_at IS NULL OR d.expires_at > ?4)
+		AND e.app_id = ?1 AND e.id = ?3
+		AND m.app_id = ?1 AND m.id = ?2 AND (m.expires_at IS NULL OR m.expires_at > ?4)`
 
 // ListDeliveries implements webhook.Store. With MsgID set it lists by
 // endpoint id (EndpointID, if also set, filters); otherwise by message id.

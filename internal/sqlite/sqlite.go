@@ -24,6 +24,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -300,6 +301,25 @@ func (j jsonCol) Scan(v any) error {
 	return json.Unmarshal(b, j.dst)
 }
 
+// bytesCol reads a BLOB column into a copy of its bytes, as scanning to a
+// *[]byte does, for fields of a named byte-slice type (json.RawMessage).
+type bytesCol struct{ dst *[]byte }
+
+// Scan implements sql.Scanner.
+func (b bytesCol) Scan(v any) error {
+	switch v := v.(type) {
+	case []byte:
+		*b.dst = bytes.Clone(v)
+	case string:
+		*b.dst = []byte(v)
+	case nil:
+		*b.dst = nil
+	default:
+		return fmt.Errorf("BLOB column holds %T", v)
+	}
+	return nil
+}
+
 // nullString stores "" as NULL, so that unique indexes ignore absent uids
 // and event ids.
 func nullString(s string) any {
@@ -344,6 +364,16 @@ func intOrNull(p *int) any {
 		return nil
 	}
 	return *p
+}
+
+// qualified prefixes each column of a list like deliveryCols with a
+// table's alias, for a join.
+func qualified(alias, cols string) string {
+	names := strings.Split(cols, ",")
+	for i, c := range names {
+		names[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(names, ", ")
 }
 
 // placeholders returns "?, ?, ..." for n arguments.

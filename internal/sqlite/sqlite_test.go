@@ -220,6 +220,126 @@ func TestClaimDueConcurrent(t *testing.T) {
 	}
 }
 
+// TestLoadRun checks that LoadRun reads what GetDelivery, GetEndpoint and
+// GetMessage read, and reports the same one missing: the delivery first,
+// then the endpoint, then the message.
+func TestLoadRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		before  func(f *fixture, ref *webhook.Ref)
+		missing string // "delivery", "endpoint", "message" or none
+	}{
+		{name: "all present"},
+		{name: "endpoint disabled, run finished", before: func(f *fixture, ref *webhook.Ref) {
+			f.ep.Disabled = true
+			if err := f.s.UpdateEndpoint(f.ctx, f.ep, f.ep.UpdatedAt); err != nil {
+				f.t.Fatalf("UpdateEndpoint: %v", err)
+			}
+			if err := f.s.FinishDelivery(f.ctx, *ref, webhook.StatusCanceled, f.clock.Now()); err != nil {
+				f.t.Fatalf("FinishDelivery: %v", err)
+			}
+		}},
+		{name: "delivery missing", before: func(f *fixture, ref *webhook.Ref) {
+			msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+				Payload: json.RawMessage(`{}`), Timestamp: f.clock.Now()}
+			if err := f.s.CreateMessage(f.ctx, msg, nil); err != nil {
+				f.t.Fatalf("CreateMessage: %v", err)
+			}
+			ref.MsgID = msg.ID
+		}, missing: "delivery"},
+		{name: "other app", before: func(f *fixture, ref *webhook.Ref) {
+			other := &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "other"}
+			if err := f.s.CreateApp(f.ctx, other); err != nil {
+				f.t.Fatalf("CreateApp: %v", err)
+			}
+			ref.AppID = other.ID
+		}, missing: "delivery"},
+		{name: "endpoint deleted", before: func(f *fixture, ref *webhook.Ref) {
+			if err := f.s.DeleteEndpoint(f.ctx, f.app.ID, f.ep.ID); err != nil {
+				f.t.Fatalf("DeleteEndpoint: %v", err)
+			}
+		}, missing: "delivery"}, // the delivery goes with it
+		{name: "message expired", before: func(f *fixture, ref *webhook.Ref) {
+			f.clock.Advance(time.Hour)
+		}, missing: "delivery"}, // hidden with its message's expiry
+		// Rows the API cannot leave behind, to see which one is reported.
+		{name: "endpoint row gone, delivery left", before: func(f *fixture, ref *webhook.Ref) {
+			for _, stmt := range []string{"PRAGMA foreign_keys = OFF", "DELETE FROM endpoints", "PRAGMA foreign_keys = ON"} {
+				if _, err := f.s.db.ExecContext(f.ctx, stmt); err != nil {
+					f.t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+		}, missing: "endpoint"},
+		{name: "message expired, delivery not", before: func(f *fixture, ref *webhook.Ref) {
+			if _, err := f.s.db.ExecContext(f.ctx, "UPDATE deliveries SET expires_at = NULL"); err != nil {
+				f.t.Fatalf("keep the delivery: %v", err)
+			}
+			f.clock.Advance(time.Hour)
+		}, missing: "message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			msg := f.message(time.Hour)
+			ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: f.ep.ID}
+			if tt.before != nil {
+				tt.before(f, &ref)
+			}
+
+			// What the three Gets say, each on its own.
+			wantD, errD := f.s.GetDelivery(f.ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+			wantEp, errEp := f.s.GetEndpoint(f.ctx, ref.AppID, ref.EndpointID)
+			wantMsg, errMsg := f.s.GetMessage(f.ctx, ref.AppID, ref.MsgID)
+			for what, err := range map[string]error{"delivery": errD, "endpoint": errEp, "message": errMsg} {
+				if err != nil && !webhook.IsNotFound(err) {
+					t.Fatalf("get %s: %v", what, err)
+				}
+			}
+			// LoadRun stops at the first one missing.
+			if errD != nil {
+				wantEp, wantMsg = nil, nil
+			} else if errEp != nil {
+				wantMsg = nil
+			}
+
+			d, ep, m, err := f.s.LoadRun(f.ctx, ref)
+			missing := ""
+			switch {
+			case d == nil:
+				missing = "delivery"
+			case ep == nil:
+				missing = "endpoint"
+			case m == nil:
+				missing = "message"
+			}
+			if missing != tt.missing {
+				t.Errorf("LoadRun: got %q missing, want %q", missing, tt.missing)
+			}
+			if (missing != "") != webhook.IsNotFound(err) || missing == "" && err != nil {
+				t.Errorf("LoadRun: got error %v with %q missing, want NotFound exactly when one is", err, missing)
+			}
+			// The join alone finds the row exactly when nothing is missing.
+			var rows int
+			if err := f.s.r.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM ("+loadRun+")",
+				ref.AppID, ref.MsgID, ref.EndpointID, f.s.now()).Scan(&rows); err != nil {
+				t.Fatalf("LoadRun's query: %v", err)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tt.missing == ""]; rows != want {
+				t.Errorf("LoadRun's query: got %d rows, want %d", rows, want)
+			}
+			if diff := cmp.Diff(wantD, d); diff != "" {
+				t.Errorf("delivery (-Get +LoadRun):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantEp, ep); diff != "" {
+				t.Errorf("endpoint (-Get +LoadRun):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantMsg, m); diff != "" {
+				t.Errorf("message (-Get +LoadRun):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestNextDue(t *testing.T) {
 	f := newFixture(t)
 	check := func(want time.Time, wantOK bool) {
