@@ -337,32 +337,21 @@ func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref) (time.Time, 
 // could not be recorded (a store failure); the caller should try again
 // later, and the receiver may then see the same webhook-id twice.
 func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) {
-	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
-	if webhook.IsNotFound(err) {
-		return Result{Outcome: Stop, Final: true}, nil
-	}
-	if err != nil {
+	d, ep, msg, err := s.load(ctx, ref)
+	if err != nil && !webhook.IsNotFound(err) {
 		return Result{}, err
 	}
-	if d.Run != ref.Run || d.Status.Final() {
+	if d == nil || d.Run != ref.Run || d.Status.Final() {
 		return Result{Outcome: Stop, Final: true}, nil
 	}
-	ep, err := s.Store.GetEndpoint(ctx, ref.AppID, ref.EndpointID)
-	if webhook.IsNotFound(err) {
+	if ep == nil {
 		return s.stop(ctx, ref, "endpoint deleted")
-	}
-	if err != nil {
-		return Result{}, err
 	}
 	if ep.Disabled {
 		return s.stop(ctx, ref, "endpoint disabled")
 	}
-	msg, err := s.Store.GetMessage(ctx, ref.AppID, ref.MsgID)
-	if webhook.IsNotFound(err) {
+	if msg == nil {
 		return s.stop(ctx, ref, "message expired")
-	}
-	if err != nil {
-		return Result{}, err
 	}
 
 	n := d.Attempts + 1
@@ -437,6 +426,40 @@ func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) 
 			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "attempts", n)
 	}
 	return out, nil
+}
+
+// RunLoader is implemented by stores that read a run's delivery, endpoint
+// and message in one query (internal/sqlite): an attempt then starts with
+// one read instead of three.
+type RunLoader interface {
+	// LoadRun returns the delivery of the run ref, its endpoint and its
+	// message, as GetDelivery, GetEndpoint and GetMessage would. When one
+	// is missing it returns NotFound with those found before it, in
+	// that order: a nil delivery, endpoint or message is the missing one.
+	LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error)
+}
+
+// load reads what an attempt of ref needs, as RunLoader says, in one read
+// when the store can. Otherwise it reads them one by one, as far as
+// Attempt will look: a stale or finished run comes without its endpoint,
+// a disabled endpoint without the message, and no error.
+func (s *Service) load(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
+	if rl, ok := s.Store.(RunLoader); ok {
+		return rl.LoadRun(ctx, ref)
+	}
+	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+	if err != nil || d.Run != ref.Run || d.Status.Final() {
+		return d, nil, nil, err
+	}
+	ep, err := s.Store.GetEndpoint(ctx, ref.AppID, ref.EndpointID)
+	if err != nil || ep.Disabled {
+		return d, ep, nil, err
+	}
+	msg, err := s.Store.GetMessage(ctx, ref.AppID, ref.MsgID)
+	if err != nil {
+		return d, ep, nil, err
+	}
+	return d, ep, msg, nil
 }
 
 // stop ends the run as Canceled because the delivery can no longer happen.

@@ -500,3 +500,150 @@ func TestPublishHandsNewDeliveriesToAHolder(t *testing.T) {
 		t.Errorf("after a failed store: takes %v, room %d; want the room given back (take(nil)) and 3", h.takes, h.room)
 	}
 }
+
+var _ delivery.RunLoader = (*sqlite.Store)(nil)
+
+// gets is a store without LoadRun, as the DynamoDB store is: Attempt then
+// reads with GetDelivery, GetEndpoint and GetMessage. gone ("endpoint" or
+// "message") makes one of them read as missing while the delivery is still
+// there, which DynamoDB (no cascades, no snapshot across reads) can show
+// an attempt.
+type gets struct {
+	webhook.Store
+	gone string
+}
+
+func (g gets) GetEndpoint(ctx context.Context, appID, idOrUID string) (*webhook.Endpoint, error) {
+	if g.gone == "endpoint" {
+		return nil, webhook.NotFound("endpoint %s not found", idOrUID)
+	}
+	return g.Store.GetEndpoint(ctx, appID, idOrUID)
+}
+
+func (g gets) GetMessage(ctx context.Context, appID, idOrEventID string) (*webhook.Message, error) {
+	if g.gone == "message" {
+		return nil, webhook.NotFound("message %s not found", idOrEventID)
+	}
+	return g.Store.GetMessage(ctx, appID, idOrEventID)
+}
+
+// loader is the SQLite store with its LoadRun, gone making the endpoint or
+// the message read as missing as in gets.
+type loader struct {
+	*sqlite.Store
+	gone string
+}
+
+func (l loader) LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
+	d, ep, msg, err := l.Store.LoadRun(ctx, ref)
+	switch {
+	case err != nil:
+		return d, ep, msg, err
+	case l.gone == "endpoint":
+		return d, nil, nil, webhook.NotFound("endpoint %s not found", ref.EndpointID)
+	case l.gone == "message":
+		return d, ep, nil, webhook.NotFound("message %s not found", ref.MsgID)
+	}
+	return d, ep, msg, nil
+}
+
+// TestAttemptReadsOnceOrThreeTimes runs Attempt over a store with LoadRun
+// (one read) and one without (three): each case must end the same way.
+func TestAttemptReadsOnceOrThreeTimes(t *testing.T) {
+	stores := []struct {
+		name  string
+		loads bool // implements delivery.RunLoader
+		wrap  func(s *sqlite.Store, gone string) webhook.Store
+	}{
+		{"one read", true, func(s *sqlite.Store, gone string) webhook.Store { return loader{s, gone} }},
+		{"three reads", false, func(s *sqlite.Store, gone string) webhook.Store { return gets{s, gone} }},
+	}
+	tests := []struct {
+		name    string
+		gone    string
+		before  func(t *testing.T, f *fixture, ref *webhook.Ref)
+		outcome delivery.Outcome
+		posts   int
+		status  webhook.Status // of the delivery afterwards, unless deleted
+		deleted bool           // the delivery reads as missing afterwards
+	}{
+		{name: "delivered", outcome: delivery.Delivered, posts: 1, status: webhook.StatusSuccess},
+		{name: "stale run", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
+			msg, err := f.store.GetMessage(context.Background(), ref.AppID, ref.MsgID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.store.StartRun(context.Background(), msg, ref.EndpointID, f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}, outcome: delivery.Stop, status: webhook.StatusPending},
+		{name: "finished run", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
+			if _, err := f.svc.Attempt(context.Background(), *ref); err != nil {
+				t.Fatal(err)
+			}
+		}, outcome: delivery.Stop, posts: 1, status: webhook.StatusSuccess},
+		{name: "other app", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
+			ref.AppID = webhook.NewID(webhook.PrefixApp)
+		}, outcome: delivery.Stop, status: webhook.StatusPending},
+		{name: "endpoint disabled", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
+			ep, err := f.store.GetEndpoint(context.Background(), ref.AppID, ref.EndpointID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ep.Disabled = true
+			if err := f.store.UpdateEndpoint(context.Background(), ep, ep.UpdatedAt); err != nil {
+				t.Fatal(err)
+			}
+		}, outcome: delivery.Stop, status: webhook.StatusCanceled},
+		{name: "endpoint deleted with its deliveries", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
+			if err := f.store.DeleteEndpoint(context.Background(), ref.AppID, ref.EndpointID); err != nil {
+				t.Fatal(err)
+			}
+		}, outcome: delivery.Stop, deleted: true},
+		{name: "message expired with its deliveries", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
+			f.clock.Add(91 * 24 * time.Hour)
+		}, outcome: delivery.Stop, deleted: true},
+		{name: "endpoint missing, delivery left", gone: "endpoint", outcome: delivery.Stop, status: webhook.StatusCanceled},
+		{name: "message missing, delivery left", gone: "message", outcome: delivery.Stop, status: webhook.StatusCanceled},
+	}
+	for _, st := range stores {
+		for _, tt := range tests {
+			t.Run(st.name+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t, 200)
+				f.svc.Store = st.wrap(f.store, "")
+				if _, ok := f.svc.Store.(delivery.RunLoader); ok != st.loads {
+					t.Fatalf("store implements RunLoader: got %v, want %v", ok, st.loads)
+				}
+				ep := f.endpoint(t, nil)
+				msg := f.publish(t, "v1.end_user.created")
+				ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+				if tt.before != nil {
+					tt.before(t, f, &ref)
+				}
+				f.svc.Store = st.wrap(f.store, tt.gone)
+
+				res, err := f.svc.Attempt(context.Background(), ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Outcome != tt.outcome || !res.Final {
+					t.Errorf("got %+v, want a final %s", res, tt.outcome)
+				}
+				if len(f.post.requests) != tt.posts {
+					t.Errorf("got %d requests, want %d", len(f.post.requests), tt.posts)
+				}
+				d, err := f.store.GetDelivery(context.Background(), f.app.ID, msg.ID, ep.ID)
+				switch {
+				case tt.deleted:
+					if !webhook.IsNotFound(err) {
+						t.Errorf("delivery: got %+v, %v; want it gone", d, err)
+					}
+				case err != nil:
+					t.Fatal(err)
+				case d.Status != tt.status:
+					t.Errorf("delivery status: got %v, want %v", d.Status, tt.status)
+				}
+			})
+		}
+	}
+}
