@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -19,42 +20,44 @@ import (
 // stored (rowid): that is the order of the deliveries_due index, so the
 // query reads limit rows however long the queue is, where sorting on
 // other columns would read every due row first.
+//
+// Two statements do it, in one write transaction: a SELECT of the due
+// runs in that order, then one UPDATE of the rows the same subquery
+// selects. Nothing writes in between, so both see the same rows; an
+// UPDATE ... RETURNING alone would return them in no particular order.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
-	type claim struct {
-		rowid int64
-		ref   webhook.Ref
-	}
 	var refs []webhook.Ref
 	err := s.inTx(ctx, func(tx querier) error {
-		claims, err := collect(ctx, tx, `SELECT rowid, app_id, msg_id, endpoint_id, run FROM deliveries
-			WHERE `+unfinished+` AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, rowid LIMIT ?`,
-			[]any{now.UnixMilli(), limit}, func(sc scanner) (claim, error) {
-				var c claim
-				err := sc.Scan(&c.rowid, &c.ref.AppID, &c.ref.MsgID, &c.ref.EndpointID, &c.ref.Run)
-				return c, err
+		var err error
+		refs, err = collect(ctx, tx, "SELECT app_id, msg_id, endpoint_id, run"+dueRows, []any{now.UnixMilli(), limit},
+			func(sc scanner) (webhook.Ref, error) {
+				var ref webhook.Ref
+				err := sc.Scan(&ref.AppID, &ref.MsgID, &ref.EndpointID, &ref.Run)
+				return ref, err
 			})
-		if err != nil {
+		if err != nil || len(refs) == 0 {
 			return err
 		}
-		until := now.Add(lease).UnixMilli()
-		refs = make([]webhook.Ref, len(claims))
-		for i, c := range claims {
-			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE rowid = ?", until, c.rowid); err != nil {
-				return err
-			}
-			refs[i] = c.ref
+		n, err := rowsAffected(tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE rowid IN (SELECT rowid"+dueRows+")",
+			now.Add(lease).UnixMilli(), now.UnixMilli(), limit))
+		if err == nil && n != int64(len(refs)) {
+			err = fmt.Errorf("claimed %d rows of the %d selected", n, len(refs))
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, wrap("claim due", err)
 	}
 	return refs, nil
 }
+
+// dueRows is the FROM ... LIMIT of ClaimDue's statements; its arguments
+// are now in unix milliseconds and the limit.
+var dueRows = ` FROM deliveries WHERE ` + unfinished + ` AND next_attempt_at <= ?
+	ORDER BY next_attempt_at, rowid LIMIT ?`
 
 // NextDue returns the earliest NextAttemptAt of a pending or sending
 // delivery, and false when there is none, so that a worker can sleep until
