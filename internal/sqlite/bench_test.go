@@ -135,22 +135,28 @@ func BenchmarkCreateMessage(b *testing.B) {
 	}
 }
 
-// BenchmarkClaimDue claims batches of 32 from a queue of due deliveries.
+// BenchmarkClaimDue claims from a queue of due deliveries one at a time,
+// as local mode mostly does (a worker frees up, claims what is due), and
+// in batches of 32.
 func BenchmarkClaimDue(b *testing.B) {
-	bs := newBenchStore(b, 10)
-	for range 500 {
-		bs.message(b) // 5,000 due deliveries
-	}
-	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		// A lease of 1 ns: the claimed ones are due again at the next
-		// millisecond, so the queue never runs dry.
-		now = now.Add(time.Millisecond)
-		refs, err := bs.ClaimDue(b.Context(), now, time.Nanosecond, 32)
-		if err != nil || len(refs) != 32 {
-			b.Fatalf("ClaimDue: %d refs, %v", len(refs), err)
-		}
+	for _, batch := range []int{1, 32} {
+		b.Run(fmt.Sprint(batch), func(b *testing.B) {
+			bs := newBenchStore(b, 10)
+			for range 500 {
+				bs.message(b) // 5,000 due deliveries
+			}
+			now := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				// A lease of 1 ns: the claimed ones are due again at the
+				// next millisecond, so the queue never runs dry.
+				now = now.Add(time.Millisecond)
+				refs, err := bs.ClaimDue(b.Context(), now, time.Nanosecond, batch)
+				if err != nil || len(refs) != batch {
+					b.Fatalf("ClaimDue: %d refs, %v", len(refs), err)
+				}
+			}
+		})
 	}
 }
 

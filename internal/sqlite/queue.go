@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -22,30 +21,40 @@ import (
 // other columns would read every due row first.
 //
 // Two statements do it, in one write transaction: a SELECT of the due
-// runs in that order, then one UPDATE of the rows the same subquery
-// selects. Nothing writes in between, so both see the same rows; an
-// UPDATE ... RETURNING alone would return them in no particular order.
+// runs in that order, and one UPDATE of the rows it selected, by rowid.
+// (UPDATE ... RETURNING alone would return them in no particular order.)
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
 	var refs []webhook.Ref
 	err := s.inTx(ctx, func(tx querier) error {
+		args := []any{now.Add(lease).UnixMilli()} // then the rowids
 		var err error
-		refs, err = collect(ctx, tx, "SELECT app_id, msg_id, endpoint_id, run"+dueRows, []any{now.UnixMilli(), limit},
-			func(sc scanner) (webhook.Ref, error) {
+		refs, err = collect(ctx, tx, `SELECT rowid, app_id, msg_id, endpoint_id, run FROM deliveries
+			WHERE `+unfinished+` AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, rowid LIMIT ?`,
+			[]any{now.UnixMilli(), limit}, func(sc scanner) (webhook.Ref, error) {
 				var ref webhook.Ref
-				err := sc.Scan(&ref.AppID, &ref.MsgID, &ref.EndpointID, &ref.Run)
+				var rowid int64
+				err := sc.Scan(&rowid, &ref.AppID, &ref.MsgID, &ref.EndpointID, &ref.Run)
+				args = append(args, rowid)
 				return ref, err
 			})
 		if err != nil || len(refs) == 0 {
 			return err
 		}
-		n, err := rowsAffected(tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE rowid IN (SELECT rowid"+dueRows+")",
-			now.Add(lease).UnixMilli(), now.UnixMilli(), limit))
-		if err == nil && n != int64(len(refs)) {
-			err = fmt.Errorf("claimed %d rows of the %d selected", n, len(refs))
+		// The list is padded to a power of two with the last rowid
+		// again, so that a handful of statements, each prepared once,
+		// serve every batch size.
+		n := 1
+		for n < len(refs) {
+			n *= 2
 		}
+		for len(args) <= n {
+			args = append(args, args[len(args)-1])
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE deliveries SET next_attempt_at = ? WHERE rowid IN ("+placeholders(n)+")", args...)
 		return err
 	})
 	if err != nil {
@@ -53,11 +62,6 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	}
 	return refs, nil
 }
-
-// dueRows is the FROM ... LIMIT of ClaimDue's statements; its arguments
-// are now in unix milliseconds and the limit.
-var dueRows = ` FROM deliveries WHERE ` + unfinished + ` AND next_attempt_at <= ?
-	ORDER BY next_attempt_at, rowid LIMIT ?`
 
 // NextDue returns the earliest NextAttemptAt of a pending or sending
 // delivery, and false when there is none, so that a worker can sleep until
