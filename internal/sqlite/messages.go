@@ -208,7 +208,10 @@ func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string
 //
 // The query joins the three rows on their keys and applies the Gets'
 // expiry conditions; when it finds nothing, the Gets themselves tell
-// which row is missing, which happens once at most per run.
+// which row is missing, which happens once at most per run. The join
+// takes ref's ids as ids only: it does not also try them as an endpoint
+// uid or a message event id as GetEndpoint and GetMessage do, which an
+// attempt never needs (a visible delivery's endpoint and message exist).
 func (s *Store) LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
 	var (
 		d   webhook.Delivery
