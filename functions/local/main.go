@@ -118,6 +118,9 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		SlowShare:     max(1, cfg.Workers/8),
 		FailingShare:  max(1, cfg.Workers/8),
 		SlowAfter:     time.Second,
+		// Retries coming due within 20 ms of each other are claimed
+		// together: a retry storm costs a write per batch.
+		Gather: 20 * time.Millisecond,
 	})
 	svc.Dispatcher = queue
 	sw := &sweeper.Sweeper{

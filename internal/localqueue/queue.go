@@ -64,6 +64,11 @@ type Config struct {
 	SlowShare     int
 	FailingShare  int
 	SlowAfter     time.Duration
+	// Gather is how long a delivery that came due by itself (a retry)
+	// may wait for others to come due, so that they are claimed together:
+	// a retry storm then costs a claim (a write) per batch rather than
+	// per retry. A dispatch is claimed at once. Default 0.
+	Gather time.Duration
 	// Hold is the most new deliveries held in memory and not started
 	// (see Hold); beyond it, new deliveries are stored due and claimed
 	// like the others. Default 64 per worker when AttemptTimeout is set;
@@ -78,7 +83,8 @@ type Queue struct {
 	clock   webhook.Clock
 	log     *slog.Logger
 	cfg     Config
-	wake    chan struct{}
+	wake    chan struct{} // a dispatch: claim now
+	soon    chan struct{} // an attempt scheduled a retry before wakeAt
 
 	mu     sync.Mutex
 	wakeAt time.Time // when the sleeping loop wakes by itself; zero while it is awake
@@ -119,7 +125,7 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 		cfg.Hold = 64 * cfg.Workers
 	}
 	return &Queue{store: store, attempt: attempt, clock: clock, log: log, cfg: cfg,
-		wake: make(chan struct{}, 1), held: make(chan claimed, cfg.Hold)}
+		wake: make(chan struct{}, 1), soon: make(chan struct{}, 1), held: make(chan claimed, cfg.Hold)}
 }
 
 // Hold implements delivery.Holder: it reserves room for n new deliveries
@@ -331,45 +337,58 @@ func (q *Queue) run(ctx context.Context, ref webhook.Ref) bool {
 	return true
 }
 
-// dueAt wakes the loop if it sleeps past t, when a delivery is due.
+// dueAt tells the loop that a delivery is due at t, if it would sleep
+// past t (and Gather).
 func (q *Queue) dueAt(t time.Time) {
 	q.mu.Lock()
-	wake := q.wakeAt.IsZero() || t.Before(q.wakeAt)
+	sooner := q.wakeAt.IsZero() || t.Add(q.cfg.Gather).Before(q.wakeAt)
 	q.mu.Unlock()
-	if wake {
+	if sooner {
 		select {
-		case q.wake <- struct{}{}:
+		case q.soon <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// sleep waits until the next delivery is due, a dispatch or an attempt
-// that schedules an earlier one wakes the queue, or Poll has passed. An
-// attempt that ends does not wake it: nothing it could claim became due.
+// sleep waits until the earliest unfinished delivery has been due for
+// Gather, a dispatch wakes the queue, or Poll has passed. An attempt that
+// ends does not wake it (nothing it could claim became due); one that
+// schedules a retry before the wake-up makes it look at the store again
+// (a read), not claim.
 func (q *Queue) sleep(ctx context.Context) error {
-	now := q.clock.Now()
-	wait := q.cfg.Poll
-	if next, ok, err := q.store.NextDue(ctx); err == nil && ok {
-		if d := next.Sub(now); d < wait {
-			wait = max(d, 0)
-		}
-	}
-	q.mu.Lock()
-	q.wakeAt = now.Add(wait)
-	q.mu.Unlock()
+	deadline := q.clock.Now().Add(q.cfg.Poll)
 	defer func() {
 		q.mu.Lock()
 		q.wakeAt = time.Time{}
 		q.mu.Unlock()
 	}()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-q.wake:
-	case <-t.C:
+	for {
+		wakeAt := deadline
+		if next, ok, err := q.store.NextDue(ctx); err == nil && ok {
+			if at := next.Add(q.cfg.Gather); at.Before(wakeAt) {
+				wakeAt = at
+			}
+		}
+		wait := wakeAt.Sub(q.clock.Now())
+		if wait <= 0 {
+			return nil
+		}
+		q.mu.Lock()
+		q.wakeAt = wakeAt
+		q.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-q.wake:
+			t.Stop()
+			return nil
+		case <-t.C:
+			return nil
+		case <-q.soon:
+			t.Stop()
+		}
 	}
-	return nil
 }

@@ -294,3 +294,50 @@ func TestEndedAttemptsDoNotPollTheStore(t *testing.T) {
 		t.Errorf("ClaimDue called %d times for 50 held attempts with nothing due, want at most 3", store.claims)
 	}
 }
+
+// TestRetriesDueTogetherAreClaimedTogether: with Gather, retries that come
+// due within it are claimed in one call, while a dispatch is claimed at
+// once.
+func TestRetriesDueTogetherAreClaimedTogether(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	var mu sync.Mutex
+	var ran []time.Time
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		mu.Lock()
+		ran = append(ran, time.Now())
+		mu.Unlock()
+		store.done(r)
+		return nil
+	}, Config{Poll: time.Hour, Gather: 100 * time.Millisecond})
+	defer stop()
+	time.Sleep(20 * time.Millisecond) // asleep: nothing due
+	store.mu.Lock()
+	claims := store.claims
+	store.mu.Unlock()
+
+	// A dispatch does not wait for Gather.
+	dispatched := time.Now()
+	store.set(ref(0), dispatched)
+	q.Dispatch(context.Background(), ref(0))
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 1 })
+	if d := ran[0].Sub(dispatched); d >= 100*time.Millisecond {
+		t.Errorf("dispatched delivery ran after %s, want at once (not after Gather)", d)
+	}
+
+	// Five retries coming due 10 ms apart: one claim, after the first
+	// has been due for Gather.
+	first := time.Now().Add(50 * time.Millisecond)
+	for i := 1; i <= 5; i++ {
+		store.set(ref(i), first.Add(time.Duration(i-1)*10*time.Millisecond))
+	}
+	q.dueAt(first) // as the attempts that scheduled them report
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 6 })
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if n := store.claims - claims; n > 2 {
+		t.Errorf("%d claims for one dispatch and five retries due within Gather, want 2", n)
+	}
+	if d := ran[1].Sub(first); d < 100*time.Millisecond {
+		t.Errorf("first retry ran %s after it came due, want after Gather (100ms)", d)
+	}
+}
