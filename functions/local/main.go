@@ -112,7 +112,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		AttemptTimeout: cfg.HTTPTimeout + 5*time.Second,
 		// One endpoint gets at most half the workers, a slow one (an
 		// attempt of a second or more) or a failing one (its last
-		// attempt failed) an eighth: a hanging receiver cannot stall
+		// attempt scheduled a retry) an eighth: a hanging receiver cannot stall
 		// everybody else's deliveries, nor a retry storm crowd them.
 		EndpointShare: max(1, cfg.Workers/2),
 		SlowShare:     max(1, cfg.Workers/8),

@@ -24,11 +24,17 @@ import (
 // rather than at every claim.
 //
 // An endpoint is failing while its last attempt failed and scheduled a
-// retry; its share is then FailingShare, until an attempt to it succeeds.
-// Its deliveries beyond that share are parked like a healthy endpoint's:
-// a retry storm runs on a few workers at a time, spread out, instead of
-// taking a burst of them — and the CPU and the write connection with
-// them — from the healthy endpoints' first attempts.
+// retry; its share is then FailingShare, until an attempt to it ends
+// without scheduling one (it succeeded, or the run ended). Its deliveries
+// beyond that share are parked like a healthy endpoint's: a retry storm
+// runs on a few workers at a time, spread out, instead of taking a burst
+// of them — and the CPU and the write connection with them — from the
+// healthy endpoints' first attempts.
+//
+// Any endpoint's deliveries beyond its share in flight and as many again
+// parked (a healthy or failing endpoint: EndpointShare parked) are left
+// to their lease like a slow endpoint's surplus: a burst that large to one
+// endpoint waits a lease rather than holding claims in memory.
 
 // admission is what becomes of a claimed delivery.
 type admission int
@@ -36,7 +42,7 @@ type admission int
 const (
 	runNow  admission = iota // a slot of its endpoint is free: attempt it
 	parked                   // wait for a slot of its endpoint
-	dropped                  // a slow endpoint's surplus: left to its lease
+	dropped                  // beyond what may park: left to its lease
 )
 
 // shares keeps the per-endpoint counts.

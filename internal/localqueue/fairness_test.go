@@ -144,8 +144,8 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 	if !ok || next.ref != c(10).ref {
 		t.Fatalf("done (failed, last in flight): got %v, %v; want the first parked", next.ref, ok)
 	}
-	// It succeeds: the endpoint is healthy again, share 3, and both other
-	// parked deliveries get a slot.
+	// It succeeds: the endpoint is healthy again, share 3: the slot passes
+	// to the next parked delivery, and a newcomer runs at once.
 	first, ok1 := s.done("ep_1", at(4), at(5), false)
 	if !ok1 || first.ref != c(11).ref {
 		t.Fatalf("done (success): got %v, %v; want the next parked", first.ref, ok1)

@@ -71,10 +71,13 @@ type Config struct {
 	Gather time.Duration
 	// Hold is the most new deliveries held in memory and not started
 	// (see Hold); beyond it, new deliveries are stored due and claimed
-	// like the others. Default 64 per worker when AttemptTimeout is set;
-	// negative, or without AttemptTimeout, nothing is held.
+	// like the others. Default 64 per worker, at most maxHold; negative,
+	// or without an AttemptTimeout under Lease, nothing is held.
 	Hold int
 }
+
+// maxHold bounds the default Hold: the buffer is allocated up front.
+const maxHold = 1 << 14
 
 // Queue runs due deliveries on a pool of workers.
 type Queue struct {
@@ -122,7 +125,7 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 	if cfg.AttemptTimeout <= 0 || cfg.AttemptTimeout >= cfg.Lease || cfg.Hold < 0 {
 		cfg.Hold = 0 // an attempt could outlast a held delivery's claim
 	} else if cfg.Hold == 0 {
-		cfg.Hold = 64 * cfg.Workers
+		cfg.Hold = min(64*cfg.Workers, maxHold)
 	}
 	return &Queue{store: store, attempt: attempt, clock: clock, log: log, cfg: cfg,
 		wake: make(chan struct{}, 1), soon: make(chan struct{}, 1), held: make(chan claimed, cfg.Hold)}
@@ -133,7 +136,9 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 // deliveries ahead of those claimed from the store, like those subject to
 // the fair shares, and attempt none that has waited so long that its
 // attempt could outlast its claim (it is due again when the claim ends).
-// Without room, or once Run has returned, it holds nothing.
+// Without room, or once Run's context has ended, it holds nothing. What
+// it holds and has not started when Run returns waits for its claim to
+// end, as after a crash.
 func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool) {
 	if q.stopped.Load() {
 		return time.Time{}, nil, false
@@ -234,7 +239,9 @@ func (q *Queue) Run(ctx context.Context) error {
 			}
 		})
 	}
+	stopHolding := context.AfterFunc(ctx, func() { q.stopped.Store(true) })
 	defer func() {
+		stopHolding()
 		q.stopped.Store(true)
 		close(ready)
 		wg.Wait()
@@ -363,13 +370,25 @@ func (q *Queue) sleep(ctx context.Context) error {
 		q.wakeAt = time.Time{}
 		q.mu.Unlock()
 	}()
+	// A report from before this look at the store is in what it reads:
+	// an attempt reports its retry once it is stored.
+	select {
+	case <-q.soon:
+	default:
+	}
+	wakeAt := deadline
 	for {
-		wakeAt := deadline
-		if next, ok, err := q.store.NextDue(ctx); err == nil && ok {
-			if at := next.Add(q.cfg.Gather); at.Before(wakeAt) {
+		// Awake while reading: a retry stored after the read wakes the
+		// loop whatever it was going to sleep until.
+		q.mu.Lock()
+		q.wakeAt = time.Time{}
+		q.mu.Unlock()
+		if next, ok, err := q.store.NextDue(ctx); err == nil {
+			wakeAt = deadline
+			if at := next.Add(q.cfg.Gather); ok && at.Before(wakeAt) {
 				wakeAt = at
 			}
-		}
+		} // on error, keep the last wake-up
 		wait := wakeAt.Sub(q.clock.Now())
 		if wait <= 0 {
 			return nil
