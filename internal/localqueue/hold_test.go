@@ -151,12 +151,9 @@ func waitFor(t *testing.T, cond func() bool) {
 // due again from the store once the claim ends.
 func TestHeldDeliveryTooOldIsLeftToItsClaim(t *testing.T) {
 	store := &memStore{due: map[webhook.Ref]time.Time{}}
-	var mu sync.Mutex
-	var ran []webhook.Ref
+	var rec record
 	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
-		mu.Lock()
-		ran = append(ran, r)
-		mu.Unlock()
+		rec.add(r)
 		return nil
 	}, holdCfg(1, 4))
 	defer stop()
@@ -165,10 +162,8 @@ func TestHeldDeliveryTooOldIsLeftToItsClaim(t *testing.T) {
 	_, takeNew, _ := q.Hold(1, time.Now())
 	takeOld([]webhook.Ref{ref(0)})
 	takeNew([]webhook.Ref{ref(1)})
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) > 0 })
-	mu.Lock()
-	defer mu.Unlock()
-	if len(ran) != 1 || ran[0] != ref(1) {
+	waitFor(t, func() bool { return rec.len() > 0 })
+	if ran, _ := rec.read(); len(ran) != 1 || ran[0] != ref(1) {
 		t.Errorf("attempted %v, want only the fresh %v", ran, ref(1))
 	}
 }

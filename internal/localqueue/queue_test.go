@@ -199,6 +199,29 @@ func TestRunWaitsForAttemptsInFlight(t *testing.T) {
 	}
 }
 
+// record keeps the attempts made, in order, and when.
+type record struct {
+	mu   sync.Mutex
+	refs []webhook.Ref
+	at   []time.Time
+}
+
+func (r *record) add(ref webhook.Ref) {
+	r.mu.Lock()
+	r.refs = append(r.refs, ref)
+	r.at = append(r.at, time.Now())
+	r.mu.Unlock()
+}
+
+// read returns copies of what was recorded.
+func (r *record) read() ([]webhook.Ref, []time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]webhook.Ref(nil), r.refs...), append([]time.Time(nil), r.at...)
+}
+
+func (r *record) len() int { refs, _ := r.read(); return len(refs) }
+
 // gauge counts the attempts in flight, their peak, and those ended.
 type gauge struct {
 	mu                    sync.Mutex
@@ -303,12 +326,9 @@ func TestEndedAttemptsDoNotPollTheStore(t *testing.T) {
 // once.
 func TestRetriesDueTogetherAreClaimedTogether(t *testing.T) {
 	store := &memStore{due: map[webhook.Ref]time.Time{}}
-	var mu sync.Mutex
-	var ran []time.Time
+	var rec record
 	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
-		mu.Lock()
-		ran = append(ran, time.Now())
-		mu.Unlock()
+		rec.add(r)
 		store.done(r)
 		return nil
 	}, Config{Poll: time.Hour, Gather: 100 * time.Millisecond})
@@ -322,9 +342,9 @@ func TestRetriesDueTogetherAreClaimedTogether(t *testing.T) {
 	dispatched := time.Now()
 	store.set(ref(0), dispatched)
 	q.Dispatch(context.Background(), ref(0))
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 1 })
-	if d := ran[0].Sub(dispatched); d >= 100*time.Millisecond {
-		t.Errorf("dispatched delivery ran after %s, want at once (not after Gather)", d)
+	waitFor(t, func() bool { return rec.len() == 1 })
+	if _, ran := rec.read(); ran[0].Sub(dispatched) >= 100*time.Millisecond {
+		t.Errorf("dispatched delivery ran after %s, want at once (not after Gather)", ran[0].Sub(dispatched))
 	}
 
 	// Five retries coming due 10 ms apart: one claim, after the first
@@ -334,7 +354,8 @@ func TestRetriesDueTogetherAreClaimedTogether(t *testing.T) {
 		store.set(ref(i), first.Add(time.Duration(i-1)*10*time.Millisecond))
 	}
 	q.dueAt(first) // as the attempts that scheduled them report
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 6 })
+	waitFor(t, func() bool { return rec.len() == 6 })
+	_, ran := rec.read()
 	store.mu.Lock()
 	defer store.mu.Unlock()
 	if n := store.claims - claims; n > 2 {
