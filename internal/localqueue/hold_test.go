@@ -2,6 +2,7 @@ package localqueue
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +166,49 @@ func TestHeldDeliveryTooOldIsLeftToItsClaim(t *testing.T) {
 	waitFor(t, func() bool { return rec.len() > 0 })
 	if ran, _ := rec.read(); len(ran) != 1 || ran[0] != ref(1) {
 		t.Errorf("attempted %v, want only the fresh %v", ran, ref(1))
+	}
+}
+
+// TestStopReleasesWhatWasNotAttempted: deliveries held or claimed but not
+// attempted when the queue stops are released, due again at once for the
+// next start, not left to their claims.
+func TestStopReleasesWhatWasNotAttempted(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	busy := make(chan struct{})
+	var rec record
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		if rec.add(r); r == ref(0) {
+			<-busy // the only worker is busy while the rest waits
+		}
+		store.done(r)
+		return nil
+	}, holdCfg(1, 8))
+	store.set(ref(0), time.Now())
+	q.Dispatch(context.Background(), ref(0))
+	waitFor(t, func() bool { return rec.len() == 1 })
+	_, take, ok := q.Hold(2, time.Now())
+	if !ok {
+		t.Fatal("Hold refused")
+	}
+	held := []webhook.Ref{ref(10), ref(11)}
+	take(held)
+
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	time.Sleep(20 * time.Millisecond) // Run's context has ended
+	close(busy)
+	<-stopped
+	if refs, _ := rec.read(); len(refs) != 1 {
+		t.Errorf("attempted %v after the stop began, want only %v", refs, ref(0))
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	for _, r := range held {
+		if !slices.Contains(store.released, r) {
+			t.Errorf("held %v not released at stop (released %v)", r, store.released)
+		}
+	}
+	if _, _, ok := q.Hold(1, time.Now()); ok {
+		t.Error("Hold after stop: got ok")
 	}
 }

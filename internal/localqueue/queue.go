@@ -33,6 +33,9 @@ type Store interface {
 	// NextDue returns the earliest NextAttemptAt of an unfinished
 	// delivery, and false when there is none.
 	NextDue(ctx context.Context) (time.Time, bool, error)
+	// Release makes claimed runs due at now again; runs settled or
+	// superseded meanwhile are left alone.
+	Release(ctx context.Context, refs []webhook.Ref, now time.Time) error
 }
 
 // AttemptFunc makes one attempt of a run and returns when the run's next
@@ -137,8 +140,8 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 // the fair shares, and attempt none that has waited so long that its
 // attempt could outlast its claim (it is due again when the claim ends).
 // Without room, or once Run's context has ended, it holds nothing. What
-// it holds and has not started when Run returns waits for its claim to
-// end, as after a crash.
+// it holds and has not started when Run returns is released (made due)
+// on the way out; after a crash, it is due when its claim ends.
 func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool) {
 	if q.stopped.Load() {
 		return time.Time{}, nil, false
@@ -167,8 +170,9 @@ func (q *Queue) Dispatch(ctx context.Context, ref webhook.Ref) error {
 }
 
 // Run claims and attempts due deliveries until ctx ends, then waits for
-// the attempts in flight to finish. Claimed deliveries that are still
-// waiting for a worker are left to their lease. Workers are shared
+// the attempts in flight to finish. Claimed and held deliveries that are
+// still waiting for a worker are released: due again at once, for the
+// next start. Workers are shared
 // fairly between endpoints (fairness.go).
 //
 // The workers are long-lived goroutines: an attempt runs deep in the
@@ -196,6 +200,17 @@ func (q *Queue) Run(ctx context.Context) error {
 	usable := func(c claimed) bool {
 		return ctx.Err() == nil && (prefetch == 0 || q.clock.Now().Sub(c.at) <= maxWait)
 	}
+	// What shutting down leaves unattempted is released on the way out.
+	var leftMu sync.Mutex
+	var left []webhook.Ref
+	skip := func(c claimed) {
+		if ctx.Err() != nil {
+			leftMu.Lock()
+			left = append(left, c.ref)
+			leftMu.Unlock()
+		}
+		finished()
+	}
 	fair := newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.FailingShare, q.cfg.SlowAfter)
 	var wg sync.WaitGroup
 	for range q.cfg.Workers {
@@ -209,7 +224,7 @@ func (q *Queue) Run(ctx context.Context) error {
 					outstanding.Add(1)
 				}
 				if !usable(c) {
-					finished()
+					skip(c)
 					continue
 				}
 				start := time.Now()
@@ -230,7 +245,7 @@ func (q *Queue) Run(ctx context.Context) error {
 					c, ok = fair.done(c.ref.EndpointID, start, end, retry)
 					start = end
 					for ok && !usable(c) {
-						finished()
+						skip(c)
 						now := time.Now()
 						c, ok = fair.skip(c.ref.EndpointID, start, now)
 						start = now
@@ -245,6 +260,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		q.stopped.Store(true)
 		close(ready)
 		wg.Wait()
+		q.release(ctx, append(left, q.drainHeld()...))
 	}()
 	// With deliveries ready, claim only once half of them are taken: one
 	// claim (a write) per batch rather than per finished attempt.
@@ -285,6 +301,38 @@ func (q *Queue) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// drainHeld empties the held deliveries no worker took.
+func (q *Queue) drainHeld() []webhook.Ref {
+	var refs []webhook.Ref
+	for {
+		select {
+		case c := <-q.held:
+			q.holding.Add(-1)
+			refs = append(refs, c.ref)
+		default:
+			return refs
+		}
+	}
+}
+
+// release gives back, on the way out, the claimed and held deliveries
+// that were not attempted, so that after a restart they are due at once
+// rather than when their claims end. Failing that, the claims end as
+// after a crash.
+func (q *Queue) release(ctx context.Context, refs []webhook.Ref) {
+	if len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := q.store.Release(ctx, refs, q.clock.Now()); err != nil {
+		q.log.Warn("claimed deliveries not released; they are due when their claims end",
+			"deliveries", len(refs), "err", err)
+		return
+	}
+	q.log.Info("released claimed deliveries not attempted before shutdown", "deliveries", len(refs))
 }
 
 // next returns a worker's next delivery, and whether it was held (not

@@ -14,9 +14,10 @@ import (
 
 // memStore is a queue store in memory: due times per ref.
 type memStore struct {
-	mu     sync.Mutex
-	due    map[webhook.Ref]time.Time
-	claims int // calls of ClaimDue
+	mu       sync.Mutex
+	due      map[webhook.Ref]time.Time
+	claims   int           // calls of ClaimDue
+	released []webhook.Ref // given to Release
 }
 
 func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
@@ -46,6 +47,18 @@ func (m *memStore) NextDue(context.Context) (time.Time, bool, error) {
 		}
 	}
 	return next, !next.IsZero(), nil
+}
+
+func (m *memStore) Release(_ context.Context, refs []webhook.Ref, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range refs {
+		if _, ok := m.due[r]; ok {
+			m.due[r] = now
+		}
+	}
+	m.released = append(m.released, refs...)
+	return nil
 }
 
 func (m *memStore) set(ref webhook.Ref, at time.Time) {

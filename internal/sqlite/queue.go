@@ -63,6 +63,27 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	return refs, nil
 }
 
+// Release makes claimed runs due at now again: a queue that stops gives
+// back what it claimed and did not attempt, so that they need not wait for
+// their lease after a restart. A run that was settled or superseded
+// meanwhile is left alone.
+func (s *Store) Release(ctx context.Context, refs []webhook.Ref, now time.Time) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx querier) error {
+		for _, r := range refs {
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ?
+				WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND `+unfinished+` AND next_attempt_at > ?`,
+				ms(now), r.MsgID, r.EndpointID, r.AppID, r.Run, ms(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("release", err)
+}
+
 // NextDue returns the earliest NextAttemptAt of a pending or sending
 // delivery, and false when there is none, so that a worker can sleep until
 // then.

@@ -180,6 +180,34 @@ func TestClaimDue(t *testing.T) {
 	}
 }
 
+func TestRelease(t *testing.T) {
+	f := newFixture(t)
+	const lease = time.Minute
+	m0 := f.message(time.Hour)
+	m1 := f.message(time.Hour)
+	done := f.message(time.Hour)
+	now := f.clock.Now()
+	if got := f.claim(now, lease, 10); len(got) != 3 {
+		t.Fatalf("ClaimDue = %v, want all 3", got)
+	}
+	f.attempt(done, 1, webhook.StatusSuccess, time.Time{})
+	later := now.Add(time.Second)
+	refs := []webhook.Ref{
+		{AppID: f.app.ID, MsgID: m0.ID, EndpointID: f.ep.ID},
+		{AppID: f.app.ID, MsgID: m1.ID, EndpointID: f.ep.ID, Run: 7}, // not the current run
+		{AppID: f.app.ID, MsgID: done.ID, EndpointID: f.ep.ID},       // settled
+	}
+	if err := f.s.Release(f.ctx, refs, later); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if got, want := f.claim(later, lease, 10), []string{ref(m0, 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue after Release = %v, want only the released current run %v", got, want)
+	}
+	if d, err := f.s.GetDelivery(f.ctx, f.app.ID, done.ID, f.ep.ID); err != nil || d.Status != webhook.StatusSuccess {
+		t.Errorf("settled delivery after Release: %+v, %v; want it left a success", d, err)
+	}
+}
+
 // TestClaimDueConcurrent has workers race for due deliveries: each is
 // claimed by exactly one of them.
 func TestClaimDueConcurrent(t *testing.T) {
