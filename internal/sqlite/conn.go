@@ -24,6 +24,13 @@ import (
 // commit is being synced); alone, a write runs in its caller's goroutine
 // with no hand-off at all, and without savepoint.
 //
+// A write may ask to go first (doFirst: the API's CreateMessage, whose
+// caller is waiting to answer a request). When a group has both kinds,
+// the leader commits the first ones on their own and lets their callers
+// go before it runs the rest: a message is not held up behind a batch of
+// attempt records. The writes of a group are concurrent (none has
+// returned), so committing some before others is a valid order.
+//
 // Statements in a group are not canceled by their caller's context: SQLite
 // rolls back the whole transaction when an INSERT, UPDATE or DELETE is
 // interrupted, which would undo the other callers' writes. A caller whose
@@ -50,6 +57,7 @@ type writeOp struct {
 	panic any
 	done  bool          // set (under writer.mu) once committed or failed
 	wake  chan struct{} // signaled when done, or when the op leads
+	first bool          // commit ahead of the rest of its group
 }
 
 // writer owns the write connection. Only the leader of the moment uses
@@ -71,10 +79,19 @@ func newWriter(conn *sql.Conn) *writer {
 // do runs fn in a write transaction and returns once that transaction
 // has committed (nil) or fn's error, or the commit's.
 func (w *writer) do(ctx context.Context, fn func(tx querier) error) error {
-	if err := ctx.Err(); err != nil {
+	return w.enqueue(&writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)})
+}
+
+// doFirst is do for a write that someone waits on: it commits ahead of
+// the other writes of its group.
+func (w *writer) doFirst(ctx context.Context, fn func(tx querier) error) error {
+	return w.enqueue(&writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1), first: true})
+}
+
+func (w *writer) enqueue(op *writeOp) error {
+	if err := op.ctx.Err(); err != nil {
 		return err
 	}
-	op := &writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -100,20 +117,33 @@ func (w *writer) do(ctx context.Context, fn func(tx querier) error) error {
 	return op.err
 }
 
-// lead commits the writes queued, from the head (the caller's own), and
-// passes the lead on.
+// lead commits the writes queued, from the head (the caller's own) —
+// those that go first in a transaction of their own — and passes the lead
+// on.
 func (w *writer) lead() {
 	w.mu.Lock()
 	group := append([]*writeOp(nil), w.queue[:min(len(w.queue), maxGroup)]...)
 	w.mu.Unlock()
 
+	caller := group[0]
+	var first, rest []*writeOp
+	for _, op := range group {
+		if op.first {
+			first = append(first, op)
+		} else {
+			rest = append(rest, op)
+		}
+	}
+	if len(first) > 0 && len(rest) > 0 {
+		w.commit(first)
+		w.settle(first, caller)
+		group = rest
+	}
 	w.commit(group)
+	w.settle(group, caller)
 
 	w.mu.Lock()
-	for _, op := range group {
-		op.done = true
-	}
-	w.queue = w.queue[len(group):]
+	w.queue = w.queue[len(first)+len(rest):]
 	var next *writeOp
 	if len(w.queue) > 0 {
 		next = w.queue[0]
@@ -124,11 +154,23 @@ func (w *writer) lead() {
 		}
 	}
 	w.mu.Unlock()
-	for _, op := range group[1:] { // group[0] is the caller
-		op.wake <- struct{}{}
-	}
 	if next != nil {
 		next.wake <- struct{}{}
+	}
+}
+
+// settle marks committed writes done and wakes their callers, but the
+// leader's own (it is running this).
+func (w *writer) settle(ops []*writeOp, caller *writeOp) {
+	w.mu.Lock()
+	for _, op := range ops {
+		op.done = true
+	}
+	w.mu.Unlock()
+	for _, op := range ops {
+		if op != caller {
+			op.wake <- struct{}{}
+		}
 	}
 }
 

@@ -45,7 +45,7 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 	if err != nil {
 		return wrap("create message", err)
 	}
-	err = s.inTx(ctx, func(tx querier) error {
+	err = s.inTxFirst(ctx, func(tx querier) error { // a request waits on it
 		if msg.EventID != "" {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages

@@ -195,6 +195,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 	return s.w.do(ctx, fn)
 }
 
+// inTxFirst is inTx for a write that a request waits on: it commits ahead
+// of the other writes queued with it (conn.go).
+func (s *Store) inTxFirst(ctx context.Context, fn func(tx querier) error) error {
+	return s.w.doFirst(ctx, fn)
+}
+
 // exec runs one write statement in a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
