@@ -426,12 +426,9 @@ func (h *handler) saveHeader(w http.ResponseWriter, r *http.Request) error {
 	}
 	row := headerRow{Name: strings.TrimSpace(r.PostFormValue("name")), Value: r.PostFormValue("value")}
 	headers := map[string]*string{}
-	for name, v := range ep.Headers {
-		if !strings.EqualFold(name, row.Name) {
-			headers[name] = &v
-		}
+	for name, v := range withHeader(ep.Headers, row.Name, row.Value) {
+		headers[name] = &v
 	}
-	headers[row.Name] = &row.Value
 	var p webhook.Problems
 	if row.Name == "" {
 		p.Add([]string{"header"}, "Enter the header's name.")
@@ -442,20 +439,26 @@ func (h *handler) saveHeader(w http.ResponseWriter, r *http.Request) error {
 		return h.renderEndpoint(w, r, http.StatusUnprocessableEntity, app, ep, row, errs)
 	}
 	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
-		next := map[string]string{}
-		for name, v := range ep.Headers {
-			if !strings.EqualFold(name, row.Name) {
-				next[name] = v
-			}
-		}
-		next[row.Name] = row.Value
-		ep.Headers = next
+		ep.Headers = withHeader(ep.Headers, row.Name, row.Value)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	return redirect(w, r, endpointPath(ep)+"?done=header#headers")
+}
+
+// withHeader returns a copy of headers with name set to value, replacing
+// a header of that name in any case.
+func withHeader(headers map[string]string, name, value string) map[string]string {
+	next := map[string]string{}
+	for n, v := range headers {
+		if !strings.EqualFold(n, name) {
+			next[n] = v
+		}
+	}
+	next[name] = value
+	return next
 }
 
 // deleteHeader removes a custom header.
