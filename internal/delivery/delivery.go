@@ -84,6 +84,8 @@ type Service struct {
 // stored and the delivery stays undispatched until the sweeper re-drives it.
 func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 	var deliveries []webhook.Delivery
+	var endpoints []*webhook.Endpoint // of each delivery
+	readAt := s.Clock.Now()
 	opts := webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}
 	for {
 		page, err := s.Store.ListEndpoints(ctx, msg.AppID, opts)
@@ -107,13 +109,14 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 				CreatedAt:     msg.Timestamp,
 				UpdatedAt:     msg.Timestamp,
 			})
+			endpoints = append(endpoints, ep)
 		}
 		if !page.More || len(page.Items) == 0 {
 			break
 		}
 		opts.Cursor = page.Items[len(page.Items)-1].ID
 	}
-	var take func([]webhook.Ref)
+	var take func([]webhook.Loaded)
 	if h, ok := s.Dispatcher.(Holder); ok && len(deliveries) > 0 {
 		if until, t, ok := h.Hold(len(deliveries), s.Clock.Now()); ok {
 			take = t
@@ -128,13 +131,17 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		}
 		return err
 	}
+	if take != nil {
+		held := make([]webhook.Loaded, len(deliveries))
+		for i := range deliveries {
+			held[i] = webhook.Loaded{Delivery: &deliveries[i], Endpoint: endpoints[i], Message: msg, At: readAt}
+		}
+		take(held)
+		return nil
+	}
 	refs := make([]webhook.Ref, len(deliveries))
 	for i := range deliveries {
 		refs[i] = deliveries[i].Ref()
-	}
-	if take != nil {
-		take(refs)
-		return nil
 	}
 	s.dispatchAll(ctx, refs)
 	return nil
@@ -145,9 +152,11 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 // message's deliveries before storing them; when it has room, they are
 // stored claimed until the time it returns (their NextAttemptAt), so that
 // no worker claims them from the store, and handed over with take once
-// stored; they are stored dispatched. The first attempt then waits for
-// no write but the message's own. Should the process die first, the claims run out and the
-// deliveries are due like any other; nothing is lost.
+// stored, each with the endpoint and message Publish read (AttemptNext
+// uses them while fresh); they are stored dispatched. The first attempt
+// then waits for no write but the message's own, and reads nothing.
+// Should the process die first, the claims run out and the deliveries are
+// due like any other; nothing is lost.
 type Holder interface {
 	webhook.Dispatcher
 	// Hold reserves room for n deliveries claimed at now. With room, it
@@ -155,8 +164,17 @@ type Holder interface {
 	// deliveries over — or gives the room back when called with nil
 	// (the message was not stored). ok is false when there is no room:
 	// Publish then stores the deliveries due and dispatches them.
-	Hold(n int, now time.Time) (until time.Time, take func([]webhook.Ref), ok bool)
+	Hold(n int, now time.Time) (until time.Time, take func([]webhook.Loaded), ok bool)
 }
+
+// Fresh is how long what Publish read for a held delivery (its endpoint
+// and message) stands in for reading them again at its attempt. The
+// first attempt of a new message normally starts within milliseconds; a
+// change to the endpoint in that window (disabled, deleted, new URL or
+// secret) is then seen by the next attempt, as it is when it lands while
+// an attempt is in flight. A held delivery that waited longer is read
+// again, as any other.
+const Fresh = time.Second
 
 // BatchMarker is implemented by stores that mark several runs dispatched
 // in one write (internal/sqlite): a message's fan-out then costs one
@@ -326,8 +344,10 @@ func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID st
 
 // AttemptNext is Attempt for the local queue (localqueue.AttemptFunc): it
 // returns when the run's next attempt is due, zero when there is none.
-func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref) (time.Time, error) {
-	res, err := s.Attempt(ctx, ref)
+// loaded, when not nil, is what Publish read for a held delivery; it is
+// used instead of reading the store when it is no older than Fresh.
+func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded) (time.Time, error) {
+	res, err := s.attempt(ctx, ref, loaded)
 	return res.NextAttemptAt, err
 }
 
@@ -337,7 +357,21 @@ func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref) (time.Time, 
 // could not be recorded (a store failure); the caller should try again
 // later, and the receiver may then see the same webhook-id twice.
 func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) {
-	d, ep, msg, err := s.load(ctx, ref)
+	return s.attempt(ctx, ref, nil)
+}
+
+func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded) (Result, error) {
+	var (
+		d   *webhook.Delivery
+		ep  *webhook.Endpoint
+		msg *webhook.Message
+		err error
+	)
+	if loaded != nil && loaded.Delivery.Ref() == ref && s.Clock.Now().Sub(loaded.At) <= Fresh {
+		d, ep, msg = loaded.Delivery, loaded.Endpoint, loaded.Message
+	} else {
+		d, ep, msg, err = s.load(ctx, ref)
+	}
 	if err != nil && !webhook.IsNotFound(err) {
 		return Result{}, err
 	}

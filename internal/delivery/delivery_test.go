@@ -445,17 +445,17 @@ type holder struct {
 	dispatcher
 	room  int
 	lease time.Duration
-	takes [][]webhook.Ref // what each take got; nil: the room given back
+	takes [][]webhook.Loaded // what each take got; nil: the room given back
 }
 
-func (h *holder) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool) {
+func (h *holder) Hold(n int, now time.Time) (time.Time, func([]webhook.Loaded), bool) {
 	if n > h.room {
 		return time.Time{}, nil, false
 	}
 	h.room -= n
-	return now.Add(h.lease), func(refs []webhook.Ref) {
-		h.room += n - len(refs)
-		h.takes = append(h.takes, refs)
+	return now.Add(h.lease), func(held []webhook.Loaded) {
+		h.room += n - len(held)
+		h.takes = append(h.takes, held)
 	}, true
 }
 
@@ -498,6 +498,78 @@ func TestPublishHandsNewDeliveriesToAHolder(t *testing.T) {
 	}
 	if len(h.takes) != 2 || h.takes[1] != nil || h.room != 3 {
 		t.Errorf("after a failed store: takes %v, room %d; want the room given back (take(nil)) and 3", h.takes, h.room)
+	}
+}
+
+// reads is the SQLite store counting the reads an attempt makes.
+type reads struct {
+	*sqlite.Store
+	n int
+}
+
+func (r *reads) LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
+	r.n++
+	return r.Store.LoadRun(ctx, ref)
+}
+
+// TestHeldFirstAttemptsUseWhatPublishRead: Publish hands a held delivery
+// over with its endpoint and message, and its first attempt sends with
+// them without reading the store, while they are fresh (delivery.Fresh).
+// Older, or handed over with another run, they are read again.
+func TestHeldFirstAttemptsUseWhatPublishRead(t *testing.T) {
+	f := newFixture(t)
+	h := &holder{room: 8, lease: 45 * time.Second}
+	f.svc.Dispatcher = h
+	counted := &reads{Store: f.store}
+	f.svc.Store = counted
+	ep := f.endpoint(t, nil)
+	attempt := func(held webhook.Loaded, ref webhook.Ref) {
+		t.Helper()
+		if _, err := f.svc.AttemptNext(context.Background(), ref, &held); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	msg := f.publish(t, "v1.end_user.created")
+	if len(h.takes) != 1 || len(h.takes[0]) != 1 {
+		t.Fatalf("takes %v, want one of one delivery", h.takes)
+	}
+	held := h.takes[0][0]
+	if held.Endpoint == nil || held.Endpoint.ID != ep.ID || held.Message != msg || held.Delivery.MsgID != msg.ID || !held.At.Equal(f.clock.Now()) {
+		t.Fatalf("handed over %+v, want the delivery to %s with its endpoint and message, read now", held, ep.ID)
+	}
+	f.clock.Add(delivery.Fresh)
+	attempt(held, held.Delivery.Ref())
+	if counted.n != 0 || len(f.post.requests) != 1 || f.post.requests[0].URL != ep.URL || string(f.post.requests[0].Body) != string(msg.Payload) {
+		t.Fatalf("fresh: %d reads and requests %+v, want none and one POST of the payload to %s", counted.n, f.post.requests, ep.URL)
+	}
+	if d := f.delivery(t, msg.ID, ep.ID); d.Status != webhook.StatusSuccess || d.Attempts != 1 {
+		t.Errorf("delivery after the held attempt: %s after %d attempts, want success after 1", d.Status, d.Attempts)
+	}
+
+	// Handed over with another run: read again, and that run is stale.
+	next := f.publish(t, "v1.end_user.created")
+	stale := h.takes[1][0]
+	other := stale.Delivery.Ref()
+	other.Run++
+	attempt(stale, other)
+	if counted.n != 1 || len(f.post.requests) != 1 {
+		t.Fatalf("another run: %d reads and %d requests, want 1 read and no new request", counted.n, len(f.post.requests))
+	}
+
+	// Older than Fresh: read again, and the endpoint disabled since is seen.
+	disabled := *ep
+	disabled.Disabled = true
+	if err := f.store.UpdateEndpoint(context.Background(), &disabled, disabled.UpdatedAt); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(delivery.Fresh + time.Millisecond)
+	attempt(stale, stale.Delivery.Ref())
+	if counted.n != 2 || len(f.post.requests) != 1 {
+		t.Fatalf("old: %d reads and %d requests, want 2 reads and no new request", counted.n, len(f.post.requests))
+	}
+	if d := f.delivery(t, next.ID, ep.ID); d.Status != webhook.StatusCanceled {
+		t.Errorf("delivery to the endpoint disabled since: %s, want canceled", d.Status)
 	}
 }
 

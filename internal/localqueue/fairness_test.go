@@ -163,7 +163,7 @@ func TestFailingEndpointRunsOnItsShare(t *testing.T) {
 	var failing gauge
 	var mu sync.Mutex
 	ok := 0
-	q, stop := startNext(t, store, func(ctx context.Context, r webhook.Ref) (time.Time, error) {
+	q, stop := startNext(t, store, func(ctx context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
 		if r.EndpointID == "ep_ok" {
 			store.done(r)
 			mu.Lock()

@@ -20,10 +20,13 @@ func holdCfg(workers, hold int) Config {
 
 func TestHeldDeliveriesRunWithoutAClaim(t *testing.T) {
 	store := &memStore{due: map[webhook.Ref]time.Time{}} // the store knows nothing of them: only memory does
-	got := make(chan webhook.Ref, 2)
-	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
-		got <- r
-		return nil
+	got := make(chan *webhook.Loaded, 2)
+	q, stop := startNext(t, store, func(_ context.Context, r webhook.Ref, l *webhook.Loaded) (time.Time, error) {
+		if l == nil || l.Delivery.Ref() != r {
+			t.Errorf("attempt of %v got %+v, want what was handed over with it", r, l)
+		}
+		got <- l
+		return time.Time{}, nil
 	}, holdCfg(2, 4))
 	defer stop()
 	now := time.Now()
@@ -31,18 +34,19 @@ func TestHeldDeliveriesRunWithoutAClaim(t *testing.T) {
 	if !ok || !until.Equal(now.Add(time.Minute)) {
 		t.Fatalf("Hold(2): got %v, %v; want held until a lease (1m) from now", until, ok)
 	}
-	take([]webhook.Ref{ref(0), ref(1)})
-	seen := map[webhook.Ref]bool{}
+	held := loaded(ref(0), ref(1))
+	take(held)
+	seen := map[*webhook.Loaded]bool{}
 	for range 2 {
 		select {
-		case r := <-got:
-			seen[r] = true
+		case l := <-got:
+			seen[l] = true
 		case <-time.After(5 * time.Second):
 			t.Fatalf("held deliveries attempted: %v, want both", seen)
 		}
 	}
-	if !seen[ref(0)] || !seen[ref(1)] {
-		t.Errorf("attempted %v, want %v and %v", seen, ref(0), ref(1))
+	if !seen[&held[0]] || !seen[&held[1]] {
+		t.Errorf("attempted %v, want %v and %v", seen, &held[0], &held[1])
 	}
 }
 
@@ -59,7 +63,7 @@ func TestHoldHasBoundedRoom(t *testing.T) {
 	if _, _, ok := q.Hold(2, now); ok {
 		t.Fatal("Hold(2) with 1 left: got ok")
 	}
-	take([]webhook.Ref{ref(0)}) // one stored, one room back; 1 held, not started
+	take(loaded(ref(0))) // one stored, one room back; 1 held, not started
 	if _, _, ok := q.Hold(3, now); ok {
 		t.Fatal("Hold(3) with 1 held: got ok")
 	}
@@ -118,11 +122,11 @@ func TestHeldDeliveriesGoFirst(t *testing.T) {
 	if !ok {
 		t.Fatal("Hold refused")
 	}
-	take([]webhook.Ref{
-		{AppID: "app_1", MsgID: "new", EndpointID: "ep_a"},
-		{AppID: "app_1", MsgID: "new", EndpointID: "ep_b"},
-		{AppID: "app_1", MsgID: "new", EndpointID: "ep_c"},
-	})
+	take(loaded(
+		webhook.Ref{AppID: "app_1", MsgID: "new", EndpointID: "ep_a"},
+		webhook.Ref{AppID: "app_1", MsgID: "new", EndpointID: "ep_b"},
+		webhook.Ref{AppID: "app_1", MsgID: "new", EndpointID: "ep_c"},
+	))
 	time.Sleep(50 * time.Millisecond) // let the loop fill ready with retries
 	close(release)
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 9 })
@@ -161,8 +165,8 @@ func TestHeldDeliveryTooOldIsLeftToItsClaim(t *testing.T) {
 	// Held 55 s ago with a 1 min claim and a 10 s attempt budget.
 	_, takeOld, _ := q.Hold(1, time.Now().Add(-55*time.Second))
 	_, takeNew, _ := q.Hold(1, time.Now())
-	takeOld([]webhook.Ref{ref(0)})
-	takeNew([]webhook.Ref{ref(1)})
+	takeOld(loaded(ref(0)))
+	takeNew(loaded(ref(1)))
 	waitFor(t, func() bool { return rec.len() > 0 })
 	if ran, _ := rec.read(); len(ran) != 1 || ran[0] != ref(1) {
 		t.Errorf("attempted %v, want only the fresh %v", ran, ref(1))
@@ -191,7 +195,7 @@ func TestStopReleasesWhatWasNotAttempted(t *testing.T) {
 		t.Fatal("Hold refused")
 	}
 	held := []webhook.Ref{ref(10), ref(11)}
-	take(held)
+	take(loaded(held...))
 
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()

@@ -41,8 +41,10 @@ type Store interface {
 // AttemptFunc makes one attempt of a run and returns when the run's next
 // attempt is due (zero: there is none), so that the queue wakes for it
 // without looking at the store after every attempt. An error leaves the
-// claim to expire so that the attempt is made again.
-type AttemptFunc func(ctx context.Context, ref webhook.Ref) (next time.Time, err error)
+// claim to expire so that the attempt is made again. loaded is what
+// Publish handed over with a held delivery (see Hold), nil for one
+// claimed from the store.
+type AttemptFunc func(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded) (next time.Time, err error)
 
 // Config tunes a Queue.
 type Config struct {
@@ -142,7 +144,7 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 // Without room, or once Run's context has ended, it holds nothing. What
 // it holds and has not started when Run returns is released (made due)
 // on the way out; after a crash, it is due when its claim ends.
-func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool) {
+func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Loaded), bool) {
 	if q.stopped.Load() {
 		return time.Time{}, nil, false
 	}
@@ -150,10 +152,10 @@ func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Ref), bool
 		q.holding.Add(-int64(n))
 		return time.Time{}, nil, false
 	}
-	take := func(refs []webhook.Ref) {
-		q.holding.Add(int64(len(refs) - n)) // room not used
-		for _, ref := range refs {
-			q.held <- claimed{ref: ref, at: now} // never blocks: the room is reserved
+	take := func(held []webhook.Loaded) {
+		q.holding.Add(int64(len(held) - n)) // room not used
+		for i := range held {
+			q.held <- claimed{ref: held[i].Delivery.Ref(), at: now, loaded: &held[i]} // never blocks: the room is reserved
 		}
 	}
 	return now.Add(q.cfg.Lease), take, true
@@ -239,7 +241,7 @@ func (q *Queue) Run(ctx context.Context) error {
 				// Attempt it, then the deliveries parked for its endpoint
 				// that the slot passes to.
 				for ok := true; ok; {
-					retry := q.run(ctx, c.ref)
+					retry := q.run(ctx, c)
 					finished()
 					end := time.Now()
 					c, ok = fair.done(c.ref.EndpointID, start, end, retry)
@@ -362,10 +364,12 @@ func (q *Queue) next(ready <-chan claimed, pick int) (claimed, bool, bool) {
 	}
 }
 
-// claimed is a delivery claimed at a time, waiting for or in its attempt.
+// claimed is a delivery claimed at a time, waiting for or in its attempt;
+// a held one comes with what Publish read for it.
 type claimed struct {
-	ref webhook.Ref
-	at  time.Time
+	ref    webhook.Ref
+	at     time.Time
+	loaded *webhook.Loaded
 }
 
 // leaveToLease gives up a claimed delivery of a slow endpoint: it stays
@@ -378,8 +382,9 @@ func (q *Queue) leaveToLease(c claimed) {
 // run makes one attempt and reports whether it scheduled a retry. The
 // attempt outlives a shutdown request: it is bounded by the sender's
 // budget, and finishing it avoids a duplicate POST after restart.
-func (q *Queue) run(ctx context.Context, ref webhook.Ref) bool {
-	next, err := q.attempt(context.WithoutCancel(ctx), ref)
+func (q *Queue) run(ctx context.Context, c claimed) bool {
+	ref := c.ref
+	next, err := q.attempt(context.WithoutCancel(ctx), ref, c.loaded)
 	if err != nil {
 		q.log.Error("attempt failed; it will be retried after the lease",
 			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)

@@ -80,9 +80,19 @@ func ref(i int) webhook.Ref {
 // start runs a queue whose attempts schedule no next attempt.
 func start(t *testing.T, store *memStore, attempt func(context.Context, webhook.Ref) error, cfg Config) (*Queue, func()) {
 	t.Helper()
-	return startNext(t, store, func(ctx context.Context, r webhook.Ref) (time.Time, error) {
+	return startNext(t, store, func(ctx context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
 		return time.Time{}, attempt(ctx, r)
 	}, cfg)
+}
+
+// loaded is what Publish hands a Holder for refs, with no endpoint or
+// message: the queue only carries it.
+func loaded(refs ...webhook.Ref) []webhook.Loaded {
+	out := make([]webhook.Loaded, len(refs))
+	for i, r := range refs {
+		out[i] = webhook.Loaded{Delivery: &webhook.Delivery{AppID: r.AppID, MsgID: r.MsgID, EndpointID: r.EndpointID, Run: r.Run}}
+	}
+	return out
 }
 
 func startNext(t *testing.T, store *memStore, attempt AttemptFunc, cfg Config) (*Queue, func()) {
@@ -283,7 +293,7 @@ func TestAScheduledRetryWakesTheQueue(t *testing.T) {
 	store.set(ref(0), time.Now())
 	var mu sync.Mutex
 	var calls []time.Time
-	_, stop := startNext(t, store, func(_ context.Context, r webhook.Ref) (time.Time, error) {
+	_, stop := startNext(t, store, func(_ context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, time.Now())
@@ -324,7 +334,7 @@ func TestEndedAttemptsDoNotPollTheStore(t *testing.T) {
 		if !ok {
 			t.Fatal("Hold refused")
 		}
-		take([]webhook.Ref{{AppID: "app_1", MsgID: "msg", EndpointID: "ep", Run: i}})
+		take(loaded(webhook.Ref{AppID: "app_1", MsgID: "msg", EndpointID: "ep", Run: i}))
 	}
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return n == 50 })
 	store.mu.Lock()

@@ -163,6 +163,17 @@ func (d *Delivery) Ref() Ref {
 	return Ref{AppID: d.AppID, MsgID: d.MsgID, EndpointID: d.EndpointID, Run: d.Run}
 }
 
+// Loaded is a run's delivery with its endpoint and its message, as read at
+// At: what an attempt reads before it sends. The local queue carries it
+// for a new message's first attempts (delivery.Holder), so that they need
+// not read back what Publish has just read and written.
+type Loaded struct {
+	Delivery *Delivery
+	Endpoint *Endpoint
+	Message  *Message
+	At       time.Time
+}
+
 // Attempt is the record of one HTTP request made for a delivery.
 // ResponseStatusCode is 0 when no response arrived.
 type Attempt struct {
