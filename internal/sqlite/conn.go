@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -28,8 +29,11 @@ import (
 // caller is waiting to answer a request). When a group has both kinds,
 // the leader commits the first ones on their own and lets their callers
 // go before it runs the rest: a message is not held up behind a batch of
-// attempt records. The writes of a group are concurrent (none has
-// returned), so committing some before others is a valid order.
+// attempt records. A leader that goes first leaves the rest to the next
+// leader and returns; one that does not also commits, after its group,
+// the first writes that queued meanwhile, rather than have them wait for
+// a hand-off. The writes of a group are concurrent (none has returned),
+// so committing some before others is a valid order.
 //
 // Statements in a group are not canceled by their caller's context: SQLite
 // rolls back the whole transaction when an INSERT, UPDATE or DELETE is
@@ -117,15 +121,19 @@ func (w *writer) enqueue(op *writeOp) error {
 	return op.err
 }
 
-// lead commits the writes queued, from the head (the caller's own) —
-// those that go first in a transaction of their own — and passes the lead
-// on.
+// lead commits the writes queued, from the head (the caller's own), and
+// passes the lead on. The writes that go first commit in a transaction
+// of their own, ahead of the others. A caller that goes first returns
+// as soon as that is done, handing the others to the next leader; a
+// caller that does not commits them, then any first writes that queued
+// meanwhile, since it is running already and a hand-off would make them
+// wait for another goroutine to be scheduled.
 func (w *writer) lead() {
 	w.mu.Lock()
+	caller := w.queue[0]
 	group := append([]*writeOp(nil), w.queue[:min(len(w.queue), maxGroup)]...)
 	w.mu.Unlock()
 
-	caller := group[0]
 	var first, rest []*writeOp
 	for _, op := range group {
 		if op.first {
@@ -134,16 +142,32 @@ func (w *writer) lead() {
 			rest = append(rest, op)
 		}
 	}
-	if len(first) > 0 && len(rest) > 0 {
+	if len(first) > 0 {
 		w.commit(first)
 		w.settle(first, caller)
-		group = rest
 	}
-	w.commit(group)
-	w.settle(group, caller)
+	if !caller.first {
+		w.commit(rest)
+		w.settle(rest, caller)
+		for {
+			w.mu.Lock()
+			first = first[:0]
+			for _, op := range w.queue {
+				if op.first && !op.done && len(first) < maxGroup {
+					first = append(first, op)
+				}
+			}
+			w.mu.Unlock()
+			if len(first) == 0 {
+				break
+			}
+			w.commit(first)
+			w.settle(first, caller)
+		}
+	}
 
 	w.mu.Lock()
-	w.queue = w.queue[len(first)+len(rest):]
+	w.queue = slices.DeleteFunc(w.queue, func(op *writeOp) bool { return op.done })
 	var next *writeOp
 	if len(w.queue) > 0 {
 		next = w.queue[0]

@@ -200,62 +200,76 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 }
 
 // TestGroupCommitLetsFirstWritesGoFirst: a write that goes first
-// (doFirst) and queued behind others commits, and returns, before the
-// rest of its group runs.
+// (doFirst) commits, and returns, before the others queued with it run,
+// whether it queued behind them or ahead of them (then it leads the group
+// and must hand the others on rather than run them).
 func TestGroupCommitLetsFirstWritesGoFirst(t *testing.T) {
-	g := newGroupFixture(t)
-	holder := g.hold()
-	firstReturned := make(chan struct{})
-	var mu sync.Mutex
-	var order []string
-	rec := func(k string) {
-		mu.Lock()
-		order = append(order, k)
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for _, k := range []string{"a", "b", "c"} {
-		wg.Go(func() {
-			errs <- g.s.inTx(context.Background(), func(tx querier) error {
-				rec(k)
-				// Were the first write held up behind this one, it
-				// could not have returned yet.
-				select {
-				case <-firstReturned:
-				case <-time.After(2 * time.Second):
-					return errors.New("the first write had not returned while " + k + " ran")
+	for _, ahead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "queued last", true: "queued first"}[ahead], func(t *testing.T) {
+			g := newGroupFixture(t)
+			holder := g.hold()
+			firstReturned := make(chan struct{})
+			var mu sync.Mutex
+			var order []string
+			rec := func(k string) {
+				mu.Lock()
+				order = append(order, k)
+				mu.Unlock()
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			queueFirst := func() {
+				wg.Go(func() {
+					err := g.s.w.doFirst(context.Background(), func(tx querier) error {
+						rec("first")
+						return insert("first")(tx)
+					})
+					close(firstReturned)
+					errs <- err
+				})
+			}
+			if ahead {
+				queueFirst()
+				g.waitQueued(1)
+			}
+			for _, k := range []string{"a", "b", "c"} {
+				wg.Go(func() {
+					errs <- g.s.inTx(context.Background(), func(tx querier) error {
+						rec(k)
+						// Were the first write held up behind this one, it
+						// could not have returned yet.
+						select {
+						case <-firstReturned:
+						case <-time.After(2 * time.Second):
+							return errors.New("the first write had not returned while " + k + " ran")
+						}
+						return insert(k)(tx)
+					})
+				})
+			}
+			if !ahead {
+				g.waitQueued(3)
+				queueFirst()
+			}
+			g.waitQueued(4)
+			close(g.release)
+			if err := <-holder; err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
 				}
-				return insert(k)(tx)
-			})
+			}
+			if mu.Lock(); len(order) != 4 || order[0] != "first" {
+				t.Errorf("write order %v, want first before a, b, c", order)
+			}
+			mu.Unlock()
+			if got := g.keys(); len(got) != 5 {
+				t.Errorf("rows %v, want holder, first, a, b, c", got)
+			}
 		})
-	}
-	g.waitQueued(3)
-	wg.Go(func() {
-		err := g.s.w.doFirst(context.Background(), func(tx querier) error {
-			rec("first")
-			return insert("first")(tx)
-		})
-		close(firstReturned)
-		errs <- err
-	})
-	g.waitQueued(4)
-	close(g.release)
-	if err := <-holder; err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	if mu.Lock(); len(order) != 4 || order[0] != "first" {
-		t.Errorf("write order %v, want first before a, b, c", order)
-	}
-	mu.Unlock()
-	if got := g.keys(); len(got) != 5 {
-		t.Errorf("rows %v, want holder, first, a, b, c", got)
 	}
 }
