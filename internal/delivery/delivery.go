@@ -16,6 +16,10 @@
 //     run's first attempt is triggered "manual", its retries "scheduled".
 //   - A 410 Gone answer ends the run at once as Fail (the receiver says the
 //     resource is gone for good); it does not disable the endpoint.
+//   - Each attempt is logged at debug level only: the attempt log (API,
+//     dashboard) records every one, and a line per attempt at info would
+//     flood the logs, and cost CPU, in a retry storm. A run that exhausts
+//     its schedule is logged at warn, a canceled one at info.
 package delivery
 
 import (
@@ -452,7 +456,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		// Someone moved the delivery on while we sent (disable, resend).
 		return Result{Outcome: Stop, Attempt: n, StatusCode: resp.StatusCode, Final: true}, nil
 	}
-	s.Logger.Info("attempt",
+	s.Logger.Debug("attempt",
 		"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "attempt", n,
 		"status_code", resp.StatusCode, "outcome", string(out.Outcome), "final", out.Final)
 	if out.Final && res.Status == webhook.StatusFail {
