@@ -111,12 +111,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		// around it (milliseconds; seconds leave a wide margin).
 		AttemptTimeout: cfg.HTTPTimeout + 5*time.Second,
 		// One endpoint gets at most half the workers, a slow one (an
-		// attempt of a second or more) or a failing one (its last
-		// attempt scheduled a retry) an eighth: a hanging receiver cannot stall
-		// everybody else's deliveries, nor a retry storm crowd them.
+		// attempt of a second or more) an eighth, a failing one (its
+		// last attempt scheduled a retry) a sixteenth: a hanging
+		// receiver cannot stall everybody else's deliveries, nor a retry
+		// storm crowd them. Four workers still make a few thousand
+		// attempts a second to a receiver that fails fast.
 		EndpointShare: max(1, cfg.Workers/2),
 		SlowShare:     max(1, cfg.Workers/8),
-		FailingShare:  max(1, cfg.Workers/8),
+		FailingShare:  max(1, cfg.Workers/16),
 		SlowAfter:     time.Second,
 		// Retries coming due within 20 ms of each other are claimed
 		// together: a retry storm costs a write per batch.

@@ -70,15 +70,17 @@ func (s *shares) isSlow(e *endpointLoad, now time.Time) bool {
 	return e.slow || len(e.starts) > 0 && now.Sub(slices.MinFunc(e.starts, time.Time.Compare)) >= s.slowAfter
 }
 
-// limit is the endpoint's share of attempts in flight at now.
+// limit is the endpoint's share of attempts in flight at now: the
+// smallest of those that apply to it.
 func (s *shares) limit(e *endpointLoad, now time.Time) int {
-	switch {
-	case s.isSlow(e, now):
-		return s.slowShare
-	case e.failing:
-		return min(s.failingShare, s.share)
+	limit := s.share
+	if s.isSlow(e, now) {
+		limit = min(limit, s.slowShare)
 	}
-	return s.share
+	if e.failing {
+		limit = min(limit, s.failingShare)
+	}
+	return limit
 }
 
 // parkLimit is how many of the endpoint's deliveries may wait for a slot.

@@ -155,6 +155,24 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 	}
 }
 
+// TestSharesOfASlowFailingEndpoint: an endpoint both slow and failing
+// gets the smaller of the two shares, and parks as a slow one does.
+func TestSharesOfASlowFailingEndpoint(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
+	s := newShares(4, 3, 2, time.Second)
+	if got := s.admit(c(0), at(0)); got != runNow {
+		t.Fatalf("first admit: got %v, want runNow", got)
+	}
+	s.done("ep_1", at(0), at(1500), true) // took 1.5 s and failed
+	for i, want := range []admission{runNow, runNow, parked, parked, parked, dropped} {
+		if got := s.admit(c(10+i), at(1600)); got != want {
+			t.Errorf("admit #%d to the slow, failing endpoint (shares 3 and 2): got %v, want %v", i, got, want)
+		}
+	}
+}
+
 // TestFailingEndpointRunsOnItsShare: once an endpoint is failing, its
 // retries use at most its FailingShare of the workers, while a healthy
 // endpoint's deliveries all run.
