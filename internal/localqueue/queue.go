@@ -11,8 +11,9 @@
 // stores a new message's deliveries claimed already and hands them to the
 // queue in memory, and workers take those first attempts ahead of the
 // deliveries claimed from the store (retries, resends, overdue ones). A
-// first attempt thus waits for no write but the message's own, and a
-// retry storm queues behind new messages instead of in front of them.
+// first attempt thus waits for no write but the message's own, reads
+// nothing (it comes with what Publish read), and a retry storm queues
+// behind new messages instead of in front of them.
 package localqueue
 
 import (
