@@ -34,7 +34,13 @@ import (
 // Any endpoint's deliveries beyond its share in flight and as many again
 // parked (a healthy or failing endpoint: EndpointShare parked) are left
 // to their lease like a slow endpoint's surplus: a burst that large to one
-// endpoint waits a lease rather than holding claims in memory.
+// endpoint waits a lease rather than holding claims in memory. New
+// messages' deliveries to a healthy endpoint (held, see Queue.Hold) are
+// the exception: they are in memory already, bounded by the room of Hold,
+// so they park whatever their number, and a burst of new messages to one
+// endpoint goes out at its share's pace instead of its surplus waiting a
+// lease. Once the endpoint turns slow, shed leaves them to their claim
+// like any other.
 
 // admission is what becomes of a claimed delivery.
 type admission int
@@ -106,7 +112,8 @@ func (s *shares) admit(c claimed, now time.Time) admission {
 	case len(e.starts) < limit:
 		e.starts = append(e.starts, now)
 		return runNow
-	case len(e.parked) < s.parkLimit(e, now):
+	case len(e.parked) < s.parkLimit(e, now),
+		c.loaded != nil && !e.failing && !s.isSlow(e, now):
 		e.parked = append(e.parked, c)
 		return parked
 	}

@@ -155,6 +155,39 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 	}
 }
 
+// TestSharesParkEveryNewDeliveryOfAHealthyEndpoint: a held delivery (a
+// new message's, in memory already) to a healthy endpoint at its share
+// parks whatever the number parked; one claimed from the store, or held
+// for a failing or slow endpoint, is left to its lease beyond the park
+// limit.
+func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	held := func(ep string, i int) claimed {
+		r := refTo(ep, i)
+		return claimed{ref: r, loaded: &webhook.Loaded{Delivery: &webhook.Delivery{AppID: r.AppID, MsgID: r.MsgID, EndpointID: ep}}}
+	}
+	s := newShares(2, 1, 1, time.Second)
+	for i, want := range []admission{runNow, runNow, parked, parked, parked, parked, parked} {
+		if got := s.admit(held("ep_ok", i), at(0)); got != want {
+			t.Errorf("held #%d to the healthy endpoint (share 2): got %v, want %v", i, got, want)
+		}
+	}
+	if got := s.admit(claimed{ref: refTo("ep_ok", 99)}, at(0)); got != dropped {
+		t.Errorf("claimed from the store beyond the park limit: got %v, want dropped", got)
+	}
+
+	if got := s.admit(held("ep_bad", 0), at(0)); got != runNow {
+		t.Fatalf("first held to ep_bad: got %v, want runNow", got)
+	}
+	s.done("ep_bad", at(0), at(1), true) // fails: share 1, park limit 2
+	for i, want := range []admission{runNow, parked, parked, dropped} {
+		if got := s.admit(held("ep_bad", 10+i), at(2)); got != want {
+			t.Errorf("held #%d to the failing endpoint: got %v, want %v", i, got, want)
+		}
+	}
+}
+
 // TestSharesOfASlowFailingEndpoint: an endpoint both slow and failing
 // gets the smaller of the two shares, and parks as a slow one does.
 func TestSharesOfASlowFailingEndpoint(t *testing.T) {

@@ -82,6 +82,41 @@ func TestHoldHasBoundedRoom(t *testing.T) {
 	}
 }
 
+// TestHeldRoomLastsUntilTheAttemptEnds: a held delivery keeps its room
+// while its attempt runs (and while it is parked), so that the room of
+// Hold bounds every held delivery in memory.
+func TestHeldRoomLastsUntilTheAttemptEnds(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan webhook.Ref, 2)
+	q, stop := start(t, &memStore{due: map[webhook.Ref]time.Time{}}, func(_ context.Context, r webhook.Ref) error {
+		started <- r
+		<-release
+		return nil
+	}, holdCfg(2, 2))
+	defer stop()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before stop, which waits for the attempts
+	_, take, ok := q.Hold(2, time.Now())
+	if !ok {
+		t.Fatal("Hold(2) with room for 2: refused")
+	}
+	take(loaded(ref(0), ref(1)))
+	<-started
+	<-started
+	if _, _, ok := q.Hold(1, time.Now()); ok {
+		t.Fatal("Hold(1) while both held attempts run: got ok, want refused")
+	}
+	unblock()
+	waitFor(t, func() bool {
+		_, take, ok := q.Hold(1, time.Now())
+		if ok {
+			take(nil)
+		}
+		return ok
+	})
+}
+
 func TestHoldRefusesOnceRunHasReturned(t *testing.T) {
 	q, stop := start(t, &memStore{due: map[webhook.Ref]time.Time{}}, func(context.Context, webhook.Ref) error { return nil }, holdCfg(1, 4))
 	stop()

@@ -142,6 +142,9 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 // deliveries ahead of those claimed from the store, like those subject to
 // the fair shares, and attempt none that has waited so long that its
 // attempt could outlast its claim (it is due again when the claim ends).
+// A held delivery keeps its room until its attempt ends (or it is left
+// to its claim): the room bounds those waiting in the channel and those
+// parked for their endpoint's share alike (see fairness.go).
 // Without room, or once Run's context has ended, it holds nothing. What
 // it holds and has not started when Run returns is released (made due)
 // on the way out; after a crash, it is due when its claim ends.
@@ -190,7 +193,10 @@ func (q *Queue) Run(ctx context.Context) error {
 	ready := make(chan claimed, prefetch)
 	done := make(chan struct{}, 1)
 	var outstanding atomic.Int64 // claimed and not finished: ready, parked or in flight
-	finished := func() {
+	finished := func(c claimed) {
+		if c.loaded != nil {
+			q.holding.Add(-1) // its room, kept until now (see Hold)
+		}
 		outstanding.Add(-1)
 		select {
 		case done <- struct{}{}:
@@ -212,7 +218,7 @@ func (q *Queue) Run(ctx context.Context) error {
 			left = append(left, c.ref)
 			leftMu.Unlock()
 		}
-		finished()
+		finished(c)
 	}
 	fair := newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.FailingShare, q.cfg.SlowAfter)
 	var wg sync.WaitGroup
@@ -236,14 +242,14 @@ func (q *Queue) Run(ctx context.Context) error {
 					continue // a worker done with its endpoint runs it
 				case dropped:
 					q.leaveToLease(c)
-					finished()
+					finished(c)
 					continue
 				}
 				// Attempt it, then the deliveries parked for its endpoint
 				// that the slot passes to.
 				for ok := true; ok; {
 					retry := q.run(ctx, c)
-					finished()
+					finished(c)
 					end := time.Now()
 					c, ok = fair.done(c.ref.EndpointID, start, end, retry)
 					start = end
@@ -271,7 +277,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	for {
 		for _, c := range fair.shed(time.Now()) {
 			q.leaveToLease(c)
-			finished()
+			finished(c)
 		}
 		free := q.cfg.Workers + prefetch - int(outstanding.Load())
 		if free < batch {
@@ -352,13 +358,11 @@ func (q *Queue) next(ready <-chan claimed, pick int) (claimed, bool, bool) {
 	}
 	select {
 	case c := <-q.held:
-		q.holding.Add(-1)
 		return c, true, true
 	default:
 	}
 	select {
 	case c := <-q.held:
-		q.holding.Add(-1)
 		return c, true, true
 	case c, ok := <-ready:
 		return c, false, ok
