@@ -113,7 +113,7 @@ func (s *shares) admit(c claimed, now time.Time) admission {
 		e.starts = append(e.starts, now)
 		return runNow
 	case len(e.parked) < s.parkLimit(e, now),
-		c.loaded != nil && !e.failing && !s.isSlow(e, now):
+		c.held && !e.failing && !s.isSlow(e, now):
 		e.parked = append(e.parked, c)
 		return parked
 	}

@@ -165,7 +165,7 @@ func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
 	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
 	held := func(ep string, i int) claimed {
 		r := refTo(ep, i)
-		return claimed{ref: r, loaded: &webhook.Loaded{Delivery: &webhook.Delivery{AppID: r.AppID, MsgID: r.MsgID, EndpointID: ep}}}
+		return claimed{ref: r, held: true}
 	}
 	s := newShares(2, 1, 1, time.Second)
 	for i, want := range []admission{runNow, runNow, parked, parked, parked, parked, parked} {

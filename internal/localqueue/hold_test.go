@@ -82,6 +82,43 @@ func TestHoldHasBoundedRoom(t *testing.T) {
 	}
 }
 
+// TestHeldPayloadsAreBounded: held deliveries keep what Publish read
+// only within HoldBytes; beyond, they keep their reference alone (the
+// attempt reads the store), and the bytes come back when attempts end.
+func TestHeldPayloadsAreBounded(t *testing.T) {
+	var mu sync.Mutex
+	with, without := 0, 0
+	cfg := holdCfg(1, 8)
+	cfg.HoldBytes = 1500 // one 1 KiB payload
+	release := make(chan struct{})
+	q, stop := startNext(t, &memStore{due: map[webhook.Ref]time.Time{}}, func(_ context.Context, r webhook.Ref, l *webhook.Loaded) (time.Time, error) {
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		if l != nil {
+			with++
+		} else {
+			without++
+		}
+		return time.Time{}, nil
+	}, cfg)
+	defer stop()
+	_, take, ok := q.Hold(3, time.Now())
+	if !ok {
+		t.Fatal("Hold refused")
+	}
+	take(loaded(ref(0), ref(1), ref(2)))
+	if got := q.heldBytes.Load(); got != 1024 {
+		t.Errorf("held payload bytes %d, want 1024 (one payload within 1500)", got)
+	}
+	close(release)
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return with+without == 3 })
+	if with != 1 || without != 2 {
+		t.Errorf("attempts with what Publish read: %d, without: %d; want 1 and 2", with, without)
+	}
+	waitFor(t, func() bool { return q.heldBytes.Load() == 0 && q.holding.Load() == 0 })
+}
+
 // TestHeldRoomLastsUntilTheAttemptEnds: a held delivery keeps its room
 // while its attempt runs (and while it is parked), so that the room of
 // Hold bounds every held delivery in memory.

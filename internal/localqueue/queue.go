@@ -80,6 +80,11 @@ type Config struct {
 	// like the others. Default 64 per worker, at most maxHold; negative,
 	// or without an AttemptTimeout under Lease, nothing is held.
 	Hold int
+	// HoldBytes bounds the payloads that held deliveries keep in memory
+	// with what Publish read for them (webhook.Loaded): beyond it a held
+	// delivery keeps only its reference, and its attempt reads the
+	// store. A payload is counted once per delivery. Default 64 MiB.
+	HoldBytes int64
 }
 
 // maxHold bounds the default Hold: the buffer is allocated up front.
@@ -98,9 +103,10 @@ type Queue struct {
 	mu     sync.Mutex
 	wakeAt time.Time // when the sleeping loop wakes by itself; zero while it is awake
 
-	held    chan claimed // new deliveries handed over by Hold
-	holding atomic.Int64 // room of held reserved or in use
-	stopped atomic.Bool  // Run has returned: hold nothing more
+	held      chan claimed // new deliveries handed over by Hold
+	holding   atomic.Int64 // room of held reserved or in use
+	heldBytes atomic.Int64 // payload bytes of the held deliveries' Loaded
+	stopped   atomic.Bool  // Run has returned: hold nothing more
 }
 
 var _ webhook.Dispatcher = (*Queue)(nil)
@@ -133,6 +139,9 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 	} else if cfg.Hold == 0 {
 		cfg.Hold = min(64*cfg.Workers, maxHold)
 	}
+	if cfg.HoldBytes <= 0 {
+		cfg.HoldBytes = 64 << 20
+	}
 	return &Queue{store: store, attempt: attempt, clock: clock, log: log, cfg: cfg,
 		wake: make(chan struct{}, 1), soon: make(chan struct{}, 1), held: make(chan claimed, cfg.Hold)}
 }
@@ -159,7 +168,13 @@ func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Loaded), b
 	take := func(held []webhook.Loaded) {
 		q.holding.Add(int64(len(held) - n)) // room not used
 		for i := range held {
-			q.held <- claimed{ref: held[i].Delivery.Ref(), at: now, loaded: &held[i]} // never blocks: the room is reserved
+			c := claimed{ref: held[i].Delivery.Ref(), at: now, held: true}
+			if size := int64(len(held[i].Message.Payload)); q.heldBytes.Add(size) <= q.cfg.HoldBytes {
+				c.loaded, c.bytes = &held[i], size
+			} else {
+				q.heldBytes.Add(-size)
+			}
+			q.held <- c // never blocks: the room is reserved
 		}
 	}
 	return now.Add(q.cfg.Lease), take, true
@@ -194,9 +209,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	done := make(chan struct{}, 1)
 	var outstanding atomic.Int64 // claimed and not finished: ready, parked or in flight
 	finished := func(c claimed) {
-		if c.loaded != nil {
-			q.holding.Add(-1) // its room, kept until now (see Hold)
-		}
+		q.unhold(c)
 		outstanding.Add(-1)
 		select {
 		case done <- struct{}{}:
@@ -318,7 +331,7 @@ func (q *Queue) drainHeld() []webhook.Ref {
 	for {
 		select {
 		case c := <-q.held:
-			q.holding.Add(-1)
+			q.unhold(c)
 			refs = append(refs, c.ref)
 		default:
 			return refs
@@ -370,11 +383,22 @@ func (q *Queue) next(ready <-chan claimed, pick int) (claimed, bool, bool) {
 }
 
 // claimed is a delivery claimed at a time, waiting for or in its attempt;
-// a held one comes with what Publish read for it.
+// a held one comes with what Publish read for it, within HoldBytes.
 type claimed struct {
 	ref    webhook.Ref
 	at     time.Time
-	loaded *webhook.Loaded
+	held   bool            // handed over by Hold
+	loaded *webhook.Loaded // what Publish read; nil beyond HoldBytes
+	bytes  int64           // of loaded's payload
+}
+
+// unhold gives back what a held delivery kept of Hold's room and
+// HoldBytes, once its attempt has ended or it is left to its claim.
+func (q *Queue) unhold(c claimed) {
+	if c.held {
+		q.holding.Add(-1)
+		q.heldBytes.Add(-c.bytes)
+	}
 }
 
 // leaveToLease gives up a claimed delivery of a slow endpoint: it stays

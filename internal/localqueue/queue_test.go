@@ -85,12 +85,15 @@ func start(t *testing.T, store *memStore, attempt func(context.Context, webhook.
 	}, cfg)
 }
 
-// loaded is what Publish hands a Holder for refs, with no endpoint or
-// message: the queue only carries it.
+// loaded is what Publish hands a Holder for refs, with a 1 KiB payload
+// and no endpoint: the queue only carries it.
 func loaded(refs ...webhook.Ref) []webhook.Loaded {
 	out := make([]webhook.Loaded, len(refs))
 	for i, r := range refs {
-		out[i] = webhook.Loaded{Delivery: &webhook.Delivery{AppID: r.AppID, MsgID: r.MsgID, EndpointID: r.EndpointID, Run: r.Run}}
+		out[i] = webhook.Loaded{
+			Delivery: &webhook.Delivery{AppID: r.AppID, MsgID: r.MsgID, EndpointID: r.EndpointID, Run: r.Run},
+			Message:  &webhook.Message{ID: r.MsgID, Payload: make([]byte, 1024)},
+		}
 	}
 	return out
 }
