@@ -31,8 +31,8 @@ import (
 // go before it runs the rest: a message is not held up behind a batch of
 // attempt records. A leader that goes first leaves the rest to the next
 // leader and returns; one that does not also commits, after its group,
-// the first writes that queued meanwhile, rather than have them wait for
-// a hand-off. The writes of a group are concurrent (none has returned),
+// the first writes that queued meanwhile (once), rather than have them
+// wait for a hand-off. The writes of a group are concurrent (none has returned),
 // so committing some before others is a valid order.
 //
 // Statements in a group are not canceled by their caller's context: SQLite
@@ -125,7 +125,7 @@ func (w *writer) enqueue(op *writeOp) error {
 // passes the lead on. The writes that go first commit in a transaction
 // of their own, ahead of the others. A caller that goes first returns
 // as soon as that is done, handing the others to the next leader; a
-// caller that does not commits them, then any first writes that queued
+// caller that does not commits them, then the first writes that queued
 // meanwhile, since it is running already and a hand-off would make them
 // wait for another goroutine to be scheduled.
 func (w *writer) lead() {
@@ -149,18 +149,17 @@ func (w *writer) lead() {
 	if !caller.first {
 		w.commit(rest)
 		w.settle(rest, caller)
-		for {
-			w.mu.Lock()
-			first = first[:0]
-			for _, op := range w.queue {
-				if op.first && !op.done && len(first) < maxGroup {
-					first = append(first, op)
-				}
+		// Once, not for as long as first writes keep coming: that would
+		// hold up the caller, and every other write, behind them.
+		w.mu.Lock()
+		first = first[:0]
+		for _, op := range w.queue {
+			if op.first && !op.done && len(first) < maxGroup {
+				first = append(first, op)
 			}
-			w.mu.Unlock()
-			if len(first) == 0 {
-				break
-			}
+		}
+		w.mu.Unlock()
+		if len(first) > 0 {
 			w.commit(first)
 			w.settle(first, caller)
 		}

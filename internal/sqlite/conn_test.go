@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -271,5 +273,74 @@ func TestGroupCommitLetsFirstWritesGoFirst(t *testing.T) {
 				t.Errorf("rows %v, want holder, first, a, b, c", got)
 			}
 		})
+	}
+}
+
+// TestGroupCommitFirstWritesDoNotStarveTheOthers: a leader that commits
+// the first writes queued during its group does so once, then hands the
+// lead on, so that a stream of first writes (each queuing the next while
+// it runs) cannot hold up a write queued before them.
+func TestGroupCommitFirstWritesDoNotStarveTheOthers(t *testing.T) {
+	g := newGroupFixture(t)
+	holder := g.hold()
+	var mu sync.Mutex
+	var order []string
+	rec := func(k string) {
+		mu.Lock()
+		order = append(order, k)
+		mu.Unlock()
+	}
+	queued := func() int {
+		g.s.w.mu.Lock()
+		defer g.s.w.mu.Unlock()
+		return len(g.s.w.queue)
+	}
+	const chain = 20
+	errs := make(chan error, chain+1)
+	var wg sync.WaitGroup
+	var first func(i int)
+	first = func(i int) {
+		wg.Go(func() {
+			errs <- g.s.w.doFirst(context.Background(), func(tx querier) error {
+				k := fmt.Sprintf("f%02d", i)
+				rec(k)
+				if i+1 < chain {
+					n := queued()
+					first(i + 1)
+					for queued() <= n { // the next one is queued while this one commits
+						time.Sleep(time.Millisecond)
+					}
+				}
+				return insert(k)(tx)
+			})
+		})
+	}
+	wg.Go(func() {
+		errs <- g.s.inTx(context.Background(), func(tx querier) error {
+			rec("other")
+			return insert("other")(tx)
+		})
+	})
+	g.waitQueued(1)
+	first(0)
+	g.waitQueued(2)
+	close(g.release)
+	if err := <-holder; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if i := slices.Index(order, "other"); i < 0 || i > 3 {
+		t.Errorf("write order %v: the other write ran after %d first writes, want at most 3", order, i)
+	}
+	if got := len(g.keys()); got != chain+2 {
+		t.Errorf("%d rows, want %d", got, chain+2)
 	}
 }
