@@ -39,8 +39,8 @@ import (
 // the exception: they are in memory already, bounded by the room of Hold,
 // so they park whatever their number, and a burst of new messages to one
 // endpoint goes out at its share's pace instead of its surplus waiting a
-// lease. Once the endpoint turns slow, shed leaves them to their claim
-// like any other.
+// lease. Once the endpoint turns slow or failing, shed leaves those
+// beyond its park limit to their claim like any other.
 
 // admission is what becomes of a claimed delivery.
 type admission int
@@ -172,17 +172,18 @@ func (s *shares) handOff(endpointID string, e *endpointLoad, now time.Time) (cla
 	return claimed{}, false
 }
 
-// shed returns the parked deliveries of endpoints that are slow at now
-// beyond their share, removing them: the caller leaves them to their
-// lease.
+// shed returns the parked deliveries of endpoints that are slow or
+// failing at now beyond their park limit, removing them: the caller
+// leaves them to their lease. (They parked beyond it while the endpoint
+// was healthy, or, slow, took longer than its share.)
 func (s *shares) shed(now time.Time) []claimed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []claimed
 	for _, e := range s.eps {
-		if len(e.parked) > s.slowShare && s.isSlow(e, now) {
-			out = append(out, e.parked[s.slowShare:]...)
-			e.parked = slices.Clip(e.parked[:s.slowShare])
+		if keep := s.parkLimit(e, now); len(e.parked) > keep && (e.failing || s.isSlow(e, now)) {
+			out = append(out, e.parked[keep:]...)
+			e.parked = slices.Clip(e.parked[:keep])
 		}
 	}
 	return out

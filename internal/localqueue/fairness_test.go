@@ -188,6 +188,26 @@ func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
 	}
 }
 
+// TestShedWhatParkedWhileHealthyOnceFailing: held deliveries parked
+// beyond the park limit while their endpoint was healthy are shed once it
+// fails, down to the limit.
+func TestShedWhatParkedWhileHealthyOnceFailing(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	s := newShares(2, 1, 1, time.Second)
+	for i := range 7 { // 2 run, 5 park
+		s.admit(claimed{ref: refTo("ep_1", i), held: true}, at(0))
+	}
+	if out := s.shed(at(1)); len(out) != 0 {
+		t.Fatalf("shed %d while healthy, want none", len(out))
+	}
+	s.done("ep_1", at(0), at(2), true) // fails: share 1, still 1 in flight
+	out := s.shed(at(3))
+	if len(out) != 3 || out[0].ref != refTo("ep_1", 4) || out[2].ref != refTo("ep_1", 6) {
+		t.Errorf("shed %v once failing, want the last 3 parked (5 parked, limit 2)", out)
+	}
+}
+
 // TestSharesOfASlowFailingEndpoint: an endpoint both slow and failing
 // gets the smaller of the two shares, and parks as a slow one does.
 func TestSharesOfASlowFailingEndpoint(t *testing.T) {

@@ -119,6 +119,49 @@ func TestHeldPayloadsAreBounded(t *testing.T) {
 	waitFor(t, func() bool { return q.heldBytes.Load() == 0 && q.holding.Load() == 0 })
 }
 
+// TestABurstToOneEndpointDoesNotStopTheOthers: new deliveries to one
+// endpoint far beyond its share park without counting against the
+// claims, so a delivery due to another endpoint is claimed and attempted
+// while that burst still waits.
+func TestABurstToOneEndpointDoesNotStopTheOthers(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	release := make(chan struct{})
+	other := make(chan struct{})
+	cfg := holdCfg(4, 64)
+	cfg.EndpointShare = 2
+	cfg.SlowAfter = time.Hour // the burst's endpoint stays healthy: nothing is shed
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		if r.EndpointID == "ep_other" {
+			store.done(r)
+			close(other)
+			return nil
+		}
+		<-release // the burst's endpoint answers only at the end
+		return nil
+	}, cfg)
+	defer stop()
+	defer close(release) // before stop, which waits for the attempts
+	burst := make([]webhook.Ref, 40)
+	for i := range burst {
+		burst[i] = refTo("ep_busy", i)
+	}
+	_, take, ok := q.Hold(len(burst), time.Now())
+	if !ok {
+		t.Fatal("Hold refused")
+	}
+	take(loaded(burst...))
+	waitFor(t, func() bool { return len(q.held) == 0 }) // all taken: 2 running, 38 parked
+
+	late := refTo("ep_other", 0)
+	store.set(late, time.Now())
+	q.Dispatch(context.Background(), late)
+	select {
+	case <-other:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delivery to another endpoint was not attempted while the burst waited")
+	}
+}
+
 // TestHeldRoomLastsUntilTheAttemptEnds: a held delivery keeps its room
 // while its attempt runs (and while it is parked), so that the room of
 // Hold bounds every held delivery in memory.

@@ -207,13 +207,33 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 	ready := make(chan claimed, prefetch)
 	done := make(chan struct{}, 1)
-	var outstanding atomic.Int64 // claimed and not finished: ready, parked or in flight
-	finished := func(c claimed) {
-		q.unhold(c)
-		outstanding.Add(-1)
+	// outstanding: claimed and not finished, ready, parked or in flight;
+	// a held delivery only while it is not parked.
+	var outstanding atomic.Int64
+	wakeLoop := func() {
 		select {
 		case done <- struct{}{}:
 		default: // the loop is awake already
+		}
+	}
+	finished := func(c claimed) {
+		q.unhold(c)
+		outstanding.Add(-1)
+		wakeLoop()
+	}
+	// A held delivery parked for its endpoint's share takes no worker and
+	// no room of ready, and the room of Hold bounds those: it does not
+	// count as outstanding, so that a burst of new messages to one
+	// endpoint does not stop the claims for the others.
+	park := func(c claimed) {
+		if c.held {
+			outstanding.Add(-1)
+			wakeLoop()
+		}
+	}
+	unpark := func(c claimed, ok bool) {
+		if ok && c.held {
+			outstanding.Add(1)
 		}
 	}
 	// usable reports whether a claimed delivery may still be attempted:
@@ -252,6 +272,7 @@ func (q *Queue) Run(ctx context.Context) error {
 				start := time.Now()
 				switch fair.admit(c, start) {
 				case parked:
+					park(c)
 					continue // a worker done with its endpoint runs it
 				case dropped:
 					q.leaveToLease(c)
@@ -265,11 +286,13 @@ func (q *Queue) Run(ctx context.Context) error {
 					finished(c)
 					end := time.Now()
 					c, ok = fair.done(c.ref.EndpointID, start, end, retry)
+					unpark(c, ok)
 					start = end
 					for ok && !usable(c) {
 						skip(c)
 						now := time.Now()
 						c, ok = fair.skip(c.ref.EndpointID, start, now)
+						unpark(c, ok)
 						start = now
 					}
 				}
@@ -289,6 +312,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	batch := max(1, prefetch/2)
 	for {
 		for _, c := range fair.shed(time.Now()) {
+			unpark(c, true)
 			q.leaveToLease(c)
 			finished(c)
 		}
