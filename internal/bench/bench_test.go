@@ -271,10 +271,12 @@ func TestRunLocalSmoke(t *testing.T) {
 	if r.Ingest.Accepted != 30 || r.Delivery.Expected != 60 || r.Delivery.Delivered != 60 {
 		t.Errorf("accepted %d, delivered %d of %d; want 30, 60 of 60 (errors: %v)", r.Ingest.Accepted, r.Delivery.Delivered, r.Delivery.Expected, r.Errors)
 	}
-	// One attempt at each healthy endpoint, and at the failing one at
-	// least the first of its 3 (the run does not wait for the retries).
-	if n := r.Delivery.Attempts; n < 60+30 || n > 60+30*3 {
-		t.Errorf("attempts received = %d, want %d to %d", n, 60+30, 60+30*3)
+	// One attempt at each healthy endpoint, some at the failing one, and
+	// no more than its 3 per message. The run waits for the healthy
+	// endpoints only: how many of the failing one's attempts (it runs on
+	// a sixteenth of the workers) land before that is up to timing.
+	if n := r.Delivery.Attempts; n <= 60 || n > 60+30*3 {
+		t.Errorf("attempts received = %d, want %d to %d", n, 61, 60+30*3)
 	}
 	if r.Ingest.Latency.N != 30 || r.Delivery.FirstAttempt.N != 60 || r.Server.PeakRSSMiB <= 0 || r.Disk.Syncs == 0 {
 		t.Errorf("missing measurements: %+v %+v %+v %+v", r.Ingest, r.Delivery, r.Server, r.Disk)
