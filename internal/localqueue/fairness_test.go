@@ -14,6 +14,9 @@ func refTo(endpoint string, i int) webhook.Ref {
 	return webhook.Ref{AppID: "app_1", MsgID: fmt.Sprintf("msg_%d", i), EndpointID: endpoint}
 }
 
+// msAt is d milliseconds after a fixed start.
+func msAt(d time.Duration) time.Time { return time.Unix(1_700_000_000, 0).Add(d * time.Millisecond) }
+
 func TestSharesAdmitParkAndDrop(t *testing.T) {
 	const slowAfter = time.Second
 	t0 := time.Unix(1_700_000_000, 0)
@@ -117,8 +120,7 @@ func TestHangingEndpointLeavesWorkersToOthers(t *testing.T) {
 }
 
 func TestSharesOfAFailingEndpoint(t *testing.T) {
-	t0 := time.Unix(1_700_000_000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	at := msAt
 	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
 	s := newShares(3, 1, 1, time.Second)
 	for i := range 3 {
@@ -161,8 +163,7 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 // for a failing or slow endpoint, is left to its lease beyond the park
 // limit.
 func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
-	t0 := time.Unix(1_700_000_000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	at := msAt
 	held := func(ep string, i int) claimed {
 		r := refTo(ep, i)
 		return claimed{ref: r, held: true}
@@ -192,8 +193,7 @@ func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
 // beyond the park limit while their endpoint was healthy are shed once it
 // fails, down to the limit.
 func TestShedWhatParkedWhileHealthyOnceFailing(t *testing.T) {
-	t0 := time.Unix(1_700_000_000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	at := msAt
 	s := newShares(2, 1, 1, time.Second)
 	for i := range 7 { // 2 run, 5 park
 		s.admit(claimed{ref: refTo("ep_1", i), held: true}, at(0))
@@ -211,8 +211,7 @@ func TestShedWhatParkedWhileHealthyOnceFailing(t *testing.T) {
 // TestSharesOfASlowFailingEndpoint: an endpoint both slow and failing
 // gets the smaller of the two shares, and parks as a slow one does.
 func TestSharesOfASlowFailingEndpoint(t *testing.T) {
-	t0 := time.Unix(1_700_000_000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d * time.Millisecond) }
+	at := msAt
 	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
 	s := newShares(4, 3, 2, time.Second)
 	if got := s.admit(c(0), at(0)); got != runNow {

@@ -47,14 +47,20 @@ func (g *groupFixture) hold() <-chan error {
 	return done
 }
 
+// queued is the number of writes in the writer's queue, the one in
+// progress included.
+func (g *groupFixture) queued() int {
+	g.s.w.mu.Lock()
+	defer g.s.w.mu.Unlock()
+	return len(g.s.w.queue)
+}
+
 // waitQueued waits until n writes wait behind the one in progress.
 func (g *groupFixture) waitQueued(n int) {
 	g.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		g.s.w.mu.Lock()
-		queued := len(g.s.w.queue) - 1
-		g.s.w.mu.Unlock()
+		queued := g.queued() - 1
 		if queued >= n {
 			return
 		}
@@ -81,6 +87,41 @@ func (g *groupFixture) keys() map[string]bool {
 		got[k] = true
 	}
 	return got
+}
+
+// finish lets the held write go and waits for it and for the writers of
+// wg, reporting the errors they sent to errs.
+func (g *groupFixture) finish(holder <-chan error, wg *sync.WaitGroup, errs chan error) {
+	g.t.Helper()
+	close(g.release)
+	if err := <-holder; err != nil {
+		g.t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			g.t.Error(err)
+		}
+	}
+}
+
+// orderLog records the order in which writes ran.
+type orderLog struct {
+	mu    sync.Mutex
+	order []string
+}
+
+func (o *orderLog) add(k string) {
+	o.mu.Lock()
+	o.order = append(o.order, k)
+	o.mu.Unlock()
+}
+
+func (o *orderLog) get() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.order)
 }
 
 func insert(k string) func(tx querier) error {
@@ -211,19 +252,13 @@ func TestGroupCommitLetsFirstWritesGoFirst(t *testing.T) {
 			g := newGroupFixture(t)
 			holder := g.hold()
 			firstReturned := make(chan struct{})
-			var mu sync.Mutex
-			var order []string
-			rec := func(k string) {
-				mu.Lock()
-				order = append(order, k)
-				mu.Unlock()
-			}
+			var log orderLog
 			var wg sync.WaitGroup
 			errs := make(chan error, 4)
 			queueFirst := func() {
 				wg.Go(func() {
 					err := g.s.w.doFirst(context.Background(), func(tx querier) error {
-						rec("first")
+						log.add("first")
 						return insert("first")(tx)
 					})
 					close(firstReturned)
@@ -237,7 +272,7 @@ func TestGroupCommitLetsFirstWritesGoFirst(t *testing.T) {
 			for _, k := range []string{"a", "b", "c"} {
 				wg.Go(func() {
 					errs <- g.s.inTx(context.Background(), func(tx querier) error {
-						rec(k)
+						log.add(k)
 						// Were the first write held up behind this one, it
 						// could not have returned yet.
 						select {
@@ -254,21 +289,10 @@ func TestGroupCommitLetsFirstWritesGoFirst(t *testing.T) {
 				queueFirst()
 			}
 			g.waitQueued(4)
-			close(g.release)
-			if err := <-holder; err != nil {
-				t.Fatal(err)
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Error(err)
-				}
-			}
-			if mu.Lock(); len(order) != 4 || order[0] != "first" {
+			g.finish(holder, &wg, errs)
+			if order := log.get(); len(order) != 4 || order[0] != "first" {
 				t.Errorf("write order %v, want first before a, b, c", order)
 			}
-			mu.Unlock()
 			if got := g.keys(); len(got) != 5 {
 				t.Errorf("rows %v, want holder, first, a, b, c", got)
 			}
@@ -283,18 +307,7 @@ func TestGroupCommitLetsFirstWritesGoFirst(t *testing.T) {
 func TestGroupCommitFirstWritesDoNotStarveTheOthers(t *testing.T) {
 	g := newGroupFixture(t)
 	holder := g.hold()
-	var mu sync.Mutex
-	var order []string
-	rec := func(k string) {
-		mu.Lock()
-		order = append(order, k)
-		mu.Unlock()
-	}
-	queued := func() int {
-		g.s.w.mu.Lock()
-		defer g.s.w.mu.Unlock()
-		return len(g.s.w.queue)
-	}
+	var log orderLog
 	const chain = 20
 	errs := make(chan error, chain+1)
 	var wg sync.WaitGroup
@@ -303,11 +316,11 @@ func TestGroupCommitFirstWritesDoNotStarveTheOthers(t *testing.T) {
 		wg.Go(func() {
 			errs <- g.s.w.doFirst(context.Background(), func(tx querier) error {
 				k := fmt.Sprintf("f%02d", i)
-				rec(k)
+				log.add(k)
 				if i+1 < chain {
-					n := queued()
+					n := g.queued()
 					first(i + 1)
-					for queued() <= n { // the next one is queued while this one commits
+					for g.queued() <= n { // the next one is queued while this one commits
 						time.Sleep(time.Millisecond)
 					}
 				}
@@ -317,26 +330,15 @@ func TestGroupCommitFirstWritesDoNotStarveTheOthers(t *testing.T) {
 	}
 	wg.Go(func() {
 		errs <- g.s.inTx(context.Background(), func(tx querier) error {
-			rec("other")
+			log.add("other")
 			return insert("other")(tx)
 		})
 	})
 	g.waitQueued(1)
 	first(0)
 	g.waitQueued(2)
-	close(g.release)
-	if err := <-holder; err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	g.finish(holder, &wg, errs)
+	order := log.get()
 	if i := slices.Index(order, "other"); i < 0 || i > 3 {
 		t.Errorf("write order %v: the other write ran after %d first writes, want at most 3", order, i)
 	}
