@@ -32,8 +32,8 @@ import (
 // attempt records. A leader that goes first leaves the rest to the next
 // leader and returns; one that does not also commits, after its group,
 // the first writes that queued meanwhile (once), rather than have them
-// wait for a hand-off. The writes of a group are concurrent (none has returned),
-// so committing some before others is a valid order.
+// wait for a hand-off. The writes of a group are concurrent (none has
+// returned), so committing some before others is a valid order.
 //
 // Statements in a group are not canceled by their caller's context: SQLite
 // rolls back the whole transaction when an INSERT, UPDATE or DELETE is
