@@ -125,7 +125,7 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		if until, t, ok := h.Hold(len(deliveries), s.Clock.Now()); ok {
 			take = t
 			for i := range deliveries {
-				deliveries[i].NextAttemptAt, deliveries[i].Dispatched = until, true
+				deliveries[i].NextAttemptAt, deliveries[i].Dispatched, deliveries[i].Claimed = until, true, true
 			}
 		}
 	}
@@ -159,8 +159,9 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 // stored, each with the endpoint and message Publish read (AttemptNext
 // uses them while fresh); they are stored dispatched. The first attempt
 // then waits for no write but the message's own, and reads nothing.
-// Should the process die first, the claims run out and the deliveries are
-// due like any other; nothing is lost.
+// Should the process die first, the claims are in the store and the
+// deliveries are due again (local mode's next start releases them);
+// nothing is lost.
 type Holder interface {
 	webhook.Dispatcher
 	// Hold reserves room for n deliveries claimed at now. With room, it

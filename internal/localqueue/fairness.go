@@ -17,11 +17,9 @@ import (
 // An endpoint is slow while one of its attempts has been running for
 // SlowAfter or longer, or its last attempt took that long (it hangs until
 // the timeout, or answers slowly); its share is then SlowShare, until an
-// attempt to it is quick again. A slow endpoint's deliveries beyond its
-// share and as many parked are not attempted: they stay claimed, and are
-// due again when their lease ends. So a hanging endpoint holds SlowShare
-// workers, not all of them, and its backlog is looked at once per lease
-// rather than at every claim.
+// attempt to it is quick again, and it parks no more than SlowShare. So a
+// hanging endpoint holds SlowShare workers, not all of them, and its
+// backlog waits in the store (below) rather than in memory.
 //
 // An endpoint is failing while its last attempt failed and scheduled a
 // retry; its share is then FailingShare, until an attempt to it ends
@@ -32,29 +30,38 @@ import (
 // healthy endpoints' first attempts.
 //
 // Any endpoint's deliveries beyond its share in flight and as many again
-// parked (a healthy or failing endpoint: EndpointShare parked) are left
-// to their lease like a slow endpoint's surplus: a burst that large to one
-// endpoint waits a lease rather than holding claims in memory. New
-// messages' deliveries to a healthy endpoint (held, see Queue.Hold) are
-// the exception: they are in memory already, bounded by the room of Hold,
-// so they park whatever their number, and a burst of new messages to one
-// endpoint goes out at its share's pace instead of its surplus waiting a
-// lease. Once the endpoint turns slow or failing, shed leaves those
-// beyond its park limit to their claim like any other.
+// parked (a healthy or failing endpoint: EndpointShare parked) wait in the
+// store: they are put back due, marked as waiting for a slot of their
+// endpoint (Store.Wait), so that no claim takes them again meanwhile, and
+// as the endpoint's slots free the queue claims them back for it
+// (Store.ClaimWaiting), half a park at a time. A backlog to one endpoint
+// (a Recover over days, a receiver back after an outage, a restart after
+// a crash) thus goes out at the endpoint's own pace, without holding
+// claims in memory and without waiting out a lease. New messages'
+// deliveries to a healthy endpoint (held, see Queue.Hold) are the
+// exception: they are in memory already, bounded by the room of Hold, so
+// they park whatever their number, and a burst of new messages to one
+// endpoint goes out at its share's pace without a write. Once the
+// endpoint turns slow or failing, shed sends those beyond its park limit
+// to wait in the store like any other.
 
 // admission is what becomes of a claimed delivery.
 type admission int
 
 const (
-	runNow  admission = iota // a slot of its endpoint is free: attempt it
-	parked                   // wait for a slot of its endpoint
-	dropped                  // beyond what may park: left to its lease
+	runNow   admission = iota // a slot of its endpoint is free: attempt it
+	parked                    // wait in memory for a slot of its endpoint
+	overflow                  // beyond what may park, or too old: wait in the store
 )
 
 // shares keeps the per-endpoint counts.
 type shares struct {
 	share, slowShare, failingShare int
 	slowAfter                      time.Duration
+
+	// kick wakes the queue's loop when an endpoint with deliveries
+	// waiting in the store has room for them (see refills).
+	kick func()
 
 	mu  sync.Mutex
 	eps map[string]*endpointLoad
@@ -65,10 +72,16 @@ type endpointLoad struct {
 	slow    bool        // the last attempt took slowAfter or longer
 	failing bool        // the last attempt failed and scheduled a retry
 	parked  []claimed
+	// waiting: some of its deliveries wait in the store. toWait: how many
+	// the queue has still to put there; incoming: how many it claimed
+	// back from there that are not admitted yet.
+	waiting          bool
+	toWait, incoming int
 }
 
-func newShares(share, slowShare, failingShare int, slowAfter time.Duration) *shares {
-	return &shares{share: share, slowShare: slowShare, failingShare: failingShare, slowAfter: slowAfter, eps: map[string]*endpointLoad{}}
+func newShares(share, slowShare, failingShare int, slowAfter time.Duration, kick func()) *shares {
+	return &shares{share: share, slowShare: slowShare, failingShare: failingShare, slowAfter: slowAfter,
+		kick: kick, eps: map[string]*endpointLoad{}}
 }
 
 // isSlow reports whether the endpoint is slow at now.
@@ -97,9 +110,10 @@ func (s *shares) parkLimit(e *endpointLoad, now time.Time) int {
 	return s.share
 }
 
-// admit takes a slot of the delivery's endpoint at now, or parks or
-// drops the delivery.
-func (s *shares) admit(c claimed, now time.Time) admission {
+// admit takes a slot of the delivery's endpoint at now, or parks it, or
+// sends it to wait in the store: so does a delivery that is not fresh
+// (it waited in memory so long that its attempt could outlast its claim).
+func (s *shares) admit(c claimed, now time.Time, fresh bool) admission {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.eps[c.ref.EndpointID]
@@ -107,8 +121,12 @@ func (s *shares) admit(c claimed, now time.Time) admission {
 		e = &endpointLoad{}
 		s.eps[c.ref.EndpointID] = e
 	}
+	if c.fromStore {
+		e.incoming--
+	}
 	limit := s.limit(e, now)
 	switch {
+	case !fresh:
 	case len(e.starts) < limit:
 		e.starts = append(e.starts, now)
 		return runNow
@@ -117,7 +135,9 @@ func (s *shares) admit(c claimed, now time.Time) admission {
 		e.parked = append(e.parked, c)
 		return parked
 	}
-	return dropped
+	e.waiting = true
+	e.toWait++
+	return overflow
 }
 
 // done records that the endpoint's attempt started at start has ended at
@@ -140,9 +160,9 @@ func (s *shares) done(endpointID string, start, now time.Time, failed bool) (cla
 }
 
 // skip gives up a slot that done passed to a parked delivery which is
-// not attempted after all (too old, or shutting down), passing it on in
-// turn.
-func (s *shares) skip(endpointID string, start, now time.Time) (claimed, bool) {
+// not attempted after all, passing it on in turn: the delivery is too
+// old, and goes to wait in the store (toStore), or the queue is stopping.
+func (s *shares) skip(endpointID string, start, now time.Time, toStore bool) (claimed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.eps[endpointID]
@@ -152,29 +172,115 @@ func (s *shares) skip(endpointID string, start, now time.Time) (claimed, bool) {
 	if i := slices.Index(e.starts, start); i >= 0 {
 		e.starts = slices.Delete(e.starts, i, i+1)
 	}
+	if toStore {
+		e.waiting = true
+		e.toWait++
+	}
 	return s.handOff(endpointID, e, now)
 }
 
 // handOff passes a freed slot (already removed from starts) to the first
 // parked delivery, if the share allows, starting it at now. With nothing
 // left in flight the share (at least 1) always allows: a parked delivery
-// is never stranded.
+// is never stranded. It kicks the queue's loop when the endpoint has
+// deliveries waiting in the store and room for them.
 func (s *shares) handOff(endpointID string, e *endpointLoad, now time.Time) (claimed, bool) {
+	defer func() {
+		if e.waiting && s.room(e, now) >= s.refillAt(e, now) {
+			s.kick()
+		}
+	}()
 	if len(e.parked) > 0 && len(e.starts) < s.limit(e, now) {
 		next := e.parked[0]
 		e.parked = e.parked[1:]
 		e.starts = append(e.starts, now)
 		return next, true
 	}
-	if len(e.starts) == 0 && len(e.parked) == 0 && !e.slow && !e.failing {
-		delete(s.eps, endpointID) // forget idle healthy endpoints
-	}
+	s.forgetIdle(endpointID, e)
 	return claimed{}, false
 }
 
+// forgetIdle stops tracking a healthy endpoint that has nothing in
+// flight, parked, or waiting in the store.
+func (s *shares) forgetIdle(endpointID string, e *endpointLoad) {
+	if len(e.starts) == 0 && len(e.parked) == 0 && !e.slow && !e.failing && !e.waiting && e.incoming == 0 {
+		delete(s.eps, endpointID)
+	}
+}
+
+// room is how many more of the endpoint's deliveries may be in flight or
+// parked at now, counting those on their way from the store.
+func (s *shares) room(e *endpointLoad, now time.Time) int {
+	return s.limit(e, now) + s.parkLimit(e, now) - len(e.starts) - len(e.parked) - e.incoming
+}
+
+// refillAt is the room at which deliveries waiting in the store are
+// claimed back: half a park, so that the endpoint's slots never run dry
+// while the claim is written, and a backlog costs a claim per half park
+// rather than per attempt.
+func (s *shares) refillAt(e *endpointLoad, now time.Time) int {
+	return max(1, s.parkLimit(e, now)/2)
+}
+
+// refill is a claim of deliveries waiting in the store for one endpoint.
+type refill struct {
+	endpointID string
+	n          int
+}
+
+// refills returns the claims to make for endpoints with deliveries
+// waiting in the store and room for them, at most free deliveries in
+// all, and counts them as incoming; report each one's result with
+// refilled.
+func (s *shares) refills(now time.Time, free int) []refill {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []refill
+	for id, e := range s.eps {
+		if free <= 0 {
+			break
+		}
+		if room := s.room(e, now); e.waiting && room >= s.refillAt(e, now) {
+			n := min(room, free)
+			e.incoming += n
+			free -= n
+			out = append(out, refill{id, n})
+		}
+	}
+	return out
+}
+
+// refilled records that a refill of want deliveries claimed got of them.
+// Fewer than asked means none are left waiting in the store, unless some
+// are still on their way there.
+func (s *shares) refilled(r refill, got int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.eps[r.endpointID]
+	if e == nil {
+		return
+	}
+	e.incoming -= r.n - got
+	if got < r.n && e.toWait == 0 {
+		e.waiting = false
+		s.forgetIdle(r.endpointID, e)
+	}
+}
+
+// stored records that n of the endpoint's deliveries sent to wait in the
+// store were put there (or failed to be: then they are due again when
+// their claims end).
+func (s *shares) stored(endpointID string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.eps[endpointID]; e != nil {
+		e.toWait -= n
+	}
+}
+
 // shed returns the parked deliveries of endpoints that are slow or
-// failing at now beyond their park limit, removing them: the caller
-// leaves them to their lease. (They parked beyond it while the endpoint
+// failing at now beyond their park limit, removing them: the caller sends
+// them to wait in the store. (They parked beyond it while the endpoint
 // was healthy, or, slow, took longer than its share.)
 func (s *shares) shed(now time.Time) []claimed {
 	s.mu.Lock()
@@ -183,6 +289,8 @@ func (s *shares) shed(now time.Time) []claimed {
 	for _, e := range s.eps {
 		if keep := s.parkLimit(e, now); len(e.parked) > keep && (e.failing || s.isSlow(e, now)) {
 			out = append(out, e.parked[keep:]...)
+			e.toWait += len(e.parked) - keep
+			e.waiting = true
 			e.parked = slices.Clip(e.parked[:keep])
 		}
 	}

@@ -17,14 +17,14 @@ func refTo(endpoint string, i int) webhook.Ref {
 // msAt is d milliseconds after a fixed start.
 func msAt(d time.Duration) time.Time { return time.Unix(1_700_000_000, 0).Add(d * time.Millisecond) }
 
-func TestSharesAdmitParkAndDrop(t *testing.T) {
+func TestSharesAdmitParkAndOverflow(t *testing.T) {
 	const slowAfter = time.Second
 	t0 := time.Unix(1_700_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
-	s := newShares(2, 1, 2, slowAfter)
-	for i, want := range []admission{runNow, runNow, parked, parked, dropped} {
-		if got := s.admit(c(i), at(time.Duration(i))); got != want {
+	s := newShares(2, 1, 2, slowAfter, func() {})
+	for i, want := range []admission{runNow, runNow, parked, parked, overflow} {
+		if got := s.admit(c(i), at(time.Duration(i)), true); got != want {
 			t.Errorf("admit #%d with share 2: got %v, want %v", i, got, want)
 		}
 	}
@@ -38,8 +38,8 @@ func TestSharesAdmitParkAndDrop(t *testing.T) {
 	if got := s.shed(at(slowAfter + time.Millisecond)); len(got) != 0 {
 		t.Errorf("shed with one parked, at the slow share: got %d, want none", len(got))
 	}
-	if got := s.admit(c(5), at(slowAfter+time.Millisecond)); got != dropped {
-		t.Errorf("admit to a slow endpoint at its share with one parked: got %v, want dropped", got)
+	if got := s.admit(c(5), at(slowAfter+time.Millisecond), true); got != overflow {
+		t.Errorf("admit to a slow endpoint at its share with one parked: got %v, want overflow", got)
 	}
 	// With 2 in flight and share 1, a finished slot is freed, not passed.
 	if next, ok := s.done("ep_1", at(1), at(slowAfter+1), false); ok {
@@ -52,15 +52,88 @@ func TestSharesAdmitParkAndDrop(t *testing.T) {
 	}
 	// Skipping it frees the slot; a quick attempt later makes the
 	// endpoint healthy again, and then it is forgotten.
-	if _, ok := s.skip("ep_1", at(2*slowAfter), at(2*slowAfter)); ok {
+	if _, ok := s.skip("ep_1", at(2*slowAfter), at(2*slowAfter), false); ok {
 		t.Error("skip with nothing parked passed the slot on")
 	}
-	if got := s.admit(c(6), at(3*slowAfter)); got != runNow {
+	// The two that overflowed went to wait in the store; with room again
+	// they are claimed back, and once none are left there the endpoint
+	// is no longer waiting.
+	s.stored("ep_1", 2)
+	rs := s.refills(at(3*slowAfter), 10)
+	if len(rs) != 1 || rs[0].endpointID != "ep_1" {
+		t.Fatalf("refills with room: got %+v, want one for ep_1", rs)
+	}
+	s.refilled(rs[0], 0)
+	if got := s.admit(c(6), at(3*slowAfter), true); got != runNow {
 		t.Fatalf("admit after the endpoint went idle: got %v, want runNow", got)
 	}
 	s.done("ep_1", at(3*slowAfter), at(3*slowAfter+time.Millisecond), false)
 	if len(s.eps) != 0 {
 		t.Errorf("an idle healthy endpoint is still tracked: %+v", s.eps["ep_1"])
+	}
+}
+
+// TestRefillsAsSlotsFree: deliveries that overflowed an endpoint's share
+// and park are claimed back from the store as its slots free — half a
+// park at a time, within the free room of the queue — and the endpoint
+// stops waiting once a claim comes back short with nothing on its way to
+// the store.
+func TestRefillsAsSlotsFree(t *testing.T) {
+	at := msAt
+	kicks := 0
+	s := newShares(4, 4, 4, time.Second, func() { kicks++ })
+	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
+	for i := range 11 { // 4 run, 4 park, 3 overflow
+		s.admit(c(i), at(0), true)
+	}
+	if rs := s.refills(at(1), 100); len(rs) != 0 {
+		t.Errorf("refills with no room: got %+v, want none", rs)
+	}
+	s.stored("ep_1", 3)
+	s.done("ep_1", at(0), at(10), false) // the slot goes to a parked one
+	if kicks != 0 {
+		t.Errorf("kicked with room 1 of a park of 4, want a kick at half a park")
+	}
+	s.done("ep_1", at(0), at(11), false)
+	if kicks != 1 {
+		t.Errorf("kicks with room 2 of a park of 4: got %d, want 1", kicks)
+	}
+	rs := s.refills(at(12), 100)
+	if len(rs) != 1 || rs[0] != (refill{"ep_1", 2}) {
+		t.Fatalf("refills: got %+v, want 2 for ep_1", rs)
+	}
+	if again := s.refills(at(12), 100); len(again) != 0 {
+		t.Errorf("refills while the claim is on its way: got %+v, want none", again)
+	}
+	s.refilled(rs[0], 2)
+	for i := range 2 {
+		if got := s.admit(claimed{ref: refTo("ep_1", 20+i), fromStore: true}, at(13), true); got != parked {
+			t.Errorf("admit of a delivery claimed back: got %v, want parked", got)
+		}
+	}
+	// Room again, but the queue has room for one delivery only.
+	s.done("ep_1", at(0), at(20), false)
+	s.done("ep_1", at(0), at(21), false)
+	if rs = s.refills(at(22), 1); len(rs) != 1 || rs[0].n != 1 {
+		t.Fatalf("refills with one free: got %+v, want 1 for ep_1", rs)
+	}
+	// A delivery too old to attempt is on its way to the store: a short
+	// claim does not end the waiting.
+	if got := s.admit(c(30), at(23), false); got != overflow {
+		t.Errorf("admit of a delivery too old: got %v, want overflow", got)
+	}
+	s.refilled(rs[0], 0)
+	if !s.eps["ep_1"].waiting {
+		t.Fatal("a short claim ended the waiting while a delivery was on its way to the store")
+	}
+	s.stored("ep_1", 1)
+	rs = s.refills(at(24), 100)
+	if len(rs) != 1 {
+		t.Fatalf("refills: got %+v, want one", rs)
+	}
+	s.refilled(rs[0], 0)
+	if s.eps["ep_1"].waiting {
+		t.Error("the endpoint still waits after a short claim with nothing on its way")
 	}
 }
 
@@ -122,9 +195,9 @@ func TestHangingEndpointLeavesWorkersToOthers(t *testing.T) {
 func TestSharesOfAFailingEndpoint(t *testing.T) {
 	at := msAt
 	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
-	s := newShares(3, 1, 1, time.Second)
+	s := newShares(3, 1, 1, time.Second, func() {})
 	for i := range 3 {
-		if got := s.admit(c(i), at(0)); got != runNow {
+		if got := s.admit(c(i), at(0), true); got != runNow {
 			t.Fatalf("admit #%d to a healthy endpoint with share 3: got %v, want runNow", i, got)
 		}
 	}
@@ -135,8 +208,8 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 	}
 	// Beyond its share a failing endpoint's deliveries park, as many as a
 	// healthy one's share, not a slow one's.
-	for i, want := range []admission{parked, parked, parked, dropped} {
-		if got := s.admit(c(10+i), at(2)); got != want {
+	for i, want := range []admission{parked, parked, parked, overflow} {
+		if got := s.admit(c(10+i), at(2), true); got != want {
 			t.Errorf("admit #%d to the failing endpoint: got %v, want %v", i, got, want)
 		}
 	}
@@ -152,7 +225,7 @@ func TestSharesOfAFailingEndpoint(t *testing.T) {
 	if !ok1 || first.ref != c(11).ref {
 		t.Fatalf("done (success): got %v, %v; want the next parked", first.ref, ok1)
 	}
-	if got := s.admit(c(20), at(5)); got != runNow {
+	if got := s.admit(c(20), at(5), true); got != runNow {
 		t.Errorf("admit after a success with 1 in flight: got %v, want runNow", got)
 	}
 }
@@ -168,22 +241,22 @@ func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
 		r := refTo(ep, i)
 		return claimed{ref: r, held: true}
 	}
-	s := newShares(2, 1, 1, time.Second)
+	s := newShares(2, 1, 1, time.Second, func() {})
 	for i, want := range []admission{runNow, runNow, parked, parked, parked, parked, parked} {
-		if got := s.admit(held("ep_ok", i), at(0)); got != want {
+		if got := s.admit(held("ep_ok", i), at(0), true); got != want {
 			t.Errorf("held #%d to the healthy endpoint (share 2): got %v, want %v", i, got, want)
 		}
 	}
-	if got := s.admit(claimed{ref: refTo("ep_ok", 99)}, at(0)); got != dropped {
-		t.Errorf("claimed from the store beyond the park limit: got %v, want dropped", got)
+	if got := s.admit(claimed{ref: refTo("ep_ok", 99)}, at(0), true); got != overflow {
+		t.Errorf("claimed from the store beyond the park limit: got %v, want overflow", got)
 	}
 
-	if got := s.admit(held("ep_bad", 0), at(0)); got != runNow {
+	if got := s.admit(held("ep_bad", 0), at(0), true); got != runNow {
 		t.Fatalf("first held to ep_bad: got %v, want runNow", got)
 	}
 	s.done("ep_bad", at(0), at(1), true) // fails: share 1, park limit 2
-	for i, want := range []admission{runNow, parked, parked, dropped} {
-		if got := s.admit(held("ep_bad", 10+i), at(2)); got != want {
+	for i, want := range []admission{runNow, parked, parked, overflow} {
+		if got := s.admit(held("ep_bad", 10+i), at(2), true); got != want {
 			t.Errorf("held #%d to the failing endpoint: got %v, want %v", i, got, want)
 		}
 	}
@@ -194,9 +267,9 @@ func TestSharesParkEveryNewDeliveryOfAHealthyEndpoint(t *testing.T) {
 // fails, down to the limit.
 func TestShedWhatParkedWhileHealthyOnceFailing(t *testing.T) {
 	at := msAt
-	s := newShares(2, 1, 1, time.Second)
+	s := newShares(2, 1, 1, time.Second, func() {})
 	for i := range 7 { // 2 run, 5 park
-		s.admit(claimed{ref: refTo("ep_1", i), held: true}, at(0))
+		s.admit(claimed{ref: refTo("ep_1", i), held: true}, at(0), true)
 	}
 	if out := s.shed(at(1)); len(out) != 0 {
 		t.Fatalf("shed %d while healthy, want none", len(out))
@@ -213,13 +286,13 @@ func TestShedWhatParkedWhileHealthyOnceFailing(t *testing.T) {
 func TestSharesOfASlowFailingEndpoint(t *testing.T) {
 	at := msAt
 	c := func(i int) claimed { return claimed{ref: refTo("ep_1", i)} }
-	s := newShares(4, 3, 2, time.Second)
-	if got := s.admit(c(0), at(0)); got != runNow {
+	s := newShares(4, 3, 2, time.Second, func() {})
+	if got := s.admit(c(0), at(0), true); got != runNow {
 		t.Fatalf("first admit: got %v, want runNow", got)
 	}
 	s.done("ep_1", at(0), at(1500), true) // took 1.5 s and failed
-	for i, want := range []admission{runNow, runNow, parked, parked, parked, dropped} {
-		if got := s.admit(c(10+i), at(1600)); got != want {
+	for i, want := range []admission{runNow, runNow, parked, parked, parked, overflow} {
+		if got := s.admit(c(10+i), at(1600), true); got != want {
 			t.Errorf("admit #%d to the slow, failing endpoint (shares 3 and 2): got %v, want %v", i, got, want)
 		}
 	}

@@ -3,9 +3,14 @@
 // delivery is due when it is Pending or Sending and its NextAttemptAt has
 // come; workers claim due deliveries with a lease (pushing NextAttemptAt
 // forward), make the attempt, and the attempt's result sets the real next
-// time. A process killed mid-attempt loses nothing: its claims expire after
-// the lease and are taken again; overdue deliveries run as soon as the
-// process is back.
+// time. The claim is a lease against a worker that dies, not a waiting
+// room: deliveries beyond what their endpoint may have in flight and
+// parked are put back in the store, due, to wait for a slot of their
+// endpoint, and are claimed back as its slots free (fairness.go). A
+// process killed mid-attempt loses nothing: its claims are in the store,
+// and the next start makes them due at once (the store's ReleaseClaims,
+// which local mode calls before Run, holding the data dir's lock);
+// overdue deliveries run as soon as the process is back.
 //
 // New messages skip the claim: the queue is a delivery.Holder, so Publish
 // stores a new message's deliveries claimed already and hands them to the
@@ -29,14 +34,22 @@ import (
 // Store is what the queue needs from storage.
 type Store interface {
 	// ClaimDue leases up to limit due deliveries until now+lease and
-	// returns their current runs.
+	// returns their current runs; it leaves out those waiting for their
+	// endpoint (Wait).
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error)
+	// ClaimWaiting is ClaimDue for the deliveries to one endpoint that
+	// wait for a slot of it, the longest waiting first.
+	ClaimWaiting(ctx context.Context, endpointID string, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error)
+	// Wait puts claimed runs back, due at now, to wait for a slot of
+	// their endpoint, with every delivery to that endpoint due at now
+	// and not claimed. claims maps each run to the end of its claim: a
+	// run claimed again since (its claim ran out), settled or superseded
+	// is left alone.
+	Wait(ctx context.Context, endpointID string, claims map[webhook.Ref]time.Time, now time.Time) error
 	// NextDue returns the earliest NextAttemptAt of an unfinished
-	// delivery, and false when there is none.
+	// delivery that does not wait for its endpoint, and false when there
+	// is none.
 	NextDue(ctx context.Context) (time.Time, bool, error)
-	// Release makes claimed runs due at now again; runs settled or
-	// superseded meanwhile are left alone.
-	Release(ctx context.Context, refs []webhook.Ref, now time.Time) error
 }
 
 // AttemptFunc makes one attempt of a run and returns when the run's next
@@ -58,8 +71,8 @@ type Config struct {
 	// starts its next attempt at once instead of waiting for a claim (a
 	// write). A ready delivery that has waited so long that its attempt
 	// could outlast the lease (Lease - AttemptTimeout) is not attempted:
-	// it is due again once its lease ends. Zero claims only for idle
-	// workers.
+	// it goes back to the store to wait for a slot of its endpoint, and
+	// is claimed again from there. Zero claims only for idle workers.
 	AttemptTimeout time.Duration
 	// EndpointShare is the most attempts to one endpoint in flight at
 	// once; SlowShare is that of a slow endpoint, one whose last attempt
@@ -151,12 +164,12 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 // deliveries ahead of those claimed from the store, like those subject to
 // the fair shares, and attempt none that has waited so long that its
 // attempt could outlast its claim (it is due again when the claim ends).
-// A held delivery keeps its room until its attempt ends (or it is left
-// to its claim): the room bounds those waiting in the channel and those
-// parked for their endpoint's share alike (see fairness.go).
+// A held delivery keeps its room until its attempt ends (or it goes to
+// wait in the store): the room bounds those waiting in the channel and
+// those parked for their endpoint's share alike (see fairness.go).
 // Without room, or once Run's context has ended, it holds nothing. What
-// it holds and has not started when Run returns is released (made due)
-// on the way out; after a crash, it is due when its claim ends.
+// it holds and has not started when Run returns stays claimed in the
+// store, as after a crash: the next start makes it due.
 func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Loaded), bool) {
 	if q.stopped.Load() {
 		return time.Time{}, nil, false
@@ -183,202 +196,255 @@ func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Loaded), b
 // Dispatch wakes the workers: the delivery row is already in the store and
 // due, so there is nothing else to schedule.
 func (q *Queue) Dispatch(ctx context.Context, ref webhook.Ref) error {
+	q.kick()
+	return nil
+}
+
+// kick wakes the loop that claims deliveries, if it sleeps.
+func (q *Queue) kick() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Run claims and attempts due deliveries until ctx ends, then waits for
-// the attempts in flight to finish. Claimed and held deliveries that are
-// still waiting for a worker are released: due again at once, for the
-// next start. Workers are shared
-// fairly between endpoints (fairness.go).
+// the attempts in flight to finish. Deliveries claimed or held and not
+// attempted by then stay claimed in the store: the next start makes them
+// due. Workers are shared fairly between endpoints (fairness.go).
 //
 // The workers are long-lived goroutines: an attempt runs deep in the
 // SQLite driver, and a fresh goroutine per attempt would grow its stack
 // to that depth, by copying, every time.
 func (q *Queue) Run(ctx context.Context) error {
-	prefetch := 0
-	maxWait := q.cfg.Lease - q.cfg.AttemptTimeout
-	if q.cfg.AttemptTimeout > 0 && maxWait > 0 {
-		prefetch = q.cfg.Workers
-	}
-	ready := make(chan claimed, prefetch)
-	done := make(chan struct{}, 1)
-	// outstanding: claimed and not finished, ready, parked or in flight;
-	// a held delivery only while it is not parked.
-	var outstanding atomic.Int64
-	wakeLoop := func() {
-		select {
-		case done <- struct{}{}:
-		default: // the loop is awake already
-		}
-	}
-	finished := func(c claimed) {
-		q.unhold(c)
-		outstanding.Add(-1)
-		wakeLoop()
-	}
-	// A held delivery parked for its endpoint's share takes no worker and
-	// no room of ready, and the room of Hold bounds those: it does not
-	// count as outstanding, so that a burst of new messages to one
-	// endpoint does not stop the claims for the others.
-	park := func(c claimed) {
-		if c.held {
-			outstanding.Add(-1)
-			wakeLoop()
-		}
-	}
-	unpark := func(c claimed, ok bool) {
-		if ok && c.held {
-			outstanding.Add(1)
-		}
-	}
-	// usable reports whether a claimed delivery may still be attempted:
-	// not shutting down, and not so old that its attempt could outlast
-	// its lease.
-	usable := func(c claimed) bool {
-		return ctx.Err() == nil && (prefetch == 0 || q.clock.Now().Sub(c.at) <= maxWait)
-	}
-	// What shutting down leaves unattempted is released on the way out.
-	var leftMu sync.Mutex
-	var left []webhook.Ref
-	skip := func(c claimed) {
-		if ctx.Err() != nil {
-			leftMu.Lock()
-			left = append(left, c.ref)
-			leftMu.Unlock()
-		}
-		finished(c)
-	}
-	fair := newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.FailingShare, q.cfg.SlowAfter)
+	r := newRunner(ctx, q)
 	var wg sync.WaitGroup
 	for range q.cfg.Workers {
-		wg.Go(func() {
-			for pick := 0; ; pick++ {
-				c, held, ok := q.next(ready, pick)
-				if !ok {
-					return
-				}
-				if held {
-					outstanding.Add(1)
-				}
-				if !usable(c) {
-					skip(c)
-					continue
-				}
-				start := time.Now()
-				switch fair.admit(c, start) {
-				case parked:
-					park(c)
-					continue // a worker done with its endpoint runs it
-				case dropped:
-					q.leaveToLease(c)
-					finished(c)
-					continue
-				}
-				// Attempt it, then the deliveries parked for its endpoint
-				// that the slot passes to.
-				for ok := true; ok; {
-					retry := q.run(ctx, c)
-					finished(c)
-					end := time.Now()
-					c, ok = fair.done(c.ref.EndpointID, start, end, retry)
-					unpark(c, ok)
-					start = end
-					for ok && !usable(c) {
-						skip(c)
-						now := time.Now()
-						c, ok = fair.skip(c.ref.EndpointID, start, now)
-						unpark(c, ok)
-						start = now
-					}
-				}
-			}
-		})
+		wg.Go(r.work)
 	}
 	stopHolding := context.AfterFunc(ctx, func() { q.stopped.Store(true) })
 	defer func() {
 		stopHolding()
 		q.stopped.Store(true)
-		close(ready)
+		close(r.ready)
 		wg.Wait()
-		q.release(ctx, append(left, q.drainHeld()...))
 	}()
+	r.loop()
+	return nil
+}
+
+// runner is the state of one Run: the loop that claims, the workers that
+// attempt, and what they share.
+type runner struct {
+	q    *Queue
+	ctx  context.Context
+	fair *shares
+	// ready holds claimed deliveries for the workers; with an
+	// AttemptTimeout it buffers up to Workers of them (prefetch), so that
+	// a worker that finishes starts its next attempt at once instead of
+	// waiting for a claim (a write).
+	ready    chan claimed
+	prefetch int
+	// maxWait is how long a claimed delivery may wait in memory and still
+	// be attempted: its attempt must end before its claim does.
+	maxWait time.Duration
+	// done wakes the loop when an attempt ends while it waits for a free
+	// worker.
+	done chan struct{}
+	// outstanding counts the claimed deliveries not finished: ready,
+	// parked or in flight; a held one only while it is not parked.
+	outstanding atomic.Int64
+
+	mu     sync.Mutex
+	toWait map[string]map[webhook.Ref]time.Time // by endpoint: the runs to put back in the store, and their claims' ends
+}
+
+func newRunner(ctx context.Context, q *Queue) *runner {
+	r := &runner{q: q, ctx: ctx, done: make(chan struct{}, 1), toWait: map[string]map[webhook.Ref]time.Time{}}
+	if r.maxWait = q.cfg.Lease - q.cfg.AttemptTimeout; q.cfg.AttemptTimeout > 0 && r.maxWait > 0 {
+		r.prefetch = q.cfg.Workers
+	}
+	r.ready = make(chan claimed, r.prefetch)
+	r.fair = newShares(q.cfg.EndpointShare, q.cfg.SlowShare, q.cfg.FailingShare, q.cfg.SlowAfter, q.kick)
+	return r
+}
+
+// loop claims deliveries for the workers until ctx ends: those waiting
+// in the store for endpoints that have room again, then due ones.
+func (r *runner) loop() {
+	q := r.q
 	// With deliveries ready, claim only once half of them are taken: one
 	// claim (a write) per batch rather than per finished attempt.
-	batch := max(1, prefetch/2)
+	batch := max(1, r.prefetch/2)
 	for {
-		for _, c := range fair.shed(time.Now()) {
-			unpark(c, true)
-			q.leaveToLease(c)
-			finished(c)
-		}
-		free := q.cfg.Workers + prefetch - int(outstanding.Load())
+		now := q.clock.Now()
+		r.putBack(now)
+		free := q.cfg.Workers + r.prefetch - int(r.outstanding.Load())
 		if free < batch {
 			// Every worker is busy and deliveries are ready: wait for
 			// some to finish, or for an endpoint to turn out slow.
 			t := time.NewTimer(q.cfg.SlowAfter)
 			select {
-			case <-ctx.Done():
+			case <-r.ctx.Done():
 				t.Stop()
-				return nil
-			case <-done:
+				return
+			case <-r.done:
 			case <-t.C:
 			}
 			t.Stop()
 			continue
 		}
-		now := q.clock.Now()
-		refs, err := q.store.ClaimDue(ctx, now, q.cfg.Lease, free)
-		if err != nil && ctx.Err() == nil {
+		for _, rf := range r.fair.refills(time.Now(), free) {
+			refs, err := q.store.ClaimWaiting(r.ctx, rf.endpointID, now, q.cfg.Lease, rf.n)
+			if err != nil && r.ctx.Err() == nil {
+				q.log.Error("claim deliveries waiting for their endpoint", "endpoint_id", rf.endpointID, "err", err)
+			}
+			r.fair.refilled(rf, len(refs))
+			r.hand(refs, now, true)
+			free -= len(refs)
+		}
+		refs, err := q.store.ClaimDue(r.ctx, now, q.cfg.Lease, free)
+		if err != nil && r.ctx.Err() == nil {
 			q.log.Error("claim due deliveries", "err", err)
 		}
-		for _, ref := range refs {
-			outstanding.Add(1)
-			ready <- claimed{ref: ref, at: now} // room, or a worker about to take one
-		}
+		r.hand(refs, now, false)
 		if len(refs) > 0 && len(refs) == free {
 			continue // there may be more due right now
 		}
-		if err := q.sleep(ctx); err != nil {
-			return nil
+		if err := q.sleep(r.ctx); err != nil {
+			return
 		}
 	}
 }
 
-// drainHeld empties the held deliveries no worker took.
-func (q *Queue) drainHeld() []webhook.Ref {
-	var refs []webhook.Ref
-	for {
+// hand gives deliveries claimed at now to the workers.
+func (r *runner) hand(refs []webhook.Ref, now time.Time, fromStore bool) {
+	for _, ref := range refs {
+		r.outstanding.Add(1)
+		r.ready <- claimed{ref: ref, at: now, fromStore: fromStore} // room, or a worker about to take one
+	}
+}
+
+// putBack puts the deliveries that overflowed their endpoint's share, or
+// waited too long, back in the store to wait for a slot of it (with those
+// that shed takes from endpoints turned slow or failing).
+func (r *runner) putBack(now time.Time) {
+	for _, c := range r.fair.shed(time.Now()) {
+		r.unpark(c, true)
+		r.toStore(c)
+	}
+	r.mu.Lock()
+	toWait := r.toWait
+	r.toWait = map[string]map[webhook.Ref]time.Time{}
+	r.mu.Unlock()
+	for id, claims := range toWait {
+		if err := r.q.store.Wait(r.ctx, id, claims, now); err != nil && r.ctx.Err() == nil {
+			r.q.log.Error("deliveries not put back to wait for their endpoint; they are due when their claims end",
+				"endpoint_id", id, "deliveries", len(claims), "err", err)
+		}
+		r.fair.stored(id, len(claims))
+	}
+}
+
+// work is a worker: it takes deliveries, held ones first, and attempts
+// each one its endpoint's share admits, then those parked for the
+// endpoint that the slot passes to.
+func (r *runner) work() {
+	for pick := 0; ; pick++ {
+		c, held, ok := r.q.next(r.ready, pick)
+		if !ok {
+			return
+		}
+		if held {
+			r.outstanding.Add(1)
+		}
+		if r.ctx.Err() != nil {
+			r.finished(c) // stopping: it stays claimed for the next start
+			continue
+		}
+		start := time.Now()
+		switch r.fair.admit(c, start, r.fresh(c)) {
+		case parked:
+			r.park(c)
+			continue // a worker done with its endpoint runs it
+		case overflow:
+			r.toStore(c)
+			continue
+		}
+		for ok := true; ok; {
+			retry := r.q.run(r.ctx, c)
+			r.finished(c)
+			end := time.Now()
+			c, ok = r.fair.done(c.ref.EndpointID, start, end, retry)
+			r.unpark(c, ok)
+			start = end
+			for ok && (r.ctx.Err() != nil || !r.fresh(c)) {
+				stopping, stale, now := r.ctx.Err() != nil, c, time.Now()
+				c, ok = r.fair.skip(stale.ref.EndpointID, start, now, !stopping)
+				if stopping {
+					r.finished(stale)
+				} else {
+					r.toStore(stale)
+				}
+				r.unpark(c, ok)
+				start = now
+			}
+		}
+	}
+}
+
+// fresh reports whether a claimed delivery may still be attempted: not
+// so old that its attempt could outlast its claim.
+func (r *runner) fresh(c claimed) bool {
+	return r.prefetch == 0 || r.q.clock.Now().Sub(c.at) <= r.maxWait
+}
+
+// finished ends what the queue keeps for a delivery that was attempted,
+// or is given up: the room of a held one, and its count as outstanding.
+func (r *runner) finished(c claimed) {
+	r.q.unhold(c)
+	r.outstanding.Add(-1)
+	select {
+	case r.done <- struct{}{}:
+	default: // the loop is awake already
+	}
+}
+
+// toStore sends a claimed delivery that will not be attempted from memory
+// to wait in the store for a slot of its endpoint; the loop puts it there.
+func (r *runner) toStore(c claimed) {
+	r.mu.Lock()
+	claims := r.toWait[c.ref.EndpointID]
+	if claims == nil {
+		claims = map[webhook.Ref]time.Time{}
+		r.toWait[c.ref.EndpointID] = claims
+	}
+	claims[c.ref] = c.at.Add(r.q.cfg.Lease)
+	r.mu.Unlock()
+	r.finished(c)
+	r.q.kick()
+}
+
+// A held delivery parked for its endpoint's share takes no worker and no
+// room of ready, and the room of Hold bounds those: it does not count as
+// outstanding, so that a burst of new messages to one endpoint does not
+// stop the claims for the others.
+func (r *runner) park(c claimed) {
+	if c.held {
+		r.outstanding.Add(-1)
 		select {
-		case c := <-q.held:
-			q.unhold(c)
-			refs = append(refs, c.ref)
+		case r.done <- struct{}{}:
 		default:
-			return refs
 		}
 	}
 }
 
-// release gives back, on the way out, the claimed and held deliveries
-// that were not attempted, so that after a restart they are due at once
-// rather than when their claims end. Failing that, the claims end as
-// after a crash.
-func (q *Queue) release(ctx context.Context, refs []webhook.Ref) {
-	if len(refs) == 0 {
-		return
+// unpark counts a parked delivery that got a slot (ok) as outstanding
+// again, if it was held.
+func (r *runner) unpark(c claimed, ok bool) {
+	if ok && c.held {
+		r.outstanding.Add(1)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := q.store.Release(ctx, refs, q.clock.Now()); err != nil {
-		q.log.Warn("claimed deliveries not released; they are due when their claims end",
-			"deliveries", len(refs), "err", err)
-		return
-	}
-	q.log.Info("released claimed deliveries not attempted before shutdown", "deliveries", len(refs))
 }
 
 // next returns a worker's next delivery, and whether it was held (not
@@ -409,27 +475,21 @@ func (q *Queue) next(ready <-chan claimed, pick int) (claimed, bool, bool) {
 // claimed is a delivery claimed at a time, waiting for or in its attempt;
 // a held one comes with what Publish read for it, within HoldBytes.
 type claimed struct {
-	ref    webhook.Ref
-	at     time.Time
-	held   bool            // handed over by Hold
-	loaded *webhook.Loaded // what Publish read; nil beyond HoldBytes
-	bytes  int64           // of loaded's payload
+	ref       webhook.Ref
+	at        time.Time
+	held      bool            // handed over by Hold
+	fromStore bool            // claimed back from those waiting for their endpoint
+	loaded    *webhook.Loaded // what Publish read; nil beyond HoldBytes
+	bytes     int64           // of loaded's payload
 }
 
 // unhold gives back what a held delivery kept of Hold's room and
-// HoldBytes, once its attempt has ended or it is left to its claim.
+// HoldBytes, once its attempt has ended or it went to wait in the store.
 func (q *Queue) unhold(c claimed) {
 	if c.held {
 		q.holding.Add(-1)
 		q.heldBytes.Add(-c.bytes)
 	}
-}
-
-// leaveToLease gives up a claimed delivery of a slow endpoint: it stays
-// claimed until its lease ends, and is due again then.
-func (q *Queue) leaveToLease(c claimed) {
-	q.log.Debug("slow endpoint at its share; the delivery waits for its lease",
-		"msg_id", c.ref.MsgID, "endpoint_id", c.ref.EndpointID)
 }
 
 // run makes one attempt and reports whether it scheduled a retry. The

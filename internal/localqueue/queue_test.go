@@ -12,12 +12,14 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// memStore is a queue store in memory: due times per ref.
+// memStore is a queue store in memory: due times per ref, and the refs
+// waiting for their endpoint.
 type memStore struct {
-	mu       sync.Mutex
-	due      map[webhook.Ref]time.Time
-	claims   int           // calls of ClaimDue
-	released []webhook.Ref // given to Release
+	mu      sync.Mutex
+	due     map[webhook.Ref]time.Time
+	waiting map[webhook.Ref]time.Time // since when
+	claims  int                       // calls of ClaimDue
+	waits   int                       // calls of Wait
 }
 
 func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
@@ -29,7 +31,7 @@ func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duratio
 		if len(out) == limit {
 			break
 		}
-		if !at.After(now) {
+		if _, ok := m.waiting[ref]; !ok && !at.After(now) {
 			m.due[ref] = now.Add(lease)
 			out = append(out, ref)
 		}
@@ -37,39 +39,67 @@ func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duratio
 	return out, nil
 }
 
+func (m *memStore) ClaimWaiting(_ context.Context, endpointID string, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []webhook.Ref
+	for ref := range m.waiting {
+		if len(out) == limit {
+			break
+		}
+		if ref.EndpointID == endpointID {
+			delete(m.waiting, ref)
+			m.due[ref] = now.Add(lease)
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) Wait(_ context.Context, endpointID string, claims map[webhook.Ref]time.Time, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.waits++
+	if m.waiting == nil {
+		m.waiting = map[webhook.Ref]time.Time{}
+	}
+	for ref, until := range claims {
+		if at, ok := m.due[ref]; ok && at.Equal(until) {
+			m.due[ref] = now
+			m.waiting[ref] = now
+		}
+	}
+	for ref, at := range m.due {
+		if _, ok := m.waiting[ref]; !ok && ref.EndpointID == endpointID && !at.After(now) {
+			m.waiting[ref] = now
+		}
+	}
+	return nil
+}
+
 func (m *memStore) NextDue(context.Context) (time.Time, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var next time.Time
-	for _, at := range m.due {
-		if next.IsZero() || at.Before(next) {
+	for ref, at := range m.due {
+		if _, ok := m.waiting[ref]; !ok && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
 	}
 	return next, !next.IsZero(), nil
 }
 
-func (m *memStore) Release(_ context.Context, refs []webhook.Ref, now time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range refs {
-		if _, ok := m.due[r]; ok {
-			m.due[r] = now
-		}
-	}
-	m.released = append(m.released, refs...)
-	return nil
-}
-
 func (m *memStore) set(ref webhook.Ref, at time.Time) {
 	m.mu.Lock()
 	m.due[ref] = at
+	delete(m.waiting, ref)
 	m.mu.Unlock()
 }
 
 func (m *memStore) done(ref webhook.Ref) {
 	m.mu.Lock()
 	delete(m.due, ref)
+	delete(m.waiting, ref)
 	m.mu.Unlock()
 }
 
@@ -389,5 +419,55 @@ func TestRetriesDueTogetherAreClaimedTogether(t *testing.T) {
 	}
 	if d := ran[1].Sub(first); d < 100*time.Millisecond {
 		t.Errorf("first retry ran %s after it came due, want after Gather (100ms)", d)
+	}
+}
+
+// TestABacklogDrainsAtTheEndpointsPace: a backlog to one endpoint far
+// beyond its share and park goes out at the pace of its share, claimed
+// back from the store as its slots free, without waiting out any claim (a
+// minute here), while another endpoint's deliveries go out meanwhile.
+func TestABacklogDrainsAtTheEndpointsPace(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}}
+	const backlog, share = 200, 4
+	now := time.Now()
+	for i := range backlog {
+		store.set(refTo("ep_busy", i), now.Add(-time.Hour))
+	}
+	var busy gauge
+	var rec record
+	q, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		if r.EndpointID == "ep_busy" {
+			busy.attempt(5 * time.Millisecond)
+		}
+		rec.add(r)
+		store.done(r)
+		return nil
+	}, Config{Workers: 8, EndpointShare: share, Lease: time.Minute, AttemptTimeout: 10 * time.Second, Poll: 10 * time.Millisecond})
+	defer stop()
+	waitFor(t, func() bool { _, n := busy.read(); return n >= backlog/2 })
+	for i := range 20 {
+		store.set(refTo("ep_other", i), time.Now())
+	}
+	q.Dispatch(context.Background(), refTo("ep_other", 0))
+	waitFor(t, func() bool { return rec.len() == backlog+20 })
+
+	if peak, _ := busy.read(); peak > share {
+		t.Errorf("the busy endpoint had %d attempts in flight, want at most its share of %d", peak, share)
+	}
+	refs, at := rec.read()
+	var last time.Time
+	for i, r := range refs {
+		if r.EndpointID != "ep_busy" {
+			continue
+		}
+		if !last.IsZero() && at[i].Sub(last) >= time.Second {
+			t.Errorf("no attempt to the busy endpoint for %s before attempt %d: its backlog waited", at[i].Sub(last), i)
+		}
+		last = at[i]
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.waits == 0 {
+		t.Error("the backlog never went back to the store: it was not beyond the share and park")
 	}
 }

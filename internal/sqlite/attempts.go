@@ -33,7 +33,7 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 	var d *webhook.Delivery
 	err := s.inTx(ctx, func(tx querier) error {
 		advanced, err := scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
-			SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?
+			SET status = ?, attempts = ?, next_attempt_at = ?, claim = 0, updated_at = ?
 			WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND attempts = ? AND `+unfinished+`
 			RETURNING `+deliveryCols,
 			res.Status, res.Attempts, ms(res.NextAttemptAt), ms(a.Timestamp),

@@ -85,10 +85,10 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 				return err
 			}
 			_, err = tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+`, expires_at)
-				SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+				SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 				WHERE EXISTS (SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?)`,
 				d.AppID, d.MsgID, d.EndpointID, d.EventType, channels, d.Status, d.Run, d.Trigger, d.Attempts,
-				ms(d.NextAttemptAt), d.Dispatched, ms(d.CreatedAt), ms(d.UpdatedAt), ms(msg.ExpiresAt),
+				ms(d.NextAttemptAt), d.Dispatched, claimOf(&d), ms(d.CreatedAt), ms(d.UpdatedAt), ms(msg.ExpiresAt),
 				msg.AppID, d.EndpointID)
 			if isUnique(err) {
 				return webhook.Conflict("message %s lists endpoint %s twice", msg.ID, d.EndpointID)
@@ -144,7 +144,7 @@ func (s *Store) ListMessages(ctx context.Context, f webhook.MessageFilter) (webh
 }
 
 const deliveryCols = `app_id, msg_id, endpoint_id, event_type, channels, status, run, trigger_type, attempts,
-	next_attempt_at, dispatched, created_at, updated_at`
+	next_attempt_at, dispatched, claim, created_at, updated_at`
 
 func scanDelivery(sc scanner) (webhook.Delivery, error) {
 	var d webhook.Delivery
@@ -155,7 +155,8 @@ func scanDelivery(sc scanner) (webhook.Delivery, error) {
 // deliveryDest is where the columns of deliveryCols are scanned to.
 func deliveryDest(d *webhook.Delivery) []any {
 	return []any{&d.AppID, &d.MsgID, &d.EndpointID, &d.EventType, jsonCol{&d.Channels}, &d.Status, &d.Run,
-		&d.Trigger, &d.Attempts, nullTime{&d.NextAttemptAt}, &d.Dispatched, nullTime{&d.CreatedAt}, nullTime{&d.UpdatedAt}}
+		&d.Trigger, &d.Attempts, nullTime{&d.NextAttemptAt}, &d.Dispatched, claimCol{&d.Claimed},
+		nullTime{&d.CreatedAt}, nullTime{&d.UpdatedAt}}
 }
 
 func insertDelivery(ctx context.Context, tx querier, d *webhook.Delivery, expiresAt time.Time) error {
@@ -163,9 +164,9 @@ func insertDelivery(ctx context.Context, tx querier, d *webhook.Delivery, expire
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+", expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err = tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+", expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		d.AppID, d.MsgID, d.EndpointID, d.EventType, channels, d.Status, d.Run, d.Trigger, d.Attempts,
-		ms(d.NextAttemptAt), d.Dispatched, ms(d.CreatedAt), ms(d.UpdatedAt), ms(expiresAt))
+		ms(d.NextAttemptAt), d.Dispatched, claimOf(d), ms(d.CreatedAt), ms(d.UpdatedAt), ms(expiresAt))
 	return err
 }
 
@@ -318,7 +319,7 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 		}
 		d.Run = old.Run + 1
 		_, err = tx.ExecContext(ctx, `UPDATE deliveries
-			SET status = ?, run = ?, trigger_type = ?, attempts = 0, next_attempt_at = ?, dispatched = 0, updated_at = ?
+			SET status = ?, run = ?, trigger_type = ?, attempts = 0, next_attempt_at = ?, dispatched = 0, claim = 0, updated_at = ?
 			WHERE msg_id = ? AND endpoint_id = ?`,
 			d.Status, d.Run, d.Trigger, ms(now), ms(now), msg.ID, endpointID)
 		if err != nil {

@@ -127,4 +127,15 @@ CREATE INDEX idempotency_by_expiry ON idempotency (expires_at);
 	// 2: when an idempotency key was claimed, so that a claim whose
 	// request died can be taken over (NULL: claimed before this column).
 	`ALTER TABLE idempotency ADD COLUMN claimed_at INTEGER;`,
+	// 3: who holds an unfinished delivery (the claim constants in
+	// queue.go): nobody (0), a worker of the running process, with
+	// next_attempt_at the end of its claim (1), or nobody yet: due, it
+	// waits for a slot of its endpoint (2). The queue's due index leaves
+	// the waiting ones out, and they get one of their own, by endpoint.
+	`
+ALTER TABLE deliveries ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN (1, 3) AND claim < 2;
+CREATE INDEX deliveries_waiting ON deliveries (endpoint_id, next_attempt_at) WHERE status IN (1, 3) AND claim = 2;
+`,
 }

@@ -89,6 +89,60 @@ func (f *fixture) message(retention time.Duration) *webhook.Message {
 	return msg
 }
 
+// heldMessage stores a message whose delivery is claimed until until, as
+// Publish stores those it hands to the local queue in memory.
+func (f *fixture) heldMessage(until time.Time) *webhook.Message {
+	f.t.Helper()
+	now := f.clock.Now()
+	msg := &webhook.Message{
+		ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+		Payload: json.RawMessage(`{"n":1}`), Timestamp: now, ExpiresAt: now.Add(time.Hour),
+	}
+	d := webhook.Delivery{EndpointID: f.ep.ID, NextAttemptAt: until, Dispatched: true, Claimed: true}
+	if err := f.s.CreateMessage(f.ctx, msg, []webhook.Delivery{d}); err != nil {
+		f.t.Fatalf("CreateMessage: %v", err)
+	}
+	return msg
+}
+
+// endpoint adds another endpoint to the fixture's app.
+func (f *fixture) endpoint() *webhook.Endpoint {
+	f.t.Helper()
+	now := f.clock.Now()
+	ep := &webhook.Endpoint{
+		ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://example.com/other",
+		Keys: []webhook.SigningKey{{Key: []byte("secret")}}, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := f.s.CreateEndpoint(f.ctx, ep); err != nil {
+		f.t.Fatalf("CreateEndpoint: %v", err)
+	}
+	return ep
+}
+
+// messageTo stores a message delivered to ep.
+func (f *fixture) messageTo(ep *webhook.Endpoint) *webhook.Message {
+	f.t.Helper()
+	now := f.clock.Now()
+	msg := &webhook.Message{
+		ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+		Payload: json.RawMessage(`{"n":2}`), Timestamp: now, ExpiresAt: now.Add(time.Hour),
+	}
+	if err := f.s.CreateMessage(f.ctx, msg, []webhook.Delivery{{EndpointID: ep.ID}}); err != nil {
+		f.t.Fatalf("CreateMessage: %v", err)
+	}
+	return msg
+}
+
+// delivery reads the delivery of msg to the fixture's endpoint.
+func (f *fixture) delivery(msg *webhook.Message) *webhook.Delivery {
+	f.t.Helper()
+	d, err := f.s.GetDelivery(f.ctx, f.app.ID, msg.ID, f.ep.ID)
+	if err != nil {
+		f.t.Fatalf("GetDelivery: %v", err)
+	}
+	return d
+}
+
 func (f *fixture) attempt(msg *webhook.Message, attempts int, status webhook.Status, next time.Time) webhook.Attempt {
 	f.t.Helper()
 	now := f.clock.Now()
@@ -117,6 +171,20 @@ func (f *fixture) claim(now time.Time, lease time.Duration, limit int) []string 
 		if r.AppID != f.app.ID || r.EndpointID != f.ep.ID {
 			f.t.Errorf("ClaimDue: got ref %+v, want one of app %s, endpoint %s", r, f.app.ID, f.ep.ID)
 		}
+		ids[i] = fmt.Sprintf("%s/%d", r.MsgID, r.Run)
+	}
+	return ids
+}
+
+// claimAll is claim for deliveries to any endpoint.
+func (f *fixture) claimAll(now time.Time, lease time.Duration, limit int) []string {
+	f.t.Helper()
+	refs, err := f.s.ClaimDue(f.ctx, now, lease, limit)
+	if err != nil {
+		f.t.Fatalf("ClaimDue: %v", err)
+	}
+	ids := make([]string, len(refs))
+	for i, r := range refs {
 		ids[i] = fmt.Sprintf("%s/%d", r.MsgID, r.Run)
 	}
 	return ids
@@ -180,31 +248,147 @@ func TestClaimDue(t *testing.T) {
 	}
 }
 
-func TestRelease(t *testing.T) {
+// TestReleaseClaims: at start, claims a previous process left (by ClaimDue,
+// ClaimWaiting or a held new message) and deliveries waiting for their
+// endpoint are due at once; a retry scheduled for later keeps its time.
+func TestReleaseClaims(t *testing.T) {
 	f := newFixture(t)
 	const lease = time.Minute
-	m0 := f.message(time.Hour)
-	m1 := f.message(time.Hour)
+	claimedByWorker := f.message(time.Hour)
+	retry := f.message(time.Hour)
 	done := f.message(time.Hour)
 	now := f.clock.Now()
 	if got := f.claim(now, lease, 10); len(got) != 3 {
 		t.Fatalf("ClaimDue = %v, want all 3", got)
 	}
+	later := now.Add(5 * time.Second)
+	f.attempt(retry, 1, webhook.StatusFail, later)
 	f.attempt(done, 1, webhook.StatusSuccess, time.Time{})
-	later := now.Add(time.Second)
-	refs := []webhook.Ref{
-		{AppID: f.app.ID, MsgID: m0.ID, EndpointID: f.ep.ID},
-		{AppID: f.app.ID, MsgID: m1.ID, EndpointID: f.ep.ID, Run: 7}, // not the current run
-		{AppID: f.app.ID, MsgID: done.ID, EndpointID: f.ep.ID},       // settled
+	held := f.heldMessage(now.Add(lease))
+	if d := f.delivery(held); !d.Claimed || !d.NextAttemptAt.Equal(now.Add(lease)) {
+		t.Errorf("held delivery stored as %+v, want claimed until %v", d, now.Add(lease))
 	}
-	if err := f.s.Release(f.ctx, refs, later); err != nil {
-		t.Fatalf("Release: %v", err)
+	waiting := f.message(time.Hour)
+	if err := f.s.Wait(f.ctx, f.ep.ID, nil, now); err != nil {
+		t.Fatalf("Wait: %v", err)
 	}
-	if got, want := f.claim(later, lease, 10), []string{ref(m0, 0)}; !slices.Equal(got, want) {
-		t.Errorf("ClaimDue after Release = %v, want only the released current run %v", got, want)
+	f.clock.Advance(10 * time.Second) // the retry is due
+
+	n, err := f.s.ReleaseClaims(f.ctx, f.clock.Now())
+	if err != nil {
+		t.Fatalf("ReleaseClaims: %v", err)
 	}
-	if d, err := f.s.GetDelivery(f.ctx, f.app.ID, done.ID, f.ep.ID); err != nil || d.Status != webhook.StatusSuccess {
-		t.Errorf("settled delivery after Release: %+v, %v; want it left a success", d, err)
+	if n != 3 {
+		t.Errorf("ReleaseClaims = %d, want 3 (the live claim, the held one, the waiting one)", n)
+	}
+	got := f.claim(f.clock.Now(), lease, 10)
+	want := []string{ref(retry, 0), ref(waiting, 0), ref(claimedByWorker, 0), ref(held, 0)}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("ClaimDue after ReleaseClaims = %v, want %v", got, want)
+	}
+	if d := f.delivery(done); d.Status != webhook.StatusSuccess {
+		t.Errorf("settled delivery after ReleaseClaims: %+v, want it left a success", d)
+	}
+
+	// A retry that is not due yet is not a claim: it keeps its time.
+	f2 := newFixture(t)
+	m := f2.message(time.Hour)
+	f2.claim(f2.clock.Now(), lease, 10)
+	due := f2.clock.Now().Add(5 * time.Minute)
+	f2.attempt(m, 1, webhook.StatusFail, due)
+	if n, err := f2.s.ReleaseClaims(f2.ctx, f2.clock.Now()); err != nil || n != 0 {
+		t.Errorf("ReleaseClaims with only a scheduled retry = %d, %v; want 0", n, err)
+	}
+	if d := f2.delivery(m); !d.NextAttemptAt.Equal(due) || d.Claimed {
+		t.Errorf("scheduled retry after ReleaseClaims: %+v, want due at %v, not claimed", d, due)
+	}
+}
+
+// TestWaitForTheEndpoint: deliveries put back to wait for their endpoint
+// (with the endpoint's other due ones) are left to ClaimWaiting for that
+// endpoint, the longest waiting first; ClaimDue and NextDue pass over them.
+func TestWaitForTheEndpoint(t *testing.T) {
+	f := newFixture(t)
+	const lease = time.Minute
+	var ms []*webhook.Message
+	for range 5 {
+		ms = append(ms, f.message(time.Hour))
+		f.clock.Advance(time.Second)
+	}
+	other := f.endpoint()
+	n0 := f.messageTo(other)
+	now := f.clock.Now()
+	if got, want := f.claimAll(now, lease, 2), []string{ref(ms[0], 0), ref(ms[1], 0)}; !slices.Equal(got, want) {
+		t.Fatalf("ClaimDue(2) = %v, want %v", got, want)
+	}
+	r := func(m *webhook.Message) webhook.Ref {
+		return webhook.Ref{AppID: f.app.ID, MsgID: m.ID, EndpointID: f.ep.ID}
+	}
+	// ms[0] goes back; ms[1] is named with another claim's end (it was
+	// claimed again since), so it stays claimed.
+	claims := map[webhook.Ref]time.Time{r(ms[0]): now.Add(lease), r(ms[1]): now.Add(lease + time.Millisecond)}
+	if err := f.s.Wait(f.ctx, f.ep.ID, claims, now); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if got, want := f.claimAll(now, lease, 10), []string{ref(n0, 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue after Wait = %v, want only the other endpoint's %v", got, want)
+	}
+	if next, ok, err := f.s.NextDue(f.ctx); err != nil || !ok || !next.After(now) {
+		t.Errorf("NextDue after Wait = %v, %v, %v; want the end of a claim, not a waiting delivery", next, ok, err)
+	}
+	if d := f.delivery(ms[1]); !d.Claimed || !d.NextAttemptAt.Equal(now.Add(lease)) {
+		t.Errorf("delivery claimed again since: %+v, want it left claimed until %v", d, now.Add(lease))
+	}
+	waitingFor := func(endpointID string, limit int) []string {
+		t.Helper()
+		refs, err := f.s.ClaimWaiting(f.ctx, endpointID, now, lease, limit)
+		if err != nil {
+			t.Fatalf("ClaimWaiting: %v", err)
+		}
+		var ids []string
+		for _, r := range refs {
+			ids = append(ids, fmt.Sprintf("%s/%d", r.MsgID, r.Run))
+		}
+		return ids
+	}
+	if got := waitingFor(other.ID, 10); len(got) != 0 {
+		t.Errorf("ClaimWaiting for the other endpoint = %v, want none", got)
+	}
+	// Oldest first: the ones that were due all along, then ms[0], put
+	// back at now.
+	if got, want := waitingFor(f.ep.ID, 2), []string{ref(ms[2], 0), ref(ms[3], 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimWaiting(2) = %v, want %v", got, want)
+	}
+	if got, want := waitingFor(f.ep.ID, 10), []string{ref(ms[4], 0), ref(ms[0], 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimWaiting(10) = %v, want %v", got, want)
+	}
+	if got := waitingFor(f.ep.ID, 10); len(got) != 0 {
+		t.Errorf("ClaimWaiting once all are claimed = %v, want none", got)
+	}
+	if d := f.delivery(ms[2]); !d.Claimed || !d.NextAttemptAt.Equal(now.Add(lease)) {
+		t.Errorf("delivery claimed from waiting: %+v, want claimed until %v", d, now.Add(lease))
+	}
+	// The attempt settles the claim: a retry is due at its time.
+	f.attempt(ms[2], 1, webhook.StatusFail, now.Add(time.Second))
+	if d := f.delivery(ms[2]); d.Claimed {
+		t.Errorf("delivery after its attempt: %+v, want no claim", d)
+	}
+	if got, want := f.claimAll(now.Add(time.Second), lease, 10), []string{ref(ms[2], 0)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue at the retry = %v, want %v", got, want)
+	}
+
+	// A new run of a waiting delivery is due like any other.
+	if err := f.s.Wait(f.ctx, f.ep.ID, map[webhook.Ref]time.Time{r(ms[3]): now.Add(lease)}, now); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	run, err := f.s.StartRun(f.ctx, ms[3], f.ep.ID, now)
+	if err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	if got, want := f.claimAll(now, lease, 10), []string{ref(ms[3], run.Run)}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue after a new run of a waiting delivery = %v, want %v", got, want)
 	}
 }
 

@@ -145,8 +145,13 @@ type Delivery struct {
 	Attempts      int
 	NextAttemptAt time.Time
 	Dispatched    bool
-	CreatedAt     time.Time // the message's timestamp
-	UpdatedAt     time.Time
+	// Claimed marks a delivery that a worker of the local queue holds:
+	// its NextAttemptAt is then when the claim ends, not when an attempt
+	// is due, so that a restart can tell the two apart and make the claim
+	// due at once. Only local mode's store keeps it; others ignore it.
+	Claimed   bool
+	CreatedAt time.Time // the message's timestamp
+	UpdatedAt time.Time
 }
 
 // Ref names one run of one delivery: what a dispatcher schedules and what a
