@@ -79,6 +79,16 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		return err
 	}
 	defer store.Close()
+	// Claims left by a previous process (a crash, or a stop with
+	// deliveries claimed or held and not attempted) are due now rather
+	// than when they end: holding the data dir's lock, this process is
+	// the only one that could hold claims, and its workers have not
+	// started.
+	if n, err := store.ReleaseClaims(ctx, clock.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("released deliveries claimed by a previous process; they are due now", "deliveries", n)
+	}
 	if err := seedOnce(ctx, store, cfg.DataDir, clock.Now()); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -107,11 +108,7 @@ func TestRetriesFollowTheSchedule(t *testing.T) {
 // is killed with SIGKILL are all delivered after a restart.
 func TestSurvivesKill9(t *testing.T) {
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "hookstep")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	// Each message fails twice (attempts 1 and 2, 0 s apart), then waits
 	// 3 s: that is when the process dies.
@@ -122,31 +119,7 @@ func TestSurvivesKill9(t *testing.T) {
 		return http.StatusOK
 	})
 	start := func() (*exec.Cmd, string) {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(),
-			"HOOKSTEP_ADDR=127.0.0.1:0", "HOOKSTEP_DATA_DIR="+dataDir, "HOOKSTEP_ADMIN_TOKEN="+testToken,
-			"HOOKSTEP_RETRY_SCHEDULE=0s,3s,3s", "HOOKSTEP_LOG_LEVEL=warn")
-		cmd.Stderr = testLog{t}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "hookstep listening on "); ok {
-				go func() {
-					for sc.Scan() {
-					}
-				}()
-				return cmd, u
-			}
-		}
-		t.Fatal("the server printed no address")
-		return nil, ""
+		return startProcess(t, bin, nil, "HOOKSTEP_DATA_DIR="+dataDir, "HOOKSTEP_RETRY_SCHEDULE=0s,3s,3s", "HOOKSTEP_LOG_LEVEL=warn")
 	}
 
 	cmd, base := start()
@@ -168,7 +141,7 @@ func TestSurvivesKill9(t *testing.T) {
 		ids = append(ids, m.Id)
 	}
 	// Recorded, not only received: a kill between a request and its
-	// record leaves that attempt in flight, to be retried after its lease
+	// record leaves that attempt in flight, to be made again at restart
 	// (README, Durability), which is not what this test is about.
 	eventually(t, 10*time.Second, "two failed attempts per message, recorded", func() bool {
 		for _, id := range ids {
@@ -261,4 +234,49 @@ func TestPrivateTargetsRefused(t *testing.T) {
 	if n := conns.Load(); n != 0 {
 		t.Errorf("the canary saw %d connections, want 0", n)
 	}
+}
+
+// buildBinary builds the local-mode binary for tests that kill it.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hookstep")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProcess starts the binary on a free loopback port with the test
+// token and env (HOOKSTEP_DATA_DIR among it), waits until it listens and
+// returns it and its URL; it is killed when the test ends. Its log goes
+// to the test's, and to log if not nil.
+func startProcess(t *testing.T, bin string, log io.Writer, env ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(), "HOOKSTEP_ADDR=127.0.0.1:0", "HOOKSTEP_ADMIN_TOKEN="+testToken), env...)
+	cmd.Stderr = testLog{t}
+	if log != nil {
+		cmd.Stderr = io.MultiWriter(testLog{t}, log)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "hookstep listening on "); ok {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return cmd, u
+		}
+	}
+	t.Fatal("the server printed no address")
+	return nil, ""
 }
