@@ -95,7 +95,9 @@ func (s hookedStore) CreateMessage(ctx context.Context, msg *webhook.Message, ds
 
 type noDispatch struct{}
 
-func (noDispatch) Dispatch(context.Context, webhook.Ref) error { return nil }
+func (noDispatch) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	return refs, nil
+}
 
 func (d *fakeDeliveries) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error {
 	if _, err := d.store.StartRun(ctx, msg, ep.ID, d.clock.Now()); err != nil {

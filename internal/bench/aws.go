@@ -94,11 +94,11 @@ type recordingDispatcher struct {
 	refs []webhook.Ref
 }
 
-func (d *recordingDispatcher) Dispatch(_ context.Context, ref webhook.Ref) error {
+func (d *recordingDispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	d.mu.Lock()
-	d.refs = append(d.refs, ref)
+	d.refs = append(d.refs, refs...)
 	d.mu.Unlock()
-	return nil
+	return refs, nil
 }
 
 func newAWSFixture(ctx context.Context, opts AWSOptions) (*awsFixture, error) {

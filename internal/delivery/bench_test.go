@@ -26,11 +26,11 @@ type collect struct {
 	refs []webhook.Ref
 }
 
-func (c *collect) Dispatch(_ context.Context, ref webhook.Ref) error {
+func (c *collect) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	c.mu.Lock()
-	c.refs = append(c.refs, ref)
+	c.refs = append(c.refs, refs...)
 	c.mu.Unlock()
-	return nil
+	return refs, nil
 }
 
 // BenchmarkAttempt is one happy delivery attempt as local mode makes it:

@@ -23,6 +23,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,16 @@ const (
 	// Stop: nothing more to do for this run (endpoint disabled or deleted,
 	// message expired, run superseded or already finished, 410 Gone).
 	Stop Outcome = "stop"
+	// Again: an attempt did not end with a result (the function failed or
+	// timed out) and none was recorded: make it again (Reconcile).
+	Again Outcome = "again"
+	// HandOff: the run's attempt has gone unrecorded for ReconcileFor:
+	// hand the run back to the sweeper for a fresh dispatch (Reconcile).
+	HandOff Outcome = "handoff"
 )
+
+// DefaultReconcileFor is the default of Service.ReconcileFor.
+const DefaultReconcileFor = 15 * time.Minute
 
 // Result is what one call of Attempt did.
 type Result struct {
@@ -77,6 +87,12 @@ type Service struct {
 	Schedule   webhook.Schedule
 	Clock      webhook.Clock
 	Logger     *slog.Logger
+	// ReconcileFor is how long the state machine may keep making a due
+	// attempt again after failures that left no record (Reconcile
+	// answers Again) before it hands the run back to the sweeper
+	// (HandOff). Each round waits first, so the rounds are few. Default
+	// DefaultReconcileFor.
+	ReconcileFor time.Duration
 	// Go runs a task in the background (recover). Nil runs it inline,
 	// which is what a Lambda function wants: it has no life after the
 	// response.
@@ -181,66 +197,40 @@ type Holder interface {
 // again, as any other.
 const Fresh = time.Second
 
-// BatchMarker is implemented by stores that mark several runs dispatched
-// in one write (internal/sqlite): a message's fan-out then costs one
-// commit rather than one per endpoint. Unlike MarkDispatched, a run whose
-// delivery is missing is skipped without error.
-type BatchMarker interface {
-	MarkDispatchedBatch(ctx context.Context, refs []webhook.Ref) error
-}
-
-// dispatchAll dispatches runs and records that they were taken, logging
-// failures as dispatchLogged does.
+// dispatchAll hands runs to the Dispatcher and records those it took,
+// logging a failure instead of returning it: the caller has already
+// acknowledged the work, and the sweeper re-drives whatever stays
+// undispatched.
 func (s *Service) dispatchAll(ctx context.Context, refs []webhook.Ref) {
-	taken := refs[:0:0]
-	for _, ref := range refs {
-		if err := s.Dispatcher.Dispatch(ctx, ref); err != nil {
-			s.Logger.Warn("dispatch failed; the sweeper will re-drive it",
-				"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "err", err)
-			continue
-		}
-		taken = append(taken, ref)
-	}
-	s.markDispatched(ctx, taken)
-}
-
-// markDispatched records that runs were taken by the Dispatcher, in one
-// write when the store can, and logs a failure: the sweeper re-drives
-// what stays undispatched.
-func (s *Service) markDispatched(ctx context.Context, refs []webhook.Ref) {
 	if len(refs) == 0 {
 		return
 	}
-	var err error
-	if bm, ok := s.Store.(BatchMarker); ok {
-		err = bm.MarkDispatchedBatch(ctx, refs)
-	} else {
-		for _, ref := range refs {
-			err = errors.Join(err, s.Store.MarkDispatched(ctx, ref))
-		}
-	}
-	if err != nil {
-		s.Logger.Warn("dispatch not recorded; the sweeper will re-drive it",
+	if _, err := s.Dispatch(ctx, refs); err != nil {
+		s.Logger.Warn("dispatch failed; the sweeper will re-drive what was not taken",
 			"msg_id", refs[0].MsgID, "runs", len(refs), "err", err)
 	}
 }
 
-// Dispatch hands a run to the Dispatcher and records that it was taken.
-func (s *Service) Dispatch(ctx context.Context, ref webhook.Ref) error {
-	if err := s.Dispatcher.Dispatch(ctx, ref); err != nil {
-		return err
+// Dispatch hands runs to the Dispatcher, records those it took as
+// dispatched, in one write where the store can, and returns them. A run
+// that was not taken, or whose record failed, stays undispatched: the
+// sweeper re-drives it, and dispatching a run twice is harmless.
+func (s *Service) Dispatch(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	if len(refs) == 0 {
+		return nil, nil
 	}
-	return s.Store.MarkDispatched(ctx, ref)
+	taken, err := s.Dispatcher.Dispatch(ctx, refs)
+	if len(taken) > 0 {
+		if merr := s.Store.MarkDispatchedBatch(ctx, taken); merr != nil {
+			err = errors.Join(err, fmt.Errorf("record dispatched: %w", merr))
+		}
+	}
+	return taken, err
 }
 
-// dispatchLogged dispatches and logs a failure instead of returning it: the
-// caller has already acknowledged the work, and the sweeper re-drives
-// whatever stays undispatched.
+// dispatchLogged dispatches one run as dispatchAll does.
 func (s *Service) dispatchLogged(ctx context.Context, ref webhook.Ref) {
-	if err := s.Dispatch(ctx, ref); err != nil {
-		s.Logger.Warn("dispatch failed; the sweeper will re-drive it",
-			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "err", err)
-	}
+	s.dispatchAll(ctx, []webhook.Ref{ref})
 }
 
 // Resend starts a new manual run of msg to ep, whatever the endpoint's
@@ -393,6 +383,14 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		return s.stop(ctx, ref, "message expired")
 	}
 
+	if d.Attempts >= s.Schedule.MaxAttempts() {
+		// A re-driven run whose last attempt was recorded but not
+		// closed: its schedule is spent, so close it without a POST.
+		if err := s.Fail(ctx, ref); err != nil {
+			return Result{}, err
+		}
+		return Result{Outcome: Retry, Attempt: d.Attempts, Final: true}, nil
+	}
 	n := d.Attempts + 1
 	trigger := webhook.TriggerScheduled
 	if n == 1 {
@@ -508,6 +506,56 @@ func (s *Service) stop(ctx context.Context, ref webhook.Ref, why string) (Result
 	}
 	s.Logger.Info("delivery canceled", "msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "reason", why)
 	return Result{Outcome: Stop, Final: true}, nil
+}
+
+// Reconcile says where a run stands after an attempt that ended without a
+// result — the deliver function failed (the store was unreachable), timed
+// out or ran out of memory — so that the state machine goes on from the
+// right place: Stop when the run is over (finished, superseded, gone);
+// Retry with the recorded attempt's number when that attempt was recorded
+// and its retry is not due yet (wait for it); Again when the attempt is
+// due and unrecorded (make it, at least once, again); HandOff when it has
+// been due and unrecorded for ReconcileFor (the state machine hands the
+// run to the sweeper). A run whose schedule is spent reports Retry, Final.
+// An error means the store could not be read.
+func (s *Service) Reconcile(ctx context.Context, ref webhook.Ref) (Result, error) {
+	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+	if webhook.IsNotFound(err) {
+		return Result{Outcome: Stop, Final: true}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	now := s.Clock.Now()
+	switch {
+	case d.Run != ref.Run || d.Status.Final():
+		return Result{Outcome: Stop, Final: true}, nil
+	case d.Attempts >= s.Schedule.MaxAttempts():
+		return Result{Outcome: Retry, Attempt: d.Attempts, Final: true}, nil
+	case d.Attempts > 0 && d.NextAttemptAt.After(now):
+		wait := d.NextAttemptAt.Sub(now)
+		return Result{Outcome: Retry, Attempt: d.Attempts, Wait: wait, WaitSec: int64(wait / time.Second), NextAttemptAt: d.NextAttemptAt}, nil
+	case now.Sub(d.NextAttemptAt) >= cmp.Or(s.ReconcileFor, DefaultReconcileFor):
+		return Result{Outcome: HandOff, Attempt: d.Attempts}, nil
+	}
+	return Result{Outcome: Again, Attempt: d.Attempts}, nil
+}
+
+// HandBack gives a run whose execution cannot go on (see Reconcile) back
+// to the sweeper: the delivery moves to a new run, undispatched, keeping
+// its attempts (Store.Redrive), and the sweeper dispatches that run. A run
+// that moved on meanwhile is left alone. It returns the new run.
+func (s *Service) HandBack(ctx context.Context, ref webhook.Ref) (webhook.Ref, error) {
+	d, err := s.Store.Redrive(ctx, ref, s.Clock.Now())
+	if webhook.IsConflict(err) || webhook.IsNotFound(err) {
+		return webhook.Ref{}, nil
+	}
+	if err != nil {
+		return webhook.Ref{}, err
+	}
+	s.Logger.Warn("delivery handed back to the sweeper",
+		"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "new_run", d.Run, "attempts", d.Attempts)
+	return d.Ref(), nil
 }
 
 // Fail ends a run as Fail; the state machine's last step calls it when the

@@ -57,14 +57,14 @@ type dispatcher struct {
 	err  error
 }
 
-func (d *dispatcher) Dispatch(_ context.Context, ref webhook.Ref) error {
+func (d *dispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
-		return d.err
+		return nil, d.err
 	}
-	d.refs = append(d.refs, ref)
-	return nil
+	d.refs = append(d.refs, refs...)
+	return refs, nil
 }
 
 type fixture struct {
@@ -717,5 +717,115 @@ func TestAttemptReadsOnceOrThreeTimes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestReconcileSaysWhereARunStands: after an attempt that ended without a
+// result, Reconcile tells the state machine to wait for a recorded
+// attempt's retry, to make an unrecorded attempt again, to hand the run
+// back once it has been due and unrecorded for ReconcileFor, or to stop.
+func TestReconcileSaysWhereARunStands(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 500)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	reconcile := func() delivery.Result {
+		t.Helper()
+		res, err := f.svc.Reconcile(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// Nothing recorded yet: the first attempt is due; make it again.
+	if got := reconcile(); got.Outcome != delivery.Again {
+		t.Errorf("before any attempt: got %+v, want again", got)
+	}
+	// Two failed attempts (the second waits 5 s): wait for attempt 3.
+	f.svc.Attempt(ctx, ref)
+	f.svc.Attempt(ctx, ref)
+	f.clock.Add(time.Second)
+	if got := reconcile(); got.Outcome != delivery.Retry || got.Attempt != 2 || got.Final || got.WaitSec != 4 {
+		t.Errorf("attempt 2 recorded, its retry in 4 s: got %+v, want retry after attempt 2, 4 s left", got)
+	}
+	// The retry is due and was not recorded: again, until ReconcileFor.
+	f.clock.Add(5 * time.Second)
+	if got := reconcile(); got.Outcome != delivery.Again {
+		t.Errorf("retry due, unrecorded: got %+v, want again", got)
+	}
+	f.clock.Add(delivery.DefaultReconcileFor)
+	if got := reconcile(); got.Outcome != delivery.HandOff {
+		t.Errorf("due and unrecorded for ReconcileFor: got %+v, want handoff", got)
+	}
+	// Handed back: the run moves on, so the old one stops.
+	next, err := f.svc.HandBack(ctx, ref)
+	if err != nil || next.Run != 1 {
+		t.Fatalf("HandBack: %+v, %v; want run 1", next, err)
+	}
+	if d := f.delivery(t, msg.ID, ep.ID); d.Run != 1 || d.Attempts != 2 || d.Dispatched || d.Status != webhook.StatusSending {
+		t.Errorf("after HandBack: %+v, want run 1, its 2 attempts kept, undispatched", d)
+	}
+	if got := reconcile(); got.Outcome != delivery.Stop || !got.Final {
+		t.Errorf("reconcile of the superseded run: got %+v, want stop", got)
+	}
+	if again, err := f.svc.HandBack(ctx, ref); err != nil || again != (webhook.Ref{}) {
+		t.Errorf("HandBack of the superseded run: %+v, %v; want nothing, no error", again, err)
+	}
+	// The new run goes on from attempt 3; the schedule's last attempt
+	// ends it, and Reconcile says so.
+	max := schedule.MaxAttempts()
+	for n := 3; n <= max; n++ {
+		if got, err := f.svc.Attempt(ctx, next); err != nil || got.Attempt != n {
+			t.Fatalf("attempt of run 1: %+v, %v; want attempt %d", got, err, n)
+		}
+	}
+	if got, err := f.svc.Reconcile(ctx, next); err != nil || got.Outcome != delivery.Stop {
+		t.Errorf("reconcile after the last attempt: %+v, %v; want stop (the run failed)", got, err)
+	}
+	if d := f.delivery(t, msg.ID, ep.ID); d.Attempts != max || d.Status != webhook.StatusFail {
+		t.Errorf("after the last attempt: %+v, want %d attempts, fail", d, max)
+	}
+	if n := len(f.post.requests); n != max {
+		t.Errorf("%d POSTs, want %d: one per attempt", n, max)
+	}
+}
+
+// TestAttemptOfASpentRunClosesIt: a re-driven run whose schedule is spent
+// (its last attempt was recorded, the run not closed) fails without a POST.
+func TestAttemptOfASpentRunClosesIt(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 500)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	for range schedule.MaxAttempts() - 1 {
+		f.svc.Attempt(ctx, ref)
+	}
+	// The last attempt was recorded as a retry (by a deliver function
+	// whose schedule was longer), and the run handed back.
+	d := f.delivery(t, msg.ID, ep.ID)
+	res := webhook.AttemptResult{
+		Attempt: webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID,
+			EventType: msg.EventType, Status: webhook.StatusFail, Timestamp: f.clock.Now(), ExpiresAt: msg.ExpiresAt},
+		Run: d.Run, Attempts: d.Attempts + 1, Status: webhook.StatusSending, NextAttemptAt: f.clock.Now(),
+	}
+	if _, err := f.store.RecordAttempt(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	next, err := f.svc.HandBack(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	posts := len(f.post.requests)
+	got, err := f.svc.Attempt(ctx, next)
+	if err != nil || got.Outcome != delivery.Retry || !got.Final {
+		t.Errorf("attempt of a spent run: %+v, %v; want a final retry (the run failed)", got, err)
+	}
+	if len(f.post.requests) != posts {
+		t.Error("a spent run was sent again")
+	}
+	if d := f.delivery(t, msg.ID, ep.ID); d.Status != webhook.StatusFail {
+		t.Errorf("spent run: status %v, want fail", d.Status)
 	}
 }

@@ -76,9 +76,10 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 	u.set("attempts", num(int64(res.Attempts)))
 	u.setTime("nextAttemptAt", res.NextAttemptAt)
 	u.set("updatedAt", num(millis(a.Timestamp)))
-	u.set(AttrSweepSK, str(undispatchedSortKey(a.Timestamp, d.MsgID, d.EndpointID)))
 	if res.Status.Final() {
 		u.del(AttrSweepPK)
+	} else {
+		u.set(AttrSweepSK, str(sweepSortKey(res.NextAttemptAt, d.MsgID, d.EndpointID)))
 	}
 	cond := and(e.exists(AttrPK), e.eq("run", num(int64(res.Run))), e.eq("attempts", num(int64(res.Attempts-1))), e.unfinished())
 	out, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{

@@ -3,8 +3,6 @@ package dynamo
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -136,8 +134,8 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 		u.set("nextAttemptAt", num(millis(now)))
 		u.set("dispatched", boolean(false))
 		u.set("updatedAt", num(millis(now)))
-		u.set(AttrSweepPK, str(undispatchedShard(d.MsgID, d.EndpointID)))
-		u.set(AttrSweepSK, str(undispatchedSortKey(now, d.MsgID, d.EndpointID)))
+		u.set(AttrSweepPK, str(sweepShard(d.MsgID, d.EndpointID)))
+		u.set(AttrSweepSK, str(sweepSortKey(now, d.MsgID, d.EndpointID)))
 		cond := e.eq("run", num(oldRun))
 		out, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
 			Key:                       dk.item(),
@@ -190,22 +188,21 @@ func (s *Store) updateRun(ctx context.Context, ref webhook.Ref, e *expr, u *upda
 }
 
 // MarkDispatched implements webhook.Store; NotFound if the delivery does
-// not exist. It takes the delivery out of IndexSweep.
+// not exist. The delivery stays in IndexSweep, where it is until it
+// finishes, and its entry is not rewritten (see deliveryItem.SweepPK).
 func (s *Store) MarkDispatched(ctx context.Context, ref webhook.Ref) error {
 	var e expr
 	u := update{e: &e}
 	u.set("dispatched", boolean(true))
-	u.del(AttrSweepPK)
 	_, err := s.updateRun(ctx, ref, &e, &u, e.eq("run", num(int64(ref.Run))))
 	return wrapf(err, "mark dispatched %s/%s", ref.MsgID, ref.EndpointID)
 }
 
-// finish sets a delivery's final status on u: the status, UpdatedAt, the
-// sweep sort key that follows it, and out of IndexSweep.
-func finish(u *update, ref webhook.Ref, status webhook.Status, now time.Time) {
+// finish sets a delivery's final status on u: the status, UpdatedAt, and
+// out of IndexSweep.
+func finish(u *update, status webhook.Status, now time.Time) {
 	u.set("status", num(int64(status)))
 	u.set("updatedAt", num(millis(now)))
-	u.set(AttrSweepSK, str(undispatchedSortKey(now, ref.MsgID, ref.EndpointID)))
 	u.del(AttrSweepPK)
 }
 
@@ -219,7 +216,7 @@ func (s *Store) FinishDelivery(ctx context.Context, ref webhook.Ref, status webh
 	}
 	var e expr
 	u := update{e: &e}
-	finish(&u, ref, status, now)
+	finish(&u, status, now)
 	_, err := s.updateRun(ctx, ref, &e, &u, and(e.eq("run", num(int64(ref.Run))), e.unfinished()))
 	return wrapf(err, "finish delivery %s/%s", ref.MsgID, ref.EndpointID)
 }
@@ -246,7 +243,7 @@ func (s *Store) CancelDeliveries(ctx context.Context, appID, endpointID string, 
 			ref := webhook.Ref{AppID: appID, MsgID: stringAttr(it, "msgId"), EndpointID: endpointID}
 			var ue expr
 			u := update{e: &ue}
-			finish(&u, ref, webhook.StatusCanceled, now)
+			finish(&u, webhook.StatusCanceled, now)
 			applied, err := s.updateRun(ctx, ref, &ue, &u, ue.unfinished())
 			if webhook.IsNotFound(err) {
 				continue // deleted meanwhile
@@ -263,82 +260,14 @@ func (s *Store) CancelDeliveries(ctx context.Context, appID, endpointID string, 
 	return n, wrapf(err, "cancel deliveries of endpoint %s", endpointID)
 }
 
-// ListUndispatched implements webhook.Store. Each IndexSweep shard is read
-// up to the time in updatedAt order, the shards are merged, and the
-// deliveries are read from the table (consistently) and checked again,
-// since the index lags. Deliveries whose message was never written (a
-// CreateMessage that died before its last step) are not returned; those
-// older than claimGrace are deleted.
+// ListUndispatched implements webhook.Store: the unfinished deliveries of
+// IndexSweep whose entry is older than before (see sweep), those whose run
+// is undispatched.
 func (s *Store) ListUndispatched(ctx context.Context, before time.Time, limit int) ([]webhook.Delivery, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	cut := sortTime(before) // sort keys below it have updatedAt < before
-	var entries []item
-	for shard := range UndispatchedShards {
-		var e expr
-		cond := e.eq(AttrSweepPK, str(fmt.Sprintf("U#%d", shard))) + " AND " + e.n(AttrSweepSK) + " < " + e.v(str(cut))
-		in := &dynamodb.QueryInput{
-			IndexName:                 aws.String(IndexSweep),
-			KeyConditionExpression:    &cond,
-			ExpressionAttributeNames:  e.nameMap(),
-			ExpressionAttributeValues: e.valueMap(),
-			Limit:                     aws.Int32(int32(min(limit, 1000))),
-		}
-		for got := 0; got < limit; {
-			out, err := s.query(ctx, in)
-			if err != nil {
-				return nil, wrapf(err, "list undispatched")
-			}
-			entries = append(entries, out.Items...)
-			got += len(out.Items)
-			if out.LastEvaluatedKey == nil {
-				break
-			}
-			in.ExclusiveStartKey = out.LastEvaluatedKey
-		}
-	}
-	slices.SortFunc(entries, func(a, b item) int {
-		return strings.Compare(stringAttr(a, AttrSweepSK), stringAttr(b, AttrSweepSK))
+	ds, err := s.sweep(ctx, before, limit, func(d *webhook.Delivery) bool {
+		return !d.Dispatched && d.UpdatedAt.Before(before)
 	})
-	entries = entries[:min(len(entries), limit)]
-
-	items, err := s.fetch(ctx, entries, true)
-	if err != nil {
-		return nil, wrapf(err, "list undispatched")
-	}
-	var ds []webhook.Delivery
-	msgKeys := make([]key, 0, len(items))
-	for _, it := range items {
-		d, err := decodeDelivery(it)
-		if err != nil {
-			return nil, wrapf(err, "list undispatched")
-		}
-		if d.Dispatched || d.Status.Final() || !d.UpdatedAt.Before(before) {
-			continue // moved on since the index entry was written
-		}
-		ds = append(ds, d)
-		msgKeys = append(msgKeys, messageKey(d.AppID, d.MsgID))
-	}
-	exist, err := s.messagesExist(ctx, msgKeys)
-	if err != nil {
-		return nil, wrapf(err, "list undispatched")
-	}
-	now := s.clock.Now()
-	kept := ds[:0]
-	var orphans []key
-	for _, d := range ds {
-		switch {
-		case exist[messageKey(d.AppID, d.MsgID)]:
-			kept = append(kept, d)
-		case now.Sub(d.UpdatedAt) > claimGrace:
-			orphans = append(orphans, deliveryKey(d.AppID, d.MsgID, d.EndpointID))
-		}
-	}
-	if err := s.deleteMany(ctx, orphans); err != nil {
-		return nil, wrapf(err, "list undispatched: delete deliveries without message")
-	}
-	return kept, nil
+	return ds, wrapf(err, "list undispatched")
 }
 
 // EndpointStats implements webhook.Store: the endpoint's deliveries from

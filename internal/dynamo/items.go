@@ -69,20 +69,20 @@ func appMessages(appID string) string { return "MSG#" + appID }
 // endpointPartition is an endpoint's IndexEndpoint partition.
 func endpointPartition(appID, endpointID string) string { return "EP#" + appID + "#" + endpointID }
 
-// undispatchedShard is the IndexSweep partition of a delivery while its
-// run is undispatched.
-func undispatchedShard(msgID, endpointID string) string {
+// sweepShard is the IndexSweep partition of a delivery while its run is
+// unfinished.
+func sweepShard(msgID, endpointID string) string {
 	h := fnv.New32a()
 	h.Write([]byte(msgID + "/" + endpointID))
-	return "U#" + strconv.Itoa(int(h.Sum32()%UndispatchedShards))
+	return "U#" + strconv.Itoa(int(h.Sum32()%SweepShards))
 }
 
-// undispatchedSortKey orders undispatched deliveries as ListUndispatched
-// returns them: by updatedAt, then message and endpoint id. Deliveries
-// carry it always (it costs no index write while the item is out of the
-// index), so it is right whenever the run becomes undispatched again.
-func undispatchedSortKey(updatedAt time.Time, msgID, endpointID string) string {
-	return sortTime(updatedAt) + "#" + msgID + "#" + endpointID
+// sweepSortKey orders unfinished deliveries by when the sweeper should
+// look at them (checkAt, see deliveryItem), then message and endpoint id.
+// Deliveries carry it always (it costs no index write while the item is
+// out of the index).
+func sweepSortKey(checkAt time.Time, msgID, endpointID string) string {
+	return sortTime(checkAt) + "#" + msgID + "#" + endpointID
 }
 
 // failingSortKey orders failing endpoints by failingSince.
@@ -287,9 +287,13 @@ type deliveryItem struct {
 	SK         string `dynamodbav:"sk"`
 	EndpointPK string `dynamodbav:"epPk"`
 	EndpointSK string `dynamodbav:"epSk"`
-	// SweepPK is set while the run is undispatched and unfinished: only
-	// then is the delivery in IndexSweep. SweepSK is always kept in step
-	// with UpdatedAt.
+	// SweepPK is set while the run is unfinished: only then is the
+	// delivery in IndexSweep. SweepSK orders it by checkAt, the time by
+	// which the run should have moved on, so that the sweeper finds runs
+	// that did not: for an undispatched run the time it became so (it is
+	// dispatched within seconds), for a dispatched one the time its next
+	// attempt is due (its execution records an attempt by then), or the
+	// time the sweeper postponed its next look to (Postpone).
 	SweepPK       string   `dynamodbav:"sweepPk,omitempty"`
 	SweepSK       string   `dynamodbav:"sweepSk"`
 	AppID         string   `dynamodbav:"appId"`
@@ -316,17 +320,27 @@ func encodeDelivery(d *webhook.Delivery, msgExpiresAt time.Time) (item, error) {
 	r := deliveryItem{
 		PK: k.pk, SK: k.sk,
 		EndpointPK: endpointPartition(d.AppID, d.EndpointID), EndpointSK: "D#" + d.MsgID,
-		SweepSK: undispatchedSortKey(d.UpdatedAt, d.MsgID, d.EndpointID),
+		SweepSK: sweepSortKey(checkAt(d), d.MsgID, d.EndpointID),
 		AppID:   d.AppID, MsgID: d.MsgID, EndpointID: d.EndpointID, EventType: d.EventType, Channels: d.Channels,
 		Status: int(d.Status), Run: d.Run, Trigger: int(d.Trigger), Attempts: d.Attempts,
 		NextAttemptAt: millis(d.NextAttemptAt), Dispatched: d.Dispatched,
 		CreatedAt: millis(d.CreatedAt), UpdatedAt: millis(d.UpdatedAt),
 		ExpMs: millis(msgExpiresAt), ExpiresAt: ttl(msgExpiresAt),
 	}
-	if !d.Dispatched && !d.Status.Final() {
-		r.SweepPK = undispatchedShard(d.MsgID, d.EndpointID)
+	if !d.Status.Final() {
+		r.SweepPK = sweepShard(d.MsgID, d.EndpointID)
 	}
 	return attributevalue.MarshalMap(r)
+}
+
+// checkAt is when the sweeper should look at an unfinished delivery that
+// has not moved on (see deliveryItem.SweepPK): when its next attempt is
+// due, or when it was last updated if it has none.
+func checkAt(d *webhook.Delivery) time.Time {
+	if d.NextAttemptAt.IsZero() {
+		return d.UpdatedAt
+	}
+	return d.NextAttemptAt
 }
 
 func decodeDelivery(it item) (webhook.Delivery, error) {

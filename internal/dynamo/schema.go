@@ -35,8 +35,9 @@ const (
 
 	// IndexSweep is sparse and keys-only: it holds the enabled endpoints
 	// that are failing (partition "FAILING", sort key = failingSince) and
-	// the unfinished deliveries whose run is undispatched (partitions
-	// "U#0" .. "U#<UndispatchedShards-1>", sort key = updatedAt).
+	// the unfinished deliveries (partitions "U#0" .. "U#<SweepShards-1>",
+	// sort key = the time by which the run should have moved on, see
+	// deliveryItem).
 	IndexSweep  = "sweep"
 	AttrSweepPK = "sweepPk"
 	AttrSweepSK = "sweepSk"
@@ -46,12 +47,14 @@ const (
 	// Enable TTL on it; reads never rely on the deletion, which is lazy.
 	TTLAttribute = "expiresAt"
 
-	// UndispatchedShards is the number of IndexSweep partitions that
-	// undispatched deliveries are spread over, so that fan-out does not
-	// write one index partition. Changing it strands deliveries in shards
-	// that are no longer read; only ever increase it together with a
-	// re-key of the existing items.
-	UndispatchedShards = 8
+	// SweepShards is the number of IndexSweep partitions that unfinished
+	// deliveries are spread over, so that fan-out does not write one index
+	// partition: each delivery writes its entry twice (in when created or
+	// restarted, out when finished) and once more per retry (its sort key
+	// moves), so 16 partitions of about 1,000 writes a second each take
+	// several thousand deliveries a second. Only ever increase it: the
+	// first shards keep their names, so existing entries are still read.
+	SweepShards = 16
 )
 
 // listProjection and endpointProjection are the non-key attributes the two

@@ -330,7 +330,7 @@ func TestFailingEndpointRunsOnItsShare(t *testing.T) {
 		store.set(refTo("ep_fail", i), time.Now())
 		store.set(refTo("ep_ok", i), time.Now())
 	}
-	q.Dispatch(context.Background(), refTo("ep_ok", 1))
+	q.Dispatch(context.Background(), []webhook.Ref{refTo("ep_ok", 1)})
 	waitFor(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()

@@ -153,7 +153,7 @@ func TestABurstToOneEndpointDoesNotStopTheOthers(t *testing.T) {
 
 	late := refTo("ep_other", 0)
 	store.set(late, time.Now())
-	q.Dispatch(context.Background(), late)
+	q.Dispatch(context.Background(), []webhook.Ref{late})
 	select {
 	case <-other:
 	case <-time.After(5 * time.Second):
@@ -312,7 +312,7 @@ func TestStopAttemptsNothingMore(t *testing.T) {
 		return nil
 	}, holdCfg(1, 8))
 	store.set(ref(0), time.Now())
-	q.Dispatch(context.Background(), ref(0))
+	q.Dispatch(context.Background(), []webhook.Ref{ref(0)})
 	waitFor(t, func() bool { return rec.len() == 1 })
 	_, take, ok := q.Hold(2, time.Now())
 	if !ok {

@@ -193,11 +193,11 @@ func (q *Queue) Hold(n int, now time.Time) (time.Time, func([]webhook.Loaded), b
 	return now.Add(q.cfg.Lease), take, true
 }
 
-// Dispatch wakes the workers: the delivery row is already in the store and
-// due, so there is nothing else to schedule.
-func (q *Queue) Dispatch(ctx context.Context, ref webhook.Ref) error {
+// Dispatch wakes the workers and takes every run: the delivery rows are
+// already in the store and due, so there is nothing else to schedule.
+func (q *Queue) Dispatch(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	q.kick()
-	return nil
+	return refs, nil
 }
 
 // kick wakes the loop that claims deliveries, if it sleeps.
@@ -277,8 +277,7 @@ func (r *runner) loop() {
 	// claim (a write) per batch rather than per finished attempt.
 	batch := max(1, r.prefetch/2)
 	for {
-		now := q.clock.Now()
-		r.putBack(now)
+		r.putBack(q.clock.Now())
 		free := q.cfg.Workers + r.prefetch - int(r.outstanding.Load())
 		if free < batch {
 			// Every worker is busy and deliveries are ready: wait for
@@ -295,6 +294,7 @@ func (r *runner) loop() {
 			continue
 		}
 		for _, rf := range r.fair.refills(time.Now(), free) {
+			now := q.clock.Now()
 			refs, err := q.store.ClaimWaiting(r.ctx, rf.endpointID, now, q.cfg.Lease, rf.n)
 			if err != nil && r.ctx.Err() == nil {
 				q.log.Error("claim deliveries waiting for their endpoint", "endpoint_id", rf.endpointID, "err", err)
@@ -303,6 +303,7 @@ func (r *runner) loop() {
 			r.hand(refs, now, true)
 			free -= len(refs)
 		}
+		now := q.clock.Now()
 		refs, err := q.store.ClaimDue(r.ctx, now, q.cfg.Lease, free)
 		if err != nil && r.ctx.Err() == nil {
 			q.log.Error("claim due deliveries", "err", err)

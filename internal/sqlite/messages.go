@@ -354,15 +354,38 @@ func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref,
 	return wrap(op, err)
 }
 
+// Redrive implements webhook.Store.
+func (s *Store) Redrive(ctx context.Context, ref webhook.Ref, now time.Time) (*webhook.Delivery, error) {
+	var d *webhook.Delivery
+	err := s.inTx(ctx, func(tx querier) error {
+		got, err := scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
+			SET run = run + 1, dispatched = 0, claim = 0, next_attempt_at = ?, updated_at = ?
+			WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND `+unfinished+`
+			RETURNING `+deliveryCols,
+			ms(now), ms(now), ref.MsgID, ref.EndpointID, ref.AppID, ref.Run))
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := getDelivery(ctx, tx, ref.AppID, ref.MsgID, ref.EndpointID); err != nil {
+				return err
+			}
+			return webhook.Conflict("delivery of message %s to endpoint %s is no longer at run %d, or is final", ref.MsgID, ref.EndpointID, ref.Run)
+		}
+		d = &got
+		return err
+	})
+	if err != nil {
+		return nil, wrap("redrive", err)
+	}
+	return d, nil
+}
+
 // MarkDispatched implements webhook.Store; NotFound if the delivery does
 // not exist.
 func (s *Store) MarkDispatched(ctx context.Context, ref webhook.Ref) error {
 	return s.updateRun(ctx, "mark dispatched", markDispatched, ref, ref.Run)
 }
 
-// MarkDispatchedBatch is MarkDispatched for several runs in one write
-// transaction (one commit for a message's whole fan-out). A run whose
-// delivery does not exist, or is stale, is left alone without error.
+// MarkDispatchedBatch implements webhook.Store, in one write transaction
+// (one commit for a message's whole fan-out).
 func (s *Store) MarkDispatchedBatch(ctx context.Context, refs []webhook.Ref) error {
 	if len(refs) == 0 {
 		return nil

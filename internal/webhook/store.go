@@ -226,6 +226,19 @@ type Store interface {
 	// MarkDispatched records that the run's scheduler has taken it. A
 	// stale run (superseded by a newer one) is left alone.
 	MarkDispatched(ctx context.Context, ref Ref) error
+	// MarkDispatchedBatch is MarkDispatched for several runs (a message's
+	// fan-out, or what the sweeper re-drove), in one write where the store
+	// can. A run whose delivery is missing, or stale, is skipped without
+	// error.
+	MarkDispatchedBatch(ctx context.Context, refs []Ref) error
+	// Redrive takes an unfinished run back from a dispatcher that lost it
+	// (its execution ended without finishing the delivery, or handed it
+	// back) for a fresh dispatch: the delivery moves to run ref.Run+1,
+	// undispatched, due at now, keeping its status, trigger and attempts,
+	// so that the schedule goes on where it was. It returns the delivery
+	// as it is afterwards. Conflict if the delivery is no longer at run
+	// ref.Run or is final; NotFound if it does not exist.
+	Redrive(ctx context.Context, ref Ref, now time.Time) (*Delivery, error)
 	// ListUndispatched returns up to limit unfinished deliveries whose
 	// current run is not dispatched and was last updated before the given
 	// time, oldest first, across all apps.
@@ -281,10 +294,14 @@ type Store interface {
 	ReleaseIdempotent(ctx context.Context, key string) error
 }
 
-// Dispatcher hands a delivery run to whatever schedules its attempts: the
-// local durable queue, or a Step Functions execution per run.
+// Dispatcher hands delivery runs to whatever schedules their attempts:
+// the local durable queue, or a Step Functions execution per run.
 type Dispatcher interface {
-	// Dispatch schedules the run's first attempt now. Dispatching a run
-	// that was already dispatched is harmless and returns nil.
-	Dispatch(ctx context.Context, ref Ref) error
+	// Dispatch schedules the runs' next attempts and returns those it
+	// took, which the caller records as dispatched (MarkDispatchedBatch).
+	// A run it did not take — it failed, was throttled, or went to a
+	// component that records it itself — stays undispatched, for the
+	// sweeper to re-drive; err says why, if something failed.
+	// Dispatching a run that was already dispatched is harmless.
+	Dispatch(ctx context.Context, refs []Ref) (taken []Ref, err error)
 }

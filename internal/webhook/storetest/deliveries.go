@@ -259,6 +259,90 @@ func testMarkDispatched(t *testing.T, e *env) {
 	wantNotFound(t, "MarkDispatched(missing)", e.s.MarkDispatched(e.ctx, missing))
 }
 
+func testMarkDispatchedBatch(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	ep2 := e.createEndpoint(t, app.ID)
+	m0 := e.createMessage(t, app.ID, nil, ep.ID, ep2.ID)
+	m1 := e.createMessage(t, app.ID, nil, ep.ID)
+	run, err := e.s.StartRun(e.ctx, m1, ep.ID, e.clock.Now())
+	if err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	refs := []webhook.Ref{
+		{AppID: app.ID, MsgID: m0.ID, EndpointID: ep.ID},
+		{AppID: app.ID, MsgID: m0.ID, EndpointID: ep2.ID},
+		{AppID: app.ID, MsgID: m1.ID, EndpointID: ep.ID},        // stale: run 0, superseded by run 1
+		{AppID: app.ID, MsgID: m1.ID, EndpointID: "ep_missing"}, // no such delivery
+	}
+	if err := e.s.MarkDispatchedBatch(e.ctx, refs); err != nil {
+		t.Fatalf("MarkDispatchedBatch: %v", err)
+	}
+	for _, ref := range refs[:2] {
+		if d := e.getDelivery(t, app.ID, ref.MsgID, ref.EndpointID); !d.Dispatched {
+			t.Errorf("delivery of %s to %s: not dispatched after MarkDispatchedBatch", ref.MsgID, ref.EndpointID)
+		}
+	}
+	if d := e.getDelivery(t, app.ID, m1.ID, ep.ID); d.Dispatched || d.Run != run.Run {
+		t.Errorf("a stale run's mark changed the current run: %+v", d)
+	}
+	if err := e.s.MarkDispatchedBatch(e.ctx, nil); err != nil {
+		t.Errorf("MarkDispatchedBatch(none): %v", err)
+	}
+	if err := e.s.MarkDispatchedBatch(e.ctx, []webhook.Ref{run.Ref()}); err != nil {
+		t.Fatalf("MarkDispatchedBatch: %v", err)
+	}
+	if d := e.getDelivery(t, app.ID, m1.ID, ep.ID); !d.Dispatched {
+		t.Errorf("current run not dispatched after MarkDispatchedBatch: %+v", d)
+	}
+}
+
+func testRedrive(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	msg := e.createMessage(t, app.ID, nil, ep.ID)
+	ref := webhook.Ref{AppID: app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	if err := e.s.MarkDispatched(e.ctx, ref); err != nil {
+		t.Fatalf("MarkDispatched: %v", err)
+	}
+	e.setStatus(t, msg, ep.ID, webhook.StatusSending) // one failed attempt, a retry due
+	before := *e.getDelivery(t, app.ID, msg.ID, ep.ID)
+
+	now := e.clock.Advance(time.Hour)
+	got, err := e.s.Redrive(e.ctx, ref, now)
+	if err != nil {
+		t.Fatalf("Redrive: %v", err)
+	}
+	want := before
+	want.Run, want.Dispatched, want.NextAttemptAt, want.UpdatedAt = 1, false, now, now
+	if d := diff(&want, got); d != "" {
+		t.Errorf("Redrive mismatch (-want +got):\n%s", d)
+	}
+	if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, ep.ID)); d != "" {
+		t.Errorf("GetDelivery after Redrive mismatch (-want +got):\n%s", d)
+	}
+	// Undispatched again: the sweeper finds it.
+	undispatched, err := e.s.ListUndispatched(e.ctx, now.Add(time.Millisecond), 10)
+	if err != nil || len(undispatched) != 1 || undispatched[0].Run != 1 {
+		t.Errorf("ListUndispatched after Redrive: %+v, %v; want the new run", undispatched, err)
+	}
+
+	// The old run is gone: a second Redrive of it conflicts, as does one
+	// of a final delivery; a missing delivery is not found.
+	if _, err := e.s.Redrive(e.ctx, ref, now); !webhook.IsConflict(err) {
+		t.Errorf("Redrive of a superseded run: got %v, want Conflict", err)
+	}
+	e.record(t, msg, ep.ID, webhook.StatusSuccess, 200)
+	if _, err := e.s.Redrive(e.ctx, got.Ref(), now); !webhook.IsConflict(err) {
+		t.Errorf("Redrive of a final delivery: got %v, want Conflict", err)
+	}
+	missing := ref
+	missing.EndpointID = "ep_missing"
+	if _, err := e.s.Redrive(e.ctx, missing, now); !webhook.IsNotFound(err) {
+		t.Errorf("Redrive of a missing delivery: got %v, want NotFound", err)
+	}
+}
+
 func testListUndispatched(t *testing.T, e *env) {
 	app := e.createApp(t, "")
 	other := e.createApp(t, "")

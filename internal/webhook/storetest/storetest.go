@@ -148,6 +148,8 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"ListDeliveriesByMessage", testListDeliveriesByMessage},
 		{"StartRun", testStartRun},
 		{"MarkDispatched", testMarkDispatched},
+		{"MarkDispatchedBatch", testMarkDispatchedBatch},
+		{"Redrive", testRedrive},
 		{"ListUndispatched", testListUndispatched},
 		{"RecordAttempt", testRecordAttempt},
 		{"RecordAttemptRace", testRecordAttemptRace},
