@@ -111,26 +111,18 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 		Region: "eu-west-1", BaseEndpoint: aws.String(dbURL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 	})
-	const table = "hookstep"
-	if err := dynamo.CreateTable(ctx, client, table); err != nil {
+	if err := dynamo.CreateTable(ctx, client, "hookstep"); err != nil {
 		t.Fatal(err)
 	}
-	store := dynamo.New(client, table, webhook.SystemClock{})
+	store := dynamo.New(client, "hookstep", webhook.SystemClock{})
 
 	states := sfntest.New(t)
-	env := []string{
-		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dbURL,
-		"AWS_ENDPOINT_URL_SFN=" + states.URL,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + fakeSecrets(t),
-		"AWS_MAX_ATTEMPTS=1",
-		"HOOKSTEP_TABLE=" + table, "HOOKSTEP_STATE_MACHINE_ARN=" + smARN, "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN=" + secretARN,
-		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
-		"HOOKSTEP_REDRIVE_AFTER=1ms",
-	}
+	invokes := lambdatest.NewLambda(t)
+	env := functionEnv(dbURL, states.URL, invokes.URL, fakeSecrets(t))
 	api := lambdatest.Run(t, lambdatest.Build(t, "api"), env)
 	deliver := lambdatest.Run(t, lambdatest.Build(t, "deliver"), env)
 	sweeper := lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env)
+	handTo(t, invokes, sweeper)
 	rcv := newReceiver(t)
 
 	call := func(method, path, body string, want int) map[string]any {
@@ -214,18 +206,43 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(root, "events", "lambda", "sweeper-scheduled-event.json"))
 	var scheduled map[string]any
 	json.Unmarshal(b, &scheduled)
-	var report struct{ Disabled, Redriven int }
+	var report struct{ Disabled, Redriven, Restarted int }
 
-	// No stranded messages: StartExecution fails after the message is
-	// stored; the 202 stands, and the sweeper re-drives the delivery.
+	// StartExecution fails after the message is stored: the 202 stands,
+	// the api hands the run to the sweeper function, which starts it.
 	states.FailNext(1)
-	stranded := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.created","payload":{"n":4}}`, 202)["id"].(string)
+	handedOn := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.created","payload":{"n":4}}`, 202)["id"].(string)
+	invokes.Wait()
+	if _, found := states.Started()[handedOn+"-"+ok]; !found || invokes.Invokes("hookstep-sweeper") != 1 {
+		t.Fatalf("executions %v after %d hand-offs; want the run handed to the sweeper and started", states.Started(), invokes.Invokes("hookstep-sweeper"))
+	}
+
+	// No stranded messages: the hand-off fails too; the sweeper's
+	// scheduled run re-drives the delivery.
+	states.FailNext(1)
+	invokes.Refuse(true)
+	stranded := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.created","payload":{"n":5}}`, 202)["id"].(string)
+	invokes.Refuse(false)
 	if _, ok := states.Started()[stranded+"-"+ok]; ok {
-		t.Fatal("the execution started although StartExecution failed")
+		t.Fatal("the execution started although StartExecution and the hand-off failed")
 	}
 	sweeper.InvokeInto(t, scheduled, &report)
 	if _, found := states.Started()[stranded+"-"+ok]; report.Redriven != 1 || !found {
 		t.Fatalf("sweeper: got %+v, executions %v; want the stranded delivery re-driven", report, states.Started())
+	}
+
+	// An execution ends without finishing its delivery (stopped by an
+	// operator, failed beyond its error handling): the sweeper finds the
+	// run overdue, sees the execution is not running, and re-drives it as
+	// the next run under a new execution name.
+	states.End(stranded+"-"+ok, "ABORTED")
+	var restart struct{ Redriven, Restarted int }
+	sweeper.InvokeInto(t, scheduled, &restart)
+	if _, found := states.Started()[stranded+"-"+ok+"-r1"]; restart.Restarted != 1 || !found {
+		t.Fatalf("sweeper: got %+v, executions %v; want the run re-driven as run 1", restart, states.Started())
+	}
+	if d, err := store.GetDelivery(ctx, app, stranded, ok); err != nil || d.Run != 1 || !d.Dispatched {
+		t.Errorf("re-driven delivery: %+v, %v; want run 1, dispatched", d, err)
 	}
 
 	// The sweeper disables an endpoint that has failed for a week.
@@ -247,4 +264,32 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	if err != nil || !ep.Disabled || ep.DisabledWhy != webhook.DisabledFailing {
 		t.Errorf("endpoint after the sweep: %+v, %v", ep, err)
 	}
+}
+
+// functionEnv is the environment of the three functions against the
+// fakes: dynalite, Step Functions, Lambda (the api's hand-offs) and
+// Secrets Manager.
+func functionEnv(dbURL, sfnURL, lambdaURL, secretsURL string) []string {
+	return []string{
+		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
+		"AWS_ENDPOINT_URL_DYNAMODB=" + dbURL,
+		"AWS_ENDPOINT_URL_SFN=" + sfnURL,
+		"AWS_ENDPOINT_URL_LAMBDA=" + lambdaURL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + secretsURL,
+		"AWS_MAX_ATTEMPTS=1",
+		"HOOKSTEP_TABLE=hookstep", "HOOKSTEP_STATE_MACHINE_ARN=" + smARN, "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN=" + secretARN,
+		"HOOKSTEP_DISPATCH_FUNCTION=arn:aws:lambda:eu-west-1:123456789012:function:hookstep-sweeper",
+		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
+		"HOOKSTEP_REDRIVE_AFTER=1ms",
+	}
+}
+
+// handTo makes the fake Lambda pass the api's asynchronous invokes of the
+// sweeper function to the sweeper bootstrap under the emulator.
+func handTo(t *testing.T, invokes *lambdatest.Lambda, sweeper *lambdatest.Function) {
+	invokes.Handle("hookstep-sweeper", func(payload []byte) {
+		if _, err := sweeper.Call(json.RawMessage(payload)); err != nil {
+			t.Errorf("sweeper, invoked asynchronously: %v", err)
+		}
+	})
 }

@@ -43,15 +43,11 @@ func TestSvixSDKSuiteThroughTheAPIFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 	states := sfntest.New(t)
-	env := []string{
-		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dbURL, "AWS_ENDPOINT_URL_SFN=" + states.URL,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + fakeSecrets(t), "AWS_MAX_ATTEMPTS=1",
-		"HOOKSTEP_TABLE=hookstep", "HOOKSTEP_STATE_MACHINE_ARN=" + smARN, "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN=" + secretARN,
-		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
-	}
+	invokes := lambdatest.NewLambda(t)
+	env := functionEnv(dbURL, states.URL, invokes.URL, fakeSecrets(t))
 	api := lambdatest.Run(t, lambdatest.Build(t, "api"), env)
 	deliver := lambdatest.Run(t, lambdatest.Build(t, "deliver"), env)
+	handTo(t, invokes, lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env))
 
 	// The state machine, played: deliver until the outcome is final. The
 	// emulator runs one invocation at a time, so executions take turns.

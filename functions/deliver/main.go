@@ -25,6 +25,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	lambda.StartWithOptions(lambdafn.Deliver(s.Delivery), lambda.WithContext(ctx))
+	lambda.StartWithOptions(lambdafn.Deliver(s.Delivery, s.Metrics), lambda.WithContext(ctx))
 	return nil
 }

@@ -1,6 +1,8 @@
 // Command sweeper is the Lambda function an EventBridge schedule runs: it
-// disables endpoints failing for a week and re-drives deliveries whose
-// execution never started. See internal/lambdafn and internal/sweeper.
+// disables endpoints failing for a week and makes sure every unfinished
+// delivery has an execution, re-driving those that have none. The api
+// function also hands it runs to start (an asynchronous invoke). See
+// internal/lambdafn and internal/sweeper.
 package main
 
 import (
@@ -25,6 +27,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	lambda.StartWithOptions(lambdafn.Sweep(s.Sweeper), lambda.WithContext(ctx))
+	lambda.StartWithOptions(lambdafn.Sweep(s.Sweeper, s.Delivery, s.Metrics), lambda.WithContext(ctx))
 	return nil
 }

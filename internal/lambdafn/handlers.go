@@ -2,9 +2,10 @@ package lambdafn
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-
-	"github.com/aws/aws-lambda-go/events"
+	"io"
+	"time"
 
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/sweeper"
@@ -12,20 +13,32 @@ import (
 )
 
 // DeliverInput is the deliver function's event: the execution input (ids
-// only) and, for the state machine's last step, Action "fail".
+// only) and, for the state machine's steps other than an attempt, an
+// Action.
 type DeliverInput struct {
 	webhook.Ref
 	Action string `json:"action,omitempty"`
 }
 
-// ActionFail marks the run failed: the last step of the state machine,
-// after the final retry.
-const ActionFail = "fail"
+// The actions of the deliver function besides an attempt (no action).
+const (
+	// ActionFail marks the run failed: the state machine's last step,
+	// after the final retry.
+	ActionFail = "fail"
+	// ActionReconcile says where the run stands after an attempt that
+	// ended without a result (delivery.Service.Reconcile).
+	ActionReconcile = "reconcile"
+	// ActionHandOff hands the run back to the sweeper, which dispatches
+	// it as a new run (delivery.Service.HandBack).
+	ActionHandOff = "handoff"
+)
 
 // Deliver returns the deliver function's handler. An error (the store is
-// unreachable) fails the Task; the state machine does not retry it blindly,
-// since the POST may already have happened.
-func Deliver(svc *delivery.Service) func(context.Context, DeliverInput) (delivery.Result, error) {
+// unreachable) fails the Task, and the state machine's Catch reconciles
+// the run: the POST may already have happened, so it is not blindly
+// retried. metrics receives the CloudWatch metrics the handler publishes
+// (stdout in Lambda: Embedded Metric Format).
+func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, DeliverInput) (delivery.Result, error) {
 	return func(ctx context.Context, in DeliverInput) (delivery.Result, error) {
 		if in.AppID == "" || in.MsgID == "" || in.EndpointID == "" || in.Run < 0 {
 			return delivery.Result{}, fmt.Errorf("deliver: input needs appId, msgId, endpointId and run >= 0, got %+v", in.Ref)
@@ -33,9 +46,20 @@ func Deliver(svc *delivery.Service) func(context.Context, DeliverInput) (deliver
 		switch in.Action {
 		case "":
 			return svc.Attempt(ctx, in.Ref)
+		case ActionReconcile:
+			return svc.Reconcile(ctx, in.Ref)
 		case ActionFail:
 			if err := svc.Fail(ctx, in.Ref); err != nil {
 				return delivery.Result{}, err
+			}
+			return delivery.Result{Outcome: delivery.Stop, Final: true}, nil
+		case ActionHandOff:
+			next, err := svc.HandBack(ctx, in.Ref)
+			if err != nil {
+				return delivery.Result{}, err
+			}
+			if next != (webhook.Ref{}) {
+				emitMetrics(metrics, svc.Clock.Now(), map[string]float64{MetricHandOffs: 1})
 			}
 			return delivery.Result{Outcome: delivery.Stop, Final: true}, nil
 		}
@@ -43,10 +67,94 @@ func Deliver(svc *delivery.Service) func(context.Context, DeliverInput) (deliver
 	}
 }
 
-// Sweep returns the sweeper function's handler, run by an EventBridge
-// schedule. Each run does a bounded amount of work; the next run resumes.
-func Sweep(sw *sweeper.Sweeper) func(context.Context, events.EventBridgeEvent) (sweeper.Report, error) {
-	return func(ctx context.Context, _ events.EventBridgeEvent) (sweeper.Report, error) {
-		return sw.Sweep(ctx)
+// SweeperEvent is the sweeper function's event: EventBridge's scheduled
+// event (a sweep), or, sent by the api function with an asynchronous
+// invoke, runs to dispatch now (see HandOff).
+type SweeperEvent struct {
+	Dispatch []webhook.Ref `json:"dispatch,omitempty"`
+	// Source and DetailType are EventBridge's ("aws.events", "Scheduled
+	// Event"), for the logs.
+	Source     string `json:"source,omitempty"`
+	DetailType string `json:"detail-type,omitempty"`
+}
+
+// SweeperResult is what the sweeper function returns (for its logs and
+// tests): a sweep's report, or how many of the runs it was handed it
+// dispatched.
+type SweeperResult struct {
+	sweeper.Report
+	Dispatched int `json:"dispatched,omitempty"`
+}
+
+// sweepMargin is the time a sweep leaves before the function's deadline:
+// no new pass starts within it, so the last one can end.
+const sweepMargin = 20 * time.Second
+
+// Sweep returns the sweeper function's handler. A scheduled event runs
+// passes of the sweep while there is work and time (the next run resumes),
+// and publishes the backlog it leaves as the CloudWatch metric
+// DispatchBacklog. Runs handed over by the api function are dispatched,
+// within the function's rate; those it cannot start are left
+// undispatched, for the next sweep.
+func Sweep(sw *sweeper.Sweeper, svc *delivery.Service, metrics io.Writer) func(context.Context, SweeperEvent) (SweeperResult, error) {
+	return func(ctx context.Context, ev SweeperEvent) (SweeperResult, error) {
+		if len(ev.Dispatch) > 0 {
+			taken, err := svc.Dispatch(ctx, ev.Dispatch)
+			if err != nil {
+				svc.Logger.Warn("dispatch incomplete; the sweeper will re-drive the rest",
+					"runs", len(ev.Dispatch), "dispatched", len(taken), "err", err)
+			}
+			return SweeperResult{Dispatched: len(taken)}, nil
+		}
+		deadline := time.Now().Add(5 * time.Minute)
+		if d, ok := ctx.Deadline(); ok {
+			deadline = d.Add(-sweepMargin)
+		}
+		rep, err := sw.SweepFor(ctx, deadline)
+		emitMetrics(metrics, sw.Clock.Now(), map[string]float64{MetricDispatchBacklog: float64(rep.Backlog)})
+		return SweeperResult{Report: rep}, err
 	}
+}
+
+// The CloudWatch metrics the functions publish, in namespace
+// MetricNamespace, without dimensions; the stack's alarms watch them.
+const (
+	MetricNamespace = "Hookstep"
+	// MetricDispatchBacklog: runs a sweep left waiting for a dispatch or
+	// a re-drive (a lower bound when the sweep ran out of time).
+	MetricDispatchBacklog = "DispatchBacklog"
+	// MetricHandOffs: runs the state machine handed back to the sweeper
+	// after reconciling for delivery.ReconcileFor.
+	MetricHandOffs = "HandOffs"
+)
+
+// emitMetrics writes metrics as one line of CloudWatch Embedded Metric
+// Format: in Lambda, stdout goes to CloudWatch Logs, which extracts the
+// metrics (no PutMetricData call, no permission). A write error is
+// ignored: a metric is not worth failing the function for.
+func emitMetrics(w io.Writer, now time.Time, values map[string]float64) {
+	if w == nil {
+		return
+	}
+	type metric struct {
+		Name string `json:"Name"`
+		Unit string `json:"Unit"`
+	}
+	var defs []metric
+	line := map[string]any{}
+	for name, v := range values {
+		defs = append(defs, metric{Name: name, Unit: "Count"})
+		line[name] = v
+	}
+	line["_aws"] = map[string]any{
+		"Timestamp": now.UnixMilli(),
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace": MetricNamespace, "Dimensions": [][]string{{}}, "Metrics": defs,
+		}},
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return
+	}
+	w.Write(append(b, '\n'))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,11 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/hookstep/hookstep/internal/api"
@@ -42,9 +46,9 @@ func sample(t *testing.T, name string, v any) {
 
 type recorder struct{ refs []webhook.Ref }
 
-func (r *recorder) Dispatch(_ context.Context, ref webhook.Ref) error {
-	r.refs = append(r.refs, ref)
-	return nil
+func (r *recorder) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	r.refs = append(r.refs, refs...)
+	return refs, nil
 }
 
 // rig is the services of the functions over SQLite instead of DynamoDB.
@@ -244,7 +248,7 @@ func TestDeliverHandler(t *testing.T) {
 				ep.Disabled = true
 				r.store.UpdateEndpoint(context.Background(), ep, ep.UpdatedAt)
 			}
-			res, err := Deliver(r.svc)(context.Background(), in)
+			res, err := Deliver(r.svc, io.Discard)(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -271,7 +275,7 @@ func TestDeliverHandlerFailAndBadInput(t *testing.T) {
 	r := newRig(t)
 	in := seedSample(t, r, "https://r.invalid/")
 	in.Action = ActionFail
-	res, err := Deliver(r.svc)(context.Background(), in)
+	res, err := Deliver(r.svc, io.Discard)(context.Background(), in)
 	if err != nil || res.Outcome != delivery.Stop {
 		t.Fatalf("fail action: got %+v, %v", res, err)
 	}
@@ -280,7 +284,7 @@ func TestDeliverHandlerFailAndBadInput(t *testing.T) {
 		t.Errorf("status after the fail step: got %v, want fail", d.Status)
 	}
 	for _, bad := range []DeliverInput{{}, {Ref: webhook.Ref{AppID: "a", MsgID: "m", EndpointID: "e"}, Action: "explode"}} {
-		if _, err := Deliver(r.svc)(context.Background(), bad); err == nil {
+		if _, err := Deliver(r.svc, io.Discard)(context.Background(), bad); err == nil {
 			t.Errorf("input %+v: want an error", bad)
 		}
 	}
@@ -300,12 +304,13 @@ func TestSweepHandler(t *testing.T) {
 	}
 	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
 		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: 5 * time.Minute, Batch: 10}
-	var ev events.EventBridgeEvent
+	var ev SweeperEvent
 	sample(t, "sweeper-scheduled-event.json", &ev)
-	if ev.DetailType != "Scheduled Event" {
-		t.Fatalf("sample is not a scheduled event: %q", ev.DetailType)
+	if ev.DetailType != "Scheduled Event" || len(ev.Dispatch) != 0 {
+		t.Fatalf("sample is not a scheduled event: %+v", ev)
 	}
-	rep, err := Sweep(sw)(ctx, ev)
+	var out strings.Builder
+	rep, err := Sweep(sw, r.svc, &out)(ctx, ev)
 	if err != nil || rep.Disabled != 1 {
 		t.Fatalf("got %+v, %v; want one endpoint disabled", rep, err)
 	}
@@ -337,4 +342,155 @@ func TestAdminTokenHash(t *testing.T) {
 			t.Errorf("secret %+v: want an error", bad)
 		}
 	}
+}
+
+// TestDeliverHandlerReconcilesAndHandsOff: the reconcile action says where
+// a run stands; the handoff action moves the delivery to a new,
+// undispatched run and publishes the HandOffs metric in Embedded Metric
+// Format.
+func TestDeliverHandlerReconcilesAndHandsOff(t *testing.T) {
+	r := newRig(t)
+	in := seedSample(t, r, "https://r.invalid/")
+	var metrics strings.Builder
+	deliver := Deliver(r.svc, &metrics)
+	in.Action = ActionReconcile
+	res, err := deliver(context.Background(), in)
+	if err != nil || res.Outcome != delivery.Again {
+		t.Fatalf("reconcile of a due, unrecorded first attempt: %+v, %v; want again", res, err)
+	}
+	in.Action = ActionHandOff
+	if res, err := deliver(context.Background(), in); err != nil || res.Outcome != delivery.Stop {
+		t.Fatalf("handoff: %+v, %v; want stop", res, err)
+	}
+	d, _ := r.store.GetDelivery(context.Background(), in.AppID, in.MsgID, in.EndpointID)
+	if d.Run != 1 || d.Dispatched || d.Status.Final() {
+		t.Errorf("after handoff: %+v, want run 1, undispatched, unfinished", d)
+	}
+	var emf struct {
+		AWS struct {
+			CloudWatchMetrics []struct {
+				Namespace string
+				Metrics   []struct{ Name string }
+			}
+		} `json:"_aws"`
+		HandOffs float64
+	}
+	if err := json.Unmarshal([]byte(metrics.String()), &emf); err != nil {
+		t.Fatalf("metrics line %q: %v", metrics.String(), err)
+	}
+	if cw := emf.AWS.CloudWatchMetrics; emf.HandOffs != 1 || len(cw) != 1 || cw[0].Namespace != MetricNamespace ||
+		len(cw[0].Metrics) != 1 || cw[0].Metrics[0].Name != MetricHandOffs {
+		t.Errorf("metrics line %s, want HandOffs = 1 in namespace %s", metrics.String(), MetricNamespace)
+	}
+	// Handing off the same (now superseded) run again changes nothing and
+	// publishes nothing.
+	metrics.Reset()
+	if _, err := deliver(context.Background(), in); err != nil || metrics.Len() != 0 {
+		t.Errorf("second handoff: %v, metrics %q; want no error, no metric", err, metrics.String())
+	}
+}
+
+// TestSweepHandlerDispatchesWhatTheAPIHandedOver: the dispatch event (the
+// sample) starts the runs it names and marks them dispatched.
+func TestSweepHandlerDispatchesWhatTheAPIHandedOver(t *testing.T) {
+	r := newRig(t)
+	in := seedSample(t, r, "https://r.invalid/")
+	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
+		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: time.Minute, Batch: 10}
+	var ev SweeperEvent
+	sample(t, "sweeper-dispatch.json", &ev)
+	if len(ev.Dispatch) != 1 || ev.Dispatch[0] != in.Ref {
+		t.Fatalf("sample dispatch event: %+v, want the deliver sample's run", ev)
+	}
+	var metrics strings.Builder
+	res, err := Sweep(sw, r.svc, &metrics)(context.Background(), ev)
+	if err != nil || res.Dispatched != 1 {
+		t.Fatalf("got %+v, %v; want 1 dispatched", res, err)
+	}
+	if len(r.disp.refs) != 1 || r.disp.refs[0] != in.Ref {
+		t.Errorf("dispatched %v, want %v", r.disp.refs, in.Ref)
+	}
+	if d, _ := r.store.GetDelivery(context.Background(), in.AppID, in.MsgID, in.EndpointID); !d.Dispatched {
+		t.Error("delivery not marked dispatched")
+	}
+}
+
+// fakeLambda answers the Lambda Invoke API on 127.0.0.1 and records what
+// it was asked.
+type fakeLambda struct {
+	mu       sync.Mutex
+	invokes  []SweeperEvent
+	types    []string
+	function []string
+	fail     bool
+}
+
+func (f *fakeLambda) serve(w http.ResponseWriter, req *http.Request) {
+	var ev SweeperEvent
+	json.NewDecoder(req.Body).Decode(&ev)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"Type":"User","message":"Rate Exceeded."}`)
+		return
+	}
+	f.invokes = append(f.invokes, ev)
+	f.types = append(f.types, req.Header.Get("X-Amz-Invocation-Type"))
+	f.function = append(f.function, req.URL.Path)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// TestHandOffInvokesTheSweeperAsynchronously: runs are handed over in
+// events of at most handOffChunk, with InvocationType Event, and none is
+// reported taken.
+func TestHandOffInvokesTheSweeperAsynchronously(t *testing.T) {
+	fake := &fakeLambda{}
+	srv := httptest.NewServer(http.HandlerFunc(fake.serve))
+	defer srv.Close()
+	client := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""), RetryMaxAttempts: 1})
+	h := NewHandOff(client.Invoke, "hookstep-sweeper")
+	refs := make([]webhook.Ref, handOffChunk+5)
+	for i := range refs {
+		refs[i] = webhook.Ref{AppID: "app_1", MsgID: fmt.Sprintf("msg_%d", i), EndpointID: "ep_1"}
+	}
+	taken, err := h.Dispatch(context.Background(), refs)
+	if err != nil || len(taken) != 0 {
+		t.Fatalf("got %v, %v; want none taken, no error", taken, err)
+	}
+	if len(fake.invokes) != 2 || len(fake.invokes[0].Dispatch) != handOffChunk || len(fake.invokes[1].Dispatch) != 5 {
+		t.Fatalf("invokes of %d events, want 2 of %d and 5 runs", len(fake.invokes), handOffChunk)
+	}
+	for i, typ := range fake.types {
+		if typ != "Event" || !strings.Contains(fake.function[i], "hookstep-sweeper") {
+			t.Errorf("invoke %d: type %q path %q, want an asynchronous invoke of hookstep-sweeper", i, typ, fake.function[i])
+		}
+	}
+	fake.fail = true
+	if _, err := h.Dispatch(context.Background(), refs[:1]); err == nil {
+		t.Error("a refused invoke: got no error")
+	}
+}
+
+// TestFirstThenHandsOnWhatWasNotTaken: the runs the first dispatcher did
+// not take go to the second; what both took is returned.
+func TestFirstThenHandsOnWhatWasNotTaken(t *testing.T) {
+	refs := []webhook.Ref{{MsgID: "m1"}, {MsgID: "m2"}, {MsgID: "m3"}}
+	first := &partial{take: 1}
+	then := &recorder{}
+	taken, err := firstThen{first, then}.Dispatch(context.Background(), refs)
+	if err != nil || len(taken) != 3 {
+		t.Fatalf("got %v, %v; want all 3 taken", taken, err)
+	}
+	if want := refs[1:]; len(then.refs) != 2 || then.refs[0] != want[0] || then.refs[1] != want[1] {
+		t.Errorf("handed on %v, want %v", then.refs, want)
+	}
+}
+
+// partial takes the first take runs and fails the rest.
+type partial struct{ take int }
+
+func (p *partial) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	return refs[:min(p.take, len(refs))], errors.New("throttled")
 }

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 
@@ -31,6 +33,7 @@ type Services struct {
 	Config   Config
 	AWS      aws.Config
 	Logger   *slog.Logger
+	Metrics  io.Writer // CloudWatch Embedded Metric Format lines: stdout
 	Clock    webhook.Clock
 	Store    *dynamo.Store
 	Delivery *delivery.Service
@@ -54,32 +57,70 @@ func Load(ctx context.Context, getenv func(string) string, needs Needs) (*Servic
 	return s, nil
 }
 
+// The api function's own dispatch: it starts up to inlineStarts of a
+// message's runs itself, inlineConcurrency at a time, for at most
+// inlineBudget, without waiting on a throttle; the rest, and any it could
+// not start, go to the sweeper (HandOff). A client thus waits for a
+// handful of StartExecution calls at most, whatever the fan-out.
+const (
+	inlineStarts      = 25
+	inlineConcurrency = 16
+	inlineBudget      = 2 * time.Second
+)
+
+// The sweeper's dispatch: throttled starts back off and try again for up
+// to sweepDispatchBudget per batch; what is left waits for the next sweep.
+const (
+	sweepConcurrency    = 8
+	sweepDispatchBudget = 30 * time.Second
+)
+
 // NewServices builds the services. The Dispatcher is set only when the
-// configuration names a state machine (the deliver function needs none).
+// configuration names a state machine (the deliver function needs none):
+// with a dispatch function (the api), it starts a message's first runs
+// and hands the rest to that function; without (the sweeper), it starts
+// runs within the dispatch rate, and the sweeper also checks overdue
+// runs' executions.
 func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	clock := webhook.SystemClock{}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table, clock)
 	svc := &delivery.Service{
-		Store:    store,
-		Sender:   sender.New(sender.Config{Timeout: cfg.HTTPTimeout, AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS}),
-		Schedule: cfg.Schedule,
-		Clock:    clock,
-		Logger:   logger,
+		Store:        store,
+		Sender:       sender.New(sender.Config{Timeout: cfg.HTTPTimeout, AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS}),
+		Schedule:     cfg.Schedule,
+		ReconcileFor: cfg.ReconcileFor,
+		Clock:        clock,
+		Logger:       logger,
 	}
-	if cfg.StateMachineARN != "" {
-		svc.Dispatcher = sfn.New(awssfn.NewFromConfig(awsCfg).StartExecution, cfg.StateMachineARN)
+	sw := &sweeper.Sweeper{
+		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
+		DisableAfter: cfg.DisableAfter, RedriveAfter: cfg.RedriveAfter, Batch: cfg.SweepBatch,
+	}
+	switch {
+	case cfg.StateMachineARN != "" && cfg.DispatchFunction != "":
+		// No SDK retries: a throttled start is handed on at once.
+		client := awssfn.NewFromConfig(awsCfg, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
+		svc.Dispatcher = firstThen{
+			first: sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
+				Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget}),
+			then: NewHandOff(lambda.NewFromConfig(awsCfg).Invoke, cfg.DispatchFunction),
+		}
+	case cfg.StateMachineARN != "":
+		client := awssfn.NewFromConfig(awsCfg)
+		svc.Dispatcher = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
+			Rate: float64(cfg.DispatchRate), Concurrency: sweepConcurrency, Budget: sweepDispatchBudget, WaitOnThrottle: true})
+		sw.Overdue = store
+		sw.Executions = sfn.NewExecutions(client.DescribeExecution, cfg.StateMachineARN)
 	}
 	return &Services{
 		Config:   cfg,
 		Logger:   logger,
+		Metrics:  logw,
 		Clock:    clock,
 		Store:    store,
 		Delivery: svc,
-		Sweeper: &sweeper.Sweeper{
-			Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
-			DisableAfter: cfg.DisableAfter, RedriveAfter: cfg.RedriveAfter, Batch: cfg.SweepBatch,
-		},
+		Sweeper:  sw,
 	}
 }
 

@@ -18,11 +18,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,7 +170,8 @@ func Run(t testing.TB, bootstrap string, env []string) *Function {
 	t.Helper()
 	rie := RIE(t)
 	addr, apiAddr := FreeAddr(t), FreeAddr(t)
-	env = append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256", "LOG_LEVEL=warn")
+	// Defaults first: a value in env wins (the last of a key is used).
+	env = append([]string{"AWS_LAMBDA_FUNCTION_TIMEOUT=30", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256", "LOG_LEVEL=warn"}, env...)
 	proc := Start(t, env, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
 	WaitListening(t, addr, proc)
 	return &Function{Name: filepath.Base(filepath.Dir(bootstrap)), URL: "http://" + addr + "/2015-03-31/functions/function/invocations"}
@@ -177,16 +181,26 @@ func Run(t testing.TB, bootstrap string, env []string) *Function {
 // function error fails the test.
 func (f *Function) Invoke(t testing.TB, event any) []byte {
 	t.Helper()
-	b, err := json.Marshal(event)
+	body, err := f.Call(event)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return body
+}
+
+// Call is Invoke that returns a function error instead of failing the
+// test, for calls from other goroutines.
+func (f *Function) Call(event any) ([]byte, error) {
+	b, err := json.Marshal(event)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(b))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("invoke %s: %v", f.Name, err)
+		return nil, fmt.Errorf("invoke %s: %w", f.Name, err)
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
@@ -195,9 +209,106 @@ func (f *Function) Invoke(t testing.TB, event any) []byte {
 	}
 	json.Unmarshal(body, &fnErr)
 	if res.StatusCode != http.StatusOK || fnErr.ErrorType != "" {
-		t.Fatalf("invoke %s: %d %s", f.Name, res.StatusCode, body)
+		return body, fmt.Errorf("invoke %s: %d %s", f.Name, res.StatusCode, body)
 	}
-	return body
+	return body, nil
+}
+
+// Lambda is a fake of Lambda's Invoke API on 127.0.0.1 for the
+// asynchronous invokes hookstep makes (the api function handing runs to
+// the sweeper): each is answered 202 at once, and its payload handed to
+// the function's handler in the background, one at a time per function,
+// as one instance of it would take them. Nothing else of Lambda is
+// played: the harness stands in for its event queue.
+type Lambda struct {
+	URL string
+
+	mu       sync.Mutex
+	handlers map[string]func(payload []byte)
+	turns    map[string]*sync.Mutex
+	invokes  map[string]int
+	refuse   bool
+	inFlight sync.WaitGroup
+}
+
+// NewLambda starts the fake, stopped (after its handlers return) when the
+// test ends.
+func NewLambda(t testing.TB) *Lambda {
+	l := &Lambda{handlers: map[string]func([]byte){}, turns: map[string]*sync.Mutex{}, invokes: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(l.serve))
+	t.Cleanup(func() { srv.Close(); l.inFlight.Wait() })
+	l.URL = srv.URL
+	return l
+}
+
+// Handle sets what the function named name (or an ARN ending in it) does
+// with each payload.
+func (l *Lambda) Handle(name string, h func(payload []byte)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.handlers[name] = h
+	l.turns[name] = &sync.Mutex{}
+}
+
+// Refuse makes invokes fail (429, as a throttled Invoke) while on.
+func (l *Lambda) Refuse(on bool) {
+	l.mu.Lock()
+	l.refuse = on
+	l.mu.Unlock()
+}
+
+// Invokes returns how many invokes of the function were accepted.
+func (l *Lambda) Invokes(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.invokes[name]
+}
+
+// Wait waits until every accepted invoke has been handled.
+func (l *Lambda) Wait() { l.inFlight.Wait() }
+
+func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
+	// POST /2015-03-31/functions/{name or ARN}/invocations
+	fn, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(r.URL.EscapedPath(), "/2015-03-31/functions/"), "/invocations"))
+	payload, _ := io.ReadAll(r.Body)
+	l.mu.Lock()
+	var name string
+	for n := range l.handlers {
+		if fn == n || strings.HasSuffix(fn, ":"+n) {
+			name = n
+		}
+	}
+	refuse := l.refuse
+	if name != "" && !refuse {
+		l.invokes[name]++
+		l.inFlight.Add(1)
+	}
+	h, turn := l.handlers[name], l.turns[name]
+	l.mu.Unlock()
+	switch {
+	case name == "":
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"Type":"User","message":"Function not found: `+fn+`"}`)
+		return
+	case refuse:
+		w.Header().Set("X-Amzn-ErrorType", "TooManyRequestsException")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"Type":"User","message":"Rate Exceeded."}`)
+		return
+	case r.Header.Get("X-Amz-Invocation-Type") != "Event":
+		l.inFlight.Done()
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"Type":"User","message":"only asynchronous invokes are faked"}`)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	go func() {
+		defer l.inFlight.Done()
+		turn.Lock()
+		defer turn.Unlock()
+		h(payload)
+	}()
 }
 
 // InvokeInto calls the function and decodes its result into out.

@@ -1,10 +1,23 @@
 // Package sweeper does the periodic housekeeping that keeps promises when
 // no request is around to do it: it disables endpoints that have failed for
 // too long (a week by default, as the seed page says) and cancels what was
-// pending for them, and it re-drives deliveries whose dispatch never
-// happened (the process died, or StartExecution failed, between storing a
-// message and scheduling it). Each run does a bounded amount of work; the
-// next run picks up where it stopped, because it queries the current state.
+// pending for them, and it makes sure every unfinished delivery has an
+// owner. Each pass does a bounded amount of work and the next picks up
+// where it stopped, because it queries the current state; SweepFor runs
+// passes while there is work and time.
+//
+// Owners. A dispatched run belongs to its dispatcher: the local queue, or
+// a Step Functions execution. An undispatched run belongs to the sweeper,
+// which dispatches it once it has waited RedriveAfter (the process died,
+// or the start failed or was throttled, between storing a message and
+// dispatching it). On AWS an execution can also end without finishing its
+// delivery (it was stopped, failed beyond its error handling, or handed
+// the run back); with Overdue and Executions set, the sweeper also looks
+// at dispatched runs whose next attempt is RedriveAfter overdue: if their
+// execution still runs (slow, throttled, reconciling) it looks again after
+// Recheck; if not, it re-drives the run as a new run (Store.Redrive) that
+// keeps its attempts. So every unfinished delivery is owned by a running
+// execution or by the sweeper, never by nothing.
 package sweeper
 
 import (
@@ -15,11 +28,27 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// DispatchFunc hands a run to the dispatcher and marks it dispatched.
-type DispatchFunc func(ctx context.Context, ref webhook.Ref) error
+// DispatchFunc hands runs to the dispatcher, marks those it took as
+// dispatched, and returns them (delivery.Service.Dispatch).
+type DispatchFunc func(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error)
 
-// Sweeper disables week-failing endpoints and re-drives undispatched
-// deliveries.
+// OverdueStore is what the sweeper needs to find runs whose execution may
+// be gone (internal/dynamo).
+type OverdueStore interface {
+	// ListOverdue returns up to limit unfinished deliveries, dispatched
+	// or not, that should have moved on before the given time.
+	ListOverdue(ctx context.Context, before time.Time, limit int) ([]webhook.Delivery, error)
+	// Postpone moves the sweeper's next look at a run to until.
+	Postpone(ctx context.Context, ref webhook.Ref, until time.Time) error
+}
+
+// Executions tells whether a run's execution still runs (internal/sfn).
+type Executions interface {
+	Running(ctx context.Context, ref webhook.Ref) (bool, error)
+}
+
+// Sweeper disables week-failing endpoints and keeps every unfinished
+// delivery owned.
 type Sweeper struct {
 	Store    webhook.Store
 	Dispatch DispatchFunc
@@ -27,23 +56,38 @@ type Sweeper struct {
 	Logger   *slog.Logger
 	// DisableAfter is how long an endpoint may fail before it is disabled.
 	DisableAfter time.Duration
-	// RedriveAfter is how long a delivery may stay undispatched before it
-	// is re-driven; it leaves time for a slow first dispatch to finish.
+	// RedriveAfter is how long a run may stay undispatched, or its next
+	// attempt overdue, before the sweeper steps in; it leaves time for a
+	// slow dispatch or attempt to finish.
 	RedriveAfter time.Duration
-	// Batch bounds the endpoints disabled and the deliveries re-driven by
-	// one run.
+	// Batch bounds the endpoints disabled and the deliveries looked at
+	// by one pass.
 	Batch int
+	// Overdue and Executions, both set, make the sweeper check
+	// dispatched runs whose next attempt is overdue (AWS). Without them
+	// it re-drives undispatched runs only (local mode: the queue owns
+	// every dispatched run in the store itself).
+	Overdue    OverdueStore
+	Executions Executions
+	// Recheck is how long the sweeper leaves an overdue run whose
+	// execution still runs before it looks again. Default 15 minutes.
+	Recheck time.Duration
 }
 
-// Report says what one run did. More is true when a batch was full and
-// another run would find more work.
+// Report says what a sweep did. More is true when a batch was full and
+// another pass would find more work; Backlog counts the runs the last
+// pass found waiting for a dispatch and could not dispatch, plus a full
+// batch when More is true: a lower bound of what is left.
 type Report struct {
-	Disabled int  `json:"disabled"`
-	Redriven int  `json:"redriven"`
-	More     bool `json:"more"`
+	Disabled  int  `json:"disabled"`
+	Redriven  int  `json:"redriven"`  // runs dispatched
+	Restarted int  `json:"restarted"` // of those, runs re-driven as a new run
+	Postponed int  `json:"postponed"` // overdue runs whose execution still runs
+	Backlog   int  `json:"backlog"`
+	More      bool `json:"more"`
 }
 
-// Sweep runs once.
+// Sweep runs one pass.
 func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	var r Report
 	now := s.Clock.Now()
@@ -69,21 +113,100 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 			"app_id", ep.AppID, "endpoint_id", ep.ID, "failing_since", ep.FailingSince, "canceled", n)
 	}
 
-	stuck, err := s.Store.ListUndispatched(ctx, now.Add(-s.RedriveAfter), s.Batch)
+	var stuck []webhook.Delivery
+	if s.checksExecutions() {
+		stuck, err = s.Overdue.ListOverdue(ctx, now.Add(-s.RedriveAfter), s.Batch)
+	} else {
+		stuck, err = s.Store.ListUndispatched(ctx, now.Add(-s.RedriveAfter), s.Batch)
+	}
 	if err != nil {
 		return r, err
 	}
 	r.More = r.More || len(stuck) == s.Batch
+	var toDispatch []webhook.Ref
 	for _, d := range stuck {
-		if err := s.Dispatch(ctx, d.Ref()); err != nil {
-			s.Logger.Warn("re-drive failed; next sweep tries again",
+		ref, err := s.owner(ctx, d, now, &r)
+		if err != nil {
+			s.Logger.Warn("overdue run not checked; next sweep tries again",
 				"msg_id", d.MsgID, "endpoint_id", d.EndpointID, "run", d.Run, "err", err)
 			continue
 		}
-		r.Redriven++
+		if ref != nil {
+			toDispatch = append(toDispatch, *ref)
+		}
 	}
-	if r.Disabled > 0 || r.Redriven > 0 {
-		s.Logger.Info("sweep", "disabled", r.Disabled, "redriven", r.Redriven, "more", r.More)
+	if len(toDispatch) > 0 {
+		taken, err := s.Dispatch(ctx, toDispatch)
+		if err != nil {
+			s.Logger.Warn("re-drive incomplete; next sweep tries again",
+				"runs", len(toDispatch), "dispatched", len(taken), "err", err)
+		}
+		r.Redriven += len(taken)
+		r.Backlog = len(toDispatch) - len(taken)
+	}
+	if r.More {
+		r.Backlog += s.Batch
+	}
+	if r.Disabled > 0 || r.Redriven > 0 || r.Restarted > 0 {
+		s.Logger.Info("sweep", "disabled", r.Disabled, "redriven", r.Redriven, "restarted", r.Restarted,
+			"postponed", r.Postponed, "backlog", r.Backlog, "more", r.More)
 	}
 	return r, nil
+}
+
+func (s *Sweeper) checksExecutions() bool { return s.Overdue != nil && s.Executions != nil }
+
+// owner makes sure an overdue run has an owner and returns the run to
+// dispatch, if any: an undispatched run as it is; a dispatched one whose
+// execution has ended, re-driven as a new run; none when its execution
+// still runs (the next look is postponed) or it moved on meanwhile.
+func (s *Sweeper) owner(ctx context.Context, d webhook.Delivery, now time.Time, r *Report) (*webhook.Ref, error) {
+	ref := d.Ref()
+	if !d.Dispatched {
+		return &ref, nil
+	}
+	running, err := s.Executions.Running(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if running {
+		recheck := s.Recheck
+		if recheck <= 0 {
+			recheck = 15 * time.Minute
+		}
+		r.Postponed++
+		return nil, s.Overdue.Postpone(ctx, ref, now.Add(recheck))
+	}
+	after, err := s.Store.Redrive(ctx, ref, now)
+	if webhook.IsConflict(err) || webhook.IsNotFound(err) {
+		return nil, nil // it moved on meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Restarted++
+	s.Logger.Warn("run without a running execution re-driven as a new run",
+		"msg_id", d.MsgID, "endpoint_id", d.EndpointID, "run", d.Run, "new_run", after.Run, "attempts", after.Attempts)
+	next := after.Ref()
+	return &next, nil
+}
+
+// SweepFor runs passes while the last one found more work, got some done,
+// and there is time left before the deadline (a Lambda's, less a margin
+// for the last pass), and returns what they did together; the backlog is
+// the last pass's.
+func (s *Sweeper) SweepFor(ctx context.Context, deadline time.Time) (Report, error) {
+	var total Report
+	for {
+		r, err := s.Sweep(ctx)
+		total.Disabled += r.Disabled
+		total.Redriven += r.Redriven
+		total.Restarted += r.Restarted
+		total.Postponed += r.Postponed
+		total.Backlog, total.More = r.Backlog, r.More
+		progress := r.Disabled + r.Redriven + r.Restarted + r.Postponed
+		if err != nil || !r.More || progress == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return total, err
+		}
+	}
 }

@@ -46,12 +46,12 @@ type dispatcher struct {
 	refs []webhook.Ref
 }
 
-func (d *dispatcher) Dispatch(_ context.Context, ref webhook.Ref) error {
+func (d *dispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	if d.err != nil {
-		return d.err
+		return nil, d.err
 	}
-	d.refs = append(d.refs, ref)
-	return nil
+	d.refs = append(d.refs, refs...)
+	return refs, nil
 }
 
 type fixture struct {
@@ -264,5 +264,117 @@ func TestSweepIsBoundedAndResumable(t *testing.T) {
 		if !f.get(t, ep).Disabled {
 			t.Errorf("endpoint %s still enabled", ep.ID)
 		}
+	}
+}
+
+// overdue is the AWS store's view of overdue runs over the SQLite store:
+// its undispatched runs, plus the dispatched runs the test names.
+type overdue struct {
+	store     *sqlite.Store
+	mu        sync.Mutex
+	dispached []webhook.Ref       // dispatched runs to report overdue
+	postponed map[webhook.Ref]int // Postpone calls
+}
+
+func (o *overdue) ListOverdue(ctx context.Context, before time.Time, limit int) ([]webhook.Delivery, error) {
+	ds, err := o.store.ListUndispatched(ctx, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, ref := range o.dispached {
+		d, err := o.store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+		if err != nil {
+			return nil, err
+		}
+		if d.Run == ref.Run && !d.Status.Final() && o.postponed[ref] == 0 {
+			ds = append(ds, *d)
+		}
+	}
+	return ds, nil
+}
+
+func (o *overdue) Postpone(_ context.Context, ref webhook.Ref, _ time.Time) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.postponed[ref]++
+	return nil
+}
+
+// executions says which runs' executions still run.
+type executions map[webhook.Ref]bool
+
+func (x executions) Running(_ context.Context, ref webhook.Ref) (bool, error) { return x[ref], nil }
+
+// TestOverdueRunsGetAnOwner (AWS): an overdue undispatched run is
+// dispatched; an overdue dispatched run whose execution still runs is
+// left to it and looked at again later; one whose execution has ended is
+// re-driven as the next run, keeping its attempts, and dispatched.
+func TestOverdueRunsGetAnOwner(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	slow := f.attempt(t, ep, 500) // dispatched, a retry due in 5 s
+	lost := f.attempt(t, ep, 500)
+	f.disp.err = errors.New("StartExecution: throttled")
+	fresh := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+		Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(24 * time.Hour)}
+	if err := f.svc.Publish(context.Background(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	f.disp.err = nil
+	ref := func(m *webhook.Message) webhook.Ref {
+		return webhook.Ref{AppID: f.app.ID, MsgID: m.ID, EndpointID: ep.ID}
+	}
+	o := &overdue{store: f.store, dispached: []webhook.Ref{ref(slow), ref(lost)}, postponed: map[webhook.Ref]int{}}
+	f.sw.Overdue = o
+	f.sw.Executions = executions{ref(slow): true}
+	f.clock.Add(time.Hour)
+	f.disp.refs = nil
+
+	r := f.sweep(t)
+	if r.Redriven != 2 || r.Restarted != 1 || r.Postponed != 1 {
+		t.Fatalf("got %+v, want 2 dispatched (1 re-driven as a new run) and 1 postponed", r)
+	}
+	if o.postponed[ref(slow)] != 1 {
+		t.Errorf("the run whose execution still runs was not postponed: %v", o.postponed)
+	}
+	restarted := ref(lost)
+	restarted.Run = 1
+	if want := []webhook.Ref{restarted, ref(fresh)}; len(f.disp.refs) != 2 ||
+		!(f.disp.refs[0] == want[0] && f.disp.refs[1] == want[1] || f.disp.refs[0] == want[1] && f.disp.refs[1] == want[0]) {
+		t.Errorf("dispatched %v, want %v", f.disp.refs, want)
+	}
+	d, err := f.store.GetDelivery(context.Background(), f.app.ID, lost.ID, ep.ID)
+	if err != nil || d.Run != 1 || d.Attempts != 1 || !d.Dispatched {
+		t.Errorf("re-driven delivery: %+v, %v; want run 1, its 1 attempt kept, dispatched", d, err)
+	}
+	if r := f.sweep(t); r.Redriven != 0 || r.Restarted != 0 {
+		t.Errorf("second sweep: %+v, want nothing left to do", r)
+	}
+}
+
+// TestSweepForRunsWhileThereIsWork: passes go on while a batch is full.
+func TestSweepForRunsWhileThereIsWork(t *testing.T) {
+	f := newFixture(t)
+	f.sw.Batch = 2
+	f.endpoint(t)
+	f.disp.err = errors.New("StartExecution: throttled")
+	for range 5 {
+		msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+			Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(24 * time.Hour)}
+		if err := f.svc.Publish(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Add(time.Hour)
+	r, err := f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
+	if err != nil || r.Redriven != 0 || r.Backlog != 2+2 {
+		t.Fatalf("with the dispatcher down: %+v, %v; want nothing dispatched, a backlog of a full batch and more", r, err)
+	}
+	f.disp.err = nil
+	r, err = f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
+	if err != nil || r.Redriven != 5 || r.More || r.Backlog != 0 {
+		t.Errorf("got %+v, %v; want all 5 dispatched in passes of 2, no backlog", r, err)
 	}
 }
