@@ -1,7 +1,8 @@
 // Runs a state machine definition offline with aws-local-stepfunctions
 // (Node 22), for hookstep's tests: every Task state is answered by POSTing
 // its input to a Lambda runtime emulator (the real deliver bootstrap), and
-// every Wait state is shortened to a few milliseconds.
+// every Wait state, and every retrier's interval, is shortened to a few
+// milliseconds.
 //
 // Reads one JSON object on stdin:
 //   {"definition": {...}, "input": {...}, "invokeUrl": "http://127.0.0.1:N/...", "waitMs": 5}
@@ -29,7 +30,9 @@ async function invoke(payload) {
 
 const tasks = {};
 const waits = {};
+const retries = {};
 for (const [name, state] of Object.entries(definition.States)) {
+  if (state.Retry) retries[name] = waitMs;
   if (state.Type === 'Task') {
     // A lambda:invoke integration passes {FunctionName, Payload} and
     // returns {Payload: result}; a direct function ARN passes the payload.
@@ -41,7 +44,7 @@ for (const [name, state] of Object.entries(definition.States)) {
 }
 
 const machine = new StateMachine(definition, { validationOptions: { checkArn: false } });
-const execution = machine.run(input, { overrides: { taskResourceLocalHandlers: tasks, waitTimeOverrides: waits } });
+const execution = machine.run(input, { overrides: { taskResourceLocalHandlers: tasks, waitTimeOverrides: waits, retryIntervalOverrides: retries } });
 const states = [];
 const collect = (async () => {
   for await (const ev of execution.eventLogs) {

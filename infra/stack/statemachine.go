@@ -15,22 +15,26 @@ import (
 )
 
 // The deliver function's outcomes (internal/delivery.Outcome), which the
-// Choice states switch on, and the action that marks a run failed
-// (internal/lambdafn.ActionFail). They are the contract between the
-// function and the state machine; the infra module does not link the
-// delivery engine just to read three strings.
+// Choice state switches on, and its actions (internal/lambdafn.Action*).
+// They are the contract between the function and the state machine; the
+// infra module does not link the delivery engine just to read strings.
 const (
 	outcomeDelivered = "delivered"
 	outcomeRetry     = "retry"
 	outcomeStop      = "stop"
+	outcomeAgain     = "again"
+	outcomeHandOff   = "handoff"
 	actionFail       = "fail"
+	actionReconcile  = "reconcile"
+	actionHandOff    = "handoff"
 )
 
-// TransientLambdaErrors are the errors a Task retries: Lambda itself
-// failed or throttled before running the function, so no POST happened
-// and trying again cannot duplicate a delivery. Lambda.Unknown,
+// TransientLambdaErrors are the errors the Deliver task retries: Lambda
+// itself failed or throttled before running the function, so no POST
+// happened and trying again cannot duplicate a delivery. Lambda.Unknown,
 // Lambda.ClientExecutionTimeoutException and States.ALL are left out on
-// purpose: the function may have run, and the POST with it.
+// purpose: the function may have run, and the POST with it; those go to
+// the reconcile path instead (Catch).
 var TransientLambdaErrors = []string{
 	"Lambda.ServiceException",
 	"Lambda.AWSLambdaException",
@@ -38,23 +42,51 @@ var TransientLambdaErrors = []string{
 	"Lambda.TooManyRequestsException",
 }
 
-// State names of the delivery state machine. Attempt n (from 1) is the
-// Task DeliverStatePrefix+n, followed by the Choice OutcomeStatePrefix+n;
-// after a failed attempt n comes the Wait WaitStatePrefix+n, which waits
-// Schedule[n-1].
+// State names of the delivery state machine. Every attempt is the Task
+// DeliverState, followed by the Choice OutcomeState; after a failed
+// attempt n comes the Wait WaitStatePrefix+n, which waits Schedule[n-1],
+// and then DeliverState again. An attempt that fails without a result
+// goes to PauseState and ReconcileState, which find out where the run
+// stands; a run that cannot go on is handed back to the sweeper
+// (HandOffState, then HandedOffState).
 const (
-	DeliverStatePrefix = "Deliver"
-	OutcomeStatePrefix = "Outcome"
-	WaitStatePrefix    = "Wait"
-	DoneState          = "Done"
-	MarkFailedState    = "MarkFailed"
-	ExhaustedState     = "Exhausted"
-	UnknownState       = "UnknownOutcome"
+	DeliverState    = "Deliver"
+	OutcomeState    = "Outcome"
+	WaitStatePrefix = "Wait"
+	PauseState      = "Pause"
+	ReconcileState  = "Reconcile"
+	HandOffState    = "HandOff"
+	MarkFailedState = "MarkFailed"
+	DoneState       = "Done"
+	ExhaustedState  = "Exhausted"
+	HandedOffState  = "HandedOff"
+	UnknownState    = "UnknownOutcome"
+	StrandedState   = "Stranded"
 )
 
 // ResultPath is where each Task puts the deliver function's result, so
 // the execution input (the delivery's ids) flows on to the next Task.
-const ResultPath = "$.result"
+// ErrorPath is where a caught error goes.
+const (
+	ResultPath = "$.result"
+	ErrorPath  = "$.error"
+)
+
+// Timing of the paths that handle errors. PauseFor is the wait before a
+// failed attempt is reconciled: time for the store to come back, and a
+// bound on how often a run whose attempts keep failing goes round (the
+// deliver function hands the run back after delivery.ReconcileFor, 15
+// minutes, so at most about 30 rounds). The Reconcile and HandOff tasks
+// retry any error, starting after storeRetryInterval and doubling, so a
+// store outage of about 15 minutes is ridden out; beyond that the
+// reconcile hands the run off, and a hand-off that still fails ends the
+// execution at Stranded, where the sweeper finds the run overdue and
+// re-drives it.
+const (
+	PauseFor           = 30 * time.Second
+	storeRetryInterval = 30 * time.Second
+	storeRetries       = 5
+)
 
 // addStateMachine creates the delivery state machine from the schedule
 // and lets api and sweeper start executions.
@@ -85,65 +117,100 @@ func (h *hookstep) addStateMachine() {
 }
 
 // deliveryDefinition generates the state machine from the schedule: one
-// Deliver Task and one Choice per attempt, and between attempts a Wait of
-// the scheduled length.
+// Deliver Task and one Choice, and a Wait of the scheduled length after
+// each failed attempt, chosen by the attempt's number, so that a run
+// re-driven with attempts already made goes on where it was.
 //
-//	Deliver1 → Outcome1 ─ delivered/stop → Done
-//	                    ─ retry, final   → MarkFailed → Exhausted
-//	                    ─ retry          → Wait1 (Schedule[0]) → Deliver2 → ...
-//	DeliverN → OutcomeN ─ delivered/stop → Done
-//	                    ─ retry          → MarkFailed → Exhausted
+//	Deliver → Outcome ─ delivered/stop        → Done
+//	                  ─ retry, final           → MarkFailed → Exhausted
+//	                  ─ retry, attempt k < N   → Wait<k> (Schedule[k-1]) → Deliver
+//	                  ─ again                  → Deliver
+//	                  ─ handoff                → HandOff → HandedOff
+//	Deliver fails (Catch) → Pause → Reconcile → Outcome
+//	Reconcile or MarkFailed fails beyond its retries → HandOff / Pause
+//	HandOff fails beyond its retries → Stranded
 //
-// A retry the function calls final (it counted the schedule exhausted)
-// ends the run even before the last attempt, so the execution's status
-// always matches the delivery's. Any other outcome fails the execution
-// at UnknownOutcome.
+// Exhausted, Done and HandedOff succeed: the delivery's own status says
+// how the run ended, and a failed execution (UnknownOutcome, Stranded)
+// is one that needs an operator.
 func deliveryDefinition(scope constructs.Construct, deliver awslambda.IFunction, schedule webhook.Schedule) sfn.IChainable {
 	done := sfn.NewSucceed(scope, jsii.String(DoneState), &sfn.SucceedProps{
 		Comment: jsii.String("delivered, or nothing more to do for this run"),
+	})
+	exhausted := sfn.NewSucceed(scope, jsii.String(ExhaustedState), &sfn.SucceedProps{
+		Comment: jsii.String("every attempt of the retry schedule failed: the delivery is marked failed"),
+	})
+	handedOff := sfn.NewSucceed(scope, jsii.String(HandedOffState), &sfn.SucceedProps{
+		Comment: jsii.String("the run went back to the sweeper, which dispatches it as a new run"),
 	})
 	unknown := sfn.NewFail(scope, jsii.String(UnknownState), &sfn.FailProps{
 		Error: jsii.String("hookstep.UnknownOutcome"),
 		Cause: jsii.String("the deliver function returned an outcome this state machine does not handle"),
 	})
-	exhausted := sfn.NewFail(scope, jsii.String(ExhaustedState), &sfn.FailProps{
-		Error: jsii.String("hookstep.RetriesExhausted"),
-		Cause: jsii.String("every attempt of the retry schedule failed"),
+	stranded := sfn.NewFail(scope, jsii.String(StrandedState), &sfn.FailProps{
+		Error: jsii.String("hookstep.Stranded"),
+		Cause: jsii.String("the run could not be handed back to the sweeper; the sweeper re-drives it once it is overdue"),
 	})
-	markFailed := deliverTask(scope, MarkFailedState, deliver, actionFail)
-	markFailed.Next(exhausted)
 
-	attempts := schedule.MaxAttempts()
-	deliveries := make([]tasks.LambdaInvoke, attempts)
-	for i := range deliveries {
-		deliveries[i] = deliverTask(scope, fmt.Sprintf("%s%d", DeliverStatePrefix, i+1), deliver, "")
+	attempt := deliverTask(scope, DeliverState, deliver, "")
+	reconcile := deliverTask(scope, ReconcileState, deliver, actionReconcile)
+	handOff := deliverTask(scope, HandOffState, deliver, actionHandOff)
+	markFailed := deliverTask(scope, MarkFailedState, deliver, actionFail)
+	pause := sfn.NewWait(scope, jsii.String(PauseState), &sfn.WaitProps{
+		Comment: jsii.String("an attempt failed without a result: wait, then find out where the run stands"),
+		Time:    sfn.WaitTime_Duration(seconds(PauseFor)),
+	})
+
+	outcome := sfn.NewChoice(scope, jsii.String(OutcomeState), nil).
+		When(outcomeIs(outcomeDelivered), done, nil).
+		When(outcomeIs(outcomeStop), done, nil).
+		When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_BooleanEquals(jsii.String(ResultPath+".final"), jsii.Bool(true))), markFailed, nil)
+	for k := 1; k < schedule.MaxAttempts(); k++ {
+		wait := sfn.NewWait(scope, jsii.String(fmt.Sprintf("%s%d", WaitStatePrefix, k)), &sfn.WaitProps{
+			Comment: jsii.String(fmt.Sprintf("wait %s after attempt %d", schedule[k-1], k)),
+			Time:    sfn.WaitTime_Duration(seconds(schedule[k-1])),
+		})
+		wait.Next(attempt)
+		outcome.When(sfn.Condition_And(outcomeIs(outcomeRetry),
+			sfn.Condition_NumberEquals(jsii.String(ResultPath+".attempt"), jsii.Number(float64(k)))), wait, nil)
 	}
-	for i, task := range deliveries {
-		n := i + 1
-		choice := sfn.NewChoice(scope, jsii.String(fmt.Sprintf("%s%d", OutcomeStatePrefix, n)), nil).
-			When(outcomeIs(outcomeDelivered), done, nil).
-			When(outcomeIs(outcomeStop), done, nil)
-		if n == attempts {
-			choice.When(outcomeIs(outcomeRetry), markFailed, nil)
-		} else {
-			wait := sfn.NewWait(scope, jsii.String(fmt.Sprintf("%s%d", WaitStatePrefix, n)), &sfn.WaitProps{
-				Comment: jsii.String(fmt.Sprintf("wait %s before attempt %d", schedule[i], n+1)),
-				Time:    sfn.WaitTime_Duration(seconds(schedule[i])),
-			})
-			choice.
-				When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_BooleanEquals(jsii.String(ResultPath+".final"), jsii.Bool(true))), markFailed, nil).
-				When(outcomeIs(outcomeRetry), wait.Next(deliveries[n]), nil)
-		}
-		choice.Otherwise(unknown)
-		task.Next(choice)
+	outcome.
+		When(outcomeIs(outcomeRetry), markFailed, nil). // beyond the schedule
+		When(outcomeIs(outcomeAgain), attempt, nil).
+		When(outcomeIs(outcomeHandOff), handOff, nil).
+		Otherwise(unknown)
+
+	// An attempt's own error may come after its POST: never retried
+	// blindly, it is reconciled.
+	attempt.AddCatch(pause, &sfn.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String(ErrorPath)})
+	attempt.Next(outcome)
+	pause.Next(reconcile)
+	// Reconcile and HandOff only read and write the store: retrying them
+	// sends nothing twice.
+	for _, task := range []tasks.LambdaInvoke{reconcile, handOff} {
+		task.AddRetry(&sfn.RetryProps{
+			Errors:         jsii.Strings("States.ALL"),
+			Interval:       seconds(storeRetryInterval),
+			BackoffRate:    jsii.Number(2),
+			MaxAttempts:    jsii.Number(storeRetries),
+			MaxDelay:       seconds(5 * time.Minute),
+			JitterStrategy: sfn.JitterType_FULL,
+		})
 	}
-	return deliveries[0]
+	reconcile.AddCatch(handOff, &sfn.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String(ErrorPath)})
+	reconcile.Next(outcome)
+	handOff.AddCatch(stranded, &sfn.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String(ErrorPath)})
+	handOff.Next(handedOff)
+	markFailed.AddCatch(pause, &sfn.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String(ErrorPath)})
+	markFailed.Next(exhausted)
+	return attempt
 }
 
 // deliverTask invokes the deliver function with the delivery's ids (and
-// an action, for MarkFailed). The function's own payload is the result
-// (payloadResponseOnly), stored at ResultPath so that the ids stay.
-// Retries cover only TransientLambdaErrors.
+// an action, for the steps other than an attempt). The function's own
+// payload is the result (payloadResponseOnly), stored at ResultPath so
+// that the ids stay. Every Task first retries TransientLambdaErrors:
+// Lambda failed or throttled before the function ran.
 func deliverTask(scope constructs.Construct, id string, fn awslambda.IFunction, action string) tasks.LambdaInvoke {
 	payload := map[string]any{
 		"appId":      sfn.JsonPath_StringAt(jsii.String("$.appId")),

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,33 +31,42 @@ type state struct {
 	Resource   string         `json:"Resource"`
 	Parameters map[string]any `json:"Parameters"`
 	ResultPath string         `json:"ResultPath"`
-	Retry      []struct {
+	Retry      []retrier      `json:"Retry"`
+	Catch      []struct {
 		ErrorEquals []string `json:"ErrorEquals"`
-		MaxAttempts int      `json:"MaxAttempts"`
-		BackoffRate float64  `json:"BackoffRate"`
-	} `json:"Retry"`
-	Catch   []any        `json:"Catch"`
+		ResultPath  string   `json:"ResultPath"`
+		Next        string   `json:"Next"`
+	} `json:"Catch"`
 	Choices []choiceRule `json:"Choices"`
 	Default string       `json:"Default"`
 	Error   string       `json:"Error"`
+}
+
+type retrier struct {
+	ErrorEquals     []string `json:"ErrorEquals"`
+	IntervalSeconds int      `json:"IntervalSeconds"`
+	MaxAttempts     int      `json:"MaxAttempts"`
+	BackoffRate     float64  `json:"BackoffRate"`
 }
 
 type choiceRule struct {
 	Variable      string       `json:"Variable"`
 	StringEquals  *string      `json:"StringEquals"`
 	BooleanEquals *bool        `json:"BooleanEquals"`
+	NumericEquals *float64     `json:"NumericEquals"`
 	And           []choiceRule `json:"And"`
 	Next          string       `json:"Next"`
 }
 
-// result is what the deliver function returns, as the Choice states see
+// result is what the deliver function returns, as the Choice state sees
 // it at $.result.
 type result struct {
 	Outcome string `json:"outcome"`
+	Attempt int    `json:"attempt"`
 	Final   bool   `json:"final"`
 }
 
-// matches evaluates the operators the generated Choices use; anything
+// matches evaluates the operators the generated Choice uses; anything
 // else fails the test rather than being guessed at.
 func (r choiceRule) matches(t *testing.T, res result) bool {
 	t.Helper()
@@ -75,6 +83,8 @@ func (r choiceRule) matches(t *testing.T, res result) bool {
 		return res.Outcome == *r.StringEquals
 	case r.Variable == stack.ResultPath+".final" && r.BooleanEquals != nil:
 		return res.Final == *r.BooleanEquals
+	case r.Variable == stack.ResultPath+".attempt" && r.NumericEquals != nil:
+		return float64(res.Attempt) == *r.NumericEquals
 	}
 	t.Fatalf("choice rule %+v: not a comparison the state machine is expected to make", r)
 	return false
@@ -95,12 +105,21 @@ func (d definition) choose(t *testing.T, name string, res result) string {
 	return s.Default
 }
 
-// walk follows the state machine from StartAt, answering every Choice
-// with outcome(attempt), until a terminal state. It returns the states
-// visited and the Wait states' seconds, in order.
-func (d definition) walk(t *testing.T, outcome func(attempt int) result) (path []string, waits []time.Duration) {
+// task is what the walk's stand-in for the deliver function does at a
+// Task: its result, or, with fail set, an error the Task does not retry.
+type task struct {
+	res  result
+	fail bool
+}
+
+// walk follows the state machine from StartAt until a terminal state,
+// answering each Task with do(state, n), n counting that state's visits
+// from 1, and following the Catch of a Task that fails. It returns the
+// states visited and the Wait states' seconds, in order.
+func (d definition) walk(t *testing.T, do func(state string, n int) task) (path []string, waits []time.Duration) {
 	t.Helper()
-	attempt := 0
+	visits := map[string]int{}
+	var last result
 	for name := d.StartAt; ; {
 		path = append(path, name)
 		if len(path) > 1000 {
@@ -114,12 +133,19 @@ func (d definition) walk(t *testing.T, outcome func(attempt int) result) (path [
 		case "Succeed", "Fail":
 			return path, waits
 		case "Task":
-			if strings.HasPrefix(name, stack.DeliverStatePrefix) {
-				attempt++
+			visits[name]++
+			out := do(name, visits[name])
+			if out.fail {
+				if len(s.Catch) == 0 {
+					t.Fatalf("%s failed and has no Catch", name)
+				}
+				name = s.Catch[0].Next
+				continue
 			}
+			last = out.res
 			name = s.Next
 		case "Choice":
-			name = d.choose(t, name, outcome(attempt))
+			name = d.choose(t, name, last)
 		case "Wait":
 			if s.Seconds == nil {
 				t.Fatalf("%s: want a fixed Seconds", name)
@@ -132,6 +158,19 @@ func (d definition) walk(t *testing.T, outcome func(attempt int) result) (path [
 		if name == "" {
 			t.Fatalf("state %s has no Next", path[len(path)-1])
 		}
+	}
+}
+
+// attempts is a stand-in for the deliver function whose n-th attempt has
+// the outcome outcome(n), final as the function says it (a retry after
+// the schedule's last attempt), and whose other steps succeed.
+func attempts(max int, outcome func(n int) string) func(string, int) task {
+	return func(state string, n int) task {
+		if state != stack.DeliverState {
+			return task{res: result{Outcome: "stop", Final: true}}
+		}
+		o := outcome(n)
+		return task{res: result{Outcome: o, Attempt: n, Final: o != "retry" || n >= max}}
 	}
 }
 
@@ -187,17 +226,18 @@ func TestWaitStatesFollowSchedule(t *testing.T) {
 				want = tt.schedule
 			}
 			d, _ := definitionFor(t, tt.schedule)
+			max := want.MaxAttempts()
 
-			// Every attempt fails: the path visits each Deliver, each
+			// Every attempt fails: the path goes through Deliver, each
 			// Wait in schedule order, then marks the run failed.
-			path, waits := d.walk(t, func(int) result { return result{Outcome: "retry"} })
+			path, waits := d.walk(t, attempts(max, func(int) string { return "retry" }))
 			if !slices.Equal(waits, want) {
 				t.Errorf("waits in order: got %v, want %v", waits, want)
 			}
 			var wantPath []string
-			for n := 1; n <= want.MaxAttempts(); n++ {
-				wantPath = append(wantPath, fmt.Sprint(stack.DeliverStatePrefix, n), fmt.Sprint(stack.OutcomeStatePrefix, n))
-				if n < want.MaxAttempts() {
+			for n := 1; n <= max; n++ {
+				wantPath = append(wantPath, stack.DeliverState, stack.OutcomeState)
+				if n < max {
 					wantPath = append(wantPath, fmt.Sprint(stack.WaitStatePrefix, n))
 				}
 			}
@@ -206,73 +246,200 @@ func TestWaitStatesFollowSchedule(t *testing.T) {
 				t.Errorf("path when every attempt fails:\n got %v\nwant %v", path, wantPath)
 			}
 
-			// No state is unreachable: the generated states are exactly
-			// the path plus the two other endings.
-			if got, want := len(d.States), len(wantPath)+2; got != want {
+			// The states are one Wait per retry and the fixed ones.
+			fixed := []string{stack.DeliverState, stack.OutcomeState, stack.PauseState, stack.ReconcileState,
+				stack.HandOffState, stack.MarkFailedState, stack.DoneState, stack.ExhaustedState,
+				stack.HandedOffState, stack.UnknownState, stack.StrandedState}
+			if got, want := len(d.States), len(fixed)+max-1; got != want {
 				t.Errorf("got %d states, want %d", got, want)
 			}
+			for _, name := range fixed {
+				if _, ok := d.States[name]; !ok {
+					t.Errorf("no state %s", name)
+				}
+			}
 		})
+	}
+}
+
+// TestARunGoesOnWhereItWas: an execution that starts with attempts
+// already made (a run re-driven by the sweeper) waits the schedule's wait
+// after the attempt it makes, by that attempt's number.
+func TestARunGoesOnWhereItWas(t *testing.T) {
+	d, _ := definitionFor(t, nil)
+	// Attempts 4 and 5 of a run re-driven after 3: the wait after
+	// attempt 4 only.
+	start := 3
+	path, waits := d.walk(t, func(state string, n int) task {
+		if state != stack.DeliverState {
+			return task{res: result{Outcome: "stop", Final: true}}
+		}
+		a := start + n
+		if a == 5 {
+			return task{res: result{Outcome: "delivered", Attempt: a, Final: true}}
+		}
+		return task{res: result{Outcome: "retry", Attempt: a}}
+	})
+	if want := webhook.DefaultSchedule[3:4]; !slices.Equal(waits, want) {
+		t.Errorf("waits of a run re-driven after 3 attempts: got %v, want %v", waits, want)
+	}
+	if path[len(path)-1] != stack.DoneState {
+		t.Errorf("path %v, want it to end at %s", path, stack.DoneState)
 	}
 }
 
 func TestChoicesEndRuns(t *testing.T) {
 	d, _ := definitionFor(t, nil)
-	attempts := webhook.DefaultSchedule.MaxAttempts()
+	max := webhook.DefaultSchedule.MaxAttempts()
 	tests := []struct {
 		name    string
-		outcome func(attempt int) result
+		outcome func(n int) string
 		want    string // terminal state
 		visits  string // a state the path must include
 	}{
-		{"delivered at once", func(int) result { return result{Outcome: "delivered", Final: true} }, stack.DoneState, "Deliver1"},
-		{"delivered on the last attempt", func(n int) result {
-			if n == attempts {
-				return result{Outcome: "delivered", Final: true}
+		{"delivered at once", func(int) string { return "delivered" }, stack.DoneState, stack.DeliverState},
+		{"delivered on the last attempt", func(n int) string {
+			if n == max {
+				return "delivered"
 			}
-			return result{Outcome: "retry"}
-		}, stack.DoneState, fmt.Sprint(stack.DeliverStatePrefix, attempts)},
-		{"stop (410, endpoint disabled)", func(n int) result {
+			return "retry"
+		}, stack.DoneState, fmt.Sprint(stack.WaitStatePrefix, max-1)},
+		{"stop (410, endpoint disabled)", func(n int) string {
 			if n == 3 {
-				return result{Outcome: "stop", Final: true}
+				return "stop"
 			}
-			return result{Outcome: "retry"}
+			return "retry"
 		}, stack.DoneState, "Wait2"},
-		{"a final retry ends the run early", func(n int) result { return result{Outcome: "retry", Final: n == 2} }, stack.ExhaustedState, stack.MarkFailedState},
-		{"unknown outcome", func(int) result { return result{Outcome: "maybe"} }, stack.UnknownState, "Outcome1"},
+		{"unknown outcome", func(int) string { return "maybe" }, stack.UnknownState, stack.OutcomeState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := d.walk(t, tt.outcome)
+			path, _ := d.walk(t, attempts(max, tt.outcome))
 			if got := path[len(path)-1]; got != tt.want || !slices.Contains(path, tt.visits) {
 				t.Errorf("got path %v, want it to pass %s and end at %s", path, tt.visits, tt.want)
 			}
 		})
 	}
+	// A retry the function calls final ends the run early.
+	path, _ := d.walk(t, func(state string, n int) task {
+		return task{res: result{Outcome: "retry", Attempt: n, Final: n == 2}}
+	})
+	if path[len(path)-1] != stack.ExhaustedState || !slices.Contains(path, stack.MarkFailedState) || slices.Contains(path, "Wait2") {
+		t.Errorf("final retry at attempt 2: got path %v, want MarkFailed, Exhausted", path)
+	}
 }
 
-// TestDeliverTasks checks what each Task sends and retries: the ids only
-// (plus the fail action for MarkFailed), results kept beside the input,
-// and retries only on errors raised before the function ran.
+// TestFailedAttemptsAreReconciled walks the error paths: an attempt that
+// fails without a result is reconciled after a pause and goes on from
+// what the store says (the attempt again, or the wait after a recorded
+// one); a reconcile that cannot tell hands the run off; a hand-off that
+// fails ends at Stranded.
+func TestFailedAttemptsAreReconciled(t *testing.T) {
+	d, _ := definitionFor(t, nil)
+	tests := []struct {
+		name string
+		do   func(state string, n int) task
+		want []string
+	}{
+		{"unrecorded: attempted again", func(state string, n int) task {
+			switch {
+			case state == stack.DeliverState && n == 1:
+				return task{fail: true}
+			case state == stack.ReconcileState:
+				return task{res: result{Outcome: "again"}}
+			}
+			return task{res: result{Outcome: "delivered", Attempt: 1, Final: true}}
+		}, []string{"Deliver", "Pause", "Reconcile", "Outcome", "Deliver", "Outcome", "Done"}},
+		{"recorded: waits for its retry", func(state string, n int) task {
+			switch {
+			case state == stack.DeliverState && n == 1:
+				return task{fail: true}
+			case state == stack.ReconcileState:
+				return task{res: result{Outcome: "retry", Attempt: 1}}
+			}
+			return task{res: result{Outcome: "delivered", Attempt: 2, Final: true}}
+		}, []string{"Deliver", "Pause", "Reconcile", "Outcome", "Wait1", "Deliver", "Outcome", "Done"}},
+		{"unrecorded for too long: handed off", func(state string, n int) task {
+			switch state {
+			case stack.DeliverState:
+				return task{fail: true}
+			case stack.ReconcileState:
+				if n < 3 {
+					return task{res: result{Outcome: "again"}}
+				}
+				return task{res: result{Outcome: "handoff"}}
+			}
+			return task{res: result{Outcome: "stop", Final: true}}
+		}, []string{"Deliver", "Pause", "Reconcile", "Outcome", "Deliver", "Pause", "Reconcile", "Outcome",
+			"Deliver", "Pause", "Reconcile", "Outcome", "HandOff", "HandedOff"}},
+		{"reconcile fails: handed off", func(state string, n int) task {
+			if state == stack.DeliverState || state == stack.ReconcileState {
+				return task{fail: true}
+			}
+			return task{res: result{Outcome: "stop", Final: true}}
+		}, []string{"Deliver", "Pause", "Reconcile", "HandOff", "HandedOff"}},
+		{"hand-off fails: stranded", func(state string, n int) task { return task{fail: true} },
+			[]string{"Deliver", "Pause", "Reconcile", "HandOff", "Stranded"}},
+		{"marking failed fails: reconciled", func(state string, n int) task {
+			switch state {
+			case stack.DeliverState:
+				return task{res: result{Outcome: "retry", Attempt: n, Final: true}}
+			case stack.MarkFailedState:
+				return task{fail: n == 1, res: result{Outcome: "stop", Final: true}}
+			case stack.ReconcileState:
+				return task{res: result{Outcome: "retry", Attempt: 1, Final: true}}
+			}
+			return task{}
+		}, []string{"Deliver", "Outcome", "MarkFailed", "Pause", "Reconcile", "Outcome", "MarkFailed", "Exhausted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if path, _ := d.walk(t, tt.do); !slices.Equal(path, tt.want) {
+				t.Errorf("path:\n got %v\nwant %v", path, tt.want)
+			}
+		})
+	}
+}
+
+// TestDeliverTasks checks what each Task sends, retries and catches: the
+// ids only (plus the action of the steps that are not an attempt),
+// results kept beside the input; the attempt retries only errors raised
+// before the function ran and reconciles any other; the store-only steps
+// retry any error.
 func TestDeliverTasks(t *testing.T) {
-	d, raw := definitionFor(t, nil)
+	d, _ := definitionFor(t, nil)
 	s := defaultStack()
 	deliverID, _ := s.tmpl.function(t, "deliver")
 	wantResource := fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", stack.PlaceholderPartition, stack.PlaceholderRegion, stack.PlaceholderAccount, deliverID)
 	ids := map[string]any{"appId.$": "$.appId", "msgId.$": "$.msgId", "endpointId.$": "$.endpointId", "run.$": "$.run"}
-
+	tests := []struct {
+		state, action string
+		retriesAll    bool   // a second retrier for States.ALL
+		catchTo       string // the Catch's Next
+	}{
+		{stack.DeliverState, "", false, stack.PauseState},
+		{stack.ReconcileState, "reconcile", true, stack.HandOffState},
+		{stack.HandOffState, "handoff", true, stack.StrandedState},
+		{stack.MarkFailedState, "fail", false, stack.PauseState},
+	}
 	tasks := 0
-	for name, st := range d.States {
-		if st.Type != "Task" {
-			continue
+	for _, st := range d.States {
+		if st.Type == "Task" {
+			tasks++
 		}
-		tasks++
-		t.Run(name, func(t *testing.T) {
-			want := ids
-			if name == stack.MarkFailedState {
-				want = map[string]any{"action": "fail"}
-				for k, v := range ids {
-					want[k] = v
-				}
+	}
+	if tasks != len(tests) {
+		t.Errorf("got %d tasks, want %d", tasks, len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.state, func(t *testing.T) {
+			st := d.States[tt.state]
+			want := map[string]any{}
+			for k, v := range ids {
+				want[k] = v
+			}
+			if tt.action != "" {
+				want["action"] = tt.action
 			}
 			if !jsonEqual(st.Parameters, want) {
 				t.Errorf("Parameters: got %v, want %v", st.Parameters, want)
@@ -283,21 +450,39 @@ func TestDeliverTasks(t *testing.T) {
 			if st.ResultPath != stack.ResultPath {
 				t.Errorf("ResultPath: got %q, want %q", st.ResultPath, stack.ResultPath)
 			}
-			if len(st.Retry) != 1 || !slices.Equal(st.Retry[0].ErrorEquals, stack.TransientLambdaErrors) ||
-				st.Retry[0].MaxAttempts < 2 || st.Retry[0].BackoffRate <= 1 {
-				t.Errorf("Retry: got %+v, want %v with backoff", st.Retry, stack.TransientLambdaErrors)
+			wantRetriers := 1
+			if tt.retriesAll {
+				wantRetriers = 2
 			}
-			if st.Catch != nil {
-				t.Errorf("Catch: got %v, want a failing task to fail the execution", st.Catch)
+			if len(st.Retry) != wantRetriers || !slices.Equal(st.Retry[0].ErrorEquals, stack.TransientLambdaErrors) ||
+				st.Retry[0].MaxAttempts < 2 || st.Retry[0].BackoffRate <= 1 {
+				t.Fatalf("Retry: got %+v, want %v with backoff first, and %d retriers", st.Retry, stack.TransientLambdaErrors, wantRetriers)
+			}
+			if tt.retriesAll {
+				if r := st.Retry[1]; !slices.Equal(r.ErrorEquals, []string{"States.ALL"}) || r.IntervalSeconds < 10 || r.MaxAttempts < 3 {
+					t.Errorf("second retrier: got %+v, want States.ALL, spaced out", r)
+				}
+			}
+			for _, r := range st.Retry {
+				if tt.state == stack.DeliverState && slices.ContainsFunc(r.ErrorEquals, func(e string) bool {
+					return e == "States.ALL" || e == "Lambda.Unknown" || e == "States.TaskFailed" || e == "Lambda.ClientExecutionTimeoutException"
+				}) {
+					t.Errorf("the attempt retries %v: the POST may already have happened", r.ErrorEquals)
+				}
+			}
+			if len(st.Catch) != 1 || !slices.Equal(st.Catch[0].ErrorEquals, []string{"States.ALL"}) ||
+				st.Catch[0].Next != tt.catchTo || st.Catch[0].ResultPath != stack.ErrorPath {
+				t.Errorf("Catch: got %+v, want States.ALL at %s to %s", st.Catch, stack.ErrorPath, tt.catchTo)
 			}
 		})
 	}
-	if want := webhook.DefaultSchedule.MaxAttempts() + 1; tasks != want {
-		t.Errorf("got %d tasks, want %d (one per attempt and MarkFailed)", tasks, want)
+	if p := d.States[stack.PauseState]; p.Seconds == nil || time.Duration(*p.Seconds)*time.Second != stack.PauseFor || p.Next != stack.ReconcileState {
+		t.Errorf("Pause: got %+v, want a wait of %s before Reconcile", p, stack.PauseFor)
 	}
-	for _, never := range []string{"States.ALL", "Lambda.Unknown", "States.TaskFailed", "Lambda.ClientExecutionTimeoutException"} {
-		if bytes.Contains(raw, []byte(never)) {
-			t.Errorf("definition retries %s: the POST may already have happened", never)
+	for name, typ := range map[string]string{stack.ExhaustedState: "Succeed", stack.HandedOffState: "Succeed", stack.DoneState: "Succeed",
+		stack.StrandedState: "Fail", stack.UnknownState: "Fail"} {
+		if got := d.States[name].Type; got != typ {
+			t.Errorf("%s: got a %s, want a %s", name, got, typ)
 		}
 	}
 }
