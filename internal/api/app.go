@@ -143,8 +143,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := func(a *webhook.App) string { return a.ID }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, mapItems(page.Items, newAppOut)))
-	return nil
+	return writeList(s, w, r, opts, page, key, each(newAppOut))
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {

@@ -108,26 +108,25 @@ func (s *Server) listAttempts(w http.ResponseWriter, r *http.Request, f webhook.
 	if err != nil {
 		return err
 	}
-	data := make([]attemptOut, len(page.Items))
 	msgs := map[string]*messageOut{}
-	for i := range page.Items {
-		a := &page.Items[i]
-		data[i] = view.out(a)
+	conv := func(a *webhook.Attempt) (attemptOut, bool, error) {
+		out := view.out(a)
 		if !view.withMsg {
-			continue
+			return out, true, nil
 		}
 		m, seen := msgs[a.MsgID]
 		if !seen {
+			var err error
 			if m, err = s.messageOut(ctx, f.AppID, a.MsgID, view.withContent); err != nil {
-				return err
+				return out, false, err
 			}
 			msgs[a.MsgID] = m
 		}
-		data[i].Msg = m
+		out.Msg = m
+		return out, true, nil
 	}
 	key := func(a *webhook.Attempt) string { return a.ID }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, data))
-	return nil
+	return writeList(s, w, r, f.ListOptions, page, key, conv)
 }
 
 // messageOut loads a message for output; nil when it no longer exists
@@ -260,27 +259,21 @@ func (s *Server) listEndpointMessages(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	data := make([]endpointMessageOut, 0, len(page.Items))
-	for i := range page.Items {
-		d := &page.Items[i]
+	conv := func(d *webhook.Delivery) (endpointMessageOut, bool, error) {
 		m, err := s.messageOut(ctx, app.ID, d.MsgID, withContent)
-		if err != nil {
-			return err
-		}
-		if m == nil {
-			continue
+		if err != nil || m == nil { // nil: its retention ended
+			return endpointMessageOut{}, false, err
 		}
 		st := statusView(d.Status, expanded)
-		data = append(data, endpointMessageOut{
+		return endpointMessageOut{
 			messageOut:  *m,
 			Status:      int(st),
 			StatusText:  st.String(),
 			NextAttempt: nextAttempt(d),
-		})
+		}, true, nil
 	}
 	key := func(d *webhook.Delivery) string { return d.MsgID }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, data))
-	return nil
+	return writeList(s, w, r, f.ListOptions, page, key, conv)
 }
 
 // messageEndpointOut is MessageEndpointOut: an endpoint and the delivery
@@ -311,25 +304,22 @@ func (s *Server) listMessageEndpoints(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	data := make([]messageEndpointOut, 0, len(page.Items))
-	for i := range page.Items {
-		d := &page.Items[i]
+	conv := func(d *webhook.Delivery) (messageEndpointOut, bool, error) {
 		ep, err := s.store.GetEndpoint(ctx, app.ID, d.EndpointID)
 		if webhook.IsNotFound(err) {
-			continue // deleted since
+			return messageEndpointOut{}, false, nil // deleted since
 		}
 		if err != nil {
-			return err
+			return messageEndpointOut{}, false, err
 		}
 		st := statusView(d.Status, expanded)
-		data = append(data, messageEndpointOut{
+		return messageEndpointOut{
 			endpointOut: newEndpointOut(ep),
 			Status:      int(st),
 			StatusText:  st.String(),
 			NextAttempt: nextAttempt(d),
-		})
+		}, true, nil
 	}
 	key := func(d *webhook.Delivery) string { return d.EndpointID }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, data))
-	return nil
+	return writeList(s, w, r, opts, page, key, conv)
 }

@@ -38,6 +38,14 @@
 //     one of the list (undecodable, wrong id prefix, bad name) is a 422 at
 //     ["query", "iterator"]. Query dates accept a '+' offset
 //     that arrived unencoded (as a space).
+//   - List pages also stop at a byte budget (maxPageBytes, 5 MiB): every
+//     list, in both modes, stops adding items before its response would
+//     pass it, counted as the api Lambda sends it (the body escaped into
+//     a JSON string, or base64 if it is not UTF-8), and then answers done
+//     false with iterators that continue right after the last item it
+//     holds. A page holds at least one item. Lambda refuses responses over
+//     6 MB, and 250 messages with content can weigh 64 MB; so a page can
+//     hold fewer than limit items while more follow.
 //   - Apps: PUT creates (201) only when {app_id} is a valid uid; the body's
 //     uid, if any, must then match it. PUT and PATCH keep the stored uid
 //     when the body has none (SDKs omit unset fields).

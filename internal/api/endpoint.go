@@ -402,8 +402,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := func(ep *webhook.Endpoint) string { return ep.ID }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, mapItems(page.Items, newEndpointOut)))
-	return nil
+	return writeList(s, w, r, opts, page, key, each(newEndpointOut))
 }
 
 func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {

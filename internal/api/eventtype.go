@@ -181,8 +181,7 @@ func (s *Server) listEventTypes(w http.ResponseWriter, r *http.Request) error {
 	}
 	conv := func(et *webhook.EventType) eventTypeOut { return newEventTypeOut(et, withContent) }
 	key := func(et *webhook.EventType) string { return et.Name }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, mapItems(page.Items, conv)))
-	return nil
+	return writeList(s, w, r, f.ListOptions, page, key, each(conv))
 }
 
 // createEventType creates an event type. Creating one that exists archived

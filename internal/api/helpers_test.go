@@ -116,7 +116,8 @@ func (d *fakeDeliveries) Recover(ctx context.Context, ep *webhook.Endpoint, sinc
 	return webhook.RecoverTask{ID: webhook.NewID(webhook.PrefixTask), Status: "running", UpdatedAt: d.clock.Now()}, nil
 }
 
-// harness is a Server over SQLite in a temporary directory.
+// harness is a Server over a store: SQLite in a temporary directory
+// unless made with newHarnessOn.
 type harness struct {
 	t     testing.TB
 	srv   *Server
@@ -130,16 +131,31 @@ type harness struct {
 // one so that KSUIDs and timestamps tell the same story.
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// newHarness returns a harness; configure, if given, adjusts the Config.
+// newHarness returns a harness over SQLite; configure, if given, adjusts
+// the Config.
 func newHarness(t testing.TB, configure ...func(*Config)) *harness {
 	t.Helper()
-	clock := &fakeClock{t: t0}
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hookstep.db"), clock)
+	return newHarnessOn(t, openSQLite, configure...)
+}
+
+// openSQLite opens a store in a temporary directory, closed when the test
+// ends.
+func openSQLite(t testing.TB, clock webhook.Clock) webhook.Store {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hookstep.db"), clock)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// newHarnessOn returns a harness over the store that open returns for the
+// harness's clock.
+func newHarnessOn(t testing.TB, open func(testing.TB, webhook.Clock) webhook.Store, configure ...func(*Config)) *harness {
+	t.Helper()
+	clock := &fakeClock{t: t0}
+	store := open(t, clock)
 	dels := &fakeDeliveries{store: store, clock: clock}
 	logs := &bytes.Buffer{}
 	cfg := Config{

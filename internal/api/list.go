@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -75,13 +79,150 @@ func decodeIterator(it string, valid func(string) bool) (key string, backward, o
 	return key, raw[0] == iteratorBackward, valid(key)
 }
 
-// mapItems converts every item of a page.
-func mapItems[T, O any](items []T, conv func(*T) O) []O {
-	out := make([]O, len(items))
-	for i := range items {
-		out[i] = conv(&items[i])
+// maxPageBytes is the most a list response may weigh, counted as
+// pageSize counts it: 5 MiB. A page stops filling before it would pass
+// this and answers done false, so a client just follows the iterator.
+// Why: on AWS the response leaves the api Lambda as the body string of an
+// API Gateway proxy response, and Lambda refuses a synchronous response
+// over 6 MB (the client then gets a 502): 250 messages of 256 KiB would be
+// 64 MB. The MiB left over holds the proxy envelope and headers (under
+// 1 KiB), and still leaves room if AWS's 6 MB means 6,000,000 bytes. Local
+// mode has no such limit but pages the same way, so clients see one
+// behaviour.
+const maxPageBytes = 5 << 20
+
+// pageEnvelopeBytes is counted for the envelope around a page's items:
+// its keys, done, and two iterators (an iterator of a 256-character event
+// type name is 344 characters).
+const pageEnvelopeBytes = 1 << 10
+
+// pageSize adds up the weight of a response as it leaves Lambda, an upper
+// bound of its weight anywhere else. The body travels as a JSON string
+// (aws-lambda-go's encoding/json, HTML escaping off), where '"' and '\'
+// take two bytes, control characters two or six, and U+2028 and U+2029
+// six; a body that is not valid UTF-8 travels base64-encoded instead
+// (lambdafn.Proxy), 4 bytes per 3 — a payload's strings may hold invalid
+// UTF-8, which json.Compact lets through.
+type pageSize struct {
+	raw, escaped int
+	binary       bool
+}
+
+// add counts b, a part of the body.
+func (z *pageSize) add(b []byte) {
+	z.raw += len(b)
+	z.escaped += escapedLen(b)
+	z.binary = z.binary || !utf8.Valid(b)
+}
+
+// wire is the weight of what was added, as it leaves Lambda.
+func (z pageSize) wire() int {
+	if z.binary {
+		return base64.StdEncoding.EncodedLen(z.raw)
 	}
-	return out
+	return z.escaped
+}
+
+// escapedLen is the length of b inside a JSON string, without the quotes,
+// as encoding/json writes it with HTML escaping off (invalid UTF-8 aside:
+// such a body is sent base64-encoded).
+func escapedLen(b []byte) int {
+	n := len(b)
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		case c < 0x20:
+			n += 5 // \u00XX
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
+			n += 3 // U+2028, U+2029 as \u2028, \u2029
+			i += 2
+		}
+	}
+	return n
+}
+
+// pageBudget is the most a list response may weigh: maxPageBytes, or a
+// test's smaller budget.
+func (s *Server) pageBudget() int {
+	if s.pageBytes > 0 {
+		return s.pageBytes
+	}
+	return maxPageBytes
+}
+
+// writeList writes one page of a list read with opts. It converts the
+// page's items in the direction of travel — conv may leave an item out
+// (ok false: gone since it was listed), and is not called for items past
+// the cut — and stops before the response would weigh more than the page
+// budget, keeping at least one item whatever its size. A page cut short
+// answers done false, its iterator (or, read backwards, its prevIterator)
+// continuing right after the last item it kept, so following iterators
+// neither skips nor repeats an item.
+func writeList[T, O any](s *Server, w http.ResponseWriter, r *http.Request, opts webhook.ListOptions, page webhook.Page[T], key func(*T) string, conv func(*T) (O, bool, error)) error {
+	backward := opts.Backward && opts.Cursor != "" // the stores read forwards without a cursor
+	budget := s.pageBudget()
+	size := pageSize{raw: pageEnvelopeBytes, escaped: pageEnvelopeBytes}
+	var data []json.RawMessage
+	kept := len(page.Items)
+	for n := range page.Items {
+		i := n
+		if backward {
+			i = len(page.Items) - 1 - n
+		}
+		out, ok, err := conv(&page.Items[i])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		b, err := encodeItem(out)
+		if err != nil {
+			return err
+		}
+		next := size
+		next.add(b)
+		if len(data) > 0 {
+			next.add(comma)
+			if next.wire() > budget {
+				kept = n
+				break
+			}
+		}
+		size, data = next, append(data, b)
+	}
+	if kept < len(page.Items) {
+		if backward {
+			page.Items = page.Items[len(page.Items)-kept:]
+		} else {
+			page.Items = page.Items[:kept]
+		}
+		page.More = true
+	}
+	if backward {
+		slices.Reverse(data) // back to the list's order
+	}
+	s.writeJSON(w, r, http.StatusOK, newList(page, key, data))
+	return nil
+}
+
+var comma = []byte{','}
+
+// encodeItem encodes one item of a list as writeJSON would.
+func encodeItem(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// each converts every item with f, leaving none out, for writeList.
+func each[T, O any](f func(*T) O) func(*T) (O, bool, error) {
+	return func(t *T) (O, bool, error) { return f(t), true, nil }
 }
 
 // query reads query parameters, collecting problems at ["query", name].

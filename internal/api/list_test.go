@@ -15,13 +15,15 @@ type page struct {
 	iterator     any
 	prevIterator any
 	done         bool
+	body         []byte // the response as sent
 }
 
 func (h *harness) page(path string) page {
 	h.t.Helper()
-	m := h.must(http.StatusOK, "GET", path, nil).JSON(h.t)
+	res := h.must(http.StatusOK, "GET", path, nil)
+	m := res.JSON(h.t)
 	wantKeys(h.t, "list", m, "data", "iterator", "prevIterator", "done")
-	var p page
+	p := page{body: res.Body}
 	for _, d := range m["data"].([]any) {
 		item := d.(map[string]any)
 		id := item["id"]

@@ -192,8 +192,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 	}
 	conv := func(m *webhook.Message) messageOut { return newMessageOut(m, withContent) }
 	key := func(m *webhook.Message) string { return m.ID }
-	s.writeJSON(w, r, http.StatusOK, newList(page, key, mapItems(page.Items, conv)))
-	return nil
+	return writeList(s, w, r, f.ListOptions, page, key, each(conv))
 }
 
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) error {

@@ -62,6 +62,7 @@ type Server struct {
 	serverHeader string
 	fallback     http.Handler
 	mux          *http.ServeMux
+	pageBytes    int // list response budget; 0 means maxPageBytes (tests set less)
 }
 
 // New returns the API handler for cfg.

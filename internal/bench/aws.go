@@ -181,6 +181,13 @@ func (f *awsFixture) serveFake(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// startedCount is how many StartExecution calls the fake has answered.
+func (f *awsFixture) startedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.started
+}
+
 // functionEnv is the environment the functions get under the emulator,
 // as the stack sets it, with the endpoints pointing at this machine.
 func (f *awsFixture) functionEnv(name string) []string {
@@ -390,10 +397,12 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 	if err := f.warmDeliver(ctx, opts, lr, bootstraps["deliver"], app1, appFail); err != nil {
 		return nil, nil, err
 	}
-	if err := f.warmAPI(ctx, opts, lr, bootstraps["api"], app1, app10); err != nil {
+	starts, err := f.warmAPI(ctx, opts, lr, bootstraps["api"], app1, app10)
+	if err != nil {
 		return nil, nil, err
 	}
 	cost.model(lr)
+	cost.Quotas = modelQuotas(StepFunctionsQuotas, cost.Transitions, starts)
 	return lr, cost, nil
 }
 
@@ -475,11 +484,13 @@ func (f *awsFixture) warmDeliver(ctx context.Context, opts AWSOptions, lr *Lambd
 	return nil
 }
 
-// warmAPI times api's invocations of POST .../msg for fan-out 1 and 10.
-func (f *awsFixture) warmAPI(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, app10 string) error {
+// warmAPI times api's invocations of POST .../msg for fan-out 1 and 10,
+// and counts the StartExecution calls they make per delivery.
+func (f *awsFixture) warmAPI(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, app10 string) (Starts, error) {
+	var starts Starts
 	e, err := startEmulator(opts.RIE, bootstrap, f.functionEnv("api"))
 	if err != nil {
-		return err
+		return starts, err
 	}
 	defer e.stop()
 	post := func(appID string) func(int) any {
@@ -488,26 +499,32 @@ func (f *awsFixture) warmAPI(ctx context.Context, opts AWSOptions, lr *LambdaRes
 		}
 	}
 	if _, err := e.invoke(ctx, apiEvent("GET", "/api/v1/health", ""), nil); err != nil {
-		return fmt.Errorf("api: %w", err)
+		return starts, fmt.Errorf("api: %w", err)
 	}
 	pid, err := e.runtimePid(bootstrap)
 	if err != nil {
-		return err
+		return starts, err
 	}
 	n := max(10, opts.Invocations/2)
+	n10 := max(10, n/4)
+	s0 := f.startedCount()
 	one, cpu1, logs1, err := timeInvocations(ctx, e, pid, n, post(app1), 202)
 	if err != nil {
-		return fmt.Errorf("api: %w", err)
+		return starts, fmt.Errorf("api: %w", err)
 	}
-	ten, cpu10, logs10, err := timeInvocations(ctx, e, pid, max(10, n/4), post(app10), 202)
+	s1 := f.startedCount()
+	ten, cpu10, logs10, err := timeInvocations(ctx, e, pid, n10, post(app10), 202)
 	if err != nil {
-		return fmt.Errorf("api: %w", err)
+		return starts, fmt.Errorf("api: %w", err)
 	}
+	s10 := f.startedCount()
+	starts.FanOut1 = float64(s1-s0) / float64(n)
+	starts.FanOut10 = float64(s10-s1) / float64(n10*10)
 	fr := lr.function("api")
 	fr.Workloads = append(fr.Workloads,
 		workload("POST msg, fan-out 1", one, cpu1, logs1, fr.MemoryMB),
 		workload("POST msg, fan-out 10", ten, cpu10, logs10, fr.MemoryMB))
-	return nil
+	return starts, nil
 }
 
 // messages posts n messages to the app through the in-process API and

@@ -75,6 +75,8 @@ type CostResult struct {
 	Transitions Transitions `json:"stateMachine"`
 	Paths       []PathCost  `json:"paths"`
 	Notes       []string    `json:"notes"`
+	// Quotas is the throughput Step Functions' quotas allow these paths.
+	Quotas *QuotaModel `json:"stepFunctionsQuotas,omitempty"`
 }
 
 // Transitions are the state machine's paths, walked on its definition.

@@ -21,6 +21,10 @@
 //     schedule, Step Functions state transitions counted by walking the
 //     synthesized state machine, Lambda invocations and GB-seconds from
 //     measured durations, multiplied by AWS's published prices (Prices).
+//     With the StartExecution calls per delivery that the api function
+//     makes under the emulator, the same transitions give the deliveries
+//     per second that the account's Step Functions quotas allow, per
+//     region class (StepFunctionsQuotas).
 //
 // What is measured, and how:
 //

@@ -113,6 +113,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	if r.Cost != nil {
 		r.Cost.writeTable(w)
+		if r.Cost.Quotas != nil {
+			r.Cost.Quotas.writeTable(w)
+		}
 	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(w, "Targets")
