@@ -151,10 +151,11 @@ func (s *Store) UpdateApp(ctx context.Context, app *webhook.App, ifUpdatedAt tim
 
 // DeleteApp implements webhook.Store. Children go first and the app item
 // last, so that a delete that dies half-way leaves a visible app, which a
-// retried delete finishes: for each of the app's messages (IndexList) the
-// message partition (message, deliveries, attempts) and its event-id
-// claim; then the app partition (endpoints and their uid claims); then the
-// app and its uid claim. The work is proportional to the app's items.
+// retried delete finishes: for each of the app's messages (IndexList, its
+// shards concurrently) the message partition (message, deliveries,
+// attempts) and its event-id claim; then the app partition (endpoints and
+// their uid claims); then the app and its uid claim. The work is
+// proportional to the app's items.
 func (s *Store) DeleteApp(ctx context.Context, id string) error {
 	if _, found, err := s.getItem(ctx, appKey(id), true); err != nil {
 		return wrapf(err, "delete app %s", id)
@@ -162,15 +163,17 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 		return webhook.NotFound("app %s not found", id)
 	}
 
-	var e expr
-	msgs := &dynamodb.QueryInput{
-		IndexName:                 aws.String(IndexList),
-		KeyConditionExpression:    aws.String(partitionCond(&e, AttrListPK, appMessages(id), AttrListSK, "")),
-		ProjectionExpression:      aws.String(e.n(AttrListSK)), // the message id
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
+	msgs := func(pk string) *dynamodb.QueryInput {
+		var e expr
+		return &dynamodb.QueryInput{
+			IndexName:                 aws.String(IndexList),
+			KeyConditionExpression:    aws.String(partitionCond(&e, AttrListPK, pk, AttrListSK, "")),
+			ProjectionExpression:      aws.String(e.n(AttrListSK)), // the message id
+			ExpressionAttributeNames:  e.nameMap(),
+			ExpressionAttributeValues: e.valueMap(),
+		}
 	}
-	err := s.eachPage(ctx, msgs, func(page []item) error {
+	err := s.eachShardPage(ctx, shards(appMessages(id), MessageShards), msgs, func(page []item) error {
 		for _, m := range page {
 			if err := s.deleteMessage(ctx, id, stringAttr(m, AttrListSK)); err != nil {
 				return err

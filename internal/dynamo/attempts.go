@@ -183,9 +183,9 @@ func (s *Store) GetAttempt(ctx context.Context, appID, msgID, attemptID string) 
 
 // ListAttempts implements webhook.Store. With MsgID set it lists the
 // message partition ("A#" + attempt id; EndpointID, if also set,
-// filters); with only EndpointID, the endpoint's IndexEndpoint partition,
-// whose entries carry the filtered attributes, then the page's attempts
-// from the table.
+// filters); with only EndpointID, the endpoint's IndexEndpoint shards,
+// merged, whose entries carry the filtered attributes, then the page's
+// attempts from the table.
 func (s *Store) ListAttempts(ctx context.Context, f webhook.AttemptFilter) (webhook.Page[webhook.Attempt], error) {
 	now := s.clock.Now()
 	var q listQuery
@@ -195,7 +195,7 @@ func (s *Store) ListAttempts(ctx context.Context, f webhook.AttemptFilter) (webh
 		q = listQuery{pkAttr: AttrPK, skAttr: AttrSK, pk: messagePartition(f.AppID, f.MsgID), prefix: "A#", consistent: true}
 		byEndpoint = f.EndpointID
 	case f.EndpointID != "":
-		q = listQuery{index: IndexEndpoint, pkAttr: AttrEndpointPK, skAttr: AttrEndpointSK, pk: endpointPartition(f.AppID, f.EndpointID), prefix: "A#"}
+		q = listQuery{index: IndexEndpoint, pkAttr: AttrEndpointPK, skAttr: AttrEndpointSK, pk: endpointPartition(f.AppID, f.EndpointID), shards: EndpointShards, prefix: "A#"}
 	default:
 		return webhook.Page[webhook.Attempt]{}, fmt.Errorf("dynamo: list attempts: filter names neither a message nor an endpoint")
 	}

@@ -3,6 +3,8 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,8 +32,8 @@ func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string
 
 // ListDeliveries implements webhook.Store. With MsgID set it lists the
 // message partition ("D#" + endpoint id; EndpointID, if also set,
-// filters); with only EndpointID, the endpoint's IndexEndpoint partition
-// ("D#" + message id), which projects whole deliveries.
+// filters); with only EndpointID, the endpoint's IndexEndpoint shards
+// ("D#" + message id), merged, which project whole deliveries.
 func (s *Store) ListDeliveries(ctx context.Context, f webhook.DeliveryFilter) (webhook.Page[webhook.Delivery], error) {
 	now := s.clock.Now()
 	var q listQuery
@@ -41,7 +43,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f webhook.DeliveryFilter) (w
 		q = listQuery{pkAttr: AttrPK, skAttr: AttrSK, pk: messagePartition(f.AppID, f.MsgID), prefix: "D#", consistent: true}
 		byEndpoint = f.EndpointID
 	case f.EndpointID != "":
-		q = listQuery{index: IndexEndpoint, pkAttr: AttrEndpointPK, skAttr: AttrEndpointSK, pk: endpointPartition(f.AppID, f.EndpointID), prefix: "D#"}
+		q = listQuery{index: IndexEndpoint, pkAttr: AttrEndpointPK, skAttr: AttrEndpointSK, pk: endpointPartition(f.AppID, f.EndpointID), shards: EndpointShards, prefix: "D#"}
 	default:
 		return webhook.Page[webhook.Delivery]{}, fmt.Errorf("dynamo: list deliveries: filter names neither a message nor an endpoint")
 	}
@@ -222,23 +224,26 @@ func (s *Store) FinishDelivery(ctx context.Context, ref webhook.Ref, status webh
 }
 
 // CancelDeliveries implements webhook.Store: the endpoint's unfinished
-// deliveries from IndexEndpoint, each canceled by a conditional update
-// (still unfinished). The index lags writes slightly, so a delivery
-// created in the same instant may be missed; its run then stops at its
-// first attempt, which finds the endpoint disabled.
+// deliveries from its IndexEndpoint shards (concurrently), each canceled
+// by a conditional update (still unfinished). The index lags writes
+// slightly, so a delivery created in the same instant may be missed; its
+// run then stops at its first attempt, which finds the endpoint disabled.
 func (s *Store) CancelDeliveries(ctx context.Context, appID, endpointID string, now time.Time) (int, error) {
-	var e expr
-	filter := e.unfinished()
-	in := &dynamodb.QueryInput{
-		IndexName:                 aws.String(IndexEndpoint),
-		KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, endpointPartition(appID, endpointID), AttrEndpointSK, "D#")),
-		FilterExpression:          &filter,
-		ProjectionExpression:      aws.String(e.n("msgId")),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
+	query := func(pk string) *dynamodb.QueryInput {
+		var e expr
+		filter := e.unfinished()
+		return &dynamodb.QueryInput{
+			IndexName:                 aws.String(IndexEndpoint),
+			KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, pk, AttrEndpointSK, "D#")),
+			FilterExpression:          &filter,
+			ProjectionExpression:      aws.String(e.n("msgId")),
+			ExpressionAttributeNames:  e.nameMap(),
+			ExpressionAttributeValues: e.valueMap(),
+		}
 	}
-	n := 0
-	err := s.eachPage(ctx, in, func(page []item) error {
+	var n atomic.Int64
+	pks := shards(endpointPartition(appID, endpointID), EndpointShards)
+	err := s.eachShardPage(ctx, pks, query, func(page []item) error {
 		for _, it := range page {
 			ref := webhook.Ref{AppID: appID, MsgID: stringAttr(it, "msgId"), EndpointID: endpointID}
 			var ue expr
@@ -252,12 +257,12 @@ func (s *Store) CancelDeliveries(ctx context.Context, appID, endpointID string, 
 				return err
 			}
 			if applied {
-				n++
+				n.Add(1)
 			}
 		}
 		return nil
 	})
-	return n, wrapf(err, "cancel deliveries of endpoint %s", endpointID)
+	return int(n.Load()), wrapf(err, "cancel deliveries of endpoint %s", endpointID)
 }
 
 // ListUndispatched implements webhook.Store: the unfinished deliveries of
@@ -271,28 +276,35 @@ func (s *Store) ListUndispatched(ctx context.Context, before time.Time, limit in
 }
 
 // EndpointStats implements webhook.Store: the endpoint's deliveries from
-// IndexEndpoint, reading only status, counted here. Statuses without
-// deliveries are absent from the map.
+// its IndexEndpoint shards (concurrently), reading only status, counted
+// here. Statuses without deliveries are absent from the map.
 func (s *Store) EndpointStats(ctx context.Context, appID, endpointID string, since, until time.Time) (map[webhook.Status]int, error) {
-	var e expr
-	conds := []string{e.notExpired(s.clock.Now())}
-	if !since.IsZero() {
-		conds = append(conds, e.n("createdAt")+" >= "+e.v(num(since.UnixMilli())))
+	now := s.clock.Now()
+	query := func(pk string) *dynamodb.QueryInput {
+		var e expr
+		conds := []string{e.notExpired(now)}
+		if !since.IsZero() {
+			conds = append(conds, e.n("createdAt")+" >= "+e.v(num(since.UnixMilli())))
+		}
+		if !until.IsZero() {
+			conds = append(conds, e.n("createdAt")+" < "+e.v(num(until.UnixMilli())))
+		}
+		filter := and(conds...)
+		return &dynamodb.QueryInput{
+			IndexName:                 aws.String(IndexEndpoint),
+			KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, pk, AttrEndpointSK, "D#")),
+			FilterExpression:          &filter,
+			ProjectionExpression:      aws.String(e.n("status")),
+			ExpressionAttributeNames:  e.nameMap(),
+			ExpressionAttributeValues: e.valueMap(),
+		}
 	}
-	if !until.IsZero() {
-		conds = append(conds, e.n("createdAt")+" < "+e.v(num(until.UnixMilli())))
-	}
-	filter := and(conds...)
-	in := &dynamodb.QueryInput{
-		IndexName:                 aws.String(IndexEndpoint),
-		KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, endpointPartition(appID, endpointID), AttrEndpointSK, "D#")),
-		FilterExpression:          &filter,
-		ProjectionExpression:      aws.String(e.n("status")),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
-	}
+	var mu sync.Mutex
 	stats := make(map[webhook.Status]int)
-	err := s.eachPage(ctx, in, func(page []item) error {
+	pks := shards(endpointPartition(appID, endpointID), EndpointShards)
+	err := s.eachShardPage(ctx, pks, query, func(page []item) error {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, it := range page {
 			stats[webhook.Status(numAttr(it, "status"))]++
 		}

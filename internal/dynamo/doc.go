@@ -30,9 +30,9 @@
 //
 //	IndexList      app          APP / <app>
 //	               event type   ET / <name>
-//	               message      MSG#<app> / <msg>
-//	IndexEndpoint  delivery     EP#<app>#<ep> / D#<msg>
-//	               attempt      EP#<app>#<ep> / A#<att>
+//	               message      MSG#<app>[#<s>] / <msg>               <s> = shard of <msg>, absent for 0
+//	IndexEndpoint  delivery     EP#<app>#<ep>[#<s>] / D#<msg>         <s> = shard of <msg>, absent for 0
+//	               attempt      EP#<app>#<ep>[#<s>] / A#<att>         <s> = shard of its <msg>, absent for 0
 //	IndexSweep     endpoint     FAILING / <failingSince>#<app>#<ep>   while enabled and failing
 //	               delivery     U#<0..7> / <updatedAt>#<msg>#<ep>      while unfinished and undispatched
 //
@@ -45,6 +45,20 @@
 // The two INCLUDE indexes leave payloads and responses out, so every index
 // entry stays under 1 KB; lists that need them read the page's items from
 // the table with BatchGetItem.
+//
+// An app's messages and an endpoint's deliveries and attempts are spread
+// over MessageShards and EndpointShards (8 each) index partitions, so
+// that a hot app or endpoint does not write one partition (Limits): the
+// shard of an item is fnv-32a(message id) mod 8, so a message's delivery
+// to an endpoint and its attempts there share a shard, and an item
+// written again keeps it. Shard 0 is the bare key, without "#0": it is
+// the key of every entry written before the indexes were sharded, so
+// those are read as part of shard 0, with neither a migration nor an
+// extra query. They stay there until they expire (the message's
+// retention, at most 90 days; updates leave epPk alone), and until then
+// shard 0 holds more than its share, which costs a list more requests on
+// shard 0, never wrong pages. The shard counts may only grow: a shard no
+// longer read would hide its items.
 //
 // # Access patterns
 //
@@ -64,23 +78,28 @@
 //	message by id (API, deliver)                           GetItem MSG#<app>#<msg>/M
 //	message by eventId, the newest (API)                   GetItem EVT#<app>#<eventId>/EVT → owner → message
 //	eventId unused within 24 h (CreateMessage)             conditional PutItem of the event-id claim
-//	an app's messages, newest or oldest first, filtered    Query IndexList MSG#<app>, filter eventType IN, contains(channels),
-//	  by event types, channel, before/after (API)            ts range, not expired; BatchGetItem
+//	an app's messages, newest or oldest first, filtered    Query IndexList MSG#<app>[#<s>], each of the 8 shards, filter
+//	  by event types, channel, before/after (API)            eventType IN, contains(channels), ts range, not expired;
+//	                                                         merged by id; BatchGetItem
 //	delivery of a message to an endpoint (deliver, API)    GetItem MSG#<app>#<msg>/D#<ep>
 //	deliveries by message (API)                            Query MSG#<app>#<msg>, begins_with(sk, "D#"), filters
-//	deliveries by endpoint, filtered by status, event      Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "D#"), filters
-//	  type, channel, created in [since, until) — the
+//	deliveries by endpoint, filtered by status, event      Query IndexEndpoint EP#<app>#<ep>[#<s>], each of the 8 shards,
+//	  type, channel, created in [since, until) — the         begins_with(epSk, "D#"), filters; merged by message id
 //	  failed/canceled ones in [since, until) for recover
-//	unfinished deliveries of an endpoint (cancel)          the same, filter status IN (pending, sending); UpdateItem each
-//	delivery counts by status in [since, until) (API)      the same, projecting status
+//	unfinished deliveries of an endpoint (cancel)          the 8 shards to their end, filter status IN (pending, sending);
+//	                                                         UpdateItem each
+//	delivery counts by status in [since, until) (API)      the 8 shards to their end, projecting status
 //	deliveries never dispatched, oldest first (sweeper)    Query IndexSweep U#0 .. U#7, sweepSk < <T>, merged; BatchGetItem, re-checked
 //	attempt by id (API)                                    GetItem MSG#<app>#<msg>/A#<att>
 //	attempts by message (API)                              Query MSG#<app>#<msg>, begins_with(sk, "A#"), filters
-//	attempts by endpoint, newest first (API)               Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "A#"),
-//	                                                         ScanIndexForward false, filters; BatchGetItem
+//	attempts by endpoint, newest first (API)               Query IndexEndpoint EP#<app>#<ep>[#<s>], each of the 8 shards,
+//	                                                         begins_with(epSk, "A#"), ScanIndexForward false, filters;
+//	                                                         merged by attempt id; BatchGetItem
 //	idempotency record (API)                               conditional PutItem / GetItem IDEM#<key>/IDEM
-//	everything of an app (DeleteApp)                       Query IndexList MSG#<app> → each message partition; Query APP#<app>
-//	an endpoint's deliveries (DeleteEndpoint)              Query IndexEndpoint EP#<app>#<ep>, begins_with(epSk, "D#")
+//	everything of an app (DeleteApp)                       Query IndexList MSG#<app>[#<s>], the 8 shards → each message
+//	                                                         partition; Query APP#<app>
+//	an endpoint's deliveries (DeleteEndpoint)              Query IndexEndpoint EP#<app>#<ep>[#<s>], the 8 shards,
+//	                                                         begins_with(epSk, "D#")
 //	Play: link a token to an endpoint (dashboard)          PutItem PLAY#<token>/LINK
 //	Play: the endpoint of a token (dashboard)              GetItem PLAY#<token>/LINK, not expired
 //	Play: keep a request (dashboard's receiver)            PutItem PLAY#<token>/R#...; conditional UpdateItem of the
@@ -94,6 +113,14 @@
 // cursor and prefix + U+10FFFF (or prefix and prefix + cursor backwards),
 // and the item equal to the cursor is dropped. Filters are
 // FilterExpressions, so a sparse filter may read several pages for one.
+// A sharded list sends the same key condition and filter to every shard,
+// concurrently (at most 8 requests in flight per call), and merges the
+// shards in sort key order, taking an item only when every shard not read
+// to its end has one at hand; sort keys are unique across the shards, so
+// pages, cursors and More are those of one partition. A shard's first
+// request asks for twice its share of the page (2*ceil((limit+1)/8)+2
+// entries); a shard that runs out before the page is full is read on,
+// with doubling requests, as a filtered list is.
 //
 // Table reads are strongly consistent, except that messages and attempts,
 // which never change, are read eventually consistently first and again
@@ -177,13 +204,37 @@
 //
 // # Limits
 //
-// One app's messages share an IndexList partition, which takes about 1000
-// writes a second. GetMessage by event id follows the event-id claim,
-// which names the newest message with the id: an older message with the
-// same event id is found by its id only. The cost of DeleteApp grows with
-// the app's data. A Play request item stays well under DynamoDB's 400 KB:
-// its body is cut to play.KeepBytes (64 KiB) and API Gateway limits
-// headers to 10 KiB.
+// An index partition takes about 1000 write units a second, and the sort
+// keys of an endpoint's and an app's entries are KSUIDs, which grow with
+// time, so DynamoDB cannot split a hot partition by sort key: every write
+// lands at its end. A happy delivery writes about 4 IndexEndpoint entries
+// of under 1 KB (the delivery's put at fan-out, its update when
+// dispatched, the attempt, the delivery's update at the end), and each
+// failed attempt 2 more. Unsharded, one endpoint topped out near 250
+// deliveries a second, and GSI throttling slows the table writes
+// themselves. With 8 shards one endpoint takes 8000 entries a second:
+// about 2000 happy deliveries, or 1300 that each fail once first, against
+// the goal of 1000 for one endpoint (the account's Step Functions quotas
+// allow about 500 deliveries a second in the large regions). 4 shards
+// would leave no headroom at 1000 a second; at 8 each shard writes about
+// 500 entries a second, and the hash's unevenness is far below the other
+// half (a shard's share of 1000 messages a second varies by about 10,
+// 40 entries). A message writes one
+// IndexList entry and never changes, so one app takes 8000 messages a
+// second against the goal of 2000; the app side has the same count so
+// that every sharded list costs the same (Cost), and 8 concurrent Queries
+// take about as long as 4. The next limit of a hot endpoint is its item:
+// the deliver function reads it twice per delivery (GetEndpoint and
+// RecordAttempt), strongly consistent, 1 read unit each under 4 KB, and
+// one item serves about 3000 read units a second: about 1500 deliveries a
+// second. IndexSweep's undispatched shards are sized separately
+// (UndispatchedShards).
+//
+// GetMessage by event id follows the event-id claim, which names the
+// newest message with the id: an older message with the same event id is
+// found by its id only. The cost of DeleteApp grows with the app's data.
+// A Play request item stays well under DynamoDB's 400 KB: its body is cut
+// to play.KeepBytes (64 KiB) and API Gateway limits headers to 10 KiB.
 //
 // # Cost
 //
@@ -192,7 +243,16 @@
 // success to a healthy endpoint) writes two items, the attempt and the
 // delivery, and their two IndexEndpoint entries: 4 write units when each
 // item is under 1 KB. The endpoint is written only when its health
-// changes.
+// changes. Sharding adds no write.
+//
+// Reads of a sharded partition pay for it: a page of messages, of an
+// endpoint's deliveries or of its attempts sends 8 Queries (concurrently,
+// so it takes about as long as one) where it sent one, each billed at
+// least 0.5 read unit (eventually consistent, per 4 KB). An empty list
+// costs 4 units instead of 0.5; a page of 50 reads up to 16 entries of a
+// few hundred bytes from each shard, about 8 units instead of about 2.5.
+// Endpoint stats, cancel and the deletes read the same entries as before,
+// in at least 8 Queries.
 //
 // Play, a testing aid, is paid per use: a received request costs its put
 // (1 write unit per KB), one link update, and a Query for the trim, which

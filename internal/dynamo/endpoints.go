@@ -168,9 +168,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *webhook.Endpoint, ifUpda
 }
 
 // DeleteEndpoint implements webhook.Store; NotFound if absent. Its
-// deliveries (IndexEndpoint) go first and the endpoint last, so a delete
-// that dies half-way leaves a visible endpoint that a retried delete
-// finishes. Its attempts stay in their messages' logs.
+// deliveries (IndexEndpoint, its shards concurrently) go first and the
+// endpoint last, so a delete that dies half-way leaves a visible endpoint
+// that a retried delete finishes. Its attempts stay in their messages'
+// logs.
 func (s *Store) DeleteEndpoint(ctx context.Context, appID, id string) error {
 	it, found, err := s.getItem(ctx, endpointKey(appID, id), true)
 	if err != nil {
@@ -179,15 +180,18 @@ func (s *Store) DeleteEndpoint(ctx context.Context, appID, id string) error {
 	if !found {
 		return webhook.NotFound("endpoint %s not found", id)
 	}
-	var e expr
-	in := &dynamodb.QueryInput{
-		IndexName:                 aws.String(IndexEndpoint),
-		KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, endpointPartition(appID, id), AttrEndpointSK, "D#")),
-		ProjectionExpression:      keysOnly(&e),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
+	query := func(pk string) *dynamodb.QueryInput {
+		var e expr
+		return &dynamodb.QueryInput{
+			IndexName:                 aws.String(IndexEndpoint),
+			KeyConditionExpression:    aws.String(partitionCond(&e, AttrEndpointPK, pk, AttrEndpointSK, "D#")),
+			ProjectionExpression:      keysOnly(&e),
+			ExpressionAttributeNames:  e.nameMap(),
+			ExpressionAttributeValues: e.valueMap(),
+		}
 	}
-	err = s.eachPage(ctx, in, func(page []item) error { return s.deleteMany(ctx, keysOf(page)) })
+	pks := shards(endpointPartition(appID, id), EndpointShards)
+	err = s.eachShardPage(ctx, pks, query, func(page []item) error { return s.deleteMany(ctx, keysOf(page)) })
 	if err != nil {
 		return wrapf(err, "delete endpoint %s: deliveries", id)
 	}

@@ -63,10 +63,12 @@ const (
 	failingPartition    = "FAILING" // IndexSweep: enabled endpoints (failing when they have a sort key)
 )
 
-// appMessages is an app's IndexList partition.
+// appMessages names an app's IndexList partitions: shard (shards.go)
+// spreads its messages over MessageShards of them.
 func appMessages(appID string) string { return "MSG#" + appID }
 
-// endpointPartition is an endpoint's IndexEndpoint partition.
+// endpointPartition names an endpoint's IndexEndpoint partitions: shard
+// spreads its deliveries and attempts over EndpointShards of them.
 func endpointPartition(appID, endpointID string) string { return "EP#" + appID + "#" + endpointID }
 
 // sweepShard is the IndexSweep partition of a delivery while its run is
@@ -264,7 +266,7 @@ type messageItem struct {
 func encodeMessage(m *webhook.Message) (item, error) {
 	k := messageKey(m.AppID, m.ID)
 	return attributevalue.MarshalMap(messageItem{
-		PK: k.pk, SK: k.sk, ListPK: appMessages(m.AppID), ListSK: m.ID,
+		PK: k.pk, SK: k.sk, ListPK: shard(appMessages(m.AppID), m.ID, MessageShards), ListSK: m.ID,
 		ID: m.ID, AppID: m.AppID, EventType: m.EventType, EventID: m.EventID, Payload: m.Payload,
 		Channels: m.Channels, Tags: m.Tags, Timestamp: millis(m.Timestamp),
 		ExpMs: millis(m.ExpiresAt), ExpiresAt: ttl(m.ExpiresAt),
@@ -319,7 +321,7 @@ func encodeDelivery(d *webhook.Delivery, msgExpiresAt time.Time) (item, error) {
 	k := deliveryKey(d.AppID, d.MsgID, d.EndpointID)
 	r := deliveryItem{
 		PK: k.pk, SK: k.sk,
-		EndpointPK: endpointPartition(d.AppID, d.EndpointID), EndpointSK: "D#" + d.MsgID,
+		EndpointPK: shard(endpointPartition(d.AppID, d.EndpointID), d.MsgID, EndpointShards), EndpointSK: "D#" + d.MsgID,
 		SweepSK: sweepSortKey(checkAt(d), d.MsgID, d.EndpointID),
 		AppID:   d.AppID, MsgID: d.MsgID, EndpointID: d.EndpointID, EventType: d.EventType, Channels: d.Channels,
 		Status: int(d.Status), Run: d.Run, Trigger: int(d.Trigger), Attempts: d.Attempts,
@@ -381,7 +383,7 @@ func encodeAttempt(a *webhook.Attempt) (item, error) {
 	k := attemptKey(a.AppID, a.MsgID, a.ID)
 	return attributevalue.MarshalMap(attemptItem{
 		PK: k.pk, SK: k.sk,
-		EndpointPK: endpointPartition(a.AppID, a.EndpointID), EndpointSK: "A#" + a.ID,
+		EndpointPK: shard(endpointPartition(a.AppID, a.EndpointID), a.MsgID, EndpointShards), EndpointSK: "A#" + a.ID,
 		ID: a.ID, AppID: a.AppID, MsgID: a.MsgID, EndpointID: a.EndpointID, EventType: a.EventType,
 		URL: a.URL, Response: a.Response, Code: a.ResponseStatusCode, DurationMs: a.ResponseDurationMs,
 		Status: int(a.Status), Trigger: int(a.Trigger), Timestamp: millis(a.Timestamp),

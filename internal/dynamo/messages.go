@@ -178,13 +178,13 @@ func (s *Store) readMessage(ctx context.Context, appID, id string, now time.Time
 	return &m, true, nil
 }
 
-// ListMessages implements webhook.Store: the app's IndexList partition,
-// filtered on the projected attributes, then the page's messages from the
-// table.
+// ListMessages implements webhook.Store: the app's IndexList shards,
+// filtered on the projected attributes and merged, then the page's
+// messages from the table.
 func (s *Store) ListMessages(ctx context.Context, f webhook.MessageFilter) (webhook.Page[webhook.Message], error) {
 	now := s.clock.Now()
 	q := listQuery{
-		index: IndexList, pkAttr: AttrListPK, skAttr: AttrListSK, pk: appMessages(f.AppID),
+		index: IndexList, pkAttr: AttrListPK, skAttr: AttrListSK, pk: appMessages(f.AppID), shards: MessageShards,
 		filter: func(e *expr) string {
 			conds := []string{e.notExpired(now), inAny(e, "eventType", f.EventTypes), hasChannel(e, f.Channel)}
 			if !f.Before.IsZero() {

@@ -26,12 +26,27 @@ const (
 	AttrListPK = "listPk"
 	AttrListSK = "listSk"
 
+	// MessageShards is the number of IndexList partitions an app's
+	// messages are spread over by message id, so that one app can write
+	// more messages than one partition takes (1000 writes a second);
+	// lists query every shard and merge them (doc.go, Limits). Only
+	// ever increase it: items in shards no longer read would be lost to
+	// lists.
+	MessageShards = 8
+
 	// IndexEndpoint holds an endpoint's deliveries (sort key "D#" +
 	// message id) and attempts ("A#" + attempt id). It projects whole
 	// deliveries and the attributes attempt filters read.
 	IndexEndpoint  = "byEndpoint"
 	AttrEndpointPK = "epPk"
 	AttrEndpointSK = "epSk"
+
+	// EndpointShards is the number of IndexEndpoint partitions an
+	// endpoint's deliveries and attempts are spread over by message id,
+	// so that one endpoint can take more deliveries than one partition's
+	// writes allow; lists query every shard and merge them. Only ever
+	// increase it, as MessageShards.
+	EndpointShards = 8
 
 	// IndexSweep is sparse and keys-only: it holds the enabled endpoints
 	// that are failing (partition "FAILING", sort key = failingSince) and
