@@ -155,6 +155,9 @@ func (s *Server) routes() {
 	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", s.resend)
 	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", s.listAttemptsByEndpoint)
 	s.handle("GET "+app+"/attempt/msg/{msg_id}", s.listAttemptsByMessage)
+
+	s.handle("GET /api/v1/background-task", s.listTasks)
+	s.handle("GET /api/v1/background-task/{task_id}", s.getTask)
 }
 
 // ServeHTTP serves the API. Paths outside /api/ answer 404 for now; the
