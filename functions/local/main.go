@@ -39,6 +39,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// taskProgress is delivery.Service.TaskProgress: nil, except in tests,
+// which pause a background task with it.
+var taskProgress func(context.Context, webhook.Task)
+
 func main() {
 	// The live heap is small (tens of MB) and under load the allocation
 	// rate is high, so the default GOGC=100 collects many times a second.
@@ -114,6 +118,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 			bg.Add(1)
 			go func() { defer bg.Done(); task(ctx) }()
 		},
+		TaskProgress: taskProgress,
 	}
 	queue := localqueue.New(store, svc.AttemptNext, clock, logger, localqueue.Config{
 		Workers: cfg.Workers, Lease: cfg.HTTPTimeout + 30*time.Second,
@@ -138,6 +143,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	sw := &sweeper.Sweeper{
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
 		DisableAfter: cfg.DisableAfter, RedriveAfter: 2 * time.Minute, Batch: 500,
+	}
+
+	// Background tasks a previous process left running (a recover cut
+	// short by a stop or a crash) go on from their last progress.
+	if n, err := svc.ResumeTasks(ctx, clock.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("resumed background tasks a previous process left running", "tasks", n)
 	}
 
 	handler := api.New(api.Config{

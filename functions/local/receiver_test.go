@@ -17,6 +17,8 @@ type receiver struct {
 	*httptest.Server
 	mu       sync.Mutex
 	requests []received
+	counts   map[string]int                // requests by message id
+	ok       map[string]bool               // message ids answered 2xx
 	answer   func(msgID string, n int) int // n counts this message's requests from 1
 }
 
@@ -30,7 +32,7 @@ type received struct {
 
 func newReceiver(t *testing.T, answer func(msgID string, n int) int) *receiver {
 	t.Helper()
-	r := &receiver{answer: answer}
+	r := &receiver{answer: answer, counts: map[string]int{}, ok: map[string]bool{}}
 	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
 	// Against a deployment in containers (LocalStack), the receiver must be
 	// reachable from there: HOOKSTEP_E2E_LISTEN picks the address and
@@ -57,15 +59,14 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	id := req.Header.Get("webhook-id")
 	r.mu.Lock()
-	n := 1
-	for _, p := range r.requests {
-		if p.Header.Get("webhook-id") == id {
-			n++
-		}
-	}
+	r.counts[id]++
+	n := r.counts[id]
 	status := http.StatusOK
 	if r.answer != nil {
 		status = r.answer(id, n)
+	}
+	if status < 300 {
+		r.ok[id] = true
 	}
 	r.requests = append(r.requests, received{Path: req.URL.Path, Header: req.Header.Clone(), Body: body, At: time.Now(), Status: status})
 	r.mu.Unlock()
@@ -94,10 +95,20 @@ func (r *receiver) count() int {
 
 // succeeded reports whether msgID got a 2xx answer.
 func (r *receiver) succeeded(msgID string) bool {
-	for _, p := range r.of(msgID) {
-		if p.Status < 300 {
-			return true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ok[msgID]
+}
+
+// succeededAll reports how many of the message ids got a 2xx answer.
+func (r *receiver) succeededAll(msgIDs []string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, id := range msgIDs {
+		if r.ok[id] {
+			n++
 		}
 	}
-	return false
+	return n
 }

@@ -72,6 +72,13 @@
 //     canceled deliveries. with_content=false empties message payloads
 //     ({}) and attempt responses ("").
 //   - Resend and recover to a disabled endpoint: 400 generic_error.
+//   - Background tasks: recover answers with a task that is stored
+//     running before its work starts, so GET /background-task/{id} finds
+//     it at once. Lists are newest first; status and task filters take
+//     Svix's enum values (every BackgroundTaskType, although only
+//     endpoint.recover tasks exist), others are a 422. An endpoint.recover
+//     task's data is {"recovered": n, "since", "until"} and, when it
+//     failed, "error" (Svix leaves data's keys undocumented).
 //   - Idempotency keys longer than 256 characters: 400 generic_error. A key
 //     whose first request has not finished after a minute was claimed by
 //     a process that died: the next request with it runs.

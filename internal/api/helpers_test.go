@@ -109,11 +109,19 @@ func (d *fakeDeliveries) Resend(ctx context.Context, msg *webhook.Message, ep *w
 	return nil
 }
 
-func (d *fakeDeliveries) Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error) {
+// Recover stores a running recover task, as the real engine does, and
+// does no work.
+func (d *fakeDeliveries) Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.recovered = append(d.recovered, recoverCall{endpointID: ep.ID, since: since, until: until})
-	return webhook.RecoverTask{ID: webhook.NewID(webhook.PrefixTask), Status: "running", UpdatedAt: d.clock.Now()}, nil
+	now := d.clock.Now()
+	task := webhook.Task{
+		ID: webhook.NewID(webhook.PrefixTask), AppID: ep.AppID, EndpointID: ep.ID,
+		Kind: webhook.TaskEndpointRecover, Status: webhook.TaskRunning, Data: json.RawMessage(`{"recovered":0}`),
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(webhook.TaskRetention),
+	}
+	return task, d.store.CreateTask(ctx, &task)
 }
 
 // harness is a Server over a store: SQLite in a temporary directory

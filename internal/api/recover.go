@@ -10,7 +10,8 @@ import (
 // maxRecoverSpan is the longest window a recover may cover.
 const maxRecoverSpan = 14 * 24 * time.Hour
 
-// recoverOut is RecoverOut, the background task a recover started.
+// recoverOut is RecoverOut, the background task a recover started (GET
+// /api/v1/background-task/{id} follows it).
 type recoverOut struct {
 	ID        string    `json:"id"`
 	Status    string    `json:"status"`
@@ -63,8 +64,8 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.writeJSON(w, r, http.StatusAccepted, recoverOut{
 		ID:        task.ID,
-		Status:    task.Status,
-		Task:      "endpoint.recover",
+		Status:    string(task.Status),
+		Task:      string(task.Kind),
 		UpdatedAt: timestamp(task.UpdatedAt),
 	})
 	return nil

@@ -186,6 +186,19 @@ func TestSvixGoSDK(t *testing.T) {
 	if rec.Task != models.BACKGROUNDTASKTYPE_ENDPOINT_RECOVER || rec.Status != models.BACKGROUNDTASKSTATUS_RUNNING {
 		t.Errorf("recover %+v", rec)
 	}
+	task, err := client.BackgroundTask.Get(ctx, rec.Id)
+	check("get background task", err)
+	if task.Id != rec.Id || task.Task != rec.Task || task.Status != rec.Status || task.Data == nil {
+		t.Errorf("background task %+v, want the recover's %+v", task, rec)
+	}
+	tasks, err := client.BackgroundTask.List(ctx, &svix.BackgroundTaskListOptions{
+		Status: ptr(models.BACKGROUNDTASKSTATUS_RUNNING), Task: ptr(models.BACKGROUNDTASKTYPE_ENDPOINT_RECOVER),
+		Limit: ptr(uint64(10)), Order: ptr(models.ORDERING_DESCENDING),
+	})
+	check("list background tasks", err)
+	if len(tasks.Data) != 1 || tasks.Data[0].Id != rec.Id || !tasks.Done {
+		t.Errorf("background tasks %+v", tasks)
+	}
 
 	// Errors reach the SDK with their status.
 	_, err = client.Application.Get(ctx, "nope")

@@ -23,10 +23,11 @@ type Deliveries interface {
 	// Resend starts a new manual run of msg to ep, skipping the endpoint's
 	// filters, and dispatches it. BadRequest if ep is disabled.
 	Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error
-	// Recover starts, in the background, a manual run for every message
-	// whose attempts to ep failed in [since, until) and whose delivery
-	// there ended without success. BadRequest if ep is disabled.
-	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error)
+	// Recover stores a running background task (endpoint.recover) and
+	// starts it, in the background: a manual run for every message whose
+	// attempts to ep failed in [since, until) and whose delivery there
+	// ended without success. BadRequest if ep is disabled.
+	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
 }
 
 // Config is everything the API handler needs.
@@ -155,6 +156,9 @@ func (s *Server) routes() {
 	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", s.resend)
 	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", s.listAttemptsByEndpoint)
 	s.handle("GET "+app+"/attempt/msg/{msg_id}", s.listAttemptsByMessage)
+
+	s.handle("GET /api/v1/background-task", s.listTasks)
+	s.handle("GET /api/v1/background-task/{task_id}", s.getTask)
 }
 
 // ServeHTTP serves the API. Paths outside /api/ answer 404 for now; the

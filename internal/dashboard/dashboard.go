@@ -35,7 +35,7 @@ type Deliveries interface {
 	// Recover starts, in the background, a manual run for every message
 	// whose attempts to ep in [since, until) failed and never succeeded.
 	// BadRequest if ep is disabled.
-	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error)
+	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
 }
 
 // Config is everything the dashboard needs.

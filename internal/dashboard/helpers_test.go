@@ -55,11 +55,11 @@ func (f *fakeDeliveries) Resend(_ context.Context, msg *webhook.Message, ep *web
 	return nil
 }
 
-func (f *fakeDeliveries) Recover(_ context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error) {
+func (f *fakeDeliveries) Recover(_ context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.recovered = append(f.recovered, recoverCall{ep.ID, since, until})
-	return webhook.RecoverTask{ID: webhook.NewID(webhook.PrefixTask), Status: "running"}, nil
+	return webhook.Task{ID: webhook.NewID(webhook.PrefixTask), Kind: webhook.TaskEndpointRecover, Status: webhook.TaskRunning}, nil
 }
 
 // seedCatalog stores the events/ catalog as local mode does on first

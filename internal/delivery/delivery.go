@@ -1,8 +1,8 @@
 // Package delivery is hookstep's delivery engine, shared by local mode and
 // AWS: it fans a message out to the subscribed endpoints and hands each
-// delivery to the Dispatcher (Publish), starts manual runs (Resend,
-// Recover), and makes one attempt of a delivery end to end (Attempt): load,
-// sign, send, record, decide.
+// delivery to the Dispatcher (Publish), starts manual runs (Resend, and
+// Recover as a background task: RunTask), and makes one attempt of a
+// delivery end to end (Attempt): load, sign, send, record, decide.
 //
 // Timing is not decided here. The retry schedule only says how long to wait
 // after the n-th failure; the local queue or the Step Functions execution
@@ -97,6 +97,10 @@ type Service struct {
 	// which is what a Lambda function wants: it has no life after the
 	// response.
 	Go func(task func(ctx context.Context))
+	// TaskProgress, when set, is called by RunTask after each write of a
+	// task's progress or end, with the task as stored; it runs on the
+	// task's goroutine, which waits for it. Tests pause a task with it.
+	TaskProgress func(ctx context.Context, t webhook.Task)
 }
 
 // Publish stores msg with one Pending delivery per subscribed endpoint and
@@ -245,96 +249,6 @@ func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.
 	}
 	s.dispatchLogged(ctx, d.Ref())
 	return nil
-}
-
-// Recover re-sends, as new manual runs, the messages whose attempts to ep
-// in [since, until) failed and whose delivery there has not succeeded since
-// (its status is Fail or Canceled: messages still being retried are left to
-// their schedule). It runs in the background when Service.Go is set.
-func (s *Service) Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.RecoverTask, error) {
-	if ep.Disabled {
-		return webhook.RecoverTask{}, webhook.BadRequest("generic_error", "endpoint %s is disabled; enable it before recovering", ep.ID)
-	}
-	task := webhook.RecoverTask{ID: webhook.NewID(webhook.PrefixTask), Status: "running", UpdatedAt: s.Clock.Now()}
-	run := func(ctx context.Context) {
-		n, err := s.recover(ctx, ep, since, until)
-		if err != nil {
-			s.Logger.Error("recover stopped", "task_id", task.ID, "endpoint_id", ep.ID, "recovered", n, "err", err)
-			return
-		}
-		s.Logger.Info("recover finished", "task_id", task.ID, "endpoint_id", ep.ID, "recovered", n)
-	}
-	if s.Go != nil {
-		s.Go(run)
-	} else {
-		run(ctx)
-	}
-	return task, nil
-}
-
-func (s *Service) recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (int, error) {
-	failed := webhook.StatusFail
-	f := webhook.AttemptFilter{
-		ListOptions: webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true},
-		AppID:       ep.AppID,
-		EndpointID:  ep.ID,
-		Status:      &failed,
-		After:       since.Add(-time.Nanosecond), // After is exclusive; since is not
-		Before:      until,
-	}
-	seen := map[string]bool{}
-	n := 0
-	for {
-		page, err := s.Store.ListAttempts(ctx, f)
-		if err != nil {
-			return n, err
-		}
-		for _, a := range page.Items {
-			if seen[a.MsgID] {
-				continue
-			}
-			seen[a.MsgID] = true
-			ok, err := s.recoverOne(ctx, ep, a.MsgID)
-			if err != nil {
-				return n, err
-			}
-			if ok {
-				n++
-			}
-		}
-		if !page.More || len(page.Items) == 0 {
-			return n, nil
-		}
-		f.Cursor = page.Items[len(page.Items)-1].ID
-	}
-}
-
-// recoverOne starts a manual run of one message to ep if its delivery there
-// ended without success.
-func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID string) (bool, error) {
-	d, err := s.Store.GetDelivery(ctx, ep.AppID, msgID, ep.ID)
-	if webhook.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if d.Status != webhook.StatusFail && d.Status != webhook.StatusCanceled {
-		return false, nil
-	}
-	msg, err := s.Store.GetMessage(ctx, ep.AppID, msgID)
-	if webhook.IsNotFound(err) {
-		return false, nil // expired meanwhile
-	}
-	if err != nil {
-		return false, err
-	}
-	run, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
-	if err != nil {
-		return false, err
-	}
-	s.dispatchLogged(ctx, run.Ref())
-	return true, nil
 }
 
 // AttemptNext is Attempt for the local queue (localqueue.AttemptFunc): it

@@ -402,8 +402,9 @@ func TestRecoverResendsMessagesThatFailedInTheWindow(t *testing.T) {
 	f.post.codes = []int{500}
 	retrying := f.publish(t, "v1.end_user.updated")
 	attempt(retrying) // failed, but its retry is still to come
+	f.clock.Add(time.Second)
 
-	task, err := f.svc.Recover(context.Background(), ep, since, time.Time{})
+	task, err := f.svc.Recover(context.Background(), ep, since, time.Time{}) // until now
 	if err != nil {
 		t.Fatal(err)
 	}

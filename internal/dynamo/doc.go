@@ -23,6 +23,7 @@
 //	attempt         MSG#<app>#<msg>       A#<att>
 //	event-id claim  EVT#<app>#<eventId>   EVT
 //	idempotency     IDEM#<key>            IDEM
+//	background task TASK#<task>           TASK
 //	Play link       PLAY#<token>          LINK
 //	Play request    PLAY#<token>          R#<receivedAt>#<ksuid>
 //
@@ -31,6 +32,7 @@
 //	IndexList      app          APP / <app>
 //	               event type   ET / <name>
 //	               message      MSG#<app>[#<s>] / <msg>               <s> = shard of <msg>, absent for 0
+//	               task         TASK / <task>
 //	IndexEndpoint  delivery     EP#<app>#<ep>[#<s>] / D#<msg>         <s> = shard of <msg>, absent for 0
 //	               attempt      EP#<app>#<ep>[#<s>] / A#<att>         <s> = shard of its <msg>, absent for 0
 //	IndexSweep     endpoint     FAILING / <failingSince>#<app>#<ep>   while enabled and failing
@@ -96,6 +98,10 @@
 //	                                                         begins_with(epSk, "A#"), ScanIndexForward false, filters;
 //	                                                         merged by attempt id; BatchGetItem
 //	idempotency record (API)                               conditional PutItem / GetItem IDEM#<key>/IDEM
+//	task by id (API, recover worker)                       GetItem TASK#<task>/TASK (consistent)
+//	task progress (recover worker)                         UpdateItem TASK#<task>/TASK, conditional on updatedAt
+//	tasks newest first, by status, kind, app (API)         Query IndexList "TASK", filter not expired; BatchGetItem
+//	                                                         (consistent), then status/kind/app filters (tasks.go)
 //	everything of an app (DeleteApp)                       Query IndexList MSG#<app>[#<s>], the 8 shards → each message
 //	                                                         partition; Query APP#<app>
 //	an endpoint's deliveries (DeleteEndpoint)              Query IndexEndpoint EP#<app>#<ep>[#<s>], the 8 shards,
@@ -131,10 +137,10 @@
 // # Expiry
 //
 // Messages, their deliveries and attempts, event-id claims, idempotency
-// records and Play items carry their expiry twice: expMs (milliseconds)
-// for reads, which hide an item from the injected clock's now on, and
-// TTLAttribute (epoch seconds, rounded up) for DynamoDB's TTL, which
-// deletes lazily and never before reads stop showing the item. A Play
+// records, background tasks and Play items carry their expiry twice: expMs
+// (milliseconds) for reads, which hide an item from the injected clock's
+// now on, and TTLAttribute (epoch seconds, rounded up) for DynamoDB's TTL,
+// which deletes lazily and never before reads stop showing the item. A Play
 // request expires play.TTL after it arrived; a Play link play.TTL after
 // the last Link or Add of its token.
 //
@@ -189,6 +195,9 @@
 //   - Idempotency: one conditional put (no record, an expired one, or an
 //     unfinished one claimed before the caller's staleBefore) claims a
 //     key.
+//   - Background tasks: every progress write is conditional on the
+//     updatedAt its worker read, so of two workers that resumed the same
+//     task one goes on and the other stops (webhook.ErrStale).
 //   - Play's Add: request (put) → link expiry (conditional update) →
 //     trim. A crash leaves the request kept and perhaps more than
 //     play.Keep requests; reads take the newest play.Keep only, and the

@@ -186,10 +186,11 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 // PurgeExpired deletes what expired at now: up to limit messages (their
-// deliveries and attempts go with them), up to limit further attempts, and
-// up to limit idempotency records. It returns how many messages, attempts
-// and idempotency records it deleted, not counting the rows that went with
-// a message; call it until it returns 0 to purge everything.
+// deliveries and attempts go with them), up to limit further attempts, up
+// to limit idempotency records and up to limit tasks. It returns how many
+// messages, attempts, idempotency records and tasks it deleted, not
+// counting the rows that went with a message; call it until it returns 0
+// to purge everything.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil // SQLite reads a negative LIMIT as none
@@ -201,6 +202,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE expires_at <= ? LIMIT ?)",
+			"DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE expires_at <= ? LIMIT ?)",
 		} {
 			n, err := rowsAffected(tx.ExecContext(ctx, stmt, at, limit))
 			if err != nil {

@@ -138,4 +138,23 @@ DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN (1, 3) AND claim < 2;
 CREATE INDEX deliveries_waiting ON deliveries (endpoint_id, next_attempt_at) WHERE status IN (1, 3) AND claim = 2;
 `,
+	// 4: background tasks (recover). No foreign keys: a task is the
+	// record of work done and outlives its app and endpoint until it
+	// expires. data and state are JSON kept byte for byte.
+	`
+CREATE TABLE tasks (
+	id          TEXT PRIMARY KEY,
+	app_id      TEXT NOT NULL,
+	endpoint_id TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	data        BLOB,
+	state       BLOB,
+	created_at  INTEGER,
+	updated_at  INTEGER,
+	expires_at  INTEGER
+) STRICT;
+CREATE INDEX tasks_by_status ON tasks (status, id);
+CREATE INDEX tasks_by_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL;
+`,
 }

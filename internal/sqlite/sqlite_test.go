@@ -602,6 +602,14 @@ func TestPurgeExpired(t *testing.T) {
 	if _, err := f.s.BeginIdempotent(f.ctx, "long", f.clock.Now().Add(48*time.Hour), time.Time{}); err != nil {
 		t.Fatalf("BeginIdempotent: %v", err)
 	}
+	for _, life := range []time.Duration{time.Hour, 48 * time.Hour} {
+		now := f.clock.Now()
+		task := &webhook.Task{ID: webhook.NewID(webhook.PrefixTask), AppID: f.app.ID, EndpointID: f.ep.ID,
+			Kind: webhook.TaskEndpointRecover, Status: webhook.TaskFinished, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(life)}
+		if err := f.s.CreateTask(f.ctx, task); err != nil {
+			t.Fatalf("CreateTask: %v", err)
+		}
+	}
 
 	purge := func(now time.Time, limit int) int {
 		t.Helper()
@@ -616,22 +624,23 @@ func TestPurgeExpired(t *testing.T) {
 	}
 	later := f.clock.Now().Add(2 * time.Hour)
 	// 2 at a time: first 2 messages, 2 attempts (the third message's and
-	// the lone one) and the idempotency record; then the third message.
-	for i, want := range []int{2 + 2 + 1, 1, 0} {
+	// the lone one), the idempotency record and the task; then the third
+	// message.
+	for i, want := range []int{2 + 2 + 1 + 1, 1, 0} {
 		if n := purge(later, 2); n != want {
 			t.Errorf("PurgeExpired call %d = %d, want %d", i, n, want)
 		}
 	}
 
 	counts := map[string]int{}
-	for _, table := range []string{"messages", "deliveries", "attempts", "idempotency"} {
+	for _, table := range []string{"messages", "deliveries", "attempts", "idempotency", "tasks"} {
 		var n int
 		if err := f.s.db.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)
 		}
 		counts[table] = n
 	}
-	want := map[string]int{"messages": 1, "deliveries": 1, "attempts": 1, "idempotency": 1}
+	want := map[string]int{"messages": 1, "deliveries": 1, "attempts": 1, "idempotency": 1, "tasks": 1}
 	if d := cmp.Diff(want, counts); d != "" {
 		t.Errorf("rows left after purging (-want +got):\n%s", d)
 	}

@@ -196,10 +196,3 @@ type Attempt struct {
 	Timestamp          time.Time
 	ExpiresAt          time.Time
 }
-
-// RecoverTask is a background recover of an endpoint's failed messages.
-type RecoverTask struct {
-	ID        string
-	Status    string // "running", "finished"
-	UpdatedAt time.Time
-}

@@ -111,9 +111,9 @@ type IdempotencyRecord struct {
 }
 
 // ErrStale is the Conflict of an optimistic update (UpdateApp,
-// UpdateEventType, UpdateEndpoint) whose ifUpdatedAt is no longer the
-// stored UpdatedAt: something else changed the item since the caller read
-// it. Stores return it or wrap it, so callers tell it from other conflicts
+// UpdateEventType, UpdateEndpoint, UpdateTask) whose ifUpdatedAt is no
+// longer the stored UpdatedAt: something else changed the item since the
+// caller read it. Stores return it or wrap it, so callers tell it from other conflicts
 // (a taken uid) with errors.Is, re-read and apply their change again.
 var ErrStale error = &Error{Kind: KindConflict, Msg: "changed since it was read"}
 
@@ -135,7 +135,7 @@ func NextUpdatedAt(prev, now time.Time) time.Time {
 // documented and wrap anything else. The text of those errors is for logs:
 // it names ids and keys, and the API never shows it to clients.
 //
-// Reads ignore messages and attempts whose ExpiresAt has passed.
+// Reads ignore messages, attempts and tasks whose ExpiresAt has passed.
 //
 // Apps, event types and endpoints are updated optimistically: the caller
 // reads the item, changes it and passes the UpdatedAt it read as
@@ -143,7 +143,8 @@ func NextUpdatedAt(prev, now time.Time) time.Time {
 // differs. Every write of such an item that a caller could overwrite
 // (updates, DisableEndpoint) moves UpdatedAt on (see NextUpdatedAt);
 // RecordAttempt's health changes do not, as UpdateEndpoint never
-// overwrites FailingSince.
+// overwrites FailingSince. Tasks are updated optimistically too, so that
+// of two workers that resumed the same task only one goes on.
 type Store interface {
 	// CreateApp stores a new app; Conflict if its UID is taken.
 	CreateApp(ctx context.Context, app *App) error
@@ -292,6 +293,20 @@ type Store interface {
 	FinishIdempotent(ctx context.Context, key string, statusCode int, body []byte) error
 	// ReleaseIdempotent frees a claimed key whose request did not succeed.
 	ReleaseIdempotent(ctx context.Context, key string) error
+
+	// CreateTask stores a new background task; Conflict if its id
+	// exists. It does not check that its app or endpoint exists.
+	CreateTask(ctx context.Context, t *Task) error
+	// GetTask finds a task by id; NotFound if absent or expired.
+	GetTask(ctx context.Context, id string) (*Task, error)
+	// UpdateTask stores a task's Status, Data and State (its other fields
+	// never change) if its stored UpdatedAt is ifUpdatedAt; NotFound if
+	// absent or expired, ErrStale if its UpdatedAt differs (another
+	// worker wrote it since the caller read it). It stores
+	// NextUpdatedAt(ifUpdatedAt, t.UpdatedAt) and sets t.UpdatedAt to it.
+	UpdateTask(ctx context.Context, t *Task, ifUpdatedAt time.Time) error
+	// ListTasks lists tasks by id, across apps.
+	ListTasks(ctx context.Context, f TaskFilter) (Page[Task], error)
 }
 
 // Dispatcher hands delivery runs to whatever schedules their attempts:

@@ -71,6 +71,11 @@
 //     staleBefore takes over no claim the suite made. FinishIdempotent
 //     keeps ClaimedAt and returns NotFound for a key with no record;
 //     ReleaseIdempotent of a free key is not an error.
+//   - Tasks: CreateTask of an existing id is a Conflict. UpdateTask
+//     compares ifUpdatedAt at millisecond precision, as the other
+//     optimistic updates, and NotFound (absent or expired) wins over
+//     ErrStale. Tasks expire as messages do, and no other operation
+//     (DeleteApp, DeleteEndpoint) is checked to remove them.
 //
 // Stores must be safe for concurrent use: the suite races RecordAttempt
 // calls and BeginIdempotent calls against each other.
@@ -164,6 +169,9 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"Idempotency", testIdempotency},
 		{"IdempotencyStaleClaim", testIdempotencyStaleClaim},
 		{"IdempotencyRace", testIdempotencyRace},
+		{"Tasks", testTasks},
+		{"ListTasks", testListTasks},
+		{"TaskExpiry", testTaskExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
