@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
@@ -24,6 +25,7 @@ type resources struct {
 	api          awslambda.Function
 	deliver      awslambda.Function
 	sweeper      awslambda.Function
+	roles        map[string]awsiam.Role // each function's role, by name; see function
 	stateMachine awsstepfunctions.StateMachine
 	restAPI      awsapigateway.LambdaRestApi
 	sweep        awsevents.Rule
@@ -73,10 +75,11 @@ func (h *hookstep) addSecret() {
 	})
 }
 
-// addFunctions creates the three Lambda functions and grants each the
-// table. The state machine's ARN is added to api and sweeper once it
-// exists (addStateMachine); deliver never gets it, since the state
-// machine refers to deliver and the reference cannot go both ways.
+// addFunctions creates the three Lambda functions; what they may do is
+// granted once the rest exists (addPermissions). The state machine's ARN
+// is added to api and sweeper once it exists (addStateMachine); deliver
+// never gets it, since the state machine refers to deliver and the
+// reference cannot go both ways.
 func (h *hookstep) addFunctions() {
 	p := h.props
 	env := map[string]*string{
@@ -101,7 +104,6 @@ func (h *hookstep) addFunctions() {
 		env:      env,
 	})
 	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_ADMIN_TOKEN_SECRET_ARN"), h.res.adminToken.SecretArn(), nil)
-	h.res.adminToken.GrantRead(h.res.api, nil)
 
 	h.res.deliver = h.function("deliver", functionSpec{
 		description: "hookstep delivery attempt (the state machine's task)",
@@ -119,10 +121,6 @@ func (h *hookstep) addFunctions() {
 		timeout:     sweeperTimeout,
 		env:         env,
 	})
-
-	for _, fn := range []awslambda.Function{h.res.api, h.res.deliver, h.res.sweeper} {
-		h.res.table.GrantReadWriteData(fn)
-	}
 }
 
 // functionSpec is what differs between the three functions.
@@ -136,17 +134,35 @@ type functionSpec struct {
 // function creates one Go function from <AssetDir>/<name>/bootstrap on
 // the OS-only runtime, on Graviton (the build is linux/arm64), with its
 // own log group so that retention and removal follow the props.
+//
+// Its role is made here and handed to the function as immutable: a grant
+// to the function (fn.GrantPrincipal) adds nothing, so every permission
+// it has is one addPermissions gives its role (h.res.roles), listed
+// there action by action.
 func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
 	id := constructID(name)
 	logs := awslogs.NewLogGroup(h.stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
 		Retention:     h.props.LogRetention,
 		RemovalPolicy: h.props.RemovalPolicy,
 	})
+	role := awsiam.NewRole(h.stack, jsii.String(id+"Role"), &awsiam.RoleProps{
+		Description: jsii.String("hookstep " + name + " function"),
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		// What CDK gives a function's own role: writing to its log group.
+		ManagedPolicies: &[]awsiam.IManagedPolicy{
+			awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("service-role/AWSLambdaBasicExecutionRole")),
+		},
+	})
+	if h.res.roles == nil {
+		h.res.roles = map[string]awsiam.Role{}
+	}
+	h.res.roles[name] = role
+
 	env := make(map[string]*string, len(spec.env))
 	for k, v := range spec.env {
 		env[k] = v
 	}
-	return awslambda.NewFunction(h.stack, jsii.String(id+"Function"), &awslambda.FunctionProps{
+	props := &awslambda.FunctionProps{
 		Description:  jsii.String(spec.description),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture: awslambda.Architecture_ARM_64(),
@@ -156,10 +172,16 @@ func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
 		Timeout:      seconds(spec.timeout),
 		Environment:  &env,
 		LogGroup:     logs,
+		Role:         role.WithoutPolicyUpdates(nil),
 		// The functions already write JSON lines (log/slog); the JSON
 		// format keeps them as fields and adds the request id.
 		LoggingFormat: awslambda.LoggingFormat_JSON,
-	})
+	}
+	fn := awslambda.NewFunction(h.stack, jsii.String(id+"Function"), props)
+	// The function is created after its permissions, as with a role CDK
+	// makes: the role's policy is a child of the role.
+	fn.Node().AddDependency(role)
+	return fn
 }
 
 // constructID turns a function name into a construct id: "api" → "Api".

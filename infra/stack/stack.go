@@ -123,6 +123,7 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 	h.addSecret()
 	h.addFunctions()
 	h.addStateMachine()
+	h.addPermissions()
 	h.addAPI()
 	h.addSweep()
 	h.addAlarms()
