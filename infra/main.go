@@ -11,8 +11,11 @@
 // disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
 // domainName and certificateArn (together), alarmTopicArn,
 // apiGatewayLogRoleExists (true when the account's API Gateway
-// CloudWatch role is managed elsewhere), and allowPrivateTargets and
-// allowHTTP (for LocalStack, whose test receivers are on this machine).
+// CloudWatch role is managed elsewhere), allowPrivateTargets and
+// allowHTTP (for LocalStack, whose test receivers are on this machine),
+// apiConcurrency, deliverConcurrency and sweeperConcurrency (reserved
+// concurrency; 0 reserves none) and dispatchRate (StartExecution calls
+// per second, all sweeper instances together).
 package main
 
 import (
@@ -99,6 +102,26 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 		p.RemovalPolicy = awscdk.RemovalPolicy_DESTROY
 	default:
 		errs = append(errs, fmt.Errorf("context removalPolicy %q: want retain or destroy", v))
+	}
+	for key, dst := range map[string]**int{
+		"apiConcurrency":     &p.APIConcurrency,
+		"deliverConcurrency": &p.DeliverConcurrency,
+		"sweeperConcurrency": &p.SweeperConcurrency,
+	} {
+		if v := get(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			}
+			*dst = new(n)
+		}
+	}
+	if v := get("dispatchRate"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("context dispatchRate: %w", err))
+		}
+		p.DispatchRate = r
 	}
 	for key, dst := range map[string]*bool{
 		"apiGatewayLogRoleExists": &p.APIGatewayLogRoleExists,

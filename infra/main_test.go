@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,10 @@ func TestPropsFromContext(t *testing.T) {
 		"apiGatewayLogRoleExists": "true",
 		"allowPrivateTargets":     "true",
 		"allowHTTP":               "true",
+		"apiConcurrency":          "50",
+		"deliverConcurrency":      "0",
+		"sweeperConcurrency":      "2",
+		"dispatchRate":            "40.5",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -53,6 +58,15 @@ func TestPropsFromContext(t *testing.T) {
 	if p.DomainName != ctx["domainName"] || p.CertificateARN != ctx["certificateArn"] || p.AlarmTopicARN != ctx["alarmTopicArn"] {
 		t.Errorf("strings: got %q %q %q", p.DomainName, p.CertificateARN, p.AlarmTopicARN)
 	}
+	// 0 is a value (no reservation), not "unset".
+	for name, got := range map[string]*int{"apiConcurrency": p.APIConcurrency, "deliverConcurrency": p.DeliverConcurrency, "sweeperConcurrency": p.SweeperConcurrency} {
+		if want, _ := strconv.Atoi(ctx[name]); got == nil || *got != want {
+			t.Errorf("%s: got %v, want %d", name, got, want)
+		}
+	}
+	if p.DispatchRate != 40.5 {
+		t.Errorf("DispatchRate: got %v, want 40.5", p.DispatchRate)
+	}
 }
 
 func TestPropsFromContextDefaults(t *testing.T) {
@@ -60,13 +74,17 @@ func TestPropsFromContextDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" {
+	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" || p.APIConcurrency != nil || p.DeliverConcurrency != nil ||
+		p.SweeperConcurrency != nil || p.DispatchRate != 0 {
 		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
 	}
 }
 
 func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
-	ctx := map[string]string{"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure"}
+	ctx := map[string]string{
+		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
+		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "fast",
+	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {
 		if err == nil || !strings.Contains(err.Error(), key) {

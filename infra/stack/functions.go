@@ -75,11 +75,11 @@ func (h *hookstep) addSecret() {
 	})
 }
 
-// addFunctions creates the three Lambda functions; what they may do is
-// granted once the rest exists (addPermissions). The state machine's ARN
-// is added to api and sweeper once it exists (addStateMachine); deliver
-// never gets it, since the state machine refers to deliver and the
-// reference cannot go both ways.
+// addFunctions creates the three Lambda functions. What they may do is
+// granted once the rest exists (addPermissions), and so are the
+// variables that name other resources (addDispatch): deliver never gets
+// the state machine's ARN, since the state machine refers to deliver and
+// the reference cannot go both ways.
 func (h *hookstep) addFunctions() {
 	p := h.props
 	env := map[string]*string{
@@ -96,12 +96,13 @@ func (h *hookstep) addFunctions() {
 	h.res.api = h.function("api", functionSpec{
 		description: "hookstep API and dashboard behind API Gateway",
 		// Lambda's CPU share grows with memory. The api validates and
-		// fans a message out to every matching endpoint (a write and a
-		// StartExecution each) while a client waits, so it gets more
-		// CPU than the background functions.
-		memoryMB: 512,
-		timeout:  apiTimeout,
-		env:      env,
+		// fans a message out to every matching endpoint (a write each)
+		// and hands them to the sweeper while a client waits, so it
+		// gets more CPU than the background functions.
+		memoryMB:    512,
+		timeout:     apiTimeout,
+		concurrency: *p.APIConcurrency,
+		env:         env,
 	})
 	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_ADMIN_TOKEN_SECRET_ARN"), h.res.adminToken.SecretArn(), nil)
 
@@ -110,15 +111,17 @@ func (h *hookstep) addFunctions() {
 		// One outbound POST with a capped response: waiting on the
 		// network, not computing. 256 MB is the smallest size whose CPU
 		// share signs and parses without adding latency.
-		memoryMB: 256,
-		timeout:  deliverTimeout(p.HTTPTimeout),
-		env:      env,
+		memoryMB:    256,
+		timeout:     deliverTimeout(p.HTTPTimeout),
+		concurrency: *p.DeliverConcurrency,
+		env:         env,
 	})
 
 	h.res.sweeper = h.function("sweeper", functionSpec{
-		description: "hookstep sweep: disable failing endpoints, re-drive undispatched deliveries",
-		memoryMB:    256, // a bounded batch of small DynamoDB calls
+		description: "hookstep sweep and dispatch: start executions, re-drive undispatched deliveries, disable failing endpoints",
+		memoryMB:    256, // a bounded batch of small DynamoDB calls and StartExecutions
 		timeout:     sweeperTimeout,
+		concurrency: *p.SweeperConcurrency,
 		env:         env,
 	})
 }
@@ -128,6 +131,7 @@ type functionSpec struct {
 	description string
 	memoryMB    float64
 	timeout     time.Duration
+	concurrency int // reserved concurrent executions; 0 reserves none
 	env         map[string]*string
 }
 
@@ -176,6 +180,11 @@ func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
 		// The functions already write JSON lines (log/slog); the JSON
 		// format keeps them as fields and adds the request id.
 		LoggingFormat: awslambda.LoggingFormat_JSON,
+	}
+	// Lambda reads a reservation of 0 as "never run"; here 0 means no
+	// reservation, so the property is left out.
+	if spec.concurrency > 0 {
+		props.ReservedConcurrentExecutions = jsii.Number(spec.concurrency)
 	}
 	fn := awslambda.NewFunction(h.stack, jsii.String(id+"Function"), props)
 	// The function is created after its permissions, as with a role CDK

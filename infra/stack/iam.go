@@ -37,8 +37,8 @@ var (
 	// deletes deliveries whose message was never written
 	// (ListUndispatched's BatchWriteItem); the background tasks it runs
 	// read and write their items (GetItem, PutItem, UpdateItem, Query);
-	// dispatching marks runs dispatched (UpdateItem, GetItem). No
-	// DeleteItem.
+	// dispatch bookkeeping marks runs dispatched and reads them back
+	// (UpdateItem, Query, BatchGetItem, GetItem). No DeleteItem.
 	sweeperTableActions = []string{
 		"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
 		"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
@@ -64,23 +64,33 @@ var (
 // everywhere). The roles take no other grants (see function).
 //
 //	api      the table (apiTableActions, Query on apiIndexes), the admin
-//	         token secret (read), states:StartExecution on the state
-//	         machine
+//	         token secret (read), lambda:InvokeFunction on the sweeper
+//	         (the dispatch hand-off)
 //	deliver  the table (deliverTableActions)
 //	sweeper  the table (sweeperTableActions, Query on sweeperIndexes),
-//	         states:StartExecution on the state machine
+//	         states:StartExecution on the state machine,
+//	         states:DescribeExecution on its executions
 func (h *hookstep) addPermissions() {
 	r := h.res
 	api, deliver, sweeper := r.roles["api"], r.roles["deliver"], r.roles["sweeper"]
 
 	h.grantTable(api, apiTableActions, apiIndexes)
 	r.adminToken.GrantRead(api, nil)
-	r.stateMachine.GrantStartExecution(api)
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee: api,
+		Actions: jsii.Strings("lambda:InvokeFunction"),
+		// The function itself: not its versions or aliases (":*"),
+		// which the stack never publishes.
+		ResourceArns: jsii.Strings(*r.sweeper.FunctionArn()),
+	})
 
 	h.grantTable(deliver, deliverTableActions, nil)
 
 	h.grantTable(sweeper, sweeperTableActions, sweeperIndexes)
 	r.stateMachine.GrantStartExecution(sweeper)
+	// Before it re-drives a delivery, the sweeper asks whether the
+	// execution it started for it is still running.
+	r.stateMachine.GrantExecution(sweeper, jsii.String("states:DescribeExecution"))
 }
 
 // grantTable lets role run actions on the table's items and, when it

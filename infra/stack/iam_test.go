@@ -117,6 +117,7 @@ func TestIAMGrants(t *testing.T) {
 	smID, sm := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
 	deliverID, _ := s.tmpl.function(t, "deliver")
+	sweeperID, _ := s.tmpl.function(t, "sweeper")
 
 	roleOf := map[string]string{} // principal → role logical id
 	for _, name := range stack.Functions {
@@ -127,6 +128,12 @@ func TestIAMGrants(t *testing.T) {
 
 	table := getAttArn(tableID)
 	index := func(name string) any { return map[string]any{"Fn::Join": []any{"", []any{table, "/index/" + name}}} }
+	// arn:<partition>:states:<region>:<account>:execution:<state machine name>:*
+	executions := map[string]any{"Fn::Join": []any{"", []any{
+		"arn:", ref("AWS::Partition"), ":states:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":execution:",
+		map[string]any{"Fn::Select": []any{6, map[string]any{"Fn::Split": []any{":", ref(smID)}}}},
+		":*",
+	}}}
 	allow := func(actions []string, resources ...any) grant { return grant{actions, resources} }
 
 	tests := []struct {
@@ -138,7 +145,9 @@ func TestIAMGrants(t *testing.T) {
 				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
 			allow([]string{"dynamodb:Query"}, index(dynamo.IndexList), index(dynamo.IndexEndpoint), index(dynamo.IndexSweep)),
 			allow([]string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}, ref(secretID)),
-			allow([]string{"states:StartExecution"}, ref(smID)),
+			// The dispatch hand-off: the sweeper function itself, no
+			// version or alias; and no states:StartExecution.
+			allow([]string{"lambda:InvokeFunction"}, getAttArn(sweeperID)),
 		}},
 		{"deliver", []grant{
 			allow([]string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, table),
@@ -148,6 +157,7 @@ func TestIAMGrants(t *testing.T) {
 				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
 			allow([]string{"dynamodb:Query"}, index(dynamo.IndexSweep), index(dynamo.IndexEndpoint)),
 			allow([]string{"states:StartExecution"}, ref(smID)),
+			allow([]string{"states:DescribeExecution"}, executions),
 		}},
 		{"stateMachine", []grant{
 			allow([]string{"lambda:InvokeFunction"}, getAttArn(deliverID), map[string]any{"Fn::Join": []any{"", []any{getAttArn(deliverID), ":*"}}}),

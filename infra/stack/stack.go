@@ -1,7 +1,8 @@
 // Package stack defines hookstep's AWS deployment as one CDK stack: the
 // DynamoDB table, the three Lambda functions, the delivery state machine
 // generated from the retry schedule, the REST API in front of the api
-// function, the hourly sweep, the admin token secret and the alarms.
+// function, the sweep every minute, the admin token secret and the
+// alarms.
 //
 // Everything that decides behaviour lives in the root module's internal
 // packages; this package only places it on AWS. The table layout comes
@@ -42,9 +43,29 @@ type Props struct {
 	// disables it. Default 7 days.
 	DisableAfter time.Duration
 
-	// SweepRate is how often the sweeper runs; a whole number of
-	// minutes. Default 1 hour.
+	// SweepRate is how often the sweeper runs to disable failing
+	// endpoints and re-drive what was not dispatched; a whole number of
+	// minutes. Default 1 minute: the sweeper is the dispatcher, and a
+	// delivery whose hand-off was lost waits for the next run.
 	SweepRate time.Duration
+
+	// APIConcurrency, DeliverConcurrency and SweeperConcurrency are the
+	// functions' reserved concurrency: each function may run that many
+	// instances at once, and the account keeps them for it. Nil means
+	// the default (see DefaultAPIConcurrency and the others); 0 reserves
+	// nothing, leaving the function on the account's unreserved pool
+	// (for api and deliver only: the sweeper's reservation is what
+	// divides DispatchRate between its instances). Lambda refuses any
+	// reservation that leaves the account fewer than 100 unreserved.
+	APIConcurrency     *int
+	DeliverConcurrency *int
+	SweeperConcurrency *int
+
+	// DispatchRate is how many StartExecution calls per second hookstep
+	// may make in its account and region, all sweeper instances
+	// together. Each instance is told its share (HOOKSTEP_DISPATCH_RATE):
+	// DispatchRate divided by SweeperConcurrency. Default 100.
+	DispatchRate float64
 
 	// LogRetention applies to every log group of the stack. Default one
 	// month.
@@ -92,11 +113,48 @@ type Props struct {
 const (
 	DefaultHTTPTimeout   = 15 * time.Second
 	DefaultDisableAfter  = 7 * 24 * time.Hour
-	DefaultSweepRate     = time.Hour
+	DefaultSweepRate     = time.Minute
 	DefaultThrottleRate  = 100
 	DefaultThrottleBurst = 200
 	DefaultAssetDir      = "../build"
+
+	// DefaultAPIConcurrency keeps 100 instances for the api, so that a
+	// storm of deliveries to hanging endpoints (each holding a deliver
+	// instance for up to 40 s) cannot take the account's concurrency
+	// from the API. The stage admits 100 requests a second and bursts of
+	// 200 (DefaultThrottleRate, DefaultThrottleBurst); at the api's
+	// usual tens of milliseconds, and even at half a second each, that
+	// is at most 100 at once.
+	DefaultAPIConcurrency = 100
+
+	// DefaultDeliverConcurrency caps deliver at 300 instances, so that
+	// retries against slow endpoints cannot starve the account's other
+	// functions. At DefaultDispatchRate new deliveries a second, a
+	// first attempt of about a second takes 100 instances; the rest is
+	// headroom for retries and slow receivers. Beyond it, attempts wait
+	// in the state machine's retry of Lambda.TooManyRequestsException.
+	DefaultDeliverConcurrency = 300
+
+	// DefaultSweeperConcurrency runs up to 5 sweeper instances: the
+	// minute's sweep and the api's hand-offs of new deliveries
+	// (asynchronous invocations). A hand-off that finds no free
+	// instance waits in Lambda's retry queue (1 s, growing to 5 min),
+	// so there are enough for a burst; each instance then starts
+	// DispatchRate/5 executions a second (20 by default), so one
+	// message fanned out to 50 endpoints is dispatched in 2.5 s.
+	DefaultSweeperConcurrency = 5
+
+	// DefaultDispatchRate is 100 StartExecution calls a second: below
+	// the smallest regions' refill of 150 a second (300 in us-east-1,
+	// us-west-2 and eu-west-1), leaving the rest to the account's other
+	// users; and 100 new executions of about four state transitions each
+	// stay well within those regions' 800 transitions a second.
+	DefaultDispatchRate = 100
 )
+
+// UnreservedMinimum is the concurrency Lambda keeps unreserved in every
+// account: reservations may take the account's quota minus this.
+const UnreservedMinimum = 100
 
 // Functions names the three Lambda functions; each is built to
 // <AssetDir>/<name>/bootstrap.
@@ -123,6 +181,7 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 	h.addSecret()
 	h.addFunctions()
 	h.addStateMachine()
+	h.addDispatch()
 	h.addPermissions()
 	h.addAPI()
 	h.addSweep()
@@ -173,6 +232,21 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.AssetDir == "" {
 		out.AssetDir = DefaultAssetDir
 	}
+	for _, c := range []struct {
+		dst **int
+		def int
+	}{
+		{&out.APIConcurrency, DefaultAPIConcurrency},
+		{&out.DeliverConcurrency, DefaultDeliverConcurrency},
+		{&out.SweeperConcurrency, DefaultSweeperConcurrency},
+	} {
+		if *c.dst == nil {
+			*c.dst = new(c.def)
+		}
+	}
+	if out.DispatchRate == 0 {
+		out.DispatchRate = DefaultDispatchRate
+	}
 
 	var errs []error
 	for i, d := range out.Schedule {
@@ -189,6 +263,24 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.SweepRate < time.Minute || out.SweepRate%time.Minute != 0 {
 		errs = append(errs, fmt.Errorf("SweepRate %s: an EventBridge rate needs whole minutes, at least 1", out.SweepRate))
+	}
+	for _, c := range []struct {
+		name string
+		n    int
+	}{
+		{"APIConcurrency", *out.APIConcurrency}, {"DeliverConcurrency", *out.DeliverConcurrency}, {"SweeperConcurrency", *out.SweeperConcurrency},
+	} {
+		if c.n < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative (0 reserves nothing)", c.name, c.n))
+		}
+	}
+	if *out.SweeperConcurrency == 0 {
+		errs = append(errs, errors.New("SweeperConcurrency 0: the sweeper needs a reservation, which divides DispatchRate between its instances"))
+	}
+	if out.DispatchRate < 0 {
+		errs = append(errs, fmt.Errorf("DispatchRate %g is negative", out.DispatchRate))
+	} else if *out.SweeperConcurrency > 0 && sweeperDispatchRate(out.DispatchRate, *out.SweeperConcurrency) <= 0 {
+		errs = append(errs, fmt.Errorf("DispatchRate %g over SweeperConcurrency %d gives an instance no starts a second", out.DispatchRate, *out.SweeperConcurrency))
 	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))

@@ -251,20 +251,26 @@ func TestFunctions(t *testing.T) {
 	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
 	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
+	sweeperID, _ := s.tmpl.function(t, "sweeper")
 
 	tests := []struct {
-		name     string
-		memory   float64
-		timeout  float64
-		extraEnv map[string]any // beyond the shared variables
+		name        string
+		memory      float64
+		timeout     float64
+		concurrency float64
+		extraEnv    map[string]any // beyond the shared variables
 	}{
-		{"api", 512, 28, map[string]any{
-			"HOOKSTEP_STATE_MACHINE_ARN":      ref(smID),
+		// The api hands new deliveries to the sweeper and knows nothing
+		// of the state machine.
+		{"api", 512, 28, 100, map[string]any{
+			"HOOKSTEP_DISPATCH_FUNCTION":      getAttArn(sweeperID),
 			"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": ref(secretID),
 		}},
-		{"deliver", 256, 40, nil},
-		{"sweeper", 256, 120, map[string]any{
+		{"deliver", 256, 40, 300, nil},
+		// 100 starts a second over 5 instances.
+		{"sweeper", 256, 120, 5, map[string]any{
 			"HOOKSTEP_STATE_MACHINE_ARN": ref(smID),
+			"HOOKSTEP_DISPATCH_RATE":     "20",
 		}},
 	}
 	for _, tt := range tests {
@@ -272,12 +278,13 @@ func TestFunctions(t *testing.T) {
 			_, fn := s.tmpl.function(t, tt.name)
 			p := fn.Properties
 			for key, want := range map[string]any{
-				"Runtime":       "provided.al2023",
-				"Architectures": []any{"arm64"},
-				"Handler":       "bootstrap",
-				"MemorySize":    tt.memory,
-				"Timeout":       tt.timeout,
-				"FunctionName":  nil, // CloudFormation names it
+				"Runtime":                      "provided.al2023",
+				"Architectures":                []any{"arm64"},
+				"Handler":                      "bootstrap",
+				"MemorySize":                   tt.memory,
+				"Timeout":                      tt.timeout,
+				"ReservedConcurrentExecutions": tt.concurrency,
+				"FunctionName":                 nil, // CloudFormation names it
 			} {
 				if got := p[key]; !jsonEqual(got, want) {
 					t.Errorf("%s: got %v, want %v", key, got, want)
@@ -336,8 +343,9 @@ func TestSweepRule(t *testing.T) {
 		rate time.Duration
 		want string
 	}{
-		{0, "rate(1 hour)"}, // the default
+		{0, "rate(1 minute)"}, // the default: the sweeper re-drives what a lost hand-off left
 		{15 * time.Minute, "rate(15 minutes)"},
+		{time.Hour, "rate(1 hour)"},
 		{24 * time.Hour, "rate(1 day)"},
 	}
 	for _, tt := range tests {
@@ -542,6 +550,11 @@ func TestPropsAreValidated(t *testing.T) {
 		{"HTTP budget beyond Lambda's limit", stack.Props{HTTPTimeout: 10 * time.Minute}, "HTTPTimeout"},
 		{"sub-minute sweep", stack.Props{SweepRate: 90 * time.Second}, "SweepRate"},
 		{"domain without certificate", stack.Props{DomainName: "hooks.example.com"}, "CertificateARN"},
+		{"negative api concurrency", stack.Props{APIConcurrency: new(-1)}, "APIConcurrency"},
+		{"negative deliver concurrency", stack.Props{DeliverConcurrency: new(-5)}, "DeliverConcurrency"},
+		{"unreserved sweeper", stack.Props{SweeperConcurrency: new(0)}, "SweeperConcurrency"},
+		{"negative dispatch rate", stack.Props{DispatchRate: -1}, "DispatchRate"},
+		{"dispatch rate below a start per instance per thousand seconds", stack.Props{DispatchRate: 0.004, SweeperConcurrency: new(5)}, "DispatchRate"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {

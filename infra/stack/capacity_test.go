@@ -1,0 +1,77 @@
+package stack_test
+
+import (
+	"testing"
+
+	"github.com/hookstep/hookstep/infra/stack"
+)
+
+// reservations returns each function's ReservedConcurrentExecutions,
+// nil where the template leaves it out.
+func reservations(t *testing.T, s synthesized) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, name := range stack.Functions {
+		_, fn := s.tmpl.function(t, name)
+		out[name] = fn.Properties["ReservedConcurrentExecutions"]
+	}
+	return out
+}
+
+func sweeperEnv(t *testing.T, s synthesized, key string) any {
+	t.Helper()
+	_, fn := s.tmpl.function(t, "sweeper")
+	return fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)[key]
+}
+
+// TestDefaultReservationsFitADefaultAccount checks that the stack deploys
+// in an account with Lambda's default quota of 1,000 concurrent
+// executions, of which Lambda keeps 100 unreserved.
+func TestDefaultReservationsFitADefaultAccount(t *testing.T) {
+	const defaultQuota = 1000
+	total := 0
+	for name, r := range reservations(t, defaultStack()) {
+		n, ok := r.(float64)
+		if !ok || n < 1 {
+			t.Errorf("%s: got reservation %v, want one by default", name, r)
+		}
+		total += int(n)
+	}
+	if limit := defaultQuota - stack.UnreservedMinimum; total > limit {
+		t.Errorf("reservations add up to %d, more than the %d a default account can reserve", total, limit)
+	}
+}
+
+func TestConcurrencyProps(t *testing.T) {
+	tests := []struct {
+		name  string
+		props stack.Props
+		want  map[string]any
+		rate  string // HOOKSTEP_DISPATCH_RATE
+	}{
+		{
+			name:  "chosen",
+			props: stack.Props{APIConcurrency: new(20), DeliverConcurrency: new(50), SweeperConcurrency: new(2), DispatchRate: 45},
+			want:  map[string]any{"api": 20.0, "deliver": 50.0, "sweeper": 2.0},
+			rate:  "22.5",
+		},
+		{
+			// 0 is no reservation, not Lambda's "never run".
+			name:  "unreserved api and deliver",
+			props: stack.Props{APIConcurrency: new(0), DeliverConcurrency: new(0), SweeperConcurrency: new(3)},
+			want:  map[string]any{"api": nil, "deliver": nil, "sweeper": 3.0},
+			rate:  "33.333", // rounded down: three instances never exceed 100 a second
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := synth(t, tt.props)
+			if got := reservations(t, s); !jsonEqual(got, tt.want) {
+				t.Errorf("reservations: got %v, want %v", got, tt.want)
+			}
+			if got := sweeperEnv(t, s, "HOOKSTEP_DISPATCH_RATE"); got != tt.rate {
+				t.Errorf("HOOKSTEP_DISPATCH_RATE: got %v, want %s", got, tt.rate)
+			}
+		})
+	}
+}
