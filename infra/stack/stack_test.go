@@ -182,7 +182,7 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::ApiGateway::DomainName":      0,
 		"AWS::Events::Rule":                1,
 		"AWS::SecretsManager::Secret":      1,
-		"AWS::CloudWatch::Alarm":           4,
+		"AWS::CloudWatch::Alarm":           8,
 		"AWS::Logs::LogGroup":              5, // three functions, the state machine, API access logs
 		"AWS::IAM::Role":                   5, // three functions, the state machine, API Gateway's CloudWatch role
 		"AWS::SNS::Topic":                  0,
@@ -492,11 +492,13 @@ func TestAlarms(t *testing.T) {
 	s := defaultStack()
 	deliverID, _ := s.tmpl.function(t, "deliver")
 	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
 	alarms := s.tmpl.ofType("AWS::CloudWatch::Alarm")
 
-	find := func(prefix string) map[string]any {
+	find := func(t *testing.T, prefix string) map[string]any {
+		t.Helper()
 		for id, a := range alarms {
-			if strings.HasPrefix(id, prefix) {
+			if strings.HasPrefix(id, prefix+"Alarm") {
 				return a.Properties
 			}
 		}
@@ -512,28 +514,102 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("alarm %v has actions without an alarm topic", p["AlarmDescription"])
 		}
 	}
+
+	// Single-metric alarms: what they watch, over which window, for how
+	// many periods in a row. A custom metric has no dimensions.
 	tests := []struct {
 		alarm, namespace, metric, dimension string
+		statistic                           string
+		period, periods                     float64
 	}{
-		{"DeliverErrors", "AWS/Lambda", "Errors", deliverID},
-		{"ExecutionsFailed", "AWS/States", "ExecutionsFailed", smID},
-		{"Api5xx", "AWS/ApiGateway", "5XXError", ""},
+		{"DeliverErrors", "AWS/Lambda", "Errors", deliverID, "Sum", 300, 1},
+		{"ExecutionsFailed", "AWS/States", "ExecutionsFailed", smID, "Sum", 300, 1},
+		{"ExecutionThrottled", "AWS/States", "ExecutionThrottled", smID, "Sum", 300, 1},
+		{"Api5xx", "AWS/ApiGateway", "5XXError", "Hookstep-api", "Sum", 300, 1},
+		// Every run in each of 10 minutes in a row ended with a backlog.
+		{"DispatchBacklog", "Hookstep", "DispatchBacklog", "", "Minimum", 60, 10},
+		// Any hand-off.
+		{"HandOffs", "Hookstep", "HandOffs", "", "Sum", 300, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.alarm, func(t *testing.T) {
-			p := find(tt.alarm)
-			if p["Namespace"] != tt.namespace || p["MetricName"] != tt.metric || !strings.Contains(string(mustJSON(t, p["Dimensions"])), tt.dimension) {
-				t.Errorf("got %v %v %v, want %s %s on %s", p["Namespace"], p["MetricName"], p["Dimensions"], tt.namespace, tt.metric, tt.dimension)
+			p := find(t, tt.alarm)
+			if p["Namespace"] != tt.namespace || p["MetricName"] != tt.metric {
+				t.Errorf("metric: got %v/%v, want %s/%s", p["Namespace"], p["MetricName"], tt.namespace, tt.metric)
+			}
+			if dims := p["Dimensions"]; tt.dimension == "" && dims != nil {
+				t.Errorf("dimensions: got %v, want none", dims)
+			} else if !strings.Contains(string(mustJSON(t, dims)), tt.dimension) {
+				t.Errorf("dimensions: got %v, want %s", dims, tt.dimension)
+			}
+			if p["Statistic"] != tt.statistic || p["Period"] != tt.period {
+				t.Errorf("got %v over %vs, want %s over %vs", p["Statistic"], p["Period"], tt.statistic, tt.period)
+			}
+			datapoints := p["DatapointsToAlarm"]
+			if datapoints == nil {
+				datapoints = p["EvaluationPeriods"]
+			}
+			if p["EvaluationPeriods"] != tt.periods || datapoints != tt.periods {
+				t.Errorf("got %v of %v periods, want %v of %v", datapoints, p["EvaluationPeriods"], tt.periods, tt.periods)
 			}
 		})
 	}
+
+	t.Run("ExecutionsFailed says exhaustion does not count", func(t *testing.T) {
+		desc, _ := find(t, "ExecutionsFailed")["AlarmDescription"].(string)
+		for _, want := range []string{"Succeed", "Exhausted", "Catch", "hookstep.Stranded", "hookstep.UnknownOutcome"} {
+			if !strings.Contains(desc, want) {
+				t.Errorf("description %q does not mention %s", desc, want)
+			}
+		}
+	})
 	t.Run("Throttles", func(t *testing.T) {
-		metrics := string(mustJSON(t, find("Throttles")["Metrics"]))
+		metrics := string(mustJSON(t, find(t, "Throttles")["Metrics"]))
 		for _, fn := range stack.Functions {
 			id, _ := s.tmpl.function(t, fn)
 			if !strings.Contains(metrics, id) {
 				t.Errorf("throttles alarm does not watch %s", fn)
 			}
+		}
+	})
+	t.Run("TableThrottles", func(t *testing.T) {
+		var metrics []struct {
+			Expression string
+			MetricStat struct {
+				Metric struct {
+					Namespace, MetricName string
+					Dimensions            []map[string]any
+				}
+				Stat string
+			}
+		}
+		if err := json.Unmarshal(mustJSON(t, find(t, "TableThrottles")["Metrics"]), &metrics); err != nil {
+			t.Fatal(err)
+		}
+		var ops []string
+		for _, m := range metrics {
+			if m.Expression != "" {
+				continue
+			}
+			mm := m.MetricStat.Metric
+			if mm.Namespace != "AWS/DynamoDB" || mm.MetricName != "ThrottledRequests" || m.MetricStat.Stat != "Sum" {
+				t.Errorf("got %s/%s %s, want AWS/DynamoDB/ThrottledRequests Sum", mm.Namespace, mm.MetricName, m.MetricStat.Stat)
+			}
+			for _, d := range mm.Dimensions {
+				switch d["Name"] {
+				case "Operation":
+					ops = append(ops, d["Value"].(string))
+				case "TableName":
+					if !jsonEqual(d["Value"], ref(tableID)) {
+						t.Errorf("TableName: got %v, want the table", d["Value"])
+					}
+				}
+			}
+		}
+		slices.Sort(ops)
+		want := []string{"BatchGetItem", "BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"}
+		if !slices.Equal(ops, want) {
+			t.Errorf("operations: got %v, want %v", ops, want)
 		}
 	})
 }
