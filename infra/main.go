@@ -14,8 +14,9 @@
 // CloudWatch role is managed elsewhere), allowPrivateTargets and
 // allowHTTP (for LocalStack, whose test receivers are on this machine),
 // apiConcurrency, deliverConcurrency and sweeperConcurrency (reserved
-// concurrency; 0 reserves none) and dispatchRate (StartExecution calls
-// per second, all sweeper instances together).
+// concurrency; 0 reserves none), dispatchRate (StartExecution calls per
+// second, all sweeper instances together), and warmReadUnitsPerSecond
+// and warmWriteUnitsPerSecond (the table's warm throughput).
 package main
 
 import (
@@ -114,6 +115,18 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
 			}
 			*dst = new(n)
+		}
+	}
+	for key, dst := range map[string]*int{
+		"warmReadUnitsPerSecond":  &p.WarmThroughput.ReadUnitsPerSecond,
+		"warmWriteUnitsPerSecond": &p.WarmThroughput.WriteUnitsPerSecond,
+	} {
+		if v := get(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			}
+			*dst = n
 		}
 	}
 	if v := get("dispatchRate"); v != "" {

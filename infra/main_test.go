@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/hookstep/hookstep/infra/stack"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -38,6 +39,8 @@ func TestPropsFromContext(t *testing.T) {
 		"deliverConcurrency":      "0",
 		"sweeperConcurrency":      "2",
 		"dispatchRate":            "40.5",
+		"warmReadUnitsPerSecond":  "20000",
+		"warmWriteUnitsPerSecond": "6000",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -67,6 +70,9 @@ func TestPropsFromContext(t *testing.T) {
 	if p.DispatchRate != 40.5 {
 		t.Errorf("DispatchRate: got %v, want 40.5", p.DispatchRate)
 	}
+	if want := (stack.WarmThroughput{ReadUnitsPerSecond: 20000, WriteUnitsPerSecond: 6000}); p.WarmThroughput != want {
+		t.Errorf("WarmThroughput: got %+v, want %+v", p.WarmThroughput, want)
+	}
 }
 
 func TestPropsFromContextDefaults(t *testing.T) {
@@ -75,7 +81,7 @@ func TestPropsFromContextDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" || p.APIConcurrency != nil || p.DeliverConcurrency != nil ||
-		p.SweeperConcurrency != nil || p.DispatchRate != 0 {
+		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) {
 		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
 	}
 }
@@ -84,6 +90,7 @@ func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
 	ctx := map[string]string{
 		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
 		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "fast",
+		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3",
 	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {

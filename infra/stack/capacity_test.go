@@ -75,3 +75,42 @@ func TestConcurrencyProps(t *testing.T) {
 		})
 	}
 }
+
+func TestWarmThroughput(t *testing.T) {
+	_, plain := defaultStack().tmpl.only(t, "AWS::DynamoDB::Table")
+	if w, ok := plain.Properties["WarmThroughput"]; ok {
+		t.Errorf("default table: got WarmThroughput %v, want none (on-demand only)", w)
+	}
+
+	tests := []struct {
+		name string
+		warm stack.WarmThroughput
+		want map[string]any
+	}{
+		{"both", stack.WarmThroughput{ReadUnitsPerSecond: 30000, WriteUnitsPerSecond: 10000},
+			map[string]any{"ReadUnitsPerSecond": 30000.0, "WriteUnitsPerSecond": 10000.0}},
+		{"writes only", stack.WarmThroughput{WriteUnitsPerSecond: 8000},
+			map[string]any{"WriteUnitsPerSecond": 8000.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := synth(t, stack.Props{WarmThroughput: tt.warm})
+			id, table := s.tmpl.only(t, "AWS::DynamoDB::Table")
+			if got := table.Properties["WarmThroughput"]; !jsonEqual(got, tt.want) {
+				t.Errorf("WarmThroughput: got %v, want %v", got, tt.want)
+			}
+			// The same table otherwise: a warm throughput must not
+			// replace it.
+			plainID, _ := defaultStack().tmpl.only(t, "AWS::DynamoDB::Table")
+			rest := map[string]any{}
+			for k, v := range table.Properties {
+				if k != "WarmThroughput" {
+					rest[k] = v
+				}
+			}
+			if id != plainID || !jsonEqual(rest, plain.Properties) || table.DeletionPolicy != plain.DeletionPolicy {
+				t.Errorf("table %s differs from the default %s beyond WarmThroughput", id, plainID)
+			}
+		})
+	}
+}

@@ -67,6 +67,11 @@ type Props struct {
 	// DispatchRate divided by SweeperConcurrency. Default 100.
 	DispatchRate float64
 
+	// WarmThroughput pre-warms the table for a known peak. Zero values
+	// leave it as DynamoDB sets it (on-demand only, no warm throughput
+	// in the template).
+	WarmThroughput WarmThroughput
+
 	// LogRetention applies to every log group of the stack. Default one
 	// month.
 	LogRetention awslogs.RetentionDays
@@ -108,6 +113,24 @@ type Props struct {
 	// relative to infra/ where the CDK CLI runs the app.
 	AssetDir string
 }
+
+// WarmThroughput is the read and write units per second the table can
+// serve at once (DynamoDB's warm throughput). A new on-demand table
+// starts at MinWarmReadUnits and MinWarmWriteUnits and DynamoDB raises
+// them as traffic grows; setting them higher prepares the partitions for
+// a peak ahead of time. DynamoDB only ever raises warm throughput:
+// lowering a deployed value fails the stack update.
+type WarmThroughput struct {
+	ReadUnitsPerSecond  int
+	WriteUnitsPerSecond int
+}
+
+// The warm throughput a new on-demand table starts with: asking for less
+// buys nothing.
+const (
+	MinWarmReadUnits  = 12000
+	MinWarmWriteUnits = 4000
+)
 
 // Defaults of Props, exported so the app and the tests can name them.
 const (
@@ -281,6 +304,12 @@ func (p *Props) withDefaults() (Props, error) {
 		errs = append(errs, fmt.Errorf("DispatchRate %g is negative", out.DispatchRate))
 	} else if *out.SweeperConcurrency > 0 && sweeperDispatchRate(out.DispatchRate, *out.SweeperConcurrency) <= 0 {
 		errs = append(errs, fmt.Errorf("DispatchRate %g over SweeperConcurrency %d gives an instance no starts a second", out.DispatchRate, *out.SweeperConcurrency))
+	}
+	if w := out.WarmThroughput; w.ReadUnitsPerSecond != 0 && w.ReadUnitsPerSecond < MinWarmReadUnits {
+		errs = append(errs, fmt.Errorf("WarmThroughput.ReadUnitsPerSecond %d: a new on-demand table already starts at %d", w.ReadUnitsPerSecond, MinWarmReadUnits))
+	}
+	if w := out.WarmThroughput; w.WriteUnitsPerSecond != 0 && w.WriteUnitsPerSecond < MinWarmWriteUnits {
+		errs = append(errs, fmt.Errorf("WarmThroughput.WriteUnitsPerSecond %d: a new on-demand table already starts at %d", w.WriteUnitsPerSecond, MinWarmWriteUnits))
 	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))

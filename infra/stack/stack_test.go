@@ -631,6 +631,8 @@ func TestPropsAreValidated(t *testing.T) {
 		{"unreserved sweeper", stack.Props{SweeperConcurrency: new(0)}, "SweeperConcurrency"},
 		{"negative dispatch rate", stack.Props{DispatchRate: -1}, "DispatchRate"},
 		{"dispatch rate below a start per instance per thousand seconds", stack.Props{DispatchRate: 0.004, SweeperConcurrency: new(5)}, "DispatchRate"},
+		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
+		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {
