@@ -15,8 +15,9 @@
 // allowHTTP (for LocalStack, whose test receivers are on this machine),
 // apiConcurrency, deliverConcurrency and sweeperConcurrency (reserved
 // concurrency; 0 reserves none), dispatchRate (StartExecution calls per
-// second, all sweeper instances together), and warmReadUnitsPerSecond
-// and warmWriteUnitsPerSecond (the table's warm throughput).
+// second, all sweeper instances together), warmReadUnitsPerSecond and
+// warmWriteUnitsPerSecond (the table's warm throughput), and architecture
+// (arm64|x86_64, as the functions were built: make sets it from ARCH).
 package main
 
 import (
@@ -135,6 +136,12 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 			errs = append(errs, fmt.Errorf("context dispatchRate: %w", err))
 		}
 		p.DispatchRate = r
+	}
+	switch v := stack.Architecture(get("architecture")); v {
+	case "", stack.ARM64, stack.X86_64:
+		p.Architecture = v
+	default:
+		errs = append(errs, fmt.Errorf("context architecture %q: want %s or %s", v, stack.ARM64, stack.X86_64))
 	}
 	for key, dst := range map[string]*bool{
 		"apiGatewayLogRoleExists": &p.APIGatewayLogRoleExists,

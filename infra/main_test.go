@@ -41,6 +41,7 @@ func TestPropsFromContext(t *testing.T) {
 		"dispatchRate":            "40.5",
 		"warmReadUnitsPerSecond":  "20000",
 		"warmWriteUnitsPerSecond": "6000",
+		"architecture":            "x86_64",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -73,6 +74,9 @@ func TestPropsFromContext(t *testing.T) {
 	if want := (stack.WarmThroughput{ReadUnitsPerSecond: 20000, WriteUnitsPerSecond: 6000}); p.WarmThroughput != want {
 		t.Errorf("WarmThroughput: got %+v, want %+v", p.WarmThroughput, want)
 	}
+	if p.Architecture != stack.X86_64 {
+		t.Errorf("Architecture: got %q, want x86_64", p.Architecture)
+	}
 }
 
 func TestPropsFromContextDefaults(t *testing.T) {
@@ -81,7 +85,7 @@ func TestPropsFromContextDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" || p.APIConcurrency != nil || p.DeliverConcurrency != nil ||
-		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) {
+		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) || p.Architecture != "" {
 		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
 	}
 }
@@ -90,7 +94,7 @@ func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
 	ctx := map[string]string{
 		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
 		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "fast",
-		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3",
+		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3", "architecture": "amd64",
 	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {

@@ -1,7 +1,16 @@
 package stack_test
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
 
 	"github.com/hookstep/hookstep/infra/stack"
 )
@@ -112,5 +121,68 @@ func TestWarmThroughput(t *testing.T) {
 				t.Errorf("table %s differs from the default %s beyond WarmThroughput", id, plainID)
 			}
 		})
+	}
+}
+
+func TestArchitecture(t *testing.T) {
+	for _, tt := range []struct {
+		arch stack.Architecture
+		want string
+	}{
+		{"", "arm64"}, // the default, as make build
+		{stack.ARM64, "arm64"},
+		{stack.X86_64, "x86_64"},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			s := defaultStack()
+			if tt.arch != "" {
+				s = synth(t, stack.Props{Architecture: tt.arch})
+			}
+			for _, name := range stack.Functions {
+				_, fn := s.tmpl.function(t, name)
+				if got := fn.Properties["Architectures"]; !jsonEqual(got, []any{tt.want}) {
+					t.Errorf("%s: got Architectures %v, want [%s]", name, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestArchitectureMatchesTheBuild checks that a build for one
+// architecture cannot be deployed as the other: Lambda would accept it
+// and fail at the first invocation.
+func TestArchitectureMatchesTheBuild(t *testing.T) {
+	build := t.TempDir()
+	for _, name := range stack.Functions {
+		writeELF(t, filepath.Join(build, name, "bootstrap"), elf.EM_X86_64)
+	}
+	if _, err := stack.New(awscdk.NewApp(nil), "Hookstep", &stack.Props{AssetDir: build, Architecture: stack.ARM64}); err == nil || !strings.Contains(err.Error(), "ARCH") {
+		t.Errorf("x86-64 build as arm64: got %v, want an error naming ARCH", err)
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(t.TempDir(), "cdk.out"))})
+	if _, err := stack.New(app, "Hookstep", &stack.Props{AssetDir: build, Architecture: stack.X86_64}); err != nil {
+		t.Errorf("x86-64 build as x86_64: %v", err)
+	}
+}
+
+// writeELF writes the header of a 64-bit little-endian ELF executable
+// for machine: what the architecture check reads.
+func writeELF(t *testing.T, path string, machine elf.Machine) {
+	t.Helper()
+	h := elf.Header64{
+		Type: uint16(elf.ET_EXEC), Machine: uint16(machine), Version: uint32(elf.EV_CURRENT),
+		Ehsize: uint16(binary.Size(elf.Header64{})),
+	}
+	copy(h.Ident[:], elf.ELFMAG)
+	h.Ident[elf.EI_CLASS], h.Ident[elf.EI_DATA], h.Ident[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
+	var b bytes.Buffer
+	if err := binary.Write(&b, binary.LittleEndian, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -136,8 +136,8 @@ type functionSpec struct {
 }
 
 // function creates one Go function from <AssetDir>/<name>/bootstrap on
-// the OS-only runtime, on Graviton (the build is linux/arm64), with its
-// own log group so that retention and removal follow the props.
+// the OS-only runtime and the props' architecture, with its own log
+// group so that retention and removal follow the props.
 //
 // Its role is made here and handed to the function as immutable: a grant
 // to the function (fn.GrantPrincipal) adds nothing, so every permission
@@ -169,7 +169,7 @@ func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
 	props := &awslambda.FunctionProps{
 		Description:  jsii.String(spec.description),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture: awslambda.Architecture_ARM_64(),
+		Architecture: lambdaArchitecture(h.props.Architecture),
 		Handler:      jsii.String("bootstrap"),
 		Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(h.props.AssetDir, name)), nil),
 		MemorySize:   jsii.Number(spec.memoryMB),
@@ -191,6 +191,14 @@ func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
 	// makes: the role's policy is a child of the role.
 	fn.Node().AddDependency(role)
 	return fn
+}
+
+// lambdaArchitecture maps the props' architecture to CDK's.
+func lambdaArchitecture(a Architecture) awslambda.Architecture {
+	if a == X86_64 {
+		return awslambda.Architecture_X86_64()
+	}
+	return awslambda.Architecture_ARM_64()
 }
 
 // constructID turns a function name into a construct id: "api" → "Api".

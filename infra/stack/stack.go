@@ -11,6 +11,7 @@
 package stack
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -72,6 +73,11 @@ type Props struct {
 	// in the template).
 	WarmThroughput WarmThroughput
 
+	// Architecture is the instruction set of the built functions (`make
+	// build ARCH=...`) and so of the Lambda functions. Default ARM64
+	// (Graviton, the cheaper per GB-second).
+	Architecture Architecture
+
 	// LogRetention applies to every log group of the stack. Default one
 	// month.
 	LogRetention awslogs.RetentionDays
@@ -132,6 +138,16 @@ const (
 	MinWarmWriteUnits = 4000
 )
 
+// Architecture is a Lambda instruction set, as the CDK context key
+// architecture spells it.
+type Architecture string
+
+// The architectures Lambda runs.
+const (
+	ARM64  Architecture = "arm64"
+	X86_64 Architecture = "x86_64"
+)
+
 // Defaults of Props, exported so the app and the tests can name them.
 const (
 	DefaultHTTPTimeout   = 15 * time.Second
@@ -173,6 +189,9 @@ const (
 	// users; and 100 new executions of about four state transitions each
 	// stay well within those regions' 800 transitions a second.
 	DefaultDispatchRate = 100
+
+	// DefaultArchitecture is Graviton: the build's default (make build).
+	DefaultArchitecture = ARM64
 )
 
 // UnreservedMinimum is the concurrency Lambda keeps unreserved in every
@@ -191,7 +210,7 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 		return nil, err
 	}
 	for _, name := range Functions {
-		if err := checkAsset(p.AssetDir, name); err != nil {
+		if err := checkAsset(p.AssetDir, name, p.Architecture); err != nil {
 			return nil, err
 		}
 	}
@@ -270,6 +289,9 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.DispatchRate == 0 {
 		out.DispatchRate = DefaultDispatchRate
 	}
+	if out.Architecture == "" {
+		out.Architecture = DefaultArchitecture
+	}
 
 	var errs []error
 	for i, d := range out.Schedule {
@@ -311,6 +333,9 @@ func (p *Props) withDefaults() (Props, error) {
 	if w := out.WarmThroughput; w.WriteUnitsPerSecond != 0 && w.WriteUnitsPerSecond < MinWarmWriteUnits {
 		errs = append(errs, fmt.Errorf("WarmThroughput.WriteUnitsPerSecond %d: a new on-demand table already starts at %d", w.WriteUnitsPerSecond, MinWarmWriteUnits))
 	}
+	if out.Architecture != ARM64 && out.Architecture != X86_64 {
+		errs = append(errs, fmt.Errorf("Architecture %q: want %s or %s", out.Architecture, ARM64, X86_64))
+	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))
 	}
@@ -320,11 +345,23 @@ func (p *Props) withDefaults() (Props, error) {
 	return out, nil
 }
 
-// checkAsset reports a function that has not been built, naming the fix.
-func checkAsset(dir, name string) error {
+// checkAsset reports a function that has not been built, or was built
+// for another architecture than the stack declares (Lambda would only
+// fail at the first invocation), naming the fix. A bootstrap that is not
+// an ELF binary (StubBuild's) is not checked further.
+func checkAsset(dir, name string, arch Architecture) error {
 	path := filepath.Join(dir, name, "bootstrap")
 	if !fileExists(path) {
 		return fmt.Errorf("stack: %s not found: run `make build` first", path)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	want := map[Architecture]elf.Machine{ARM64: elf.EM_AARCH64, X86_64: elf.EM_X86_64}[arch]
+	if f.Machine != want {
+		return fmt.Errorf("stack: %s is built for %s, the stack declares %s: build with the same ARCH (make build ARCH=...)", path, f.Machine, arch)
 	}
 	return nil
 }

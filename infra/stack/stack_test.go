@@ -633,6 +633,7 @@ func TestPropsAreValidated(t *testing.T) {
 		{"dispatch rate below a start per instance per thousand seconds", stack.Props{DispatchRate: 0.004, SweeperConcurrency: new(5)}, "DispatchRate"},
 		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
 		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
+		{"unknown architecture", stack.Props{Architecture: "amd64"}, "Architecture"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {
