@@ -131,7 +131,7 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 		}
 	}
 	if v := get("dispatchRate"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
+		r, err := strconv.Atoi(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("context dispatchRate: %w", err))
 		}

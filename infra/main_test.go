@@ -38,7 +38,7 @@ func TestPropsFromContext(t *testing.T) {
 		"apiConcurrency":          "50",
 		"deliverConcurrency":      "0",
 		"sweeperConcurrency":      "2",
-		"dispatchRate":            "40.5",
+		"dispatchRate":            "40",
 		"warmReadUnitsPerSecond":  "20000",
 		"warmWriteUnitsPerSecond": "6000",
 		"architecture":            "x86_64",
@@ -68,8 +68,8 @@ func TestPropsFromContext(t *testing.T) {
 			t.Errorf("%s: got %v, want %d", name, got, want)
 		}
 	}
-	if p.DispatchRate != 40.5 {
-		t.Errorf("DispatchRate: got %v, want 40.5", p.DispatchRate)
+	if p.DispatchRate != 40 {
+		t.Errorf("DispatchRate: got %v, want 40", p.DispatchRate)
 	}
 	if want := (stack.WarmThroughput{ReadUnitsPerSecond: 20000, WriteUnitsPerSecond: 6000}); p.WarmThroughput != want {
 		t.Errorf("WarmThroughput: got %+v, want %+v", p.WarmThroughput, want)
@@ -93,7 +93,7 @@ func TestPropsFromContextDefaults(t *testing.T) {
 func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
 	ctx := map[string]string{
 		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
-		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "fast",
+		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "40.5",
 		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3", "architecture": "amd64",
 	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })

@@ -33,10 +33,10 @@ const (
 // with a dispatch backlog before it alarms. A backlog is normal for a
 // while: a burst of new deliveries beyond DispatchRate takes minutes to
 // start (20,000 at 100 a second, about 3.5), and a delivery whose
-// hand-off was lost is re-driven only when it is 5 minutes old
-// (HOOKSTEP_REDRIVE_AFTER). Ten minutes is past both: dispatch has
-// stopped keeping up (StartExecution throttled or failing, the sweeper
-// throttled or failing, DispatchRate too low for the traffic).
+// hand-off was lost waits until it is HOOKSTEP_REDRIVE_AFTER old and then
+// for the next sweep. Ten minutes is past both: dispatch has stopped
+// keeping up (StartExecution throttled or failing, the sweeper throttled
+// or failing, DispatchRate too low for the traffic).
 const backlogMinutes = 10
 
 // addAlarms raises an alarm on the signals that need an operator. Unless

@@ -62,14 +62,14 @@ func TestConcurrencyProps(t *testing.T) {
 			name:  "chosen",
 			props: stack.Props{APIConcurrency: new(20), DeliverConcurrency: new(50), SweeperConcurrency: new(2), DispatchRate: 45},
 			want:  map[string]any{"api": 20.0, "deliver": 50.0, "sweeper": 2.0},
-			rate:  "22.5",
+			rate:  "22", // 45 over 2, rounded down: the function reads a whole number
 		},
 		{
 			// 0 is no reservation, not Lambda's "never run".
 			name:  "unreserved api and deliver",
 			props: stack.Props{APIConcurrency: new(0), DeliverConcurrency: new(0), SweeperConcurrency: new(3)},
 			want:  map[string]any{"api": nil, "deliver": nil, "sweeper": 3.0},
-			rate:  "33.333", // rounded down: three instances never exceed 100 a second
+			rate:  "33", // rounded down: three instances never exceed 100 a second
 		},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"math"
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -26,14 +25,10 @@ func (h *hookstep) addDispatch() {
 		AddPropertyDeletionOverride(jsii.String("Environment.Variables.HOOKSTEP_STATE_MACHINE_ARN"))
 
 	r.sweeper.AddEnvironment(jsii.String("HOOKSTEP_STATE_MACHINE_ARN"), r.stateMachine.StateMachineArn(), nil)
-	rate := sweeperDispatchRate(h.props.DispatchRate, *h.props.SweeperConcurrency)
-	r.sweeper.AddEnvironment(jsii.String("HOOKSTEP_DISPATCH_RATE"), jsii.String(strconv.FormatFloat(rate, 'f', -1, 64)), nil)
-}
-
-// sweeperDispatchRate is one sweeper instance's share of the account-wide
-// dispatch rate: with every reserved instance starting executions at
-// once, they stay within it. Rounded down to a thousandth, so that the
-// shares never add up to more.
-func sweeperDispatchRate(total float64, instances int) float64 {
-	return math.Floor(total/float64(instances)*1000) / 1000
+	// One instance's share of the account-wide rate, so that every
+	// reserved instance starting executions at once stays within it.
+	// The function reads a whole number; rounding down keeps the shares
+	// from adding up to more.
+	rate := h.props.DispatchRate / *h.props.SweeperConcurrency
+	r.sweeper.AddEnvironment(jsii.String("HOOKSTEP_DISPATCH_RATE"), jsii.String(strconv.Itoa(rate)), nil)
 }

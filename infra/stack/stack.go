@@ -64,9 +64,10 @@ type Props struct {
 
 	// DispatchRate is how many StartExecution calls per second hookstep
 	// may make in its account and region, all sweeper instances
-	// together. Each instance is told its share (HOOKSTEP_DISPATCH_RATE):
-	// DispatchRate divided by SweeperConcurrency. Default 100.
-	DispatchRate float64
+	// together. Each instance is told its share (HOOKSTEP_DISPATCH_RATE,
+	// a whole number): DispatchRate divided by SweeperConcurrency,
+	// rounded down. Default 100.
+	DispatchRate int
 
 	// WarmThroughput pre-warms the table for a known peak. Zero values
 	// leave it as DynamoDB sets it (on-demand only, no warm throughput
@@ -323,9 +324,9 @@ func (p *Props) withDefaults() (Props, error) {
 		errs = append(errs, errors.New("SweeperConcurrency 0: the sweeper needs a reservation, which divides DispatchRate between its instances"))
 	}
 	if out.DispatchRate < 0 {
-		errs = append(errs, fmt.Errorf("DispatchRate %g is negative", out.DispatchRate))
-	} else if *out.SweeperConcurrency > 0 && sweeperDispatchRate(out.DispatchRate, *out.SweeperConcurrency) <= 0 {
-		errs = append(errs, fmt.Errorf("DispatchRate %g over SweeperConcurrency %d gives an instance no starts a second", out.DispatchRate, *out.SweeperConcurrency))
+		errs = append(errs, fmt.Errorf("DispatchRate %d is negative", out.DispatchRate))
+	} else if *out.SweeperConcurrency > 0 && out.DispatchRate < *out.SweeperConcurrency {
+		errs = append(errs, fmt.Errorf("DispatchRate %d is less than SweeperConcurrency %d: an instance would get no start a second", out.DispatchRate, *out.SweeperConcurrency))
 	}
 	if w := out.WarmThroughput; w.ReadUnitsPerSecond != 0 && w.ReadUnitsPerSecond < MinWarmReadUnits {
 		errs = append(errs, fmt.Errorf("WarmThroughput.ReadUnitsPerSecond %d: a new on-demand table already starts at %d", w.ReadUnitsPerSecond, MinWarmReadUnits))

@@ -630,7 +630,7 @@ func TestPropsAreValidated(t *testing.T) {
 		{"negative deliver concurrency", stack.Props{DeliverConcurrency: new(-5)}, "DeliverConcurrency"},
 		{"unreserved sweeper", stack.Props{SweeperConcurrency: new(0)}, "SweeperConcurrency"},
 		{"negative dispatch rate", stack.Props{DispatchRate: -1}, "DispatchRate"},
-		{"dispatch rate below a start per instance per thousand seconds", stack.Props{DispatchRate: 0.004, SweeperConcurrency: new(5)}, "DispatchRate"},
+		{"dispatch rate below a start per instance a second", stack.Props{DispatchRate: 4, SweeperConcurrency: new(5)}, "DispatchRate"},
 		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
 		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
 		{"unknown architecture", stack.Props{Architecture: "amd64"}, "Architecture"},
