@@ -65,11 +65,18 @@ func TestConcurrencyProps(t *testing.T) {
 			rate:  "22", // 45 over 2, rounded down: the function reads a whole number
 		},
 		{
-			// 0 is no reservation, not Lambda's "never run".
-			name:  "unreserved api and deliver",
-			props: stack.Props{APIConcurrency: new(0), DeliverConcurrency: new(0), SweeperConcurrency: new(3)},
-			want:  map[string]any{"api": nil, "deliver": nil, "sweeper": 3.0},
+			name:  "uneven share",
+			props: stack.Props{SweeperConcurrency: new(3)},
+			want:  map[string]any{"api": 100.0, "deliver": 300.0, "sweeper": 3.0},
 			rate:  "33", // rounded down: three instances never exceed 100 a second
+		},
+		{
+			// 0 is no reservation, not Lambda's "never run": what an
+			// account with a quota below 100 can deploy.
+			name:  "nothing reserved",
+			props: stack.Props{APIConcurrency: new(0), DeliverConcurrency: new(0), SweeperConcurrency: new(0), DispatchRate: 10},
+			want:  map[string]any{"api": nil, "deliver": nil, "sweeper": nil},
+			rate:  "10",
 		},
 	}
 	for _, tt := range tests {

@@ -28,7 +28,8 @@ func (h *hookstep) addDispatch() {
 	// One instance's share of the account-wide rate, so that every
 	// reserved instance starting executions at once stays within it.
 	// The function reads a whole number; rounding down keeps the shares
-	// from adding up to more.
-	rate := h.props.DispatchRate / *h.props.SweeperConcurrency
+	// from adding up to more. Without a reservation the number of
+	// instances is unknown: each is told the whole rate.
+	rate := h.props.DispatchRate / max(*h.props.SweeperConcurrency, 1)
 	r.sweeper.AddEnvironment(jsii.String("HOOKSTEP_DISPATCH_RATE"), jsii.String(strconv.Itoa(rate)), nil)
 }

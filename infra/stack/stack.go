@@ -54,10 +54,12 @@ type Props struct {
 	// functions' reserved concurrency: each function may run that many
 	// instances at once, and the account keeps them for it. Nil means
 	// the default (see DefaultAPIConcurrency and the others); 0 reserves
-	// nothing, leaving the function on the account's unreserved pool
-	// (for api and deliver only: the sweeper's reservation is what
-	// divides DispatchRate between its instances). Lambda refuses any
-	// reservation that leaves the account fewer than 100 unreserved.
+	// nothing, leaving the function on the account's unreserved pool,
+	// which is what an account whose quota is below 100 needs: Lambda
+	// refuses any reservation that leaves the account fewer than 100
+	// unreserved. An unreserved sweeper is told the whole DispatchRate,
+	// so that several instances at once can exceed it (Step Functions
+	// then throttles them).
 	APIConcurrency     *int
 	DeliverConcurrency *int
 	SweeperConcurrency *int
@@ -65,8 +67,8 @@ type Props struct {
 	// DispatchRate is how many StartExecution calls per second hookstep
 	// may make in its account and region, all sweeper instances
 	// together. Each instance is told its share (HOOKSTEP_DISPATCH_RATE,
-	// a whole number): DispatchRate divided by SweeperConcurrency,
-	// rounded down. Default 100.
+	// a whole number): DispatchRate divided by SweeperConcurrency (1 if
+	// unreserved), rounded down. Default 100.
 	DispatchRate int
 
 	// WarmThroughput pre-warms the table for a known peak. Zero values
@@ -319,9 +321,6 @@ func (p *Props) withDefaults() (Props, error) {
 		if c.n < 0 {
 			errs = append(errs, fmt.Errorf("%s %d is negative (0 reserves nothing)", c.name, c.n))
 		}
-	}
-	if *out.SweeperConcurrency == 0 {
-		errs = append(errs, errors.New("SweeperConcurrency 0: the sweeper needs a reservation, which divides DispatchRate between its instances"))
 	}
 	if out.DispatchRate < 0 {
 		errs = append(errs, fmt.Errorf("DispatchRate %d is negative", out.DispatchRate))

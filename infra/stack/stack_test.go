@@ -628,7 +628,7 @@ func TestPropsAreValidated(t *testing.T) {
 		{"domain without certificate", stack.Props{DomainName: "hooks.example.com"}, "CertificateARN"},
 		{"negative api concurrency", stack.Props{APIConcurrency: new(-1)}, "APIConcurrency"},
 		{"negative deliver concurrency", stack.Props{DeliverConcurrency: new(-5)}, "DeliverConcurrency"},
-		{"unreserved sweeper", stack.Props{SweeperConcurrency: new(0)}, "SweeperConcurrency"},
+		{"negative sweeper concurrency", stack.Props{SweeperConcurrency: new(-1)}, "SweeperConcurrency"},
 		{"negative dispatch rate", stack.Props{DispatchRate: -1}, "DispatchRate"},
 		{"dispatch rate below a start per instance a second", stack.Props{DispatchRate: 4, SweeperConcurrency: new(5)}, "DispatchRate"},
 		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
