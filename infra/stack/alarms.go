@@ -30,7 +30,8 @@ const (
 )
 
 // backlogMinutes is how many minutes in a row every sweeper run must end
-// with a dispatch backlog before it alarms. A backlog is normal for a
+// with a dispatch backlog before it alarms (at least two runs, when the
+// sweep is slower than every 5 minutes). A backlog is normal for a
 // while: a burst of new deliveries beyond DispatchRate takes minutes to
 // start (20,000 at 100 a second, about 3.5), and a delivery whose
 // hand-off was lost waits until it is HOOKSTEP_REDRIVE_AFTER old and then
@@ -59,8 +60,8 @@ const backlogMinutes = 10
 //     fail; the api answers 500 meanwhile.
 //   - TableThrottles: DynamoDB throttled requests to the table (or to an
 //     index, which throttles the table's writes).
-//   - DispatchBacklog: every sweeper run for backlogMinutes minutes in a
-//     row ended with deliveries still to dispatch.
+//   - DispatchBacklog: every sweep for backlogMinutes minutes in a row
+//     (and at least two sweeps) ended with deliveries still to dispatch.
 //   - HandOffs: a delivery execution ended in the reconcile hand-off
 //     (a task failed; the run went back to the sweeper): each one is
 //     worth a look.
@@ -91,13 +92,19 @@ func (h *hookstep) addAlarms() {
 		Period:    seconds(alarmPeriod),
 		Statistic: jsii.String("Sum"),
 	})
+	// Each scheduled sweep publishes the backlog once, so a period is
+	// one sweep: with longer periods, the sweeps between data points
+	// would be missing data, which is not breaching, and the alarm could
+	// never see enough periods in a row.
+	sweepMinutes := int(h.props.SweepRate / time.Minute)
+	backlogSweeps := max(2, (backlogMinutes+sweepMinutes-1)/sweepMinutes)
 	backlog := cw.NewMetric(&cw.MetricProps{
 		Namespace:  jsii.String(MetricNamespace),
 		MetricName: jsii.String(MetricDispatchBacklog),
-		// Minimum: one run in the minute that ended with nothing left
-		// is enough to call the minute clear.
+		// Minimum: one run in the period that ended with nothing left
+		// is enough to call it clear.
 		Statistic: jsii.String("Minimum"),
-		Period:    seconds(time.Minute),
+		Period:    seconds(h.props.SweepRate),
 	})
 	handOffs := cw.NewMetric(&cw.MetricProps{
 		Namespace:  jsii.String(MetricNamespace),
@@ -124,8 +131,9 @@ func (h *hookstep) addAlarms() {
 				"Raise apiConcurrency, deliverConcurrency or sweeperConcurrency (and the account's concurrency quota if needed)."},
 		{id: "TableThrottles", metric: tableThrottles,
 			description: "DynamoDB throttled requests to the hookstep table or its indexes. Look for a hot partition; set the table's warm throughput before a known peak."},
-		{id: "DispatchBacklog", metric: backlog, periods: backlogMinutes,
-			description: fmt.Sprintf("Every sweeper run for %d minutes ended with deliveries still waiting to be dispatched or re-driven (Hookstep/DispatchBacklog). ", backlogMinutes) +
+		{id: "DispatchBacklog", metric: backlog, periods: float64(backlogSweeps),
+			description: fmt.Sprintf("%d sweeps in a row (%d minutes) ended with deliveries still waiting to be dispatched or re-driven (Hookstep/DispatchBacklog). ",
+				backlogSweeps, backlogSweeps*sweepMinutes) +
 				"Check the sweeper's log group, its throttles, and StartExecution throttling; raise DispatchRate if the account allows."},
 		{id: "HandOffs", metric: handOffs,
 			description: "A delivery execution ended in the reconcile hand-off (Hookstep/HandOffs): a task failed and the run went back to the sweeper, which re-drives it. " +

@@ -197,6 +197,11 @@ const (
 	DefaultArchitecture = ARM64
 )
 
+// maxSweepRate is the longest SweepRate: the sweeper re-drives what a lost
+// hand-off left, and the dispatch backlog alarm looks at two sweeps in a
+// row, which CloudWatch allows over at most 7 days.
+const maxSweepRate = 24 * time.Hour
+
 // UnreservedMinimum is the concurrency Lambda keeps unreserved in every
 // account: reservations may take the account's quota minus this.
 const UnreservedMinimum = 100
@@ -311,6 +316,8 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.SweepRate < time.Minute || out.SweepRate%time.Minute != 0 {
 		errs = append(errs, fmt.Errorf("SweepRate %s: an EventBridge rate needs whole minutes, at least 1", out.SweepRate))
+	} else if out.SweepRate > maxSweepRate {
+		errs = append(errs, fmt.Errorf("SweepRate %s: at most %s, or lost hand-offs wait too long and the backlog alarm cannot look back over two sweeps", out.SweepRate, maxSweepRate))
 	}
 	for _, c := range []struct {
 		name string

@@ -614,6 +614,38 @@ func TestAlarms(t *testing.T) {
 	})
 }
 
+// TestDispatchBacklogFollowsSweepRate checks that the backlog alarm's
+// period is one sweep: each scheduled sweep publishes the metric once,
+// and periods without a sweep would be missing data, which never
+// breaches. It alarms after 10 minutes of sweeps, and at least two.
+func TestDispatchBacklogFollowsSweepRate(t *testing.T) {
+	tests := []struct {
+		rate            time.Duration
+		period, periods float64
+	}{
+		{3 * time.Minute, 180, 4},
+		{5 * time.Minute, 300, 2},
+		{time.Hour, 3600, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rate.String(), func(t *testing.T) {
+			s := synth(t, stack.Props{SweepRate: tt.rate})
+			for id, a := range s.tmpl.ofType("AWS::CloudWatch::Alarm") {
+				if !strings.HasPrefix(id, "DispatchBacklogAlarm") {
+					continue
+				}
+				p := a.Properties
+				if p["Period"] != tt.period || p["EvaluationPeriods"] != tt.periods || p["DatapointsToAlarm"] != tt.periods {
+					t.Errorf("got %v of %v periods of %vs, want %v of %v of %vs",
+						p["DatapointsToAlarm"], p["EvaluationPeriods"], p["Period"], tt.periods, tt.periods, tt.period)
+				}
+				return
+			}
+			t.Fatal("no DispatchBacklog alarm")
+		})
+	}
+}
+
 func TestPropsAreValidated(t *testing.T) {
 	build := filepath.Join(workDir, "build")
 	tests := []struct {
@@ -625,6 +657,7 @@ func TestPropsAreValidated(t *testing.T) {
 		{"negative wait", stack.Props{Schedule: webhook.Schedule{time.Second, -time.Second}}, "schedule[1]"},
 		{"HTTP budget beyond Lambda's limit", stack.Props{HTTPTimeout: 10 * time.Minute}, "HTTPTimeout"},
 		{"sub-minute sweep", stack.Props{SweepRate: 90 * time.Second}, "SweepRate"},
+		{"sweep slower than daily", stack.Props{SweepRate: 25 * time.Hour}, "SweepRate"},
 		{"domain without certificate", stack.Props{DomainName: "hooks.example.com"}, "CertificateARN"},
 		{"negative api concurrency", stack.Props{APIConcurrency: new(-1)}, "APIConcurrency"},
 		{"negative deliver concurrency", stack.Props{DeliverConcurrency: new(-5)}, "DeliverConcurrency"},
