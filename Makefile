@@ -6,6 +6,13 @@ PKGS     := ./...
 DATA_DIR ?= .hookstep
 
 FUNCTIONS := api deliver sweeper
+# The functions' instruction set (Go's GOARCH): arm64, Graviton, for AWS.
+# localstack-deploy builds for this machine's instead, so that LocalStack
+# runs the functions without emulation. The stack is told the same
+# (-c architecture=...), and refuses a build of the other one.
+ARCH     ?= arm64
+# Lambda's name for it.
+LAMBDA_ARCH = $(if $(filter amd64,$(ARCH)),x86_64,$(ARCH))
 # The Lambda runtime emulator, pinned (the module proxy serves a pseudo-version).
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 TOOLS    := $(CURDIR)/build/tools
@@ -40,12 +47,13 @@ fmt:
 build-local:
 	CGO_ENABLED=0 $(GO) build -trimpath -o build/local/hookstep ./functions/local
 
-## build: cross-compile each Lambda function to build/<name>/bootstrap (linux/arm64), reproducibly
+## build: cross-compile each Lambda function to build/<name>/bootstrap (linux/$(ARCH), default arm64), reproducibly
 build:
+	@case "$(ARCH)" in arm64|amd64) ;; *) echo "ARCH=$(ARCH): want arm64 or amd64" >&2; exit 1;; esac
 	@for f in $(FUNCTIONS); do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -tags lambda.norpc -trimpath -buildvcs=false \
 			-ldflags='-s -w -buildid=' -o build/$$f/bootstrap ./functions/$$f || exit 1; \
-		printf '%-8s %s bytes  sha256 %s\n' $$f $$(stat -c %s build/$$f/bootstrap) $$(sha256sum build/$$f/bootstrap | cut -c1-16); \
+		printf '%-8s %s %s bytes  sha256 %s\n' $$f $(ARCH) $$(stat -c %s build/$$f/bootstrap) $$(sha256sum build/$$f/bootstrap | cut -c1-16); \
 	done
 
 clean:
@@ -57,7 +65,10 @@ clean:
 INFRA_NODE := infra/node_modules/.package-lock.json
 INFRA_PATH := $(CURDIR)/infra/node_modules/.bin:$(PATH)
 # Extra CDK CLI arguments, e.g. CDK_ARGS='-c retrySchedule=0s,5s,10s -c removalPolicy=destroy'.
+# (Set the architecture with ARCH, not -c architecture: the build follows ARCH.)
 CDK_ARGS ?=
+# What every CDK command passes before CDK_ARGS.
+CDK_CONTEXT = -c architecture=$(LAMBDA_ARCH)
 CDK := cd infra && PATH="$(INFRA_PATH)" CDK_DISABLE_CLI_TELEMETRY=1 CDK_DISABLE_VERSION_CHECK=1 npx --no cdk
 
 .PHONY: synth diff deploy destroy infra-test
@@ -67,20 +78,20 @@ $(INFRA_NODE): infra/package.json infra/package-lock.json
 
 ## synth: build the functions and synthesize the stack into infra/cdk.out (offline: no AWS account or lookups)
 synth: build $(INFRA_NODE)
-	$(CDK) synth -q --no-notices $(CDK_ARGS)
+	$(CDK) synth -q --no-notices $(CDK_CONTEXT) $(CDK_ARGS)
 	@echo "template: infra/cdk.out/Hookstep.template.json"
 
 ## diff: compare the stack with the deployed one (needs AWS credentials)
 diff: build $(INFRA_NODE)
-	$(CDK) diff --no-notices $(CDK_ARGS)
+	$(CDK) diff --no-notices $(CDK_CONTEXT) $(CDK_ARGS)
 
 ## deploy: build the functions and deploy the stack (needs AWS credentials and a bootstrapped account)
 deploy: build $(INFRA_NODE)
-	$(CDK) deploy --no-notices $(CDK_ARGS)
+	$(CDK) deploy --no-notices $(CDK_CONTEXT) $(CDK_ARGS)
 
 ## destroy: delete the stack; the table, secret and logs are retained unless deployed with removalPolicy=destroy
 destroy: build $(INFRA_NODE)
-	$(CDK) destroy --no-notices $(CDK_ARGS)
+	$(CDK) destroy --no-notices $(CDK_CONTEXT) $(CDK_ARGS)
 
 ## infra-test: the CDK assertion tests and the ASL check of the generated state machine
 infra-test: $(INFRA_NODE)
@@ -103,10 +114,13 @@ localstack-up:
 		curl -fsS $(LOCALSTACK_ENDPOINT)/_localstack/health >/dev/null 2>&1 && { echo "LocalStack is ready"; exit 0; }; sleep 2; \
 	done; echo "LocalStack did not become ready"; exit 1
 
-## localstack-deploy: build the functions, bootstrap and deploy the stack to LocalStack (private/http receivers allowed)
+## localstack-deploy: build the functions for this machine, bootstrap and deploy the stack to LocalStack (private/http receivers allowed)
+# A target-specific ARCH also applies to the build this target runs; an
+# ARCH given on the command line still wins.
+localstack-deploy: ARCH = $(shell $(GO) env GOHOSTARCH)
 localstack-deploy: build $(INFRA_NODE)
 	$(CDKLOCAL) bootstrap --no-notices
-	$(CDKLOCAL) deploy --no-notices --require-approval never -c removalPolicy=destroy -c allowPrivateTargets=true -c allowHTTP=true $(CDK_ARGS)
+	$(CDKLOCAL) deploy --no-notices --require-approval never $(CDK_CONTEXT) -c removalPolicy=destroy -c allowPrivateTargets=true -c allowHTTP=true $(CDK_ARGS)
 
 ## localstack-e2e: run the Svix SDK end-to-end suite against the API deployed to LocalStack
 localstack-e2e:

@@ -11,8 +11,13 @@
 // disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
 // domainName and certificateArn (together), alarmTopicArn,
 // apiGatewayLogRoleExists (true when the account's API Gateway
-// CloudWatch role is managed elsewhere), and allowPrivateTargets and
-// allowHTTP (for LocalStack, whose test receivers are on this machine).
+// CloudWatch role is managed elsewhere), allowPrivateTargets and
+// allowHTTP (for LocalStack, whose test receivers are on this machine),
+// apiConcurrency, deliverConcurrency and sweeperConcurrency (reserved
+// concurrency; 0 reserves none), dispatchRate (StartExecution calls per
+// second, all sweeper instances together), warmReadUnitsPerSecond and
+// warmWriteUnitsPerSecond (the table's warm throughput), and architecture
+// (arm64|x86_64, as the functions were built: make sets it from ARCH).
 package main
 
 import (
@@ -99,6 +104,44 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 		p.RemovalPolicy = awscdk.RemovalPolicy_DESTROY
 	default:
 		errs = append(errs, fmt.Errorf("context removalPolicy %q: want retain or destroy", v))
+	}
+	for key, dst := range map[string]**int{
+		"apiConcurrency":     &p.APIConcurrency,
+		"deliverConcurrency": &p.DeliverConcurrency,
+		"sweeperConcurrency": &p.SweeperConcurrency,
+	} {
+		if v := get(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			}
+			*dst = new(n)
+		}
+	}
+	for key, dst := range map[string]*int{
+		"warmReadUnitsPerSecond":  &p.WarmThroughput.ReadUnitsPerSecond,
+		"warmWriteUnitsPerSecond": &p.WarmThroughput.WriteUnitsPerSecond,
+	} {
+		if v := get(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			}
+			*dst = n
+		}
+	}
+	if v := get("dispatchRate"); v != "" {
+		r, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("context dispatchRate: %w", err))
+		}
+		p.DispatchRate = r
+	}
+	switch v := stack.Architecture(get("architecture")); v {
+	case "", stack.ARM64, stack.X86_64:
+		p.Architecture = v
+	default:
+		errs = append(errs, fmt.Errorf("context architecture %q: want %s or %s", v, stack.ARM64, stack.X86_64))
 	}
 	for key, dst := range map[string]*bool{
 		"apiGatewayLogRoleExists": &p.APIGatewayLogRoleExists,

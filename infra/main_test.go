@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/hookstep/hookstep/infra/stack"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -33,6 +35,13 @@ func TestPropsFromContext(t *testing.T) {
 		"apiGatewayLogRoleExists": "true",
 		"allowPrivateTargets":     "true",
 		"allowHTTP":               "true",
+		"apiConcurrency":          "50",
+		"deliverConcurrency":      "0",
+		"sweeperConcurrency":      "2",
+		"dispatchRate":            "40",
+		"warmReadUnitsPerSecond":  "20000",
+		"warmWriteUnitsPerSecond": "6000",
+		"architecture":            "x86_64",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -53,6 +62,21 @@ func TestPropsFromContext(t *testing.T) {
 	if p.DomainName != ctx["domainName"] || p.CertificateARN != ctx["certificateArn"] || p.AlarmTopicARN != ctx["alarmTopicArn"] {
 		t.Errorf("strings: got %q %q %q", p.DomainName, p.CertificateARN, p.AlarmTopicARN)
 	}
+	// 0 is a value (no reservation), not "unset".
+	for name, got := range map[string]*int{"apiConcurrency": p.APIConcurrency, "deliverConcurrency": p.DeliverConcurrency, "sweeperConcurrency": p.SweeperConcurrency} {
+		if want, _ := strconv.Atoi(ctx[name]); got == nil || *got != want {
+			t.Errorf("%s: got %v, want %d", name, got, want)
+		}
+	}
+	if p.DispatchRate != 40 {
+		t.Errorf("DispatchRate: got %v, want 40", p.DispatchRate)
+	}
+	if want := (stack.WarmThroughput{ReadUnitsPerSecond: 20000, WriteUnitsPerSecond: 6000}); p.WarmThroughput != want {
+		t.Errorf("WarmThroughput: got %+v, want %+v", p.WarmThroughput, want)
+	}
+	if p.Architecture != stack.X86_64 {
+		t.Errorf("Architecture: got %q, want x86_64", p.Architecture)
+	}
 }
 
 func TestPropsFromContextDefaults(t *testing.T) {
@@ -60,13 +84,18 @@ func TestPropsFromContextDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" {
+	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" || p.APIConcurrency != nil || p.DeliverConcurrency != nil ||
+		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) || p.Architecture != "" {
 		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
 	}
 }
 
 func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
-	ctx := map[string]string{"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure"}
+	ctx := map[string]string{
+		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
+		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "40.5",
+		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3", "architecture": "amd64",
+	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {
 		if err == nil || !strings.Contains(err.Error(), key) {

@@ -17,10 +17,12 @@ api_url=$(output ApiUrl)
 secret_arn=$(output AdminTokenSecretArn)
 token=$(aws --endpoint-url "$endpoint" secretsmanager get-secret-value --secret-id "$secret_arn" --query SecretString --output text)
 
-# The deployed functions run in containers on Docker's default bridge: the
-# suite's receivers listen on the bridge gateway so those containers reach
-# them (never on every interface).
-gateway=${HOOKSTEP_E2E_RECEIVER_HOST:-$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}')}
+# The deployed functions run in containers on the compose file's network
+# (LAMBDA_DOCKER_NETWORK): the suite's receivers listen on that network's
+# gateway, this machine's address there, so those containers reach them
+# (never on every interface).
+network=${HOOKSTEP_LOCALSTACK_NETWORK:-hookstep-localstack}
+gateway=${HOOKSTEP_E2E_RECEIVER_HOST:-$(docker network inspect "$network" --format '{{(index .IPAM.Config 0).Gateway}}')}
 
 HOOKSTEP_E2E_URL="$api_url" HOOKSTEP_E2E_TOKEN="$token" \
 HOOKSTEP_E2E_LISTEN="$gateway:0" HOOKSTEP_E2E_RECEIVER_HOST="$gateway" \

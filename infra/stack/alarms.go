@@ -1,31 +1,70 @@
 package stack
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	cw "github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/jsii-runtime-go"
 )
 
-// alarmPeriod is the window every alarm sums over.
+// alarmPeriod is the window most alarms sum over.
 const alarmPeriod = 5 * time.Minute
 
-// addAlarms raises an alarm on the signals that need an operator, each
-// firing on the first occurrence in a five-minute window:
+// The custom metrics hookstep's functions publish with CloudWatch's
+// Embedded Metric Format, in MetricNamespace and without dimensions.
+const (
+	MetricNamespace = "Hookstep"
+
+	// MetricDispatchBacklog is the number of deliveries still waiting to
+	// be dispatched or re-driven when a sweeper run ends.
+	MetricDispatchBacklog = "DispatchBacklog"
+
+	// MetricHandOffs counts runs the deliver function handed back to the
+	// sweeper (the state machine's reconcile hand-off).
+	MetricHandOffs = "HandOffs"
+)
+
+// backlogMinutes is how many minutes in a row every sweeper run must end
+// with a dispatch backlog before it alarms (at least two runs, when the
+// sweep is slower than every 5 minutes). A backlog is normal for a
+// while: a burst of new deliveries beyond DispatchRate takes minutes to
+// start (20,000 at 100 a second, about 3.5), and a delivery whose
+// hand-off was lost waits until it is HOOKSTEP_REDRIVE_AFTER old and then
+// for the next sweep. Ten minutes is past both: dispatch has stopped
+// keeping up (StartExecution throttled or failing, the sweeper throttled
+// or failing, DispatchRate too low for the traffic).
+const backlogMinutes = 10
+
+// addAlarms raises an alarm on the signals that need an operator. Unless
+// said otherwise, each fires on the first occurrence in a five-minute
+// window:
 //
 //   - DeliverErrors: the deliver function failed (not a failed POST,
-//     which is an outcome): an attempt may be unrecorded and its
-//     execution has failed.
-//   - ExecutionsFailed: a delivery execution failed. This includes runs
-//     that exhausted the schedule (the MarkFailed → Exhausted path), so
-//     it also fires when a customer's endpoint stays down for the whole
-//     schedule; the deliver errors alarm tells the two apart.
-//   - Throttles: Lambda throttled one of the functions. The state
-//     machine retries throttled attempts, so deliveries slow down rather
-//     than fail; the account's concurrency needs raising.
+//     which is an outcome): an attempt may be unrecorded.
+//   - ExecutionsFailed: a delivery execution failed. A schedule that runs
+//     out ends in a Succeed state (Exhausted), so a customer's endpoint
+//     that stays down does not count; a failed execution means a task
+//     failed beyond its Catch (hookstep.Stranded, hookstep.UnknownOutcome).
+//   - ExecutionThrottled: Step Functions throttled state transitions of
+//     the delivery state machine (the account's StateTransition quota):
+//     deliveries run late.
+//   - Throttles: Lambda throttled one of the functions, which ran out of
+//     its reserved concurrency (or the account of its quota). The state
+//     machine retries throttled attempts and Lambda retries throttled
+//     asynchronous invocations, so deliveries slow down rather than
+//     fail; the api answers 500 meanwhile.
+//   - TableThrottles: DynamoDB throttled requests to the table (or to an
+//     index, which throttles the table's writes).
+//   - DispatchBacklog: every sweep for backlogMinutes minutes in a row
+//     (and at least two sweeps) ended with deliveries still to dispatch.
+//   - HandOffs: a delivery execution ended in the reconcile hand-off
+//     (a task failed; the run went back to the sweeper): each one is
+//     worth a look.
 //   - Api5xx: the API answered 5xx, which hookstep promises never to do
 //     for bad input.
 //
@@ -43,15 +82,64 @@ func (h *hookstep) addAlarms() {
 		Label:  jsii.String("Lambda throttles"),
 		Period: seconds(alarmPeriod),
 	})
+	tableThrottles := r.table.MetricThrottledRequestsForOperations(&awsdynamodb.OperationsMetricOptions{
+		// The operations hookstep sends (see addPermissions).
+		Operations: &[]awsdynamodb.Operation{
+			awsdynamodb.Operation_GET_ITEM, awsdynamodb.Operation_BATCH_GET_ITEM, awsdynamodb.Operation_QUERY,
+			awsdynamodb.Operation_PUT_ITEM, awsdynamodb.Operation_UPDATE_ITEM, awsdynamodb.Operation_DELETE_ITEM,
+			awsdynamodb.Operation_BATCH_WRITE_ITEM,
+		},
+		Period:    seconds(alarmPeriod),
+		Statistic: jsii.String("Sum"),
+	})
+	// Each scheduled sweep publishes the backlog once, so a period is
+	// one sweep: with longer periods, the sweeps between data points
+	// would be missing data, which is not breaching, and the alarm could
+	// never see enough periods in a row.
+	sweepMinutes := int(h.props.SweepRate / time.Minute)
+	backlogSweeps := max(2, (backlogMinutes+sweepMinutes-1)/sweepMinutes)
+	backlog := cw.NewMetric(&cw.MetricProps{
+		Namespace:  jsii.String(MetricNamespace),
+		MetricName: jsii.String(MetricDispatchBacklog),
+		// Minimum: one run in the period that ended with nothing left
+		// is enough to call it clear.
+		Statistic: jsii.String("Minimum"),
+		Period:    seconds(h.props.SweepRate),
+	})
+	handOffs := cw.NewMetric(&cw.MetricProps{
+		Namespace:  jsii.String(MetricNamespace),
+		MetricName: jsii.String(MetricHandOffs),
+		Statistic:  jsii.String("Sum"),
+		Period:     seconds(alarmPeriod),
+	})
 
 	alarms := []struct {
 		id, description string
 		metric          cw.IMetric
+		periods         float64 // consecutive breaching periods, when more than 1
 	}{
-		{"DeliverErrors", "The deliver function failed: an attempt may be unrecorded and its execution failed. See the deliver function's log group.", r.deliver.MetricErrors(sum)},
-		{"ExecutionsFailed", "A delivery execution failed: the retry schedule was exhausted, or a task failed. See the state machine's log group.", r.stateMachine.MetricFailed(sum)},
-		{"Throttles", "Lambda throttled a hookstep function: deliveries are delayed. Raise the account's Lambda concurrency.", throttles},
-		{"Api5xx", "The API answered 5xx. See the api function's log group.", r.restAPI.MetricServerError(sum)},
+		{id: "DeliverErrors", metric: r.deliver.MetricErrors(sum),
+			description: "The deliver function failed: an attempt may be unrecorded. See the deliver function's log group."},
+		{id: "ExecutionsFailed", metric: r.stateMachine.MetricFailed(sum),
+			description: "A delivery execution failed: a task failed beyond its Catch (hookstep.Stranded or hookstep.UnknownOutcome). " +
+				"A schedule that runs out does not count: it ends in the Succeed state Exhausted. See the state machine's log group."},
+		{id: "ExecutionThrottled", metric: r.stateMachine.MetricThrottled(sum),
+			description: "Step Functions throttled the delivery state machine's state transitions: deliveries run late. " +
+				"Lower DispatchRate or raise the account's StateTransition quota."},
+		{id: "Throttles", metric: throttles,
+			description: "Lambda throttled a hookstep function, which ran out of its reserved concurrency: deliveries are delayed, and a throttled api answers 500. " +
+				"Raise apiConcurrency, deliverConcurrency or sweeperConcurrency (and the account's concurrency quota if needed)."},
+		{id: "TableThrottles", metric: tableThrottles,
+			description: "DynamoDB throttled requests to the hookstep table or its indexes. Look for a hot partition; set the table's warm throughput before a known peak."},
+		{id: "DispatchBacklog", metric: backlog, periods: float64(backlogSweeps),
+			description: fmt.Sprintf("%d sweeps in a row (%d minutes) ended with deliveries still waiting to be dispatched or re-driven (Hookstep/DispatchBacklog). ",
+				backlogSweeps, backlogSweeps*sweepMinutes) +
+				"Check the sweeper's log group, its throttles, and StartExecution throttling; raise DispatchRate if the account allows."},
+		{id: "HandOffs", metric: handOffs,
+			description: "A delivery execution ended in the reconcile hand-off (Hookstep/HandOffs): a task failed and the run went back to the sweeper, which re-drives it. " +
+				"Each one is worth a look: see the deliver function's and the state machine's log groups."},
+		{id: "Api5xx", metric: r.restAPI.MetricServerError(sum),
+			description: "The API answered 5xx. See the api function's log group."},
 	}
 
 	var topic awssns.ITopic
@@ -59,14 +147,19 @@ func (h *hookstep) addAlarms() {
 		topic = awssns.Topic_FromTopicArn(h.stack, jsii.String("AlarmTopic"), jsii.String(h.props.AlarmTopicARN))
 	}
 	for _, a := range alarms {
-		alarm := cw.NewAlarm(h.stack, jsii.String(a.id+"Alarm"), &cw.AlarmProps{
+		props := &cw.AlarmProps{
 			AlarmDescription:   jsii.String(a.description),
 			Metric:             a.metric,
 			Threshold:          jsii.Number(1),
 			EvaluationPeriods:  jsii.Number(1),
 			ComparisonOperator: cw.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 			TreatMissingData:   cw.TreatMissingData_NOT_BREACHING,
-		})
+		}
+		if a.periods > 1 {
+			props.EvaluationPeriods = jsii.Number(a.periods)
+			props.DatapointsToAlarm = jsii.Number(a.periods)
+		}
+		alarm := cw.NewAlarm(h.stack, jsii.String(a.id+"Alarm"), props)
 		if topic != nil {
 			action := awscloudwatchactions.NewSnsAction(topic)
 			alarm.AddAlarmAction(action)

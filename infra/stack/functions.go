@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
@@ -24,6 +25,7 @@ type resources struct {
 	api          awslambda.Function
 	deliver      awslambda.Function
 	sweeper      awslambda.Function
+	roles        map[string]awsiam.Role // each function's role, by name; see function
 	stateMachine awsstepfunctions.StateMachine
 	restAPI      awsapigateway.LambdaRestApi
 	sweep        awsevents.Rule
@@ -73,10 +75,11 @@ func (h *hookstep) addSecret() {
 	})
 }
 
-// addFunctions creates the three Lambda functions and grants each the
-// table. The state machine's ARN is added to api and sweeper once it
-// exists (addStateMachine); deliver never gets it, since the state
-// machine refers to deliver and the reference cannot go both ways.
+// addFunctions creates the three Lambda functions. What they may do is
+// granted once the rest exists (addPermissions), and so are the
+// variables that name other resources (addDispatch): deliver never gets
+// the state machine's ARN, since the state machine refers to deliver and
+// the reference cannot go both ways.
 func (h *hookstep) addFunctions() {
 	p := h.props
 	env := map[string]*string{
@@ -93,36 +96,34 @@ func (h *hookstep) addFunctions() {
 	h.res.api = h.function("api", functionSpec{
 		description: "hookstep API and dashboard behind API Gateway",
 		// Lambda's CPU share grows with memory. The api validates and
-		// fans a message out to every matching endpoint (a write and a
-		// StartExecution each) while a client waits, so it gets more
-		// CPU than the background functions.
-		memoryMB: 512,
-		timeout:  apiTimeout,
-		env:      env,
+		// fans a message out to every matching endpoint (a write each)
+		// and hands them to the sweeper while a client waits, so it
+		// gets more CPU than the background functions.
+		memoryMB:    512,
+		timeout:     apiTimeout,
+		concurrency: *p.APIConcurrency,
+		env:         env,
 	})
 	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_ADMIN_TOKEN_SECRET_ARN"), h.res.adminToken.SecretArn(), nil)
-	h.res.adminToken.GrantRead(h.res.api, nil)
 
 	h.res.deliver = h.function("deliver", functionSpec{
 		description: "hookstep delivery attempt (the state machine's task)",
 		// One outbound POST with a capped response: waiting on the
 		// network, not computing. 256 MB is the smallest size whose CPU
 		// share signs and parses without adding latency.
-		memoryMB: 256,
-		timeout:  deliverTimeout(p.HTTPTimeout),
-		env:      env,
-	})
-
-	h.res.sweeper = h.function("sweeper", functionSpec{
-		description: "hookstep sweep: disable failing endpoints, re-drive undispatched deliveries",
-		memoryMB:    256, // a bounded batch of small DynamoDB calls
-		timeout:     sweeperTimeout,
+		memoryMB:    256,
+		timeout:     deliverTimeout(p.HTTPTimeout),
+		concurrency: *p.DeliverConcurrency,
 		env:         env,
 	})
 
-	for _, fn := range []awslambda.Function{h.res.api, h.res.deliver, h.res.sweeper} {
-		h.res.table.GrantReadWriteData(fn)
-	}
+	h.res.sweeper = h.function("sweeper", functionSpec{
+		description: "hookstep sweep and dispatch: start executions, re-drive undispatched deliveries, disable failing endpoints",
+		memoryMB:    256, // a bounded batch of small DynamoDB calls and StartExecutions
+		timeout:     sweeperTimeout,
+		concurrency: *p.SweeperConcurrency,
+		env:         env,
+	})
 }
 
 // functionSpec is what differs between the three functions.
@@ -130,36 +131,74 @@ type functionSpec struct {
 	description string
 	memoryMB    float64
 	timeout     time.Duration
+	concurrency int // reserved concurrent executions; 0 reserves none
 	env         map[string]*string
 }
 
 // function creates one Go function from <AssetDir>/<name>/bootstrap on
-// the OS-only runtime, on Graviton (the build is linux/arm64), with its
-// own log group so that retention and removal follow the props.
+// the OS-only runtime and the props' architecture, with its own log
+// group so that retention and removal follow the props.
+//
+// Its role is made here and handed to the function as immutable: a grant
+// to the function (fn.GrantPrincipal) adds nothing, so every permission
+// it has is one addPermissions gives its role (h.res.roles), listed
+// there action by action.
 func (h *hookstep) function(name string, spec functionSpec) awslambda.Function {
 	id := constructID(name)
 	logs := awslogs.NewLogGroup(h.stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
 		Retention:     h.props.LogRetention,
 		RemovalPolicy: h.props.RemovalPolicy,
 	})
+	role := awsiam.NewRole(h.stack, jsii.String(id+"Role"), &awsiam.RoleProps{
+		Description: jsii.String("hookstep " + name + " function"),
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		// What CDK gives a function's own role: writing to its log group.
+		ManagedPolicies: &[]awsiam.IManagedPolicy{
+			awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("service-role/AWSLambdaBasicExecutionRole")),
+		},
+	})
+	if h.res.roles == nil {
+		h.res.roles = map[string]awsiam.Role{}
+	}
+	h.res.roles[name] = role
+
 	env := make(map[string]*string, len(spec.env))
 	for k, v := range spec.env {
 		env[k] = v
 	}
-	return awslambda.NewFunction(h.stack, jsii.String(id+"Function"), &awslambda.FunctionProps{
+	props := &awslambda.FunctionProps{
 		Description:  jsii.String(spec.description),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture: awslambda.Architecture_ARM_64(),
+		Architecture: lambdaArchitecture(h.props.Architecture),
 		Handler:      jsii.String("bootstrap"),
 		Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(h.props.AssetDir, name)), nil),
 		MemorySize:   jsii.Number(spec.memoryMB),
 		Timeout:      seconds(spec.timeout),
 		Environment:  &env,
 		LogGroup:     logs,
+		Role:         role.WithoutPolicyUpdates(nil),
 		// The functions already write JSON lines (log/slog); the JSON
 		// format keeps them as fields and adds the request id.
 		LoggingFormat: awslambda.LoggingFormat_JSON,
-	})
+	}
+	// Lambda reads a reservation of 0 as "never run"; here 0 means no
+	// reservation, so the property is left out.
+	if spec.concurrency > 0 {
+		props.ReservedConcurrentExecutions = jsii.Number(spec.concurrency)
+	}
+	fn := awslambda.NewFunction(h.stack, jsii.String(id+"Function"), props)
+	// The function is created after its permissions, as with a role CDK
+	// makes: the role's policy is a child of the role.
+	fn.Node().AddDependency(role)
+	return fn
+}
+
+// lambdaArchitecture maps the props' architecture to CDK's.
+func lambdaArchitecture(a Architecture) awslambda.Architecture {
+	if a == X86_64 {
+		return awslambda.Architecture_X86_64()
+	}
+	return awslambda.Architecture_ARM_64()
 }
 
 // constructID turns a function name into a construct id: "api" → "Api".

@@ -1,20 +1,15 @@
 package stack_test
 
 import (
+	"encoding/json"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
-)
 
-// tableReadWrite is what table.GrantReadWriteData grants: named actions
-// (no "dynamodb:*") on the table and its indexes.
-var tableReadWrite = []string{
-	"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
-	"dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
-	"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:PutItem",
-	"dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
-}
+	"github.com/hookstep/hookstep/infra/stack"
+	"github.com/hookstep/hookstep/internal/dynamo"
+)
 
 // stateMachineLogDelivery are the actions Step Functions needs to deliver
 // execution logs; AWS defines them on "*" only.
@@ -111,41 +106,68 @@ func TestIAMManagedPolicies(t *testing.T) {
 	}
 }
 
-// TestIAMGrants spells out who may do what, on which resource.
+// TestIAMGrants spells out, statement by statement, what each role may
+// do on which resource. Each function's DynamoDB actions are the ones
+// its code paths issue (see iam.go): no Scan, no stream or transaction
+// actions, no DescribeTable; index ARNs only for Query, and only where
+// the function queries.
 func TestIAMGrants(t *testing.T) {
 	s := defaultStack()
 	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
 	smID, sm := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
 	deliverID, _ := s.tmpl.function(t, "deliver")
+	sweeperID, _ := s.tmpl.function(t, "sweeper")
 
 	roleOf := map[string]string{} // principal → role logical id
-	for _, name := range []string{"api", "deliver", "sweeper"} {
+	for _, name := range stack.Functions {
 		_, fn := s.tmpl.function(t, name)
 		roleOf[name] = fn.Properties["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 	}
 	roleOf["stateMachine"] = sm.Properties["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 
-	// grant: the actions a principal has on resources whose JSON
-	// mentions on ("*" for the literal wildcard resource).
-	type grant struct {
-		on      string
-		actions []string
-	}
-	startExecution := grant{smID, []string{"states:StartExecution"}}
+	table := getAttArn(tableID)
+	index := func(name string) any { return map[string]any{"Fn::Join": []any{"", []any{table, "/index/" + name}}} }
+	// arn:<partition>:states:<region>:<account>:execution:<state machine name>:*
+	executions := map[string]any{"Fn::Join": []any{"", []any{
+		"arn:", ref("AWS::Partition"), ":states:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":execution:",
+		map[string]any{"Fn::Select": []any{6, map[string]any{"Fn::Split": []any{":", ref(smID)}}}},
+		":*",
+	}}}
+	allow := func(actions []string, resources ...any) grant { return grant{actions, resources} }
+
 	tests := []struct {
 		principal string
 		want      []grant
 	}{
-		{"api", []grant{{tableID, tableReadWrite}, startExecution, {secretID, []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}}}},
-		{"deliver", []grant{{tableID, tableReadWrite}}},
-		{"sweeper", []grant{{tableID, tableReadWrite}, startExecution}},
-		{"stateMachine", []grant{{deliverID, []string{"lambda:InvokeFunction"}}, {`"*"`, stateMachineLogDelivery}}},
+		{"api", []grant{
+			allow([]string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
+				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
+			allow([]string{"dynamodb:Query"}, index(dynamo.IndexList), index(dynamo.IndexEndpoint), index(dynamo.IndexSweep)),
+			allow([]string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}, ref(secretID)),
+			// The dispatch hand-off: the sweeper function itself, no
+			// version or alias; and no states:StartExecution.
+			allow([]string{"lambda:InvokeFunction"}, getAttArn(sweeperID)),
+		}},
+		{"deliver", []grant{
+			allow([]string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, table),
+		}},
+		{"sweeper", []grant{
+			allow([]string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
+				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
+			allow([]string{"dynamodb:Query"}, index(dynamo.IndexSweep), index(dynamo.IndexEndpoint)),
+			allow([]string{"states:StartExecution"}, ref(smID)),
+			allow([]string{"states:DescribeExecution"}, executions),
+		}},
+		{"stateMachine", []grant{
+			allow([]string{"lambda:InvokeFunction"}, getAttArn(deliverID), map[string]any{"Fn::Join": []any{"", []any{getAttArn(deliverID), ":*"}}}),
+			allow(stateMachineLogDelivery, "*"),
+		}},
 	}
 	all := statements(t, s.tmpl)
 	for _, tt := range tests {
 		t.Run(tt.principal, func(t *testing.T) {
-			var got []grant
+			var got []string
 			for _, st := range all {
 				if st.role != roleOf[tt.principal] {
 					continue
@@ -153,37 +175,40 @@ func TestIAMGrants(t *testing.T) {
 				if st.effect != "Allow" {
 					t.Errorf("unexpected %s statement %v", st.effect, st.actions)
 				}
-				on := "?" + st.resources
-				for _, w := range tt.want {
-					if strings.Contains(st.resources, w.on) {
-						on = w.on
+				var resources []any
+				if err := json.Unmarshal([]byte(st.resources), &resources); err != nil {
+					var one any
+					if err := json.Unmarshal([]byte(st.resources), &one); err != nil {
+						t.Fatal(err)
 					}
+					resources = []any{one}
 				}
-				merged := false
-				for i := range got {
-					if got[i].on == on {
-						got[i].actions, merged = append(got[i].actions, st.actions...), true
-					}
-				}
-				if !merged {
-					got = append(got, grant{on, slices.Clone(st.actions)})
-				}
+				got = append(got, grant{st.actions, resources}.String(t))
 			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got grants %v, want %v", got, tt.want)
+			var want []string
+			for _, g := range tt.want {
+				want = append(want, g.String(t))
 			}
-			for _, w := range tt.want {
-				i := slices.IndexFunc(got, func(g grant) bool { return g.on == w.on })
-				if i < 0 {
-					t.Errorf("no grant on %s, want %v", w.on, w.actions)
-					continue
-				}
-				g := slices.Clone(got[i].actions)
-				sort.Strings(g)
-				if !slices.Equal(g, w.actions) {
-					t.Errorf("on %s: got %v, want %v", w.on, g, w.actions)
-				}
+			sort.Strings(got)
+			sort.Strings(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("statements of %s:\n got %s\nwant %s", tt.principal, strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 			}
 		})
 	}
+}
+
+// grant is one Allow statement: actions on resources.
+type grant struct {
+	actions   []string
+	resources []any
+}
+
+// String is the statement in a form that compares equal whatever the
+// order of its actions.
+func (g grant) String(t *testing.T) string {
+	t.Helper()
+	actions := slices.Clone(g.actions)
+	sort.Strings(actions)
+	return string(mustJSON(t, map[string]any{"actions": actions, "resources": g.resources}))
 }

@@ -1,7 +1,8 @@
 // Package stack defines hookstep's AWS deployment as one CDK stack: the
 // DynamoDB table, the three Lambda functions, the delivery state machine
 // generated from the retry schedule, the REST API in front of the api
-// function, the hourly sweep, the admin token secret and the alarms.
+// function, the sweep every minute, the admin token secret and the
+// alarms.
 //
 // Everything that decides behaviour lives in the root module's internal
 // packages; this package only places it on AWS. The table layout comes
@@ -10,6 +11,7 @@
 package stack
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -42,9 +44,42 @@ type Props struct {
 	// disables it. Default 7 days.
 	DisableAfter time.Duration
 
-	// SweepRate is how often the sweeper runs; a whole number of
-	// minutes. Default 1 hour.
+	// SweepRate is how often the sweeper runs to disable failing
+	// endpoints and re-drive what was not dispatched; a whole number of
+	// minutes. Default 1 minute: the sweeper is the dispatcher, and a
+	// delivery whose hand-off was lost waits for the next run.
 	SweepRate time.Duration
+
+	// APIConcurrency, DeliverConcurrency and SweeperConcurrency are the
+	// functions' reserved concurrency: each function may run that many
+	// instances at once, and the account keeps them for it. Nil means
+	// the default (see DefaultAPIConcurrency and the others); 0 reserves
+	// nothing, leaving the function on the account's unreserved pool,
+	// which is what an account whose quota is below 100 needs: Lambda
+	// refuses any reservation that leaves the account fewer than 100
+	// unreserved. An unreserved sweeper is told the whole DispatchRate,
+	// so that several instances at once can exceed it (Step Functions
+	// then throttles them).
+	APIConcurrency     *int
+	DeliverConcurrency *int
+	SweeperConcurrency *int
+
+	// DispatchRate is how many StartExecution calls per second hookstep
+	// may make in its account and region, all sweeper instances
+	// together. Each instance is told its share (HOOKSTEP_DISPATCH_RATE,
+	// a whole number): DispatchRate divided by SweeperConcurrency (1 if
+	// unreserved), rounded down. Default 100.
+	DispatchRate int
+
+	// WarmThroughput pre-warms the table for a known peak. Zero values
+	// leave it as DynamoDB sets it (on-demand only, no warm throughput
+	// in the template).
+	WarmThroughput WarmThroughput
+
+	// Architecture is the instruction set of the built functions (`make
+	// build ARCH=...`) and so of the Lambda functions. Default ARM64
+	// (Graviton, the cheaper per GB-second).
+	Architecture Architecture
 
 	// LogRetention applies to every log group of the stack. Default one
 	// month.
@@ -88,15 +123,88 @@ type Props struct {
 	AssetDir string
 }
 
+// WarmThroughput is the read and write units per second the table can
+// serve at once (DynamoDB's warm throughput). A new on-demand table
+// starts at MinWarmReadUnits and MinWarmWriteUnits and DynamoDB raises
+// them as traffic grows; setting them higher prepares the partitions for
+// a peak ahead of time. DynamoDB only ever raises warm throughput:
+// lowering a deployed value fails the stack update.
+type WarmThroughput struct {
+	ReadUnitsPerSecond  int
+	WriteUnitsPerSecond int
+}
+
+// The warm throughput a new on-demand table starts with: asking for less
+// buys nothing.
+const (
+	MinWarmReadUnits  = 12000
+	MinWarmWriteUnits = 4000
+)
+
+// Architecture is a Lambda instruction set, as the CDK context key
+// architecture spells it.
+type Architecture string
+
+// The architectures Lambda runs.
+const (
+	ARM64  Architecture = "arm64"
+	X86_64 Architecture = "x86_64"
+)
+
 // Defaults of Props, exported so the app and the tests can name them.
 const (
 	DefaultHTTPTimeout   = 15 * time.Second
 	DefaultDisableAfter  = 7 * 24 * time.Hour
-	DefaultSweepRate     = time.Hour
+	DefaultSweepRate     = time.Minute
 	DefaultThrottleRate  = 100
 	DefaultThrottleBurst = 200
 	DefaultAssetDir      = "../build"
+
+	// DefaultAPIConcurrency keeps 100 instances for the api, so that a
+	// storm of deliveries to hanging endpoints (each holding a deliver
+	// instance for up to 40 s) cannot take the account's concurrency
+	// from the API. The stage admits 100 requests a second and bursts of
+	// 200 (DefaultThrottleRate, DefaultThrottleBurst); at the api's
+	// usual tens of milliseconds, and even at half a second each, that
+	// is at most 100 at once.
+	DefaultAPIConcurrency = 100
+
+	// DefaultDeliverConcurrency caps deliver at 300 instances, so that
+	// retries against slow endpoints cannot starve the account's other
+	// functions. At DefaultDispatchRate new deliveries a second, a
+	// first attempt of about a second takes 100 instances; the rest is
+	// headroom for retries and slow receivers. Beyond it, attempts wait
+	// in the state machine's retry of Lambda.TooManyRequestsException.
+	DefaultDeliverConcurrency = 300
+
+	// DefaultSweeperConcurrency runs up to 5 sweeper instances: the
+	// minute's sweep and the api's hand-offs of new deliveries
+	// (asynchronous invocations). A hand-off that finds no free
+	// instance waits in Lambda's retry queue (1 s, growing to 5 min),
+	// so there are enough for a burst; each instance then starts
+	// DispatchRate/5 executions a second (20 by default), so one
+	// message fanned out to 50 endpoints is dispatched in 2.5 s.
+	DefaultSweeperConcurrency = 5
+
+	// DefaultDispatchRate is 100 StartExecution calls a second: below
+	// the smallest regions' refill of 150 a second (300 in us-east-1,
+	// us-west-2 and eu-west-1), leaving the rest to the account's other
+	// users; and 100 new executions of about four state transitions each
+	// stay well within those regions' 800 transitions a second.
+	DefaultDispatchRate = 100
+
+	// DefaultArchitecture is Graviton: the build's default (make build).
+	DefaultArchitecture = ARM64
 )
+
+// maxSweepRate is the longest SweepRate: the sweeper re-drives what a lost
+// hand-off left, and the dispatch backlog alarm looks at two sweeps in a
+// row, which CloudWatch allows over at most 7 days.
+const maxSweepRate = 24 * time.Hour
+
+// UnreservedMinimum is the concurrency Lambda keeps unreserved in every
+// account: reservations may take the account's quota minus this.
+const UnreservedMinimum = 100
 
 // Functions names the three Lambda functions; each is built to
 // <AssetDir>/<name>/bootstrap.
@@ -110,7 +218,7 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 		return nil, err
 	}
 	for _, name := range Functions {
-		if err := checkAsset(p.AssetDir, name); err != nil {
+		if err := checkAsset(p.AssetDir, name, p.Architecture); err != nil {
 			return nil, err
 		}
 	}
@@ -123,6 +231,8 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 	h.addSecret()
 	h.addFunctions()
 	h.addStateMachine()
+	h.addDispatch()
+	h.addPermissions()
 	h.addAPI()
 	h.addSweep()
 	h.addAlarms()
@@ -172,6 +282,24 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.AssetDir == "" {
 		out.AssetDir = DefaultAssetDir
 	}
+	for _, c := range []struct {
+		dst **int
+		def int
+	}{
+		{&out.APIConcurrency, DefaultAPIConcurrency},
+		{&out.DeliverConcurrency, DefaultDeliverConcurrency},
+		{&out.SweeperConcurrency, DefaultSweeperConcurrency},
+	} {
+		if *c.dst == nil {
+			*c.dst = new(c.def)
+		}
+	}
+	if out.DispatchRate == 0 {
+		out.DispatchRate = DefaultDispatchRate
+	}
+	if out.Architecture == "" {
+		out.Architecture = DefaultArchitecture
+	}
 
 	var errs []error
 	for i, d := range out.Schedule {
@@ -188,6 +316,32 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.SweepRate < time.Minute || out.SweepRate%time.Minute != 0 {
 		errs = append(errs, fmt.Errorf("SweepRate %s: an EventBridge rate needs whole minutes, at least 1", out.SweepRate))
+	} else if out.SweepRate > maxSweepRate {
+		errs = append(errs, fmt.Errorf("SweepRate %s: at most %s, or lost hand-offs wait too long and the backlog alarm cannot look back over two sweeps", out.SweepRate, maxSweepRate))
+	}
+	for _, c := range []struct {
+		name string
+		n    int
+	}{
+		{"APIConcurrency", *out.APIConcurrency}, {"DeliverConcurrency", *out.DeliverConcurrency}, {"SweeperConcurrency", *out.SweeperConcurrency},
+	} {
+		if c.n < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative (0 reserves nothing)", c.name, c.n))
+		}
+	}
+	if out.DispatchRate < 0 {
+		errs = append(errs, fmt.Errorf("DispatchRate %d is negative", out.DispatchRate))
+	} else if *out.SweeperConcurrency > 0 && out.DispatchRate < *out.SweeperConcurrency {
+		errs = append(errs, fmt.Errorf("DispatchRate %d is less than SweeperConcurrency %d: an instance would get no start a second", out.DispatchRate, *out.SweeperConcurrency))
+	}
+	if w := out.WarmThroughput; w.ReadUnitsPerSecond != 0 && w.ReadUnitsPerSecond < MinWarmReadUnits {
+		errs = append(errs, fmt.Errorf("WarmThroughput.ReadUnitsPerSecond %d: a new on-demand table already starts at %d", w.ReadUnitsPerSecond, MinWarmReadUnits))
+	}
+	if w := out.WarmThroughput; w.WriteUnitsPerSecond != 0 && w.WriteUnitsPerSecond < MinWarmWriteUnits {
+		errs = append(errs, fmt.Errorf("WarmThroughput.WriteUnitsPerSecond %d: a new on-demand table already starts at %d", w.WriteUnitsPerSecond, MinWarmWriteUnits))
+	}
+	if out.Architecture != ARM64 && out.Architecture != X86_64 {
+		errs = append(errs, fmt.Errorf("Architecture %q: want %s or %s", out.Architecture, ARM64, X86_64))
 	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))
@@ -198,11 +352,23 @@ func (p *Props) withDefaults() (Props, error) {
 	return out, nil
 }
 
-// checkAsset reports a function that has not been built, naming the fix.
-func checkAsset(dir, name string) error {
+// checkAsset reports a function that has not been built, or was built
+// for another architecture than the stack declares (Lambda would only
+// fail at the first invocation), naming the fix. A bootstrap that is not
+// an ELF binary (StubBuild's) is not checked further.
+func checkAsset(dir, name string, arch Architecture) error {
 	path := filepath.Join(dir, name, "bootstrap")
 	if !fileExists(path) {
 		return fmt.Errorf("stack: %s not found: run `make build` first", path)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	want := map[Architecture]elf.Machine{ARM64: elf.EM_AARCH64, X86_64: elf.EM_X86_64}[arch]
+	if f.Machine != want {
+		return fmt.Errorf("stack: %s is built for %s, the stack declares %s: build with the same ARCH (make build ARCH=...)", path, f.Machine, arch)
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::ApiGateway::DomainName":      0,
 		"AWS::Events::Rule":                1,
 		"AWS::SecretsManager::Secret":      1,
-		"AWS::CloudWatch::Alarm":           4,
+		"AWS::CloudWatch::Alarm":           8,
 		"AWS::Logs::LogGroup":              5, // three functions, the state machine, API access logs
 		"AWS::IAM::Role":                   5, // three functions, the state machine, API Gateway's CloudWatch role
 		"AWS::SNS::Topic":                  0,
@@ -251,20 +251,26 @@ func TestFunctions(t *testing.T) {
 	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
 	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
+	sweeperID, _ := s.tmpl.function(t, "sweeper")
 
 	tests := []struct {
-		name     string
-		memory   float64
-		timeout  float64
-		extraEnv map[string]any // beyond the shared variables
+		name        string
+		memory      float64
+		timeout     float64
+		concurrency float64
+		extraEnv    map[string]any // beyond the shared variables
 	}{
-		{"api", 512, 28, map[string]any{
-			"HOOKSTEP_STATE_MACHINE_ARN":      ref(smID),
+		// The api hands new deliveries to the sweeper and knows nothing
+		// of the state machine.
+		{"api", 512, 28, 100, map[string]any{
+			"HOOKSTEP_DISPATCH_FUNCTION":      getAttArn(sweeperID),
 			"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": ref(secretID),
 		}},
-		{"deliver", 256, 40, nil},
-		{"sweeper", 256, 120, map[string]any{
+		{"deliver", 256, 40, 300, nil},
+		// 100 starts a second over 5 instances.
+		{"sweeper", 256, 120, 5, map[string]any{
 			"HOOKSTEP_STATE_MACHINE_ARN": ref(smID),
+			"HOOKSTEP_DISPATCH_RATE":     "20",
 		}},
 	}
 	for _, tt := range tests {
@@ -272,12 +278,13 @@ func TestFunctions(t *testing.T) {
 			_, fn := s.tmpl.function(t, tt.name)
 			p := fn.Properties
 			for key, want := range map[string]any{
-				"Runtime":       "provided.al2023",
-				"Architectures": []any{"arm64"},
-				"Handler":       "bootstrap",
-				"MemorySize":    tt.memory,
-				"Timeout":       tt.timeout,
-				"FunctionName":  nil, // CloudFormation names it
+				"Runtime":                      "provided.al2023",
+				"Architectures":                []any{"arm64"},
+				"Handler":                      "bootstrap",
+				"MemorySize":                   tt.memory,
+				"Timeout":                      tt.timeout,
+				"ReservedConcurrentExecutions": tt.concurrency,
+				"FunctionName":                 nil, // CloudFormation names it
 			} {
 				if got := p[key]; !jsonEqual(got, want) {
 					t.Errorf("%s: got %v, want %v", key, got, want)
@@ -336,8 +343,9 @@ func TestSweepRule(t *testing.T) {
 		rate time.Duration
 		want string
 	}{
-		{0, "rate(1 hour)"}, // the default
+		{0, "rate(1 minute)"}, // the default: the sweeper re-drives what a lost hand-off left
 		{15 * time.Minute, "rate(15 minutes)"},
+		{time.Hour, "rate(1 hour)"},
 		{24 * time.Hour, "rate(1 day)"},
 	}
 	for _, tt := range tests {
@@ -484,11 +492,13 @@ func TestAlarms(t *testing.T) {
 	s := defaultStack()
 	deliverID, _ := s.tmpl.function(t, "deliver")
 	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
 	alarms := s.tmpl.ofType("AWS::CloudWatch::Alarm")
 
-	find := func(prefix string) map[string]any {
+	find := func(t *testing.T, prefix string) map[string]any {
+		t.Helper()
 		for id, a := range alarms {
-			if strings.HasPrefix(id, prefix) {
+			if strings.HasPrefix(id, prefix+"Alarm") {
 				return a.Properties
 			}
 		}
@@ -504,23 +514,57 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("alarm %v has actions without an alarm topic", p["AlarmDescription"])
 		}
 	}
+
+	// Single-metric alarms: what they watch, over which window, for how
+	// many periods in a row. A custom metric has no dimensions.
 	tests := []struct {
 		alarm, namespace, metric, dimension string
+		statistic                           string
+		period, periods                     float64
 	}{
-		{"DeliverErrors", "AWS/Lambda", "Errors", deliverID},
-		{"ExecutionsFailed", "AWS/States", "ExecutionsFailed", smID},
-		{"Api5xx", "AWS/ApiGateway", "5XXError", ""},
+		{"DeliverErrors", "AWS/Lambda", "Errors", deliverID, "Sum", 300, 1},
+		{"ExecutionsFailed", "AWS/States", "ExecutionsFailed", smID, "Sum", 300, 1},
+		{"ExecutionThrottled", "AWS/States", "ExecutionThrottled", smID, "Sum", 300, 1},
+		{"Api5xx", "AWS/ApiGateway", "5XXError", "Hookstep-api", "Sum", 300, 1},
+		// Every run in each of 10 minutes in a row ended with a backlog.
+		{"DispatchBacklog", "Hookstep", "DispatchBacklog", "", "Minimum", 60, 10},
+		// Any hand-off.
+		{"HandOffs", "Hookstep", "HandOffs", "", "Sum", 300, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.alarm, func(t *testing.T) {
-			p := find(tt.alarm)
-			if p["Namespace"] != tt.namespace || p["MetricName"] != tt.metric || !strings.Contains(string(mustJSON(t, p["Dimensions"])), tt.dimension) {
-				t.Errorf("got %v %v %v, want %s %s on %s", p["Namespace"], p["MetricName"], p["Dimensions"], tt.namespace, tt.metric, tt.dimension)
+			p := find(t, tt.alarm)
+			if p["Namespace"] != tt.namespace || p["MetricName"] != tt.metric {
+				t.Errorf("metric: got %v/%v, want %s/%s", p["Namespace"], p["MetricName"], tt.namespace, tt.metric)
+			}
+			if dims := p["Dimensions"]; tt.dimension == "" && dims != nil {
+				t.Errorf("dimensions: got %v, want none", dims)
+			} else if !strings.Contains(string(mustJSON(t, dims)), tt.dimension) {
+				t.Errorf("dimensions: got %v, want %s", dims, tt.dimension)
+			}
+			if p["Statistic"] != tt.statistic || p["Period"] != tt.period {
+				t.Errorf("got %v over %vs, want %s over %vs", p["Statistic"], p["Period"], tt.statistic, tt.period)
+			}
+			datapoints := p["DatapointsToAlarm"]
+			if datapoints == nil {
+				datapoints = p["EvaluationPeriods"]
+			}
+			if p["EvaluationPeriods"] != tt.periods || datapoints != tt.periods {
+				t.Errorf("got %v of %v periods, want %v of %v", datapoints, p["EvaluationPeriods"], tt.periods, tt.periods)
 			}
 		})
 	}
+
+	t.Run("ExecutionsFailed says exhaustion does not count", func(t *testing.T) {
+		desc, _ := find(t, "ExecutionsFailed")["AlarmDescription"].(string)
+		for _, want := range []string{"Succeed", "Exhausted", "Catch", "hookstep.Stranded", "hookstep.UnknownOutcome"} {
+			if !strings.Contains(desc, want) {
+				t.Errorf("description %q does not mention %s", desc, want)
+			}
+		}
+	})
 	t.Run("Throttles", func(t *testing.T) {
-		metrics := string(mustJSON(t, find("Throttles")["Metrics"]))
+		metrics := string(mustJSON(t, find(t, "Throttles")["Metrics"]))
 		for _, fn := range stack.Functions {
 			id, _ := s.tmpl.function(t, fn)
 			if !strings.Contains(metrics, id) {
@@ -528,6 +572,78 @@ func TestAlarms(t *testing.T) {
 			}
 		}
 	})
+	t.Run("TableThrottles", func(t *testing.T) {
+		var metrics []struct {
+			Expression string
+			MetricStat struct {
+				Metric struct {
+					Namespace, MetricName string
+					Dimensions            []map[string]any
+				}
+				Stat string
+			}
+		}
+		if err := json.Unmarshal(mustJSON(t, find(t, "TableThrottles")["Metrics"]), &metrics); err != nil {
+			t.Fatal(err)
+		}
+		var ops []string
+		for _, m := range metrics {
+			if m.Expression != "" {
+				continue
+			}
+			mm := m.MetricStat.Metric
+			if mm.Namespace != "AWS/DynamoDB" || mm.MetricName != "ThrottledRequests" || m.MetricStat.Stat != "Sum" {
+				t.Errorf("got %s/%s %s, want AWS/DynamoDB/ThrottledRequests Sum", mm.Namespace, mm.MetricName, m.MetricStat.Stat)
+			}
+			for _, d := range mm.Dimensions {
+				switch d["Name"] {
+				case "Operation":
+					ops = append(ops, d["Value"].(string))
+				case "TableName":
+					if !jsonEqual(d["Value"], ref(tableID)) {
+						t.Errorf("TableName: got %v, want the table", d["Value"])
+					}
+				}
+			}
+		}
+		slices.Sort(ops)
+		want := []string{"BatchGetItem", "BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"}
+		if !slices.Equal(ops, want) {
+			t.Errorf("operations: got %v, want %v", ops, want)
+		}
+	})
+}
+
+// TestDispatchBacklogFollowsSweepRate checks that the backlog alarm's
+// period is one sweep: each scheduled sweep publishes the metric once,
+// and periods without a sweep would be missing data, which never
+// breaches. It alarms after 10 minutes of sweeps, and at least two.
+func TestDispatchBacklogFollowsSweepRate(t *testing.T) {
+	tests := []struct {
+		rate            time.Duration
+		period, periods float64
+	}{
+		{3 * time.Minute, 180, 4},
+		{5 * time.Minute, 300, 2},
+		{time.Hour, 3600, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rate.String(), func(t *testing.T) {
+			s := synth(t, stack.Props{SweepRate: tt.rate})
+			for id, a := range s.tmpl.ofType("AWS::CloudWatch::Alarm") {
+				if !strings.HasPrefix(id, "DispatchBacklogAlarm") {
+					continue
+				}
+				p := a.Properties
+				if p["Period"] != tt.period || p["EvaluationPeriods"] != tt.periods || p["DatapointsToAlarm"] != tt.periods {
+					t.Errorf("got %v of %v periods of %vs, want %v of %v of %vs",
+						p["DatapointsToAlarm"], p["EvaluationPeriods"], p["Period"], tt.periods, tt.periods, tt.period)
+				}
+				return
+			}
+			t.Fatal("no DispatchBacklog alarm")
+		})
+	}
 }
 
 func TestPropsAreValidated(t *testing.T) {
@@ -541,7 +657,16 @@ func TestPropsAreValidated(t *testing.T) {
 		{"negative wait", stack.Props{Schedule: webhook.Schedule{time.Second, -time.Second}}, "schedule[1]"},
 		{"HTTP budget beyond Lambda's limit", stack.Props{HTTPTimeout: 10 * time.Minute}, "HTTPTimeout"},
 		{"sub-minute sweep", stack.Props{SweepRate: 90 * time.Second}, "SweepRate"},
+		{"sweep slower than daily", stack.Props{SweepRate: 25 * time.Hour}, "SweepRate"},
 		{"domain without certificate", stack.Props{DomainName: "hooks.example.com"}, "CertificateARN"},
+		{"negative api concurrency", stack.Props{APIConcurrency: new(-1)}, "APIConcurrency"},
+		{"negative deliver concurrency", stack.Props{DeliverConcurrency: new(-5)}, "DeliverConcurrency"},
+		{"negative sweeper concurrency", stack.Props{SweeperConcurrency: new(-1)}, "SweeperConcurrency"},
+		{"negative dispatch rate", stack.Props{DispatchRate: -1}, "DispatchRate"},
+		{"dispatch rate below a start per instance a second", stack.Props{DispatchRate: 4, SweeperConcurrency: new(5)}, "DispatchRate"},
+		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
+		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
+		{"unknown architecture", stack.Props{Architecture: "amd64"}, "Architecture"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {

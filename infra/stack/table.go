@@ -16,7 +16,7 @@ import (
 // definition the store's tests create in dynalite, so the keys, the
 // indexes and their projections are written down once. The stack adds
 // what CreateTable cannot say: TTL, point-in-time recovery and deletion
-// protection.
+// protection; and, when the props ask for it, warm throughput.
 func (h *hookstep) addTable() error {
 	schema := dynamo.TableSchema("unused: CloudFormation names the table")
 	if schema.BillingMode != types.BillingModePayPerRequest {
@@ -45,6 +45,7 @@ func (h *hookstep) addTable() error {
 		// stray DeleteTable as well. A disposable stack must be able to
 		// delete it.
 		DeletionProtection: jsii.Bool(retain),
+		WarmThroughput:     warmThroughput(h.props.WarmThroughput),
 	})
 
 	for _, gsi := range schema.GlobalSecondaryIndexes {
@@ -70,6 +71,22 @@ func (h *hookstep) addTable() error {
 	}
 	h.res.table = table
 	return nil
+}
+
+// warmThroughput is the table's warm throughput for CDK: nil, leaving it
+// out of the template, when neither value is set.
+func warmThroughput(w WarmThroughput) *awsdynamodb.WarmThroughput {
+	if w == (WarmThroughput{}) {
+		return nil
+	}
+	out := &awsdynamodb.WarmThroughput{}
+	if w.ReadUnitsPerSecond > 0 {
+		out.ReadUnitsPerSecond = jsii.Number(w.ReadUnitsPerSecond)
+	}
+	if w.WriteUnitsPerSecond > 0 {
+		out.WriteUnitsPerSecond = jsii.Number(w.WriteUnitsPerSecond)
+	}
+	return out
 }
 
 // keyAttributes turns a DynamoDB key schema into CDK's partition and sort
