@@ -7,24 +7,19 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// addDispatch wires how a delivery reaches its execution. The api no
-// longer starts executions: it stores the deliveries and hands them to
-// the sweeper with an asynchronous invocation (HOOKSTEP_DISPATCH_FUNCTION),
-// and the sweeper starts them, at most HOOKSTEP_DISPATCH_RATE a second
-// per instance, and re-drives whatever is left on its schedule. So only
-// the sweeper knows the state machine; its permissions are granted in
-// addPermissions.
+// addDispatch wires how a delivery reaches its execution. The api stores
+// a message's deliveries, starts the first 25 executions itself (within
+// 2 s, stopping at a throttle) and hands the rest to the sweeper with an
+// asynchronous invocation (HOOKSTEP_DISPATCH_FUNCTION); the sweeper
+// starts those, at most HOOKSTEP_DISPATCH_RATE a second per instance, and
+// re-drives whatever is left on its schedule. Both know the state
+// machine; their permissions are granted in addPermissions.
 func (h *hookstep) addDispatch() {
 	r := h.res
+	for _, fn := range []awslambda.Function{r.api, r.sweeper} {
+		fn.AddEnvironment(jsii.String("HOOKSTEP_STATE_MACHINE_ARN"), r.stateMachine.StateMachineArn(), nil)
+	}
 	r.api.AddEnvironment(jsii.String("HOOKSTEP_DISPATCH_FUNCTION"), r.sweeper.FunctionArn(), nil)
-	// addStateMachine still gives the api the state machine's ARN, from
-	// when the api started executions; the api has no use (and no
-	// permission) for it, so the variable is taken out of the template.
-	// This can go once addStateMachine names only the sweeper.
-	r.api.Node().DefaultChild().(awslambda.CfnFunction).
-		AddPropertyDeletionOverride(jsii.String("Environment.Variables.HOOKSTEP_STATE_MACHINE_ARN"))
-
-	r.sweeper.AddEnvironment(jsii.String("HOOKSTEP_STATE_MACHINE_ARN"), r.stateMachine.StateMachineArn(), nil)
 	// One instance's share of the account-wide rate, so that every
 	// reserved instance starting executions at once stays within it.
 	// The function reads a whole number; rounding down keeps the shares

@@ -64,8 +64,9 @@ var (
 // everywhere). The roles take no other grants (see function).
 //
 //	api      the table (apiTableActions, Query on apiIndexes), the admin
-//	         token secret (read), lambda:InvokeFunction on the sweeper
-//	         (the dispatch hand-off)
+//	         token secret (read), states:StartExecution on the state
+//	         machine (a message's first runs), lambda:InvokeFunction on
+//	         the sweeper (the hand-off of the rest)
 //	deliver  the table (deliverTableActions)
 //	sweeper  the table (sweeperTableActions, Query on sweeperIndexes),
 //	         states:StartExecution on the state machine,
@@ -83,6 +84,7 @@ func (h *hookstep) addPermissions() {
 		// which the stack never publishes.
 		ResourceArns: jsii.Strings(*r.sweeper.FunctionArn()),
 	})
+	r.stateMachine.GrantStartExecution(api)
 
 	h.grantTable(deliver, deliverTableActions, nil)
 

@@ -145,8 +145,9 @@ func TestIAMGrants(t *testing.T) {
 				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
 			allow([]string{"dynamodb:Query"}, index(dynamo.IndexList), index(dynamo.IndexEndpoint), index(dynamo.IndexSweep)),
 			allow([]string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}, ref(secretID)),
-			// The dispatch hand-off: the sweeper function itself, no
-			// version or alias; and no states:StartExecution.
+			// A message's first runs, then the hand-off of the rest:
+			// the sweeper function itself, no version or alias.
+			allow([]string{"states:StartExecution"}, ref(smID)),
 			allow([]string{"lambda:InvokeFunction"}, getAttArn(sweeperID)),
 		}},
 		{"deliver", []grant{

@@ -260,9 +260,10 @@ func TestFunctions(t *testing.T) {
 		concurrency float64
 		extraEnv    map[string]any // beyond the shared variables
 	}{
-		// The api hands new deliveries to the sweeper and knows nothing
-		// of the state machine.
+		// The api starts a message's first runs and hands the rest to
+		// the sweeper.
 		{"api", 512, 28, 100, map[string]any{
+			"HOOKSTEP_STATE_MACHINE_ARN":      ref(smID),
 			"HOOKSTEP_DISPATCH_FUNCTION":      getAttArn(sweeperID),
 			"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": ref(secretID),
 		}},

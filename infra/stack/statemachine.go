@@ -89,7 +89,7 @@ const (
 )
 
 // addStateMachine creates the delivery state machine from the schedule
-// and lets api and sweeper start executions.
+// (addDispatch and addPermissions let api and sweeper start executions).
 func (h *hookstep) addStateMachine() {
 	logs := awslogs.NewLogGroup(h.stack, jsii.String("DeliveryLogs"), &awslogs.LogGroupProps{
 		Retention:     h.props.LogRetention,
@@ -109,10 +109,6 @@ func (h *hookstep) addStateMachine() {
 			IncludeExecutionData: jsii.Bool(true), // ids and outcomes only: no payloads, no secrets
 		},
 	})
-	for _, fn := range []awslambda.Function{h.res.api, h.res.sweeper} {
-		fn.AddEnvironment(jsii.String("HOOKSTEP_STATE_MACHINE_ARN"), sm.StateMachineArn(), nil)
-		sm.GrantStartExecution(fn)
-	}
 	h.res.stateMachine = sm
 }
 
