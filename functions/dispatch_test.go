@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +95,7 @@ func newDispatchRig(t *testing.T) *dispatchRig {
 	r.dynamo, countedURL = newCounter(t, dbURL)
 	env := functionEnv(dbURL, r.states.URL, r.invokes.URL, fakeSecrets(t))
 	r.api = lambdatest.Run(t, lambdatest.Build(t, "api"), append(env, "AWS_ENDPOINT_URL_DYNAMODB="+countedURL))
-	r.sweeper = lambdatest.Run(t, lambdatest.Build(t, "sweeper"), append(env, "HOOKSTEP_DISPATCH_RATE=1000"))
+	r.sweeper = lambdatest.Run(t, lambdatest.Build(t, "sweeper"), append(env, "HOOKSTEP_DISPATCH_RATE=1000", "AWS_LAMBDA_FUNCTION_TIMEOUT=120"))
 	// Hand-offs wait while the test holds them: what the request path
 	// does is told apart from what the sweeper does after.
 	r.invokes.Handle("hookstep-sweeper", func(payload []byte) {
@@ -260,4 +261,106 @@ func sample(t *testing.T, root, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRecoverRunsInTheSweeper: a recover over 2,000 failed messages is
+// answered at once with its task running, without a StartExecution on the
+// request path; the sweeper function, handed the task, re-sends them all
+// (2,000 executions of run 1) and the task, polled through the API,
+// reports its progress and ends finished with 2,000 recovered.
+func TestRecoverRunsInTheSweeper(t *testing.T) {
+	r := newDispatchRig(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: r.app.ID, URL: "https://r.invalid/", Version: 1,
+		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: now, UpdatedAt: now}
+	if err := r.store.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: r.app.ID, EventType: "v1.end_user.created",
+					Payload: []byte(`{"n":1}`), Timestamp: now, ExpiresAt: now.Add(time.Hour)}
+				err := r.store.CreateMessage(ctx, msg, []webhook.Delivery{{EndpointID: ep.ID, Dispatched: true}})
+				if err == nil {
+					_, err = r.store.RecordAttempt(ctx, webhook.AttemptResult{
+						Attempt: webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: r.app.ID, MsgID: msg.ID,
+							EndpointID: ep.ID, EventType: msg.EventType, Status: webhook.StatusFail, Timestamp: now, ExpiresAt: msg.ExpiresAt},
+						Attempts: 1, Status: webhook.StatusFail,
+					})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	call := func(method, path, body string, want int, out any) {
+		t.Helper()
+		var res events.APIGatewayProxyResponse
+		r.api.InvokeInto(t, apiEvent(t, r.root, method, path, body), &res)
+		if res.StatusCode != want {
+			t.Fatalf("%s %s: got %d %s, want %d", method, path, res.StatusCode, res.Body, want)
+		}
+		json.Unmarshal([]byte(res.Body), out)
+	}
+	type task struct {
+		ID, Status string
+		Data       struct{ Recovered int }
+	}
+	r.hold.Lock()
+	startsBefore := len(r.states.Calls())
+	var started task
+	call("POST", "/api/v1/app/"+r.app.ID+"/endpoint/"+ep.ID+"/recover",
+		`{"since":"`+now.Add(-time.Minute).Format(time.RFC3339)+`"}`, http.StatusAccepted, &started)
+	if started.Status != "running" || !strings.HasPrefix(started.ID, "qtask_") {
+		t.Fatalf("recover: got %+v, want a running task", started)
+	}
+	if calls := len(r.states.Calls()) - startsBefore; calls != 0 || r.invokes.Invokes("hookstep-sweeper") != 1 {
+		t.Errorf("request path: %d StartExecution calls and %d hand-offs, want none and the task's", calls, r.invokes.Invokes("hookstep-sweeper"))
+	}
+	var got task
+	call("GET", "/api/v1/background-task/"+started.ID, "", http.StatusOK, &got)
+	if got.Status != "running" || got.Data.Recovered != 0 {
+		t.Errorf("task before the sweeper took it: %+v, want running, none recovered", got)
+	}
+	r.hold.Unlock()
+
+	var seen []int
+	deadline := time.Now().Add(2 * time.Minute)
+	for got.Status == "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		call("GET", "/api/v1/background-task/"+started.ID, "", http.StatusOK, &got)
+		if len(seen) == 0 || seen[len(seen)-1] != got.Data.Recovered {
+			seen = append(seen, got.Data.Recovered)
+		}
+	}
+	t.Logf("recovered counts seen while polling: %v", seen)
+	if got.Status != "finished" || got.Data.Recovered != n {
+		t.Fatalf("task: %+v, want finished with %d recovered", got, n)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] < seen[i-1] {
+			t.Errorf("progress went back: %v", seen)
+		}
+	}
+	if !slices.ContainsFunc(seen, func(v int) bool { return v > 0 && v < n }) {
+		t.Errorf("no progress reported between 0 and %d: %v", n, seen)
+	}
+	r.invokes.Wait()
+	reruns := 0
+	for name := range r.states.Started() {
+		if strings.HasSuffix(name, "-"+ep.ID+"-r1") {
+			reruns++
+		}
+	}
+	if reruns != n {
+		t.Errorf("%d executions of run 1, want %d", reruns, n)
+	}
 }

@@ -47,7 +47,10 @@ func (r *Report) CheckTargets() {
 		t := c.Transitions.Happy.Transitions
 		add("≤ 4 state transitions per happy delivery", t <= 4, fmt.Sprintf("%d", t), "")
 		u := c.DynamoDB.DeliverHappy.WriteUnits()
-		add("≤ 4 DynamoDB write units per happy delivery (deliver)", u <= 4,
+		// 5 since the sweep index holds every unfinished delivery: the
+		// final attempt takes the entry out, which the api's dispatch
+		// mark used to do (the total per delivery is unchanged).
+		add("≤ 5 DynamoDB write units per happy delivery (deliver)", u <= 5,
 			fmt.Sprintf("%.1f (%.0f table + %.0f index)", u, c.DynamoDB.DeliverHappy.TableWriteUnits, c.DynamoDB.DeliverHappy.IndexWriteUnits),
 			fmt.Sprintf("the API adds %.1f per message at fan-out 1", c.DynamoDB.APIFanOut1.WriteUnits()))
 	}

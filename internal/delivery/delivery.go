@@ -97,6 +97,11 @@ type Service struct {
 	// which is what a Lambda function wants: it has no life after the
 	// response.
 	Go func(task func(ctx context.Context))
+	// HandTask, when set, hands a stored background task to a worker
+	// elsewhere (AWS: the sweeper function, by its id) instead of running
+	// it through Go; a task it fails to hand over stays running, and the
+	// sweeper resumes it (ResumeTasks).
+	HandTask func(ctx context.Context, taskID string) error
 	// TaskProgress, when set, is called by RunTask after each write of a
 	// task's progress or end, with the task as stored; it runs on the
 	// task's goroutine, which waits for it. Tests pause a task with it.

@@ -76,9 +76,15 @@ func (s *Service) Recover(ctx context.Context, ep *webhook.Endpoint, since, unti
 	return task, nil
 }
 
-// startTask runs a stored task through Go (inline when Go is nil) and
-// logs how it ended.
+// startTask hands a stored task to HandTask, or runs it through Go
+// (inline when Go is nil) and logs how it ended.
 func (s *Service) startTask(ctx context.Context, id string) {
+	if s.HandTask != nil {
+		if err := s.HandTask(ctx, id); err != nil {
+			s.Logger.Warn("task not handed to a worker; the sweeper resumes it", "task_id", id, "err", err)
+		}
+		return
+	}
 	run := func(ctx context.Context) {
 		err := s.RunTask(ctx, id)
 		switch {

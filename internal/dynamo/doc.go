@@ -36,14 +36,14 @@
 //	IndexEndpoint  delivery     EP#<app>#<ep>[#<s>] / D#<msg>         <s> = shard of <msg>, absent for 0
 //	               attempt      EP#<app>#<ep>[#<s>] / A#<att>         <s> = shard of its <msg>, absent for 0
 //	IndexSweep     endpoint     FAILING / <failingSince>#<app>#<ep>   while enabled and failing
-//	               delivery     U#<0..7> / <updatedAt>#<msg>#<ep>      while unfinished and undispatched
+//	               delivery     U#<0..15> / <checkAt>#<msg>#<ep>       while unfinished
 //
 // A message's partition holds the message, its deliveries (one per
 // endpoint: the state of the current run) and its attempts. IndexSweep is
 // sparse and keys-only: an endpoint has its sweepPk while enabled and its
 // sweepSk while failing, each written by different operations; a delivery
-// has its sweepPk while its run is unfinished and undispatched, and a
-// sweepSk that always follows updatedAt (free while out of the index).
+// has its sweepPk while its run is unfinished, and a sweepSk of checkAt,
+// the time by which its run should have moved on (see Ownership).
 // The two INCLUDE indexes leave payloads and responses out, so every index
 // entry stays under 1 KB; lists that need them read the page's items from
 // the table with BatchGetItem.
@@ -91,7 +91,10 @@
 //	unfinished deliveries of an endpoint (cancel)          the 8 shards to their end, filter status IN (pending, sending);
 //	                                                         UpdateItem each
 //	delivery counts by status in [since, until) (API)      the 8 shards to their end, projecting status
-//	deliveries never dispatched, oldest first (sweeper)    Query IndexSweep U#0 .. U#7, sweepSk < <T>, merged; BatchGetItem, re-checked
+//	runs overdue before T, oldest first: undispatched, or  Query IndexSweep U#0 .. U#15, sweepSk < <T>, merged; BatchGetItem,
+//	  whose attempt is due and unrecorded (sweeper)          re-checked (ListOverdue; ListUndispatched keeps the undispatched)
+//	look at an overdue run again at T (sweeper)            UpdateItem of the delivery's sweepSk, conditional on run (Postpone)
+//	re-drive a run as the next run (sweeper, deliver)      UpdateItem of the delivery, conditional on run, unfinished (Redrive)
 //	attempt by id (API)                                    GetItem MSG#<app>#<msg>/A#<att>
 //	attempts by message (API)                              Query MSG#<app>#<msg>, begins_with(sk, "A#"), filters
 //	attempts by endpoint, newest first (API)               Query IndexEndpoint EP#<app>#<ep>[#<s>], each of the 8 shards,
@@ -144,6 +147,35 @@
 // request expires play.TTL after it arrived; a Play link play.TTL after
 // the last Link or Add of its token.
 //
+// # Ownership
+//
+// Every unfinished delivery is owned by exactly one running execution or
+// by the sweeper, never by nothing; IndexSweep is how the sweeper finds
+// what it owns, and what an execution lost. A delivery is in it while its
+// run is unfinished, sorted by checkAt:
+//
+//   - undispatched (CreateMessage, StartRun, Redrive): the time it became
+//     so. The api function or the sweeper starts its execution within
+//     seconds and marks it dispatched (MarkDispatched leaves the entry as
+//     it is: no index write); one still undispatched a moment later is the
+//     sweeper's, which starts it (a start under an existing name counts as
+//     started, so two never run).
+//   - dispatched: the time its next attempt is due (RecordAttempt moves it
+//     with every retry, and takes the entry out when the run ends). The
+//     execution records an attempt by then; a run whose attempt is
+//     overdue is checked by the sweeper, which asks Step Functions whether
+//     the execution still runs: if so it postpones its next look
+//     (Postpone), if not it re-drives the run as the next run (Redrive:
+//     run+1, undispatched, attempts kept), under a new execution name.
+//     The execution's own error paths end the same way: the state
+//     machine reconciles an attempt without a result and, if it cannot,
+//     hands the run back (Redrive).
+//
+// An execution of a superseded run finds the run moved on and stops, so
+// of two executions for one delivery at most one acts on it. The entry
+// costs a happy delivery two index writes (in when created, out when the
+// run ends), as the undispatched-only entry did, and two more per retry.
+//
 // # Without transactions
 //
 // The tests run against dynalite, which has no TransactWriteItems, so the
@@ -159,7 +191,8 @@
 //     message were written first, a crash would leave a visible message
 //     without delivery markers that the sweeper could never find.
 //     Deliveries left without their message are not returned by
-//     ListUndispatched (which deletes them after claimGrace), and the API
+//     ListOverdue or ListUndispatched (which delete them after
+//     claimGrace), and the API
 //     skips deliveries whose message it cannot read. An event-id claim left
 //     without its message blocks the event id for claimGrace (5 min).
 //     Endpoints are not re-read: a delivery to an endpoint deleted since
@@ -236,8 +269,8 @@
 // the deliver function reads it twice per delivery (GetEndpoint and
 // RecordAttempt), strongly consistent, 1 read unit each under 4 KB, and
 // one item serves about 3000 read units a second: about 1500 deliveries a
-// second. IndexSweep's undispatched shards are sized separately
-// (UndispatchedShards).
+// second. IndexSweep's delivery shards are sized separately
+// (SweepShards).
 //
 // GetMessage by event id follows the event-id claim, which names the
 // newest message with the id: an older message with the same event id is
@@ -250,8 +283,10 @@
 // Consumed reports the capacity DynamoDB says the Store used. A happy
 // delivery (GetDelivery, GetEndpoint, GetMessage, RecordAttempt of a
 // success to a healthy endpoint) writes two items, the attempt and the
-// delivery, and their two IndexEndpoint entries: 4 write units when each
-// item is under 1 KB. The endpoint is written only when its health
+// delivery, their two IndexEndpoint entries, and takes the delivery's
+// IndexSweep entry out: 5 write units when each item is under 1 KB (the
+// api's MarkDispatched, which used to take the entry out, no longer
+// writes the index). The endpoint is written only when its health
 // changes. Sharding adds no write.
 //
 // Reads of a sharded partition pay for it: a page of messages, of an

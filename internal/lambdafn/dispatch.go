@@ -62,6 +62,25 @@ func (h *HandOff) Dispatch(ctx context.Context, refs []webhook.Ref) ([]webhook.R
 	return nil, errors.Join(errs...)
 }
 
+// Task hands a stored background task to the sweeper function by its id
+// (SweeperEvent.Task), for delivery.Service.HandTask: a recover runs
+// there, off the request, and a sweep resumes it if that invoke is lost.
+func (h *HandOff) Task(ctx context.Context, taskID string) error {
+	payload, err := json.Marshal(SweeperEvent{Task: taskID})
+	if err != nil {
+		return fmt.Errorf("hand off task: %w", err)
+	}
+	_, err = h.invoke(ctx, &lambda.InvokeInput{
+		FunctionName:   aws.String(h.function),
+		InvocationType: types.InvocationTypeEvent,
+		Payload:        payload,
+	})
+	if err != nil {
+		return fmt.Errorf("hand off task %s to %s: %w", taskID, h.function, err)
+	}
+	return nil
+}
+
 // firstThen is a Dispatcher that gives runs to first, and those first did
 // not take to then: the api function starts a message's first runs itself
 // (sfn.Dispatcher with a bound and a budget) and hands the rest, and any

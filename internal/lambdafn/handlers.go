@@ -69,9 +69,11 @@ func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, Del
 
 // SweeperEvent is the sweeper function's event: EventBridge's scheduled
 // event (a sweep), or, sent by the api function with an asynchronous
-// invoke, runs to dispatch now (see HandOff).
+// invoke, runs to dispatch now or a background task to run (see HandOff).
 type SweeperEvent struct {
 	Dispatch []webhook.Ref `json:"dispatch,omitempty"`
+	// Task is a background task to run now (a recover), by its id.
+	Task string `json:"task,omitempty"`
 	// Source and DetailType are EventBridge's ("aws.events", "Scheduled
 	// Event"), for the logs.
 	Source     string `json:"source,omitempty"`
@@ -84,35 +86,59 @@ type SweeperEvent struct {
 type SweeperResult struct {
 	sweeper.Report
 	Dispatched int `json:"dispatched,omitempty"`
+	Resumed    int `json:"resumed,omitempty"` // background tasks a sweep resumed
 }
 
 // sweepMargin is the time a sweep leaves before the function's deadline:
 // no new pass starts within it, so the last one can end.
 const sweepMargin = 20 * time.Second
 
+// staleTask is how long a running background task may go without
+// progress before a sweep resumes it: longer than one sweeper invocation
+// (2 minutes), so that a task is not resumed while it runs. A task
+// resumed twice is safe (delivery.Service.RunTask), only wasteful.
+const staleTask = 3 * time.Minute
+
 // Sweep returns the sweeper function's handler. A scheduled event runs
 // passes of the sweep while there is work and time (the next run resumes),
-// and publishes the backlog it leaves as the CloudWatch metric
-// DispatchBacklog. Runs handed over by the api function are dispatched,
-// within the function's rate; those it cannot start are left
-// undispatched, for the next sweep.
+// publishes the backlog it leaves as the CloudWatch metric
+// DispatchBacklog, and resumes background tasks that stopped making
+// progress. Runs handed over by the api function are dispatched, within
+// the function's rate; those it cannot start are left undispatched, for
+// the next sweep. A background task handed over runs until it is done or
+// the function's time is nearly up; it stays running at its last page,
+// for a later sweep.
 func Sweep(sw *sweeper.Sweeper, svc *delivery.Service, metrics io.Writer) func(context.Context, SweeperEvent) (SweeperResult, error) {
 	return func(ctx context.Context, ev SweeperEvent) (SweeperResult, error) {
-		if len(ev.Dispatch) > 0 {
+		deadline := time.Now().Add(5 * time.Minute)
+		if d, ok := ctx.Deadline(); ok {
+			deadline = d.Add(-sweepMargin)
+		}
+		switch {
+		case len(ev.Dispatch) > 0:
 			taken, err := svc.Dispatch(ctx, ev.Dispatch)
 			if err != nil {
 				svc.Logger.Warn("dispatch incomplete; the sweeper will re-drive the rest",
 					"runs", len(ev.Dispatch), "dispatched", len(taken), "err", err)
 			}
 			return SweeperResult{Dispatched: len(taken)}, nil
-		}
-		deadline := time.Now().Add(5 * time.Minute)
-		if d, ok := ctx.Deadline(); ok {
-			deadline = d.Add(-sweepMargin)
+		case ev.Task != "":
+			tctx, cancel := context.WithDeadline(ctx, deadline)
+			defer cancel()
+			if err := svc.RunTask(tctx, ev.Task); err != nil && !webhook.IsNotFound(err) {
+				svc.Logger.Warn("task stopped; a sweep resumes it", "task_id", ev.Task, "err", err)
+			}
+			return SweeperResult{}, nil
 		}
 		rep, err := sw.SweepFor(ctx, deadline)
 		emitMetrics(metrics, sw.Clock.Now(), map[string]float64{MetricDispatchBacklog: float64(rep.Backlog)})
-		return SweeperResult{Report: rep}, err
+		if err != nil {
+			return SweeperResult{Report: rep}, err
+		}
+		tctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		resumed, err := svc.ResumeTasks(tctx, sw.Clock.Now().Add(-staleTask))
+		return SweeperResult{Report: rep, Resumed: resumed}, err
 	}
 }
 

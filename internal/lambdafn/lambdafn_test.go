@@ -494,3 +494,38 @@ type partial struct{ take int }
 func (p *partial) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	return refs[:min(p.take, len(refs))], errors.New("throttled")
 }
+
+// TestSweepHandlerRunsAHandedOverTask: the task event (the sample) runs
+// the background task it names; an unknown one is not an error.
+func TestSweepHandlerRunsAHandedOverTask(t *testing.T) {
+	r := newRig(t)
+	in := seedSample(t, r, "https://r.invalid/")
+	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
+		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: time.Minute, Batch: 10}
+	var ev SweeperEvent
+	sample(t, "sweeper-task.json", &ev)
+	if !strings.HasPrefix(ev.Task, webhook.PrefixTask) {
+		t.Fatalf("sample task event: %+v", ev)
+	}
+	handler := Sweep(sw, r.svc, io.Discard)
+	if _, err := handler(context.Background(), ev); err != nil {
+		t.Fatalf("unknown task: %v, want no error", err)
+	}
+	// A recover handed over (HandTask) runs when the handler gets it.
+	var handed []string
+	r.svc.HandTask = func(_ context.Context, id string) error { handed = append(handed, id); return nil }
+	ep, _ := r.store.GetEndpoint(context.Background(), in.AppID, in.EndpointID)
+	task, err := r.svc.Recover(context.Background(), ep, r.now.Add(-time.Hour), time.Time{})
+	if err != nil || len(handed) != 1 || handed[0] != task.ID {
+		t.Fatalf("Recover: %+v, %v, handed %v; want the task handed over", task, err, handed)
+	}
+	if got, _ := r.store.GetTask(context.Background(), task.ID); got.Status != webhook.TaskRunning {
+		t.Fatalf("task before the handler ran it: %s, want running", got.Status)
+	}
+	if _, err := handler(context.Background(), SweeperEvent{Task: task.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.store.GetTask(context.Background(), task.ID); got.Status != webhook.TaskFinished {
+		t.Errorf("task after the handler ran it: %s, want finished", got.Status)
+	}
+}

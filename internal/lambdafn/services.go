@@ -101,11 +101,14 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 	case cfg.StateMachineARN != "" && cfg.DispatchFunction != "":
 		// No SDK retries: a throttled start is handed on at once.
 		client := awssfn.NewFromConfig(awsCfg, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
+		handOff := NewHandOff(lambda.NewFromConfig(awsCfg).Invoke, cfg.DispatchFunction)
 		svc.Dispatcher = firstThen{
 			first: sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
 				Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget}),
-			then: NewHandOff(lambda.NewFromConfig(awsCfg).Invoke, cfg.DispatchFunction),
+			then: handOff,
 		}
+		// Background tasks (recover) run in the sweeper, off the request.
+		svc.HandTask = handOff.Task
 	case cfg.StateMachineARN != "":
 		client := awssfn.NewFromConfig(awsCfg)
 		svc.Dispatcher = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
