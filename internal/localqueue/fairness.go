@@ -250,10 +250,12 @@ func (s *shares) refills(now time.Time, free int) []refill {
 	return out
 }
 
-// refilled records that a refill of want deliveries claimed got of them.
-// Fewer than asked means none are left waiting in the store, unless some
-// are still on their way there.
-func (s *shares) refilled(r refill, got int) {
+// refilled records that a refill of r.n deliveries claimed got of them,
+// or failed (failed true, got 0). Fewer than asked means none are left
+// waiting in the store, unless some are still on their way there; a
+// failed claim says nothing of what waits, so the endpoint still waits,
+// and the next pass of the loop tries again.
+func (s *shares) refilled(r refill, got int, failed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.eps[r.endpointID]
@@ -261,7 +263,7 @@ func (s *shares) refilled(r refill, got int) {
 		return
 	}
 	e.incoming -= r.n - got
-	if got < r.n && e.toWait == 0 {
+	if !failed && got < r.n && e.toWait == 0 {
 		e.waiting = false
 		s.forgetIdle(r.endpointID, e)
 	}

@@ -63,7 +63,7 @@ func TestSharesAdmitParkAndOverflow(t *testing.T) {
 	if len(rs) != 1 || rs[0].endpointID != "ep_1" {
 		t.Fatalf("refills with room: got %+v, want one for ep_1", rs)
 	}
-	s.refilled(rs[0], 0)
+	s.refilled(rs[0], 0, false)
 	if got := s.admit(c(6), at(3*slowAfter), true); got != runNow {
 		t.Fatalf("admit after the endpoint went idle: got %v, want runNow", got)
 	}
@@ -105,7 +105,7 @@ func TestRefillsAsSlotsFree(t *testing.T) {
 	if again := s.refills(at(12), 100); len(again) != 0 {
 		t.Errorf("refills while the claim is on its way: got %+v, want none", again)
 	}
-	s.refilled(rs[0], 2)
+	s.refilled(rs[0], 2, false)
 	for i := range 2 {
 		if got := s.admit(claimed{ref: refTo("ep_1", 20+i), fromStore: true}, at(13), true); got != parked {
 			t.Errorf("admit of a delivery claimed back: got %v, want parked", got)
@@ -122,7 +122,7 @@ func TestRefillsAsSlotsFree(t *testing.T) {
 	if got := s.admit(c(30), at(23), false); got != overflow {
 		t.Errorf("admit of a delivery too old: got %v, want overflow", got)
 	}
-	s.refilled(rs[0], 0)
+	s.refilled(rs[0], 0, false)
 	if !s.eps["ep_1"].waiting {
 		t.Fatal("a short claim ended the waiting while a delivery was on its way to the store")
 	}
@@ -131,7 +131,7 @@ func TestRefillsAsSlotsFree(t *testing.T) {
 	if len(rs) != 1 {
 		t.Fatalf("refills: got %+v, want one", rs)
 	}
-	s.refilled(rs[0], 0)
+	s.refilled(rs[0], 0, false)
 	if s.eps["ep_1"].waiting {
 		t.Error("the endpoint still waits after a short claim with nothing on its way")
 	}

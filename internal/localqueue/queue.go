@@ -299,7 +299,7 @@ func (r *runner) loop() {
 			if err != nil && r.ctx.Err() == nil {
 				q.log.Error("claim deliveries waiting for their endpoint", "endpoint_id", rf.endpointID, "err", err)
 			}
-			r.fair.refilled(rf, len(refs))
+			r.fair.refilled(rf, len(refs), err != nil)
 			r.hand(refs, now, true)
 			free -= len(refs)
 		}
@@ -420,8 +420,12 @@ func (r *runner) toStore(c claimed) {
 		claims = map[webhook.Ref]time.Time{}
 		r.toWait[c.ref.EndpointID] = claims
 	}
+	_, dup := claims[c.ref] // a copy of a run claimed again after its claim ran out
 	claims[c.ref] = c.at.Add(r.q.cfg.Lease)
 	r.mu.Unlock()
+	if dup {
+		r.fair.stored(c.ref.EndpointID, 1) // counted twice, put back once
+	}
 	r.finished(c)
 	r.q.kick()
 }

@@ -20,6 +20,8 @@ type memStore struct {
 	waiting map[webhook.Ref]time.Time // since when
 	claims  int                       // calls of ClaimDue
 	waits   int                       // calls of Wait
+	// failWaiting makes the next calls of ClaimWaiting fail.
+	failWaiting int
 }
 
 func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
@@ -42,6 +44,10 @@ func (m *memStore) ClaimDue(_ context.Context, now time.Time, lease time.Duratio
 func (m *memStore) ClaimWaiting(_ context.Context, endpointID string, now time.Time, lease time.Duration, limit int) ([]webhook.Ref, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failWaiting > 0 {
+		m.failWaiting--
+		return nil, errors.New("database is locked")
+	}
 	var out []webhook.Ref
 	for ref := range m.waiting {
 		if len(out) == limit {
@@ -473,5 +479,30 @@ func TestABacklogDrainsAtTheEndpointsPace(t *testing.T) {
 	defer store.mu.Unlock()
 	if store.waits == 0 {
 		t.Error("the backlog never went back to the store: it was not beyond the share and park")
+	}
+}
+
+// TestAFailedClaimOfWaitingDeliveriesIsTriedAgain: the store fails the
+// first claims of the deliveries waiting for their endpoint; they are not
+// forgotten for it (they would wait until a restart), and all go out.
+func TestAFailedClaimOfWaitingDeliveriesIsTriedAgain(t *testing.T) {
+	store := &memStore{due: map[webhook.Ref]time.Time{}, failWaiting: 2}
+	const n = 50
+	for i := range n {
+		store.set(refTo("ep_1", i), time.Now().Add(-time.Hour))
+	}
+	var rec record
+	_, stop := start(t, store, func(_ context.Context, r webhook.Ref) error {
+		time.Sleep(time.Millisecond)
+		rec.add(r)
+		store.done(r)
+		return nil
+	}, Config{Workers: 4, EndpointShare: 2, Lease: time.Minute, AttemptTimeout: 10 * time.Second, Poll: 10 * time.Millisecond})
+	defer stop()
+	waitFor(t, func() bool { return rec.len() == n })
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.failWaiting != 0 {
+		t.Errorf("%d injected failures left: the waiting deliveries were never claimed back", store.failWaiting)
 	}
 }
