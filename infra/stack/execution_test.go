@@ -120,6 +120,13 @@ func (r *rig) delivery(url string) webhook.Ref {
 // payload before passing it on. The execution counts as running, by its
 // run's name, until it ends.
 func (r *rig) execute(input webhook.Ref, fn *lambdatest.Function, before func(payload map[string]any)) executionResult {
+	return r.executeLosing(input, fn, before, nil)
+}
+
+// executeLosing is execute whose interceptor, when lose says so for a
+// Task's payload, answers the state machine with a Lambda.Unknown error
+// after the function has run: its result is lost on the way back.
+func (r *rig) executeLosing(input webhook.Ref, fn *lambdatest.Function, before func(payload map[string]any), lose func(payload map[string]any) bool) executionResult {
 	r.t.Helper()
 	name := sfn.ExecutionName(input)
 	r.mu.Lock()
@@ -132,17 +139,24 @@ func (r *rig) execute(input webhook.Ref, fn *lambdatest.Function, before func(pa
 	}()
 	invoke := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		var payload map[string]any
+		json.Unmarshal(body, &payload)
 		if before != nil {
-			var payload map[string]any
-			json.Unmarshal(body, &payload)
 			before(payload)
 		}
+		// The execution runs: its delivery must be owned by it alone.
+		r.checkOwned(webhook.Ref{AppID: input.AppID, MsgID: input.MsgID, EndpointID: input.EndpointID})
 		res, err := http.Post(fn.URL, "application/json", bytes.NewReader(body))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		defer res.Body.Close()
+		if lose != nil && lose(payload) {
+			io.Copy(io.Discard, res.Body)
+			json.NewEncoder(w).Encode(map[string]string{"errorType": "Lambda.Unknown", "errorMessage": "the result was lost"})
+			return
+		}
 		w.WriteHeader(res.StatusCode)
 		io.Copy(w, res.Body)
 	}))
@@ -152,21 +166,30 @@ func (r *rig) execute(input webhook.Ref, fn *lambdatest.Function, before func(pa
 
 // checkOwned walks the deliveries of refs: each is final, or owned by
 // exactly one owner — a running execution under its run's name
-// (dispatched), or a sweep entry (undispatched, found by the sweeper's
-// query) and no execution.
+// (dispatched), or the sweeper (undispatched, found by the query the
+// sweeper makes) and no execution. The interceptor checks it before each
+// Task, while the execution runs; the tests after each ends.
 func (r *rig) checkOwned(refs ...webhook.Ref) {
 	r.t.Helper()
 	ctx := context.Background()
-	undispatched, err := r.store.ListUndispatched(ctx, time.Now().Add(time.Second), 1000)
+	overdue, err := r.store.ListOverdue(ctx, time.Now().Add(time.Hour), 1000)
 	if err != nil {
-		r.t.Fatal(err)
+		r.t.Error(err)
+		return
+	}
+	var undispatched []webhook.Delivery
+	for _, d := range overdue {
+		if !d.Dispatched {
+			undispatched = append(undispatched, d)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ref := range refs {
 		d, err := r.store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
 		if err != nil {
-			r.t.Fatal(err)
+			r.t.Error(err)
+			return
 		}
 		if d.Status.Final() {
 			continue
@@ -355,6 +378,36 @@ func TestFaultsLeaveNoDeliveryStranded(t *testing.T) {
 		}
 		if d := r.status(ref); d.Status != webhook.StatusSuccess || d.Attempts != 1 {
 			t.Errorf("delivery: %+v, want success after 1 recorded attempt", d)
+		}
+		r.checkOwned(ref)
+	})
+
+	t.Run("the result of a recorded attempt is lost", func(t *testing.T) {
+		// The second attempt fails and is recorded, but its result
+		// never reaches the state machine (Lambda.Unknown after the
+		// function ran): the reconcile finds it recorded and waits for
+		// its retry, without a POST of its own.
+		deliver := r.deliver("HOOKSTEP_HTTP_TIMEOUT=5s")
+		rcv := newReceiver(t, func(n int) int {
+			if n <= 2 {
+				return 500
+			}
+			return 200
+		}, nil)
+		ref := r.delivery(rcv.URL)
+		var attempts atomic.Int32
+		res := r.executeLosing(ref, deliver, nil, func(p map[string]any) bool {
+			return p["action"] == nil && attempts.Add(1) == 2
+		})
+		want := []string{"Deliver", "Outcome", "Wait1", "Deliver", "Pause", "Reconcile", "Outcome", "WaitUntil", "Deliver", "Outcome", "Done"}
+		if res.Status != "SUCCEEDED" || !slices.Equal(res.States, want) {
+			t.Fatalf("execution: got %s %s through %v, want it to succeed through %v", res.Status, res.Error, res.States, want)
+		}
+		if n, posts := len(r.attempts(ref)), len(rcv.seen()); n != 3 || posts != 3 {
+			t.Errorf("%d attempts recorded for %d POSTs, want 3 and 3: a recorded attempt is not sent again", n, posts)
+		}
+		if d := r.status(ref); d.Status != webhook.StatusSuccess {
+			t.Errorf("delivery: %v, want success", d.Status)
 		}
 		r.checkOwned(ref)
 	})

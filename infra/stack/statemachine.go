@@ -31,14 +31,13 @@ const (
 
 // TransientLambdaErrors are the errors the Deliver task retries: Lambda
 // itself failed or throttled before running the function, so no POST
-// happened and trying again cannot duplicate a delivery. Lambda.Unknown,
-// Lambda.ClientExecutionTimeoutException and States.ALL are left out on
-// purpose: the function may have run, and the POST with it; those go to
-// the reconcile path instead (Catch).
+// happened and trying again cannot duplicate a delivery (RELIABILITY.md).
+// Everything else — Lambda.Unknown, Lambda.ClientExecutionTimeoutException,
+// Lambda.SdkClientException, Lambda.AWSLambdaException, the function's own
+// errors — is left out on purpose: the function may have run, and the
+// POST with it; those go to the reconcile path instead (Catch).
 var TransientLambdaErrors = []string{
 	"Lambda.ServiceException",
-	"Lambda.AWSLambdaException",
-	"Lambda.SdkClientException",
 	"Lambda.TooManyRequestsException",
 }
 
@@ -53,6 +52,7 @@ const (
 	DeliverState    = "Deliver"
 	OutcomeState    = "Outcome"
 	WaitStatePrefix = "Wait"
+	WaitUntilState  = "WaitUntil"
 	PauseState      = "Pause"
 	ReconcileState  = "Reconcile"
 	HandOffState    = "HandOff"
@@ -119,6 +119,7 @@ func (h *hookstep) addStateMachine() {
 //
 //	Deliver → Outcome ─ delivered/stop        → Done
 //	                  ─ retry, final           → MarkFailed → Exhausted
+//	                  ─ retry, resumeAt (from Reconcile) → WaitUntil → Deliver
 //	                  ─ retry, attempt k < N   → Wait<k> (Schedule[k-1]) → Deliver
 //	                  ─ again                  → Deliver
 //	                  ─ handoff                → HandOff → HandedOff
@@ -157,10 +158,18 @@ func deliveryDefinition(scope constructs.Construct, deliver awslambda.IFunction,
 		Time:    sfn.WaitTime_Duration(seconds(PauseFor)),
 	})
 
+	// A retry that Reconcile found recorded resumes at its due time, not
+	// a whole step of the schedule after the reconcile.
+	waitUntil := sfn.NewWait(scope, jsii.String(WaitUntilState), &sfn.WaitProps{
+		Comment: jsii.String("wait until the recorded attempt's retry is due"),
+		Time:    sfn.WaitTime_TimestampPath(jsii.String(ResultPath + ".resumeAt")),
+	})
+	waitUntil.Next(attempt)
 	outcome := sfn.NewChoice(scope, jsii.String(OutcomeState), nil).
 		When(outcomeIs(outcomeDelivered), done, nil).
 		When(outcomeIs(outcomeStop), done, nil).
-		When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_BooleanEquals(jsii.String(ResultPath+".final"), jsii.Bool(true))), markFailed, nil)
+		When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_BooleanEquals(jsii.String(ResultPath+".final"), jsii.Bool(true))), markFailed, nil).
+		When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_IsPresent(jsii.String(ResultPath+".resumeAt"))), waitUntil, nil)
 	for k := 1; k < schedule.MaxAttempts(); k++ {
 		wait := sfn.NewWait(scope, jsii.String(fmt.Sprintf("%s%d", WaitStatePrefix, k)), &sfn.WaitProps{
 			Comment: jsii.String(fmt.Sprintf("wait %s after attempt %d", schedule[k-1], k)),
@@ -216,6 +225,10 @@ func deliverTask(scope constructs.Construct, id string, fn awslambda.IFunction, 
 	}
 	if action != "" {
 		payload["action"] = action
+	}
+	if action == actionReconcile {
+		// ReconcileFor counts from the execution's start at the latest.
+		payload["startedAt"] = sfn.JsonPath_StringAt(jsii.String("$$.Execution.StartTime"))
 	}
 	task := tasks.NewLambdaInvoke(scope, jsii.String(id), &tasks.LambdaInvokeProps{
 		LambdaFunction:           fn,

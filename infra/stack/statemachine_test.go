@@ -24,15 +24,16 @@ type definition struct {
 }
 
 type state struct {
-	Type       string         `json:"Type"`
-	Next       string         `json:"Next"`
-	End        bool           `json:"End"`
-	Seconds    *float64       `json:"Seconds"`
-	Resource   string         `json:"Resource"`
-	Parameters map[string]any `json:"Parameters"`
-	ResultPath string         `json:"ResultPath"`
-	Retry      []retrier      `json:"Retry"`
-	Catch      []struct {
+	Type          string         `json:"Type"`
+	Next          string         `json:"Next"`
+	End           bool           `json:"End"`
+	Seconds       *float64       `json:"Seconds"`
+	TimestampPath string         `json:"TimestampPath"`
+	Resource      string         `json:"Resource"`
+	Parameters    map[string]any `json:"Parameters"`
+	ResultPath    string         `json:"ResultPath"`
+	Retry         []retrier      `json:"Retry"`
+	Catch         []struct {
 		ErrorEquals []string `json:"ErrorEquals"`
 		ResultPath  string   `json:"ResultPath"`
 		Next        string   `json:"Next"`
@@ -54,6 +55,7 @@ type choiceRule struct {
 	StringEquals  *string      `json:"StringEquals"`
 	BooleanEquals *bool        `json:"BooleanEquals"`
 	NumericEquals *float64     `json:"NumericEquals"`
+	IsPresent     *bool        `json:"IsPresent"`
 	And           []choiceRule `json:"And"`
 	Next          string       `json:"Next"`
 }
@@ -61,9 +63,10 @@ type choiceRule struct {
 // result is what the deliver function returns, as the Choice state sees
 // it at $.result.
 type result struct {
-	Outcome string `json:"outcome"`
-	Attempt int    `json:"attempt"`
-	Final   bool   `json:"final"`
+	Outcome  string `json:"outcome"`
+	Attempt  int    `json:"attempt"`
+	Final    bool   `json:"final"`
+	ResumeAt string `json:"resumeAt"`
 }
 
 // matches evaluates the operators the generated Choice uses; anything
@@ -85,6 +88,8 @@ func (r choiceRule) matches(t *testing.T, res result) bool {
 		return res.Final == *r.BooleanEquals
 	case r.Variable == stack.ResultPath+".attempt" && r.NumericEquals != nil:
 		return float64(res.Attempt) == *r.NumericEquals
+	case r.Variable == stack.ResultPath+".resumeAt" && r.IsPresent != nil:
+		return (res.ResumeAt != "") == *r.IsPresent
 	}
 	t.Fatalf("choice rule %+v: not a comparison the state machine is expected to make", r)
 	return false
@@ -147,10 +152,13 @@ func (d definition) walk(t *testing.T, do func(state string, n int) task) (path 
 		case "Choice":
 			name = d.choose(t, name, last)
 		case "Wait":
-			if s.Seconds == nil {
-				t.Fatalf("%s: want a fixed Seconds", name)
+			switch {
+			case s.TimestampPath == stack.ResultPath+".resumeAt" && last.ResumeAt != "":
+			case s.Seconds != nil:
+				waits = append(waits, time.Duration(*s.Seconds)*time.Second)
+			default:
+				t.Fatalf("%s: want a fixed Seconds, or a TimestampPath to a result that has it", name)
 			}
-			waits = append(waits, time.Duration(*s.Seconds)*time.Second)
 			name = s.Next
 		default:
 			t.Fatalf("%s: unexpected state type %s", name, s.Type)
@@ -247,7 +255,7 @@ func TestWaitStatesFollowSchedule(t *testing.T) {
 			}
 
 			// The states are one Wait per retry and the fixed ones.
-			fixed := []string{stack.DeliverState, stack.OutcomeState, stack.PauseState, stack.ReconcileState,
+			fixed := []string{stack.DeliverState, stack.OutcomeState, stack.WaitUntilState, stack.PauseState, stack.ReconcileState,
 				stack.HandOffState, stack.MarkFailedState, stack.DoneState, stack.ExhaustedState,
 				stack.HandedOffState, stack.UnknownState, stack.StrandedState}
 			if got, want := len(d.States), len(fixed)+max-1; got != want {
@@ -355,10 +363,10 @@ func TestFailedAttemptsAreReconciled(t *testing.T) {
 			case state == stack.DeliverState && n == 1:
 				return task{fail: true}
 			case state == stack.ReconcileState:
-				return task{res: result{Outcome: "retry", Attempt: 1}}
+				return task{res: result{Outcome: "retry", Attempt: 1, ResumeAt: "2026-12-03T10:00:05Z"}}
 			}
 			return task{res: result{Outcome: "delivered", Attempt: 2, Final: true}}
-		}, []string{"Deliver", "Pause", "Reconcile", "Outcome", "Wait1", "Deliver", "Outcome", "Done"}},
+		}, []string{"Deliver", "Pause", "Reconcile", "Outcome", "WaitUntil", "Deliver", "Outcome", "Done"}},
 		{"unrecorded for too long: handed off", func(state string, n int) task {
 			switch state {
 			case stack.DeliverState:
@@ -440,6 +448,9 @@ func TestDeliverTasks(t *testing.T) {
 			}
 			if tt.action != "" {
 				want["action"] = tt.action
+			}
+			if tt.action == "reconcile" {
+				want["startedAt.$"] = "$$.Execution.StartTime"
 			}
 			if !jsonEqual(st.Parameters, want) {
 				t.Errorf("Parameters: got %v, want %v", st.Parameters, want)

@@ -70,8 +70,12 @@ type Result struct {
 	// NextAttemptAt is when the next attempt is due, on a Retry that is
 	// not Final.
 	NextAttemptAt time.Time `json:"-"`
-	WaitSec       int64     `json:"waitSeconds,omitempty"`
-	Final         bool      `json:"final"` // no further attempt of this run will be made
+	// ResumeAt is NextAttemptAt on a Retry that Reconcile found recorded:
+	// the state machine waits until then (not a whole step of the
+	// schedule again).
+	ResumeAt *time.Time `json:"resumeAt,omitempty"`
+	WaitSec  int64      `json:"waitSeconds,omitempty"`
+	Final    bool       `json:"final"` // no further attempt of this run will be made
 }
 
 // Sender makes the signed HTTP request of one attempt (internal/sender).
@@ -436,8 +440,10 @@ func (s *Service) stop(ctx context.Context, ref webhook.Ref, why string) (Result
 // due and unrecorded (make it, at least once, again); HandOff when it has
 // been due and unrecorded for ReconcileFor (the state machine hands the
 // run to the sweeper). A run whose schedule is spent reports Retry, Final.
-// An error means the store could not be read.
-func (s *Service) Reconcile(ctx context.Context, ref webhook.Ref) (Result, error) {
+// ReconcileFor counts from when the attempt was due, or from since (when
+// the execution started) if later: a run started late is not handed off
+// at its first failure. An error means the store could not be read.
+func (s *Service) Reconcile(ctx context.Context, ref webhook.Ref, since time.Time) (Result, error) {
 	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
 	if webhook.IsNotFound(err) {
 		return Result{Outcome: Stop, Final: true}, nil
@@ -452,12 +458,21 @@ func (s *Service) Reconcile(ctx context.Context, ref webhook.Ref) (Result, error
 	case d.Attempts >= s.Schedule.MaxAttempts():
 		return Result{Outcome: Retry, Attempt: d.Attempts, Final: true}, nil
 	case d.Attempts > 0 && d.NextAttemptAt.After(now):
-		wait := d.NextAttemptAt.Sub(now)
-		return Result{Outcome: Retry, Attempt: d.Attempts, Wait: wait, WaitSec: int64(wait / time.Second), NextAttemptAt: d.NextAttemptAt}, nil
-	case now.Sub(d.NextAttemptAt) >= cmp.Or(s.ReconcileFor, DefaultReconcileFor):
+		wait, at := d.NextAttemptAt.Sub(now), d.NextAttemptAt
+		return Result{Outcome: Retry, Attempt: d.Attempts, Wait: wait, WaitSec: int64(wait / time.Second),
+			NextAttemptAt: at, ResumeAt: &at}, nil
+	case now.Sub(later(d.NextAttemptAt, since)) >= cmp.Or(s.ReconcileFor, DefaultReconcileFor):
 		return Result{Outcome: HandOff, Attempt: d.Attempts}, nil
 	}
 	return Result{Outcome: Again, Attempt: d.Attempts}, nil
+}
+
+// later returns the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // HandBack gives a run whose execution cannot go on (see Reconcile) back

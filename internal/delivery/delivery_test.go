@@ -733,7 +733,7 @@ func TestReconcileSaysWhereARunStands(t *testing.T) {
 	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
 	reconcile := func() delivery.Result {
 		t.Helper()
-		res, err := f.svc.Reconcile(ctx, ref)
+		res, err := f.svc.Reconcile(ctx, ref, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -747,8 +747,9 @@ func TestReconcileSaysWhereARunStands(t *testing.T) {
 	f.svc.Attempt(ctx, ref)
 	f.svc.Attempt(ctx, ref)
 	f.clock.Add(time.Second)
-	if got := reconcile(); got.Outcome != delivery.Retry || got.Attempt != 2 || got.Final || got.WaitSec != 4 {
-		t.Errorf("attempt 2 recorded, its retry in 4 s: got %+v, want retry after attempt 2, 4 s left", got)
+	if got := reconcile(); got.Outcome != delivery.Retry || got.Attempt != 2 || got.Final || got.WaitSec != 4 ||
+		got.ResumeAt == nil || !got.ResumeAt.Equal(f.clock.Now().Add(4*time.Second)) {
+		t.Errorf("attempt 2 recorded, its retry in 4 s: got %+v, want retry after attempt 2, resuming in 4 s", got)
 	}
 	// The retry is due and was not recorded: again, until ReconcileFor.
 	f.clock.Add(5 * time.Second)
@@ -758,6 +759,11 @@ func TestReconcileSaysWhereARunStands(t *testing.T) {
 	f.clock.Add(delivery.DefaultReconcileFor)
 	if got := reconcile(); got.Outcome != delivery.HandOff {
 		t.Errorf("due and unrecorded for ReconcileFor: got %+v, want handoff", got)
+	}
+	// An execution that started late (a backlog) is not handed off at
+	// its first failure: ReconcileFor counts from its start.
+	if got, err := f.svc.Reconcile(ctx, ref, f.clock.Now().Add(-time.Minute)); err != nil || got.Outcome != delivery.Again {
+		t.Errorf("due for ReconcileFor, the execution a minute old: %+v, %v; want again", got, err)
 	}
 	// Handed back: the run moves on, so the old one stops.
 	next, err := f.svc.HandBack(ctx, ref)
@@ -781,7 +787,7 @@ func TestReconcileSaysWhereARunStands(t *testing.T) {
 			t.Fatalf("attempt of run 1: %+v, %v; want attempt %d", got, err, n)
 		}
 	}
-	if got, err := f.svc.Reconcile(ctx, next); err != nil || got.Outcome != delivery.Stop {
+	if got, err := f.svc.Reconcile(ctx, next, time.Time{}); err != nil || got.Outcome != delivery.Stop {
 		t.Errorf("reconcile after the last attempt: %+v, %v; want stop (the run failed)", got, err)
 	}
 	if d := f.delivery(t, msg.ID, ep.ID); d.Attempts != max || d.Status != webhook.StatusFail {

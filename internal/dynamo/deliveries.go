@@ -191,11 +191,15 @@ func (s *Store) updateRun(ctx context.Context, ref webhook.Ref, e *expr, u *upda
 
 // MarkDispatched implements webhook.Store; NotFound if the delivery does
 // not exist. The delivery stays in IndexSweep, where it is until it
-// finishes, and its entry is not rewritten (see deliveryItem.SweepPK).
+// finishes, and its entry is not rewritten (see deliveryItem.SweepPK). It
+// sets UpdatedAt to now (the store's clock): the sweeper does not suspect
+// a run it, or the api, has just dispatched (its execution may not be
+// visible to DescribeExecution yet).
 func (s *Store) MarkDispatched(ctx context.Context, ref webhook.Ref) error {
 	var e expr
 	u := update{e: &e}
 	u.set("dispatched", boolean(true))
+	u.set("updatedAt", num(millis(s.clock.Now())))
 	_, err := s.updateRun(ctx, ref, &e, &u, e.eq("run", num(int64(ref.Run))))
 	return wrapf(err, "mark dispatched %s/%s", ref.MsgID, ref.EndpointID)
 }

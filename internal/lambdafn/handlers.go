@@ -18,6 +18,9 @@ import (
 type DeliverInput struct {
 	webhook.Ref
 	Action string `json:"action,omitempty"`
+	// StartedAt is when the execution started ($$.Execution.StartTime),
+	// for the reconcile action.
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // The actions of the deliver function besides an attempt (no action).
@@ -47,7 +50,7 @@ func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, Del
 		case "":
 			return svc.Attempt(ctx, in.Ref)
 		case ActionReconcile:
-			return svc.Reconcile(ctx, in.Ref)
+			return svc.Reconcile(ctx, in.Ref, in.StartedAt)
 		case ActionFail:
 			if err := svc.Fail(ctx, in.Ref); err != nil {
 				return delivery.Result{}, err

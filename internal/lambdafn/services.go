@@ -101,7 +101,9 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 	case cfg.StateMachineARN != "" && cfg.DispatchFunction != "":
 		// No SDK retries: a throttled start is handed on at once.
 		client := awssfn.NewFromConfig(awsCfg, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
-		handOff := NewHandOff(lambda.NewFromConfig(awsCfg).Invoke, cfg.DispatchFunction)
+		// Nor here: a throttled hand-off is left to the sweeper.
+		invoke := lambda.NewFromConfig(awsCfg, func(o *lambda.Options) { o.RetryMaxAttempts = 1 }).Invoke
+		handOff := NewHandOff(invoke, cfg.DispatchFunction)
 		svc.Dispatcher = firstThen{
 			first: sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
 				Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget}),

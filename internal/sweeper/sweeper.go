@@ -57,8 +57,9 @@ type Sweeper struct {
 	// DisableAfter is how long an endpoint may fail before it is disabled.
 	DisableAfter time.Duration
 	// RedriveAfter is how long a run may stay undispatched, or its next
-	// attempt overdue, before the sweeper steps in; it leaves time for a
-	// slow dispatch or attempt to finish.
+	// attempt overdue, before the sweeper steps in, and how long after a
+	// run's dispatch or attempt it does not ask after its execution; it
+	// leaves time for a slow dispatch or attempt to finish.
 	RedriveAfter time.Duration
 	// Batch bounds the endpoints disabled and the deliveries looked at
 	// by one pass.
@@ -74,6 +75,7 @@ type Sweeper struct {
 	Recheck time.Duration
 }
 
+
 // Report says what a sweep did. More is true when a batch was full and
 // another pass would find more work; Backlog counts the runs the last
 // pass found waiting for a dispatch and could not dispatch, plus a full
@@ -85,6 +87,9 @@ type Report struct {
 	Postponed int  `json:"postponed"` // overdue runs whose execution still runs
 	Backlog   int  `json:"backlog"`
 	More      bool `json:"more"`
+	// Incomplete: a dispatch failed in part (a start, or its mark), so
+	// another pass now would find the same runs.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // Sweep runs one pass.
@@ -138,6 +143,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	if len(toDispatch) > 0 {
 		taken, err := s.Dispatch(ctx, toDispatch)
 		if err != nil {
+			r.Incomplete = true
 			s.Logger.Warn("re-drive incomplete; next sweep tries again",
 				"runs", len(toDispatch), "dispatched", len(taken), "err", err)
 		}
@@ -158,12 +164,19 @@ func (s *Sweeper) checksExecutions() bool { return s.Overdue != nil && s.Executi
 
 // owner makes sure an overdue run has an owner and returns the run to
 // dispatch, if any: an undispatched run as it is; a dispatched one whose
-// execution has ended, re-driven as a new run; none when its execution
-// still runs (the next look is postponed) or it moved on meanwhile.
+// execution has ended, re-driven as a new run; none when it was updated
+// (dispatched, attempted) within RedriveAfter, when its execution still
+// runs (the next look is postponed), or when it moved on meanwhile.
 func (s *Sweeper) owner(ctx context.Context, d webhook.Delivery, now time.Time, r *Report) (*webhook.Ref, error) {
 	ref := d.Ref()
 	if !d.Dispatched {
 		return &ref, nil
+	}
+	if now.Sub(d.UpdatedAt) < s.RedriveAfter {
+		// Dispatched or attempted a moment ago: too soon to ask after
+		// its execution, which DescribeExecution (eventually
+		// consistent) may not show yet.
+		return nil, nil
 	}
 	running, err := s.Executions.Running(ctx, ref)
 	if err != nil {
@@ -203,9 +216,9 @@ func (s *Sweeper) SweepFor(ctx context.Context, deadline time.Time) (Report, err
 		total.Redriven += r.Redriven
 		total.Restarted += r.Restarted
 		total.Postponed += r.Postponed
-		total.Backlog, total.More = r.Backlog, r.More
+		total.Backlog, total.More, total.Incomplete = r.Backlog, r.More, r.Incomplete
 		progress := r.Disabled + r.Redriven + r.Restarted + r.Postponed
-		if err != nil || !r.More || progress == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+		if err != nil || !r.More || r.Incomplete || progress == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return total, err
 		}
 	}

@@ -378,3 +378,57 @@ func TestSweepForRunsWhileThereIsWork(t *testing.T) {
 		t.Errorf("got %+v, %v; want all 5 dispatched in passes of 2, no backlog", r, err)
 	}
 }
+
+// counting counts Running calls and says nothing runs.
+type counting struct{ calls int }
+
+func (c *counting) Running(context.Context, webhook.Ref) (bool, error) { c.calls++; return false, nil }
+
+// TestARunJustDispatchedIsNotSuspected: a dispatched run updated within
+// RedriveAfter (two minutes here) is left alone, without asking after its
+// execution, which Step Functions may not show yet.
+func TestARunJustDispatchedIsNotSuspected(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	msg := f.attempt(t, ep, 500)
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	x := &counting{}
+	f.sw.Overdue = &overdue{store: f.store, dispached: []webhook.Ref{ref}, postponed: map[webhook.Ref]int{}}
+	f.sw.Executions = x
+	f.clock.Add(time.Minute) // the attempt updated it a minute ago
+	if r := f.sweep(t); r.Restarted != 0 || x.calls != 0 {
+		t.Errorf("a minute after its last update: %+v with %d DescribeExecution calls, want the run left alone", r, x.calls)
+	}
+	f.clock.Add(2 * time.Minute)
+	if r := f.sweep(t); r.Restarted != 1 || x.calls != 1 {
+		t.Errorf("three minutes after: %+v with %d DescribeExecution calls, want it checked and re-driven", r, x.calls)
+	}
+}
+
+// TestSweepForStopsWhenADispatchFails: a pass whose dispatch failed in
+// part (here: its mark) ends the sweep, instead of starting the same runs
+// over and over until the deadline.
+func TestSweepForStopsWhenADispatchFails(t *testing.T) {
+	f := newFixture(t)
+	f.sw.Batch = 2
+	f.endpoint(t)
+	f.disp.err = errors.New("StartExecution: throttled")
+	for range 5 {
+		msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+			Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(24 * time.Hour)}
+		if err := f.svc.Publish(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.disp.err = nil
+	f.clock.Add(time.Hour)
+	passes := 0
+	f.sw.Dispatch = func(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+		passes++
+		return refs, errors.New("record dispatched: throttled") // started, not marked
+	}
+	r, err := f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
+	if err != nil || passes != 1 || !r.Incomplete {
+		t.Errorf("got %+v, %v after %d passes; want one pass, incomplete", r, err, passes)
+	}
+}
