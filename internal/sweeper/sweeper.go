@@ -75,7 +75,6 @@ type Sweeper struct {
 	Recheck time.Duration
 }
 
-
 // Report says what a sweep did. More is true when a batch was full and
 // another pass would find more work; Backlog counts the runs the last
 // pass found waiting for a dispatch and could not dispatch, plus a full
