@@ -60,25 +60,27 @@ func TestBar(t *testing.T) {
 }
 
 // machine is a two-attempt delivery state machine shaped like the one the
-// stack generates (infra/stack/statemachine.go).
+// stack generates (infra/stack/statemachine.go): one Deliver task, one
+// Outcome choice, a Wait per retry chosen by the attempt's number.
 const machine = `{
-  "StartAt": "Deliver1",
+  "StartAt": "Deliver",
   "States": {
-    "Deliver1": {"Type": "Task", "Resource": "arn:fn", "Next": "Outcome1"},
-    "Outcome1": {"Type": "Choice", "Choices": [
+    "Deliver": {"Type": "Task", "Resource": "arn:fn", "Next": "Outcome",
+      "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Pause"}]},
+    "Outcome": {"Type": "Choice", "Choices": [
       {"Variable": "$.result.outcome", "StringEquals": "delivered", "Next": "Done"},
       {"Variable": "$.result.outcome", "StringEquals": "stop", "Next": "Done"},
       {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.final", "BooleanEquals": true}], "Next": "MarkFailed"},
-      {"Variable": "$.result.outcome", "StringEquals": "retry", "Next": "Wait1"}], "Default": "UnknownOutcome"},
-    "Wait1": {"Type": "Wait", "Seconds": 5, "Next": "Deliver2"},
-    "Deliver2": {"Type": "Task", "Resource": "arn:fn", "Next": "Outcome2"},
-    "Outcome2": {"Type": "Choice", "Choices": [
-      {"Variable": "$.result.outcome", "StringEquals": "delivered", "Next": "Done"},
-      {"Variable": "$.result.outcome", "StringEquals": "stop", "Next": "Done"},
+      {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.resumeAt", "IsPresent": true}], "Next": "WaitUntil"},
+      {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.attempt", "NumericEquals": 1}], "Next": "Wait1"},
       {"Variable": "$.result.outcome", "StringEquals": "retry", "Next": "MarkFailed"}], "Default": "UnknownOutcome"},
+    "Wait1": {"Type": "Wait", "Seconds": 5, "Next": "Deliver"},
+    "WaitUntil": {"Type": "Wait", "TimestampPath": "$.result.resumeAt", "Next": "Deliver"},
+    "Pause": {"Type": "Wait", "Seconds": 30, "Next": "Reconcile"},
+    "Reconcile": {"Type": "Task", "Resource": "arn:fn", "Parameters": {"action": "reconcile"}, "Next": "Outcome"},
     "MarkFailed": {"Type": "Task", "Resource": "arn:fn", "Parameters": {"action": "fail"}, "Next": "Exhausted"},
     "Done": {"Type": "Succeed"},
-    "Exhausted": {"Type": "Fail"},
+    "Exhausted": {"Type": "Succeed"},
     "UnknownOutcome": {"Type": "Fail"}
   }
 }`
@@ -89,9 +91,9 @@ func TestCountTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Transitions{
-		Happy: Path{Transitions: 3, LambdaInvocations: 1, States: []string{"Deliver1", "Outcome1", "Done"}},
-		Exhausted: Path{Transitions: 8, LambdaInvocations: 3, States: []string{
-			"Deliver1", "Outcome1", "Wait1", "Deliver2", "Outcome2", "MarkFailed", "Exhausted"}},
+		Happy: Path{Transitions: 3, LambdaInvocations: 1, States: []string{"Deliver", "Outcome", "Done"}},
+		Exhausted: Path{LambdaInvocations: 3, States: []string{
+			"Deliver", "Outcome", "Wait1", "Deliver", "Outcome", "MarkFailed", "Exhausted"}},
 	}
 	want.Exhausted.Transitions = len(want.Exhausted.States)
 	if d := cmp.Diff(want, got); d != "" {

@@ -256,17 +256,22 @@ func countTransitions(def []byte) (Transitions, error) {
 	if err := json.Unmarshal(def, &m); err != nil {
 		return Transitions{}, fmt.Errorf("state machine definition: %w", err)
 	}
-	attempts := 0
-	for name, st := range m.States {
-		if st.Type == "Task" && st.Parameters["action"] == nil && strings.HasPrefix(name, "Deliver") {
+	// One Wait<n> state follows each attempt but the last.
+	attempts := 1
+	for name := range m.States {
+		if n, ok := strings.CutPrefix(name, "Wait"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
 			attempts++
 		}
 	}
-	happy, err := m.walk(func(int) map[string]any { return map[string]any{"outcome": "delivered", "final": true} })
+	happy, err := m.walk(func(n int) map[string]any {
+		return map[string]any{"outcome": "delivered", "attempt": float64(n), "final": true}
+	})
 	if err != nil {
 		return Transitions{}, err
 	}
-	exhausted, err := m.walk(func(n int) map[string]any { return map[string]any{"outcome": "retry", "final": n >= attempts} })
+	exhausted, err := m.walk(func(n int) map[string]any {
+		return map[string]any{"outcome": "retry", "attempt": float64(n), "final": n >= attempts}
+	})
 	if err != nil {
 		return Transitions{}, err
 	}
@@ -291,6 +296,8 @@ type aslRule struct {
 	Variable      string    `json:"Variable"`
 	StringEquals  *string   `json:"StringEquals"`
 	BooleanEquals *bool     `json:"BooleanEquals"`
+	NumericEquals *float64  `json:"NumericEquals"`
+	IsPresent     *bool     `json:"IsPresent"`
 	And           []aslRule `json:"And"`
 	Or            []aslRule `json:"Or"`
 	Not           *aslRule  `json:"Not"`
@@ -374,12 +381,16 @@ func (r aslRule) matches(res map[string]any) (bool, error) {
 	if !ok {
 		return false, fmt.Errorf("state machine: choice on %s, which the walk does not know", r.Variable)
 	}
-	v := res[field]
+	v, present := res[field]
 	switch {
 	case r.StringEquals != nil:
 		return v == *r.StringEquals, nil
 	case r.BooleanEquals != nil:
 		return v == *r.BooleanEquals, nil
+	case r.NumericEquals != nil:
+		return v == *r.NumericEquals, nil
+	case r.IsPresent != nil:
+		return present == *r.IsPresent, nil
 	}
 	return false, fmt.Errorf("state machine: a choice rule the walk does not know: %+v", r)
 }

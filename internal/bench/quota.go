@@ -157,7 +157,7 @@ func modelQuotas(quotas []RegionQuotas, t Transitions, starts Starts) *QuotaMode
 	}
 	m.Notes = append(m.Notes,
 		"Sustained deliveries/s = min(StartExecution refill / starts per delivery, transition refill / transitions per delivery), in a steady state: one execution runs a delivery's whole retry schedule, so one that exhausts it spends its transitions over the schedule's length. \"exhaust\" = the delivery fails every attempt. At fan-out 10 a message is 10 deliveries.",
-		"The api function starts executions while answering POST .../msg: a StartExecution refused for throttling is retried by the AWS SDK, and what still fails waits, undispatched, for the sweeper (after 5 minutes, on its schedule, hourly by default).",
+		"The api function starts a message's first 25 executions while answering POST .../msg and hands the rest, and any a throttle refused, to the sweeper function, which starts them within its dispatch rate (100/s by default, below every region's refill) and re-drives what is left every minute.",
 	)
 	return m
 }
