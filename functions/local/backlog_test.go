@@ -23,7 +23,6 @@ import (
 // each with its message's webhook-id, and the restart logs how many
 // claims it released.
 func TestKill9ClaimedDeliveriesRunAtRestart(t *testing.T) {
-	ctx := context.Background()
 	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	rcv := newGatedReceiver(t)
@@ -32,22 +31,8 @@ func TestKill9ClaimedDeliveriesRunAtRestart(t *testing.T) {
 	env := []string{"HOOKSTEP_DATA_DIR=" + dataDir, "HOOKSTEP_WORKERS=2", "HOOKSTEP_LOG_LEVEL=info"}
 	cmd, base := startProcess(t, bin, nil, env...)
 	c := newClient(t, base, testToken)
-	app, err := c.Application.Create(ctx, models.ApplicationIn{Name: "Acme"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Endpoint.Create(ctx, app.Id, models.EndpointIn{Url: rcv.URL}, nil); err != nil {
-		t.Fatal(err)
-	}
 	const n = 10
-	var ids []string
-	for i := range n {
-		m, err := c.Message.Create(ctx, app.Id, models.MessageIn{EventType: "v1.end_user.created", Payload: payload("v1.end_user.created", i)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.Id)
-	}
+	_, ids := messagesTo(t, c, rcv.URL, n)
 	eventually(t, 10*time.Second, "the first attempt to hang", func() bool { return len(rcv.arrivals()) == 1 })
 	time.Sleep(100 * time.Millisecond) // no second attempt starts: the share is one
 	if got := len(rcv.arrivals()); got != 1 {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	svix "github.com/svix/svix-webhooks/go"
 	"github.com/svix/svix-webhooks/go/models"
 )
 
@@ -124,22 +125,8 @@ func TestSurvivesKill9(t *testing.T) {
 
 	cmd, base := start()
 	c := newClient(t, base, testToken)
-	app, err := c.Application.Create(ctx, models.ApplicationIn{Name: "Acme"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Endpoint.Create(ctx, app.Id, models.EndpointIn{Url: rcv.URL}, nil); err != nil {
-		t.Fatal(err)
-	}
 	const n = 20
-	var ids []string
-	for i := range n {
-		m, err := c.Message.Create(ctx, app.Id, models.MessageIn{EventType: "v1.end_user.created", Payload: payload("v1.end_user.created", i)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.Id)
-	}
+	app, ids := messagesTo(t, c, rcv.URL, n)
 	// Recorded, not only received: a kill between a request and its
 	// record leaves that attempt in flight, to be made again at restart
 	// (README, Durability), which is not what this test is about.
@@ -279,4 +266,27 @@ func startProcess(t *testing.T, bin string, log io.Writer, env ...string) (*exec
 	}
 	t.Fatal("the server printed no address")
 	return nil, ""
+}
+
+// messagesTo creates an app with one endpoint at url and n messages to
+// it, and returns the app and the messages' ids.
+func messagesTo(t *testing.T, c *svix.Svix, url string, n int) (*models.ApplicationOut, []string) {
+	t.Helper()
+	ctx := context.Background()
+	app, err := c.Application.Create(ctx, models.ApplicationIn{Name: "Acme"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Endpoint.Create(ctx, app.Id, models.EndpointIn{Url: url}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		m, err := c.Message.Create(ctx, app.Id, models.MessageIn{EventType: "v1.end_user.created", Payload: payload("v1.end_user.created", i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.Id)
+	}
+	return app, ids
 }

@@ -302,8 +302,7 @@ func TestSweepHandler(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
-		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: 5 * time.Minute, Batch: 10}
+	sw := r.sweeper(5 * time.Minute)
 	var ev SweeperEvent
 	sample(t, "sweeper-scheduled-event.json", &ev)
 	if ev.DetailType != "Scheduled Event" || len(ev.Dispatch) != 0 {
@@ -395,8 +394,7 @@ func TestDeliverHandlerReconcilesAndHandsOff(t *testing.T) {
 func TestSweepHandlerDispatchesWhatTheAPIHandedOver(t *testing.T) {
 	r := newRig(t)
 	in := seedSample(t, r, "https://r.invalid/")
-	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
-		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: time.Minute, Batch: 10}
+	sw := r.sweeper(time.Minute)
 	var ev SweeperEvent
 	sample(t, "sweeper-dispatch.json", &ev)
 	if len(ev.Dispatch) != 1 || ev.Dispatch[0] != in.Ref {
@@ -500,8 +498,7 @@ func (p *partial) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref
 func TestSweepHandlerRunsAHandedOverTask(t *testing.T) {
 	r := newRig(t)
 	in := seedSample(t, r, "https://r.invalid/")
-	sw := &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
-		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: time.Minute, Batch: 10}
+	sw := r.sweeper(time.Minute)
 	var ev SweeperEvent
 	sample(t, "sweeper-task.json", &ev)
 	if !strings.HasPrefix(ev.Task, webhook.PrefixTask) {
@@ -528,4 +525,10 @@ func TestSweepHandlerRunsAHandedOverTask(t *testing.T) {
 	if got, _ := r.store.GetTask(context.Background(), task.ID); got.Status != webhook.TaskFinished {
 		t.Errorf("task after the handler ran it: %s, want finished", got.Status)
 	}
+}
+
+// sweeper is a sweeper over the rig's store and services.
+func (r *rig) sweeper(redriveAfter time.Duration) *sweeper.Sweeper {
+	return &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
+		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: redriveAfter, Batch: 10}
 }

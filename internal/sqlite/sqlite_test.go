@@ -160,17 +160,26 @@ func (f *fixture) attempt(msg *webhook.Message, attempts int, status webhook.Sta
 	return a
 }
 
+// claim claims due deliveries, all of them the fixture's endpoint's, and
+// returns them as msg/run.
 func (f *fixture) claim(now time.Time, lease time.Duration, limit int) []string {
 	f.t.Helper()
 	refs, err := f.s.ClaimDue(f.ctx, now, lease, limit)
 	if err != nil {
 		f.t.Fatalf("ClaimDue: %v", err)
 	}
-	ids := make([]string, len(refs))
-	for i, r := range refs {
+	for _, r := range refs {
 		if r.AppID != f.app.ID || r.EndpointID != f.ep.ID {
 			f.t.Errorf("ClaimDue: got ref %+v, want one of app %s, endpoint %s", r, f.app.ID, f.ep.ID)
 		}
+	}
+	return runs(refs)
+}
+
+// runs names refs as msg/run.
+func runs(refs []webhook.Ref) []string {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
 		ids[i] = fmt.Sprintf("%s/%d", r.MsgID, r.Run)
 	}
 	return ids
@@ -183,11 +192,7 @@ func (f *fixture) claimAll(now time.Time, lease time.Duration, limit int) []stri
 	if err != nil {
 		f.t.Fatalf("ClaimDue: %v", err)
 	}
-	ids := make([]string, len(refs))
-	for i, r := range refs {
-		ids[i] = fmt.Sprintf("%s/%d", r.MsgID, r.Run)
-	}
-	return ids
+	return runs(refs)
 }
 
 func ref(msg *webhook.Message, run int) string { return fmt.Sprintf("%s/%d", msg.ID, run) }
@@ -347,11 +352,7 @@ func TestWaitForTheEndpoint(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ClaimWaiting: %v", err)
 		}
-		var ids []string
-		for _, r := range refs {
-			ids = append(ids, fmt.Sprintf("%s/%d", r.MsgID, r.Run))
-		}
-		return ids
+		return runs(refs)
 	}
 	if got := waitingFor(other.ID, 10); len(got) != 0 {
 		t.Errorf("ClaimWaiting for the other endpoint = %v, want none", got)

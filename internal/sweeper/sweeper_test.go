@@ -359,14 +359,8 @@ func TestSweepForRunsWhileThereIsWork(t *testing.T) {
 	f := newFixture(t)
 	f.sw.Batch = 2
 	f.endpoint(t)
+	f.undispatched(t, 5)
 	f.disp.err = errors.New("StartExecution: throttled")
-	for range 5 {
-		msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
-			Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(24 * time.Hour)}
-		if err := f.svc.Publish(context.Background(), msg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f.clock.Add(time.Hour)
 	r, err := f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
 	if err != nil || r.Redriven != 0 || r.Backlog != 2+2 {
@@ -412,15 +406,7 @@ func TestSweepForStopsWhenADispatchFails(t *testing.T) {
 	f := newFixture(t)
 	f.sw.Batch = 2
 	f.endpoint(t)
-	f.disp.err = errors.New("StartExecution: throttled")
-	for range 5 {
-		msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
-			Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(24 * time.Hour)}
-		if err := f.svc.Publish(context.Background(), msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.disp.err = nil
+	f.undispatched(t, 5)
 	f.clock.Add(time.Hour)
 	passes := 0
 	f.sw.Dispatch = func(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
@@ -430,5 +416,20 @@ func TestSweepForStopsWhenADispatchFails(t *testing.T) {
 	r, err := f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
 	if err != nil || passes != 1 || !r.Incomplete {
 		t.Errorf("got %+v, %v after %d passes; want one pass, incomplete", r, err, passes)
+	}
+}
+
+// undispatched publishes n messages whose dispatch fails: their
+// deliveries stay undispatched.
+func (f *fixture) undispatched(t *testing.T, n int) {
+	t.Helper()
+	f.disp.err = errors.New("StartExecution: throttled")
+	defer func() { f.disp.err = nil }()
+	for range n {
+		msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+			Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(24 * time.Hour)}
+		if err := f.svc.Publish(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
