@@ -28,7 +28,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	s, err := lambdafn.Load(ctx, getenv, lambdafn.Needs{StateMachine: true, AdminToken: true, DispatchFunction: true})
+	s, err := lambdafn.Load(ctx, getenv, lambdafn.FunctionAPI)
 	if err != nil {
 		return err
 	}

@@ -21,10 +21,10 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	s, err := lambdafn.Load(ctx, getenv, lambdafn.Needs{})
+	s, err := lambdafn.Load(ctx, getenv, lambdafn.FunctionDeliver)
 	if err != nil {
 		return err
 	}
-	lambda.StartWithOptions(lambdafn.Deliver(s.Delivery, s.Metrics), lambda.WithContext(ctx))
+	lambda.StartWithOptions(lambdafn.DeliverEvents(s.Delivery, s.Later, s.Metrics), lambda.WithContext(ctx))
 	return nil
 }

@@ -23,7 +23,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	s, err := lambdafn.Load(ctx, getenv, lambdafn.Needs{StateMachine: true})
+	s, err := lambdafn.Load(ctx, getenv, lambdafn.FunctionSweeper)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,20 @@ func (e *Env) Duration(name string, dst *time.Duration) {
 	*dst = d
 }
 
+// DurationIn reads a Go duration from lo to hi.
+func (e *Env) DurationIn(name string, lo, hi time.Duration, dst *time.Duration) {
+	v := e.getenv(name)
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		e.fail(name, v, fmt.Sprintf("a Go duration from %s to %s", lo, hi))
+		return
+	}
+	*dst = d
+}
+
 // Bool reads true or false (and the other forms strconv.ParseBool takes).
 func (e *Env) Bool(name string, dst *bool) {
 	v := e.getenv(name)

@@ -101,6 +101,11 @@ type Service struct {
 	// which is what a Lambda function wants: it has no life after the
 	// response.
 	Go func(task func(ctx context.Context))
+	// Retries, when set, starts what makes a run's retries once its
+	// first attempt, made by AttemptQueued, failed and scheduled one
+	// (AWS queue mode: the run's Step Functions execution). It must be
+	// idempotent: a redelivered run calls it again.
+	Retries func(ctx context.Context, ref webhook.Ref) error
 	// HandTask, when set, hands a stored background task to a worker
 	// elsewhere (AWS: the sweeper function, by its id) instead of running
 	// it through Go; a task it fails to hand over stays running, and the
@@ -265,7 +270,7 @@ func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.
 // loaded, when not nil, is what Publish read for a held delivery; it is
 // used instead of reading the store when it is no older than Fresh.
 func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded) (time.Time, error) {
-	res, err := s.attempt(ctx, ref, loaded)
+	res, err := s.attempt(ctx, ref, loaded, false)
 	return res.NextAttemptAt, err
 }
 
@@ -274,11 +279,19 @@ func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref, loaded *webh
 // attempt, and says what should happen next. An error means the attempt
 // could not be recorded (a store failure); the caller should try again
 // later, and the receiver may then see the same webhook-id twice.
+//
+// An attempt asked for before it is due (by more than notDue) is not
+// made: the result says to wait until it is. That is how an execution
+// started for a run whose first attempts were made elsewhere (queue
+// mode, AttemptQueued) enters at the right wait.
 func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) {
-	return s.attempt(ctx, ref, nil)
+	return s.attempt(ctx, ref, nil, true)
 }
 
-func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded) (Result, error) {
+// attempt is Attempt; early says whether an attempt that is not due yet
+// waits (the local queue's claims move a run's due time, so it never
+// asks early).
+func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded, early bool) (Result, error) {
 	var (
 		d   *webhook.Delivery
 		ep  *webhook.Endpoint
@@ -306,6 +319,11 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		return s.stop(ctx, ref, "message expired")
 	}
 
+	if early && d.Attempts > 0 && d.NextAttemptAt.Sub(s.Clock.Now()) > notDue {
+		// Asked for before its time (an execution entering a run whose
+		// first attempts were made elsewhere): no POST; wait for it.
+		return retryAt(d, s.Clock.Now()), nil
+	}
 	if d.Attempts >= s.Schedule.MaxAttempts() {
 		// A re-driven run whose last attempt was recorded but not
 		// closed: its schedule is spent, so close it without a POST.
@@ -458,13 +476,66 @@ func (s *Service) Reconcile(ctx context.Context, ref webhook.Ref, since time.Tim
 	case d.Attempts >= s.Schedule.MaxAttempts():
 		return Result{Outcome: Retry, Attempt: d.Attempts, Final: true}, nil
 	case d.Attempts > 0 && d.NextAttemptAt.After(now):
-		wait, at := d.NextAttemptAt.Sub(now), d.NextAttemptAt
-		return Result{Outcome: Retry, Attempt: d.Attempts, Wait: wait, WaitSec: int64(wait / time.Second),
-			NextAttemptAt: at, ResumeAt: &at}, nil
+		return retryAt(d, now), nil
 	case now.Sub(later(d.NextAttemptAt, since)) >= cmp.Or(s.ReconcileFor, DefaultReconcileFor):
 		return Result{Outcome: HandOff, Attempt: d.Attempts}, nil
 	}
 	return Result{Outcome: Again, Attempt: d.Attempts}, nil
+}
+
+// notDue is how long before its due time an attempt may be asked for and
+// still be made: an execution's Wait and this function's clock can
+// disagree by that much.
+const notDue = time.Second
+
+// retryAt is the result that says d's recorded attempt scheduled a retry,
+// not due yet at now: wait until then.
+func retryAt(d *webhook.Delivery, now time.Time) Result {
+	at := d.NextAttemptAt
+	wait := at.Sub(now)
+	return Result{Outcome: Retry, Attempt: d.Attempts, Wait: wait, WaitSec: int64(wait / time.Second), NextAttemptAt: at, ResumeAt: &at}
+}
+
+// AttemptQueued handles a run that the delivery queue handed over (AWS
+// queue mode): it makes the run's first attempt, and the schedule's
+// immediate retries (waits of zero) in the same call — a run that fails
+// once and then succeeds needs no execution — and, when a retry is due
+// later, starts what makes it (Retries). A redelivered run whose first
+// attempt is already recorded is not sent again: only what is missing is
+// done (Retries, which is idempotent). An error leaves the run to the
+// queue, which hands it over again later.
+func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, error) {
+	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+	if webhook.IsNotFound(err) {
+		return Result{Outcome: Stop, Final: true}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if d.Run != ref.Run || d.Status.Final() {
+		return Result{Outcome: Stop, Final: true}, nil
+	}
+	res := Result{Outcome: Retry, Attempt: d.Attempts}
+	if d.Attempts == 0 {
+		for {
+			if res, err = s.attempt(ctx, ref, nil, false); err != nil {
+				return Result{}, err
+			}
+			if res.Outcome != Retry || res.Final || res.Wait > 0 {
+				break
+			}
+		}
+		if res.Outcome != Retry || res.Final {
+			return res, nil
+		}
+	}
+	if s.Retries == nil {
+		return res, fmt.Errorf("delivery: run %s/%s needs a retry and nothing starts retries", ref.MsgID, ref.EndpointID)
+	}
+	if err := s.Retries(ctx, ref); err != nil {
+		return res, fmt.Errorf("delivery: start the retries of %s/%s: %w", ref.MsgID, ref.EndpointID, err)
+	}
+	return res, nil
 }
 
 // later returns the later of two times.

@@ -27,6 +27,15 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
+// Set moves the clock to t if t is later.
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	if t.After(c.now) {
+		c.now = t
+	}
+	c.mu.Unlock()
+}
+
 // poster answers with scripted status codes and records every request.
 type poster struct {
 	mu       sync.Mutex
@@ -783,6 +792,7 @@ func TestReconcileSaysWhereARunStands(t *testing.T) {
 	// ends it, and Reconcile says so.
 	max := schedule.MaxAttempts()
 	for n := 3; n <= max; n++ {
+		f.clock.Set(f.delivery(t, msg.ID, ep.ID).NextAttemptAt)
 		if got, err := f.svc.Attempt(ctx, next); err != nil || got.Attempt != n {
 			t.Fatalf("attempt of run 1: %+v, %v; want attempt %d", got, err, n)
 		}
@@ -807,6 +817,7 @@ func TestAttemptOfASpentRunClosesIt(t *testing.T) {
 	msg := f.publish(t, "v1.end_user.created")
 	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
 	for range schedule.MaxAttempts() - 1 {
+		f.clock.Set(f.delivery(t, msg.ID, ep.ID).NextAttemptAt)
 		f.svc.Attempt(ctx, ref)
 	}
 	// The last attempt was recorded as a retry (by a deliver function
@@ -834,5 +845,90 @@ func TestAttemptOfASpentRunClosesIt(t *testing.T) {
 	}
 	if d := f.delivery(t, msg.ID, ep.ID); d.Status != webhook.StatusFail {
 		t.Errorf("spent run: status %v, want fail", d.Status)
+	}
+}
+
+// TestAttemptQueued: the queue's hand-over makes the first attempt and
+// the schedule's immediate retry in one call, starts the retries only
+// when one is due later, and, handed the run again after its attempts
+// were recorded, sends nothing and starts the retries again (they are
+// idempotent).
+func TestAttemptQueued(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		codes   []int
+		want    delivery.Outcome
+		posts   int
+		retries int
+	}{
+		{"delivered at once", []int{200}, delivery.Delivered, 1, 0},
+		{"delivered on the immediate retry", []int{500, 200}, delivery.Delivered, 2, 0},
+		{"a retry due later", []int{500}, delivery.Retry, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.codes...)
+			var started []webhook.Ref
+			f.svc.Retries = func(_ context.Context, ref webhook.Ref) error { started = append(started, ref); return nil }
+			ep := f.endpoint(t, nil)
+			msg := f.publish(t, "v1.end_user.created")
+			ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+			res, err := f.svc.AttemptQueued(ctx, ref)
+			if err != nil || res.Outcome != tt.want {
+				t.Fatalf("got %+v, %v; want %s", res, err, tt.want)
+			}
+			if len(f.post.requests) != tt.posts || len(started) != tt.retries {
+				t.Errorf("%d POSTs and %d starts of the retries, want %d and %d", len(f.post.requests), len(started), tt.posts, tt.retries)
+			}
+			// Handed over again (a redelivery): nothing is sent again.
+			res, err = f.svc.AttemptQueued(ctx, ref)
+			if err != nil || len(f.post.requests) != tt.posts {
+				t.Errorf("redelivered: %+v, %v with %d POSTs; want no new POST", res, err, len(f.post.requests))
+			}
+			if tt.retries > 0 && (len(started) != 2 || res.Outcome != delivery.Retry) {
+				t.Errorf("redelivered before its retry: %+v, %d starts; want the retries started again", res, len(started))
+			}
+		})
+	}
+
+	t.Run("the retries cannot start", func(t *testing.T) {
+		f := newFixture(t, 500)
+		f.svc.Retries = func(context.Context, webhook.Ref) error { return errors.New("ThrottlingException") }
+		ep := f.endpoint(t, nil)
+		msg := f.publish(t, "v1.end_user.created")
+		ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+		if _, err := f.svc.AttemptQueued(ctx, ref); err == nil {
+			t.Error("got no error: the queue would drop a run whose retries never started")
+		}
+		f.svc.Retries = nil
+		if _, err := f.svc.AttemptQueued(ctx, ref); err == nil || len(f.post.requests) != 2 {
+			t.Errorf("redelivered without Retries: %v after %d POSTs; want an error and no new POST", err, len(f.post.requests))
+		}
+	})
+}
+
+// TestAnAttemptAskedForEarlyWaits: an attempt asked for before its retry
+// is due (an execution entering a run whose first attempts the queue
+// made) sends nothing and says when to resume.
+func TestAnAttemptAskedForEarlyWaits(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 500)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	f.svc.Attempt(ctx, ref)
+	f.svc.Attempt(ctx, ref) // the immediate retry: the next waits 5 s
+	res, err := f.svc.Attempt(ctx, ref)
+	want := f.clock.Now().Add(5 * time.Second)
+	if err != nil || res.Outcome != delivery.Retry || res.Attempt != 2 || res.ResumeAt == nil || !res.ResumeAt.Equal(want) {
+		t.Errorf("asked for attempt 3 at once: %+v, %v; want retry after attempt 2, resuming at %v", res, err, want)
+	}
+	if len(f.post.requests) != 2 {
+		t.Errorf("%d POSTs, want 2", len(f.post.requests))
+	}
+	f.clock.Add(5 * time.Second)
+	if res, _ := f.svc.Attempt(ctx, ref); res.Attempt != 3 || len(f.post.requests) != 3 {
+		t.Errorf("at its time: %+v after %d POSTs, want attempt 3", res, len(f.post.requests))
 	}
 }

@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/sqs"
 	"github.com/hookstep/hookstep/internal/sweeper"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -67,6 +72,83 @@ func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, Del
 			return delivery.Result{Outcome: delivery.Stop, Final: true}, nil
 		}
 		return delivery.Result{}, fmt.Errorf("deliver: unknown action %q", in.Action)
+	}
+}
+
+// LaterFunc makes a queue record that failed come back after a backoff
+// (sqs.Backoff.Later).
+type LaterFunc func(ctx context.Context, receiptHandle string, receiveCount int) error
+
+// DeliverEvents returns the deliver function's handler for both of its
+// event sources: an SQS event (queue mode's first attempts, DeliverQueued)
+// or a state machine step (DeliverInput, Deliver). later may be nil
+// (stepfunctions mode, which has no queue).
+func DeliverEvents(svc *delivery.Service, later LaterFunc, metrics io.Writer) func(context.Context, json.RawMessage) (any, error) {
+	step := Deliver(svc, metrics)
+	queued := DeliverQueued(svc, later)
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var probe struct {
+			Records json.RawMessage `json:"Records"`
+		}
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return nil, fmt.Errorf("deliver: event is not a JSON object: %w", err)
+		}
+		if probe.Records != nil {
+			var ev events.SQSEvent
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return nil, fmt.Errorf("deliver: bad SQS event: %w", err)
+			}
+			return queued(ctx, ev)
+		}
+		var in DeliverInput
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, fmt.Errorf("deliver: bad step input: %w", err)
+		}
+		return step(ctx, in)
+	}
+}
+
+// DeliverQueued returns the handler of the delivery queue's records
+// (queue mode): each names one run, whose first attempt it makes with
+// delivery.Service.AttemptQueued, the batch's records concurrently. A
+// record it could not handle (the store or Step Functions failed) is
+// reported in the partial batch response, so the event source mapping
+// leaves it in the queue, and comes back after a backoff (later) or the
+// queue's visibility timeout; a record received too often goes to the
+// dead-letter queue, which the sweeper drains back. A record that names
+// no run is dropped with an error in the log: no retry can mend it.
+func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		failed := make([]bool, len(ev.Records))
+		var wg sync.WaitGroup
+		for i, rec := range ev.Records {
+			wg.Go(func() {
+				ref, err := sqs.DecodeRun(rec.Body)
+				if err != nil {
+					svc.Logger.Error("queue record dropped", "message_id", rec.MessageId, "err", err)
+					return
+				}
+				if _, err := svc.AttemptQueued(ctx, ref); err != nil {
+					failed[i] = true
+					count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+					svc.Logger.Warn("queued run not handled; the queue hands it over again",
+						"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "receive_count", count, "err", err)
+					if later != nil {
+						if err := later(ctx, rec.ReceiptHandle, count); err != nil {
+							svc.Logger.Warn("backoff not set; the record comes back after the visibility timeout", "err", err)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+		for i, f := range failed {
+			if f {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: ev.Records[i].MessageId})
+			}
+		}
+		return resp, nil
 	}
 }
 

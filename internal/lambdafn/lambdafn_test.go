@@ -77,18 +77,60 @@ func newRig(t *testing.T) *rig {
 
 func TestLoadConfig(t *testing.T) {
 	env := map[string]string{"HOOKSTEP_TABLE": "hookstep", "HOOKSTEP_RETRY_SCHEDULE": "0s,1s"}
-	c, err := LoadConfig(func(k string) string { return env[k] }, Needs{})
+	c, err := LoadConfig(func(k string) string { return env[k] }, FunctionDeliver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Table != "hookstep" || c.Schedule.String() != "0s,1s" || c.AllowPrivate || !c.RequireHTTPS || c.HTTPTimeout != 15*time.Second {
+	if c.Table != "hookstep" || c.Schedule.String() != "0s,1s" || c.AllowPrivate || !c.RequireHTTPS || c.HTTPTimeout != 15*time.Second ||
+		c.Dispatch != DispatchStepFunctions || c.Retention != 90*24*time.Hour {
 		t.Errorf("got %+v", c)
 	}
-	_, err = LoadConfig(func(k string) string { return map[string]string{"HOOKSTEP_HTTP_TIMEOUT": "x"}[k] }, Needs{StateMachine: true, AdminToken: true})
-	for _, want := range []string{"HOOKSTEP_TABLE is not set", "HOOKSTEP_STATE_MACHINE_ARN is not set", "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN is not set", "HOOKSTEP_HTTP_TIMEOUT"} {
+	_, err = LoadConfig(func(k string) string { return map[string]string{"HOOKSTEP_HTTP_TIMEOUT": "x"}[k] }, FunctionAPI)
+	for _, want := range []string{"HOOKSTEP_TABLE is not set", "HOOKSTEP_STATE_MACHINE_ARN is not set", "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN is not set",
+		"HOOKSTEP_DISPATCH_FUNCTION is not set", "HOOKSTEP_HTTP_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not say %q", err, want)
 		}
+	}
+}
+
+// TestLoadConfigPerMode: what each function needs in each dispatch mode.
+func TestLoadConfigPerMode(t *testing.T) {
+	tests := []struct {
+		fn       Function
+		dispatch string
+		missing  []string // the variables it must ask for
+		notAsked []string
+	}{
+		{FunctionAPI, "queue", []string{"HOOKSTEP_DISPATCH_QUEUE_URL", "HOOKSTEP_DISPATCH_FUNCTION"}, []string{"HOOKSTEP_STATE_MACHINE_ARN"}},
+		{FunctionDeliver, "queue", []string{"HOOKSTEP_STATE_MACHINE_ARN", "HOOKSTEP_DISPATCH_QUEUE_URL"}, nil},
+		{FunctionDeliver, "stepfunctions", nil, []string{"HOOKSTEP_STATE_MACHINE_ARN", "HOOKSTEP_DISPATCH_QUEUE_URL"}},
+		{FunctionSweeper, "queue", []string{"HOOKSTEP_STATE_MACHINE_ARN", "HOOKSTEP_DISPATCH_QUEUE_URL", "HOOKSTEP_DEAD_LETTER_QUEUE_URL"}, nil},
+		{FunctionSweeper, "stepfunctions", []string{"HOOKSTEP_STATE_MACHINE_ARN"}, []string{"HOOKSTEP_DISPATCH_QUEUE_URL"}},
+	}
+	for _, tt := range tests {
+		env := map[string]string{"HOOKSTEP_TABLE": "t", "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": "arn:secret", "HOOKSTEP_DISPATCH": tt.dispatch}
+		_, err := LoadConfig(func(k string) string { return env[k] }, tt.fn)
+		msg := fmt.Sprint(err)
+		for _, v := range tt.missing {
+			if !strings.Contains(msg, v) {
+				t.Errorf("%s in %s mode: error %q does not ask for %s", tt.fn, tt.dispatch, msg, v)
+			}
+		}
+		for _, v := range tt.notAsked {
+			if strings.Contains(msg, v) {
+				t.Errorf("%s in %s mode: error %q asks for %s, which it does not use", tt.fn, tt.dispatch, msg, v)
+			}
+		}
+	}
+	bad := map[string]string{"HOOKSTEP_TABLE": "t", "HOOKSTEP_DISPATCH": "kinesis", "HOOKSTEP_RETENTION": "100000h"}
+	_, err := LoadConfig(func(k string) string { return bad[k] }, FunctionDeliver)
+	if err == nil || !strings.Contains(err.Error(), "HOOKSTEP_DISPATCH") || !strings.Contains(err.Error(), "HOOKSTEP_RETENTION") {
+		t.Errorf("unknown mode and a retention beyond 90 days: got %v", err)
+	}
+	ok := map[string]string{"HOOKSTEP_TABLE": "t", "HOOKSTEP_RETENTION": "720h"}
+	if c, err := LoadConfig(func(k string) string { return ok[k] }, FunctionDeliver); err != nil || c.Retention != 30*24*time.Hour {
+		t.Errorf("30-day retention: got %v, %v", c.Retention, err)
 	}
 }
 
@@ -531,4 +573,129 @@ func TestSweepHandlerRunsAHandedOverTask(t *testing.T) {
 func (r *rig) sweeper(redriveAfter time.Duration) *sweeper.Sweeper {
 	return &sweeper.Sweeper{Store: r.store, Dispatch: r.svc.Dispatch, Clock: webhook.SystemClock{}, Logger: r.svc.Logger,
 		DisableAfter: 7 * 24 * time.Hour, RedriveAfter: redriveAfter, Batch: 10}
+}
+
+// queueRig is a rig whose Retries records the runs whose execution it
+// was asked to start, failing while failRetries is set.
+func queueRig(t *testing.T) (*rig, *[]webhook.Ref, *error) {
+	r := newRig(t)
+	var started []webhook.Ref
+	var failRetries error
+	r.svc.Retries = func(_ context.Context, ref webhook.Ref) error {
+		if failRetries != nil {
+			return failRetries
+		}
+		started = append(started, ref)
+		return nil
+	}
+	return r, &started, &failRetries
+}
+
+// laterCalls records the backoffs the handler asked for.
+type laterCalls struct {
+	mu    sync.Mutex
+	calls map[string]int // receipt handle → receive count
+}
+
+func (l *laterCalls) later(_ context.Context, handle string, count int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls[handle] = count
+	return nil
+}
+
+// TestDeliverQueuedRecords feeds the SQS sample (one run, one record that
+// names none) to the deliver function's handler: a receiver that answers
+// 200 is delivered with no execution started; one that fails gets the
+// schedule's immediate retry in the same invocation and then one
+// execution for the retries after it; the record that names no run is dropped, not
+// failed; a run that cannot start its execution is the one failed item,
+// with a backoff asked for.
+func TestDeliverQueuedRecords(t *testing.T) {
+	var ev json.RawMessage
+	sample(t, "deliver-sqs.json", &ev)
+	tests := []struct {
+		name        string
+		code        int
+		failRetries bool
+		posts       int
+		executions  int
+		status      webhook.Status
+		failed      bool
+	}{
+		{"receiver answers 200", 200, false, 1, 0, webhook.StatusSuccess, false},
+		{"receiver answers 500", 500, false, 2, 1, webhook.StatusSending, false},
+		{"receiver answers 500, the execution does not start", 500, true, 2, 0, webhook.StatusSending, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits int
+			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { hits++; w.WriteHeader(tt.code) }))
+			defer rcv.Close()
+			r, started, failRetries := queueRig(t)
+			in := seedSample(t, r, rcv.URL)
+			if tt.failRetries {
+				*failRetries = errors.New("StartExecution: throttled")
+			}
+			l := &laterCalls{calls: map[string]int{}}
+			out, err := DeliverEvents(r.svc, l.later, io.Discard)(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, ok := out.(events.SQSEventResponse)
+			if !ok {
+				t.Fatalf("got %T, want the partial batch response", out)
+			}
+			if got := len(resp.BatchItemFailures); tt.failed != (got == 1) || got > 1 {
+				t.Errorf("failed items %v", resp.BatchItemFailures)
+			}
+			if tt.failed && (resp.BatchItemFailures[0].ItemIdentifier != "4f2c7e1a-5b0d-4c8e-9a3f-2d1e6b7c8a90" || l.calls["AQEBsampleReceiptHandle0001"] != 1) {
+				t.Errorf("failed %v, backoffs %v; want the run's record, backed off after its first receive", resp.BatchItemFailures, l.calls)
+			}
+			if hits != tt.posts || len(*started) != tt.executions {
+				t.Errorf("%d POSTs, executions %v; want %d POSTs and %d executions", hits, *started, tt.posts, tt.executions)
+			}
+			d, _ := r.store.GetDelivery(context.Background(), in.AppID, in.MsgID, in.EndpointID)
+			if d.Status != tt.status || d.Attempts != tt.posts {
+				t.Errorf("delivery %v after %d attempts, want %v after %d", d.Status, d.Attempts, tt.status, tt.posts)
+			}
+			if !tt.failed {
+				return
+			}
+			// The queue hands the record over again: the attempts are
+			// recorded, so no POST, only the execution.
+			*failRetries = nil
+			out, err = DeliverEvents(r.svc, l.later, io.Discard)(context.Background(), ev)
+			if err != nil || len(out.(events.SQSEventResponse).BatchItemFailures) != 0 {
+				t.Fatalf("redelivered: %+v, %v", out, err)
+			}
+			if hits != tt.posts || len(*started) != 1 {
+				t.Errorf("redelivered: %d POSTs, executions %v; want still %d POSTs and now 1 execution", hits, *started, tt.posts)
+			}
+		})
+	}
+}
+
+// TestDeliverEventsRoutesStateMachineSteps: the same handler serves the
+// state machine's steps (the deliver sample), with the result the
+// state machine's Choice reads.
+func TestDeliverEventsRoutesStateMachineSteps(t *testing.T) {
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {}))
+	defer rcv.Close()
+	r := newRig(t)
+	seedSample(t, r, rcv.URL)
+	var in json.RawMessage
+	sample(t, "deliver-input.json", &in)
+	out, err := DeliverEvents(r.svc, nil, io.Discard)(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, ok := out.(delivery.Result); !ok || res.Outcome != delivery.Delivered {
+		t.Errorf("got %#v, want a delivered result", out)
+	}
+	for _, bad := range []string{`[1]`, `"x"`, `{"Records":"no"}`, `{"appId":1}`, `{}`} {
+		if _, err := DeliverEvents(r.svc, nil, io.Discard)(context.Background(), json.RawMessage(bad)); err == nil {
+			t.Errorf("event %s: want an error", bad)
+		}
+	}
 }

@@ -15,12 +15,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/hookstep/hookstep/internal/authtoken"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/dynamo"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/sfn"
+	"github.com/hookstep/hookstep/internal/sqs"
 	"github.com/hookstep/hookstep/internal/sweeper"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -38,13 +40,16 @@ type Services struct {
 	Store    *dynamo.Store
 	Delivery *delivery.Service
 	Sweeper  *sweeper.Sweeper
+	// Later delays a queue record the deliver function could not handle
+	// (queue mode's deliver function; nil otherwise).
+	Later LaterFunc
 }
 
-// Load reads the configuration from getenv and the AWS SDK configuration
+// Load reads fn's configuration from getenv and the AWS SDK configuration
 // from the environment, and builds the services: the first half of every
 // function's main.
-func Load(ctx context.Context, getenv func(string) string, needs Needs) (*Services, error) {
-	cfg, err := LoadConfig(getenv, needs)
+func Load(ctx context.Context, getenv func(string) string, fn Function) (*Services, error) {
+	cfg, err := LoadConfig(getenv, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -61,11 +66,15 @@ func Load(ctx context.Context, getenv func(string) string, needs Needs) (*Servic
 // message's runs itself, inlineConcurrency at a time, for at most
 // inlineBudget, without waiting on a throttle; the rest, and any it could
 // not start, go to the sweeper (HandOff). A client thus waits for a
-// handful of StartExecution calls at most, whatever the fan-out.
+// handful of StartExecution calls at most, whatever the fan-out. In queue
+// mode it sends up to inlineQueued runs (SendMessageBatch has no
+// throttle to speak of: 100 calls of ten in flight, 16 at a time, take
+// well under a second) and hands the rest on the same way.
 const (
 	inlineStarts      = 25
 	inlineConcurrency = 16
 	inlineBudget      = 2 * time.Second
+	inlineQueued      = 1000
 )
 
 // The sweeper's dispatch: throttled starts back off and try again for up
@@ -75,12 +84,21 @@ const (
 	sweepDispatchBudget = 30 * time.Second
 )
 
-// NewServices builds the services. The Dispatcher is set only when the
-// configuration names a state machine (the deliver function needs none):
-// with a dispatch function (the api), it starts a message's first runs
-// and hands the rest to that function; without (the sweeper), it starts
-// runs within the dispatch rate, and the sweeper also checks overdue
-// runs' executions.
+// queueOwns is how long the sweeper leaves a queued run without an
+// attempt to the delivery queue (sweeper.Sweeper.QueueOwns): far longer
+// than a backlog the event source mapping drains, far shorter than the
+// queue's retention (4 days).
+const queueOwns = 6 * time.Hour
+
+// NewServices builds the services of cfg.Function in cfg.Dispatch mode.
+//
+//	           stepfunctions                        queue
+//	api        starts executions, hands the rest    sends runs to the queue, hands the rest
+//	           of a fan-out to the sweeper          of a fan-out to the sweeper
+//	deliver    (the state machine's steps)          also the queue's runs; starts an
+//	                                                execution for a run that needs a retry
+//	sweeper    starts executions within the rate;   sends runs to the queue; drains the
+//	           checks overdue runs' executions      dead-letter queue; checks overdue runs
 func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	clock := webhook.SystemClock{}
@@ -97,24 +115,48 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
 		DisableAfter: cfg.DisableAfter, RedriveAfter: cfg.RedriveAfter, Batch: cfg.SweepBatch,
 	}
-	switch {
-	case cfg.StateMachineARN != "" && cfg.DispatchFunction != "":
-		// No SDK retries: a throttled start is handed on at once.
-		client := awssfn.NewFromConfig(awsCfg, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
-		// Nor here: a throttled hand-off is left to the sweeper.
+	queue := cfg.Dispatch == DispatchQueue
+	var later LaterFunc
+	switch cfg.Function {
+	case FunctionAPI:
+		// No SDK retries: a throttled hand-off is left to the sweeper.
 		invoke := lambda.NewFromConfig(awsCfg, func(o *lambda.Options) { o.RetryMaxAttempts = 1 }).Invoke
 		handOff := NewHandOff(invoke, cfg.DispatchFunction)
-		svc.Dispatcher = firstThen{
-			first: sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
-				Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget}),
-			then: handOff,
+		var first webhook.Dispatcher
+		if queue {
+			first = sqs.New(awssqs.NewFromConfig(awsCfg).SendMessageBatch, sqs.Config{QueueURL: cfg.QueueURL,
+				Max: inlineQueued, Concurrency: inlineConcurrency, Budget: inlineBudget})
+		} else {
+			// No SDK retries: a throttled start is handed on at once.
+			client := awssfn.NewFromConfig(awsCfg, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
+			first = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
+				Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget})
 		}
+		svc.Dispatcher = firstThen{first: first, then: handOff}
 		// Background tasks (recover) run in the sweeper, off the request.
 		svc.HandTask = handOff.Task
-	case cfg.StateMachineARN != "":
+	case FunctionDeliver:
+		if queue {
+			later = sqs.NewBackoff(awssqs.NewFromConfig(awsCfg).ChangeMessageVisibility, cfg.QueueURL).Later
+			// A run that needs a retry gets its execution; a throttled
+			// start fails the queue's record, which comes back.
+			starts := sfn.New(awssfn.NewFromConfig(awsCfg).StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN})
+			svc.Retries = func(ctx context.Context, ref webhook.Ref) error {
+				_, err := starts.Dispatch(ctx, []webhook.Ref{ref})
+				return err
+			}
+		}
+	case FunctionSweeper:
 		client := awssfn.NewFromConfig(awsCfg)
-		svc.Dispatcher = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
-			Rate: float64(cfg.DispatchRate), Concurrency: sweepConcurrency, Budget: sweepDispatchBudget, WaitOnThrottle: true})
+		if queue {
+			q := awssqs.NewFromConfig(awsCfg)
+			svc.Dispatcher = sqs.New(q.SendMessageBatch, sqs.Config{QueueURL: cfg.QueueURL, Budget: sweepDispatchBudget})
+			sw.DeadLetters = sqs.NewDeadLetters(q.ReceiveMessage, q.DeleteMessageBatch, q.SendMessageBatch, cfg.DeadLetterQueueURL, cfg.QueueURL)
+			sw.QueueOwns = queueOwns
+		} else {
+			svc.Dispatcher = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
+				Rate: float64(cfg.DispatchRate), Concurrency: sweepConcurrency, Budget: sweepDispatchBudget, WaitOnThrottle: true})
+		}
 		sw.Overdue = store
 		sw.Executions = sfn.NewExecutions(client.DescribeExecution, cfg.StateMachineARN)
 	}
@@ -126,6 +168,7 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		Store:    store,
 		Delivery: svc,
 		Sweeper:  sw,
+		Later:    later,
 	}
 }
 

@@ -18,6 +18,13 @@
 // Recheck; if not, it re-drives the run as a new run (Store.Redrive) that
 // keeps its attempts. So every unfinished delivery is owned by a running
 // execution or by the sweeper, never by nothing.
+//
+// In the AWS queue mode a run's first attempt goes through an SQS queue
+// before any execution exists: a dispatched run without an attempt is
+// the queue's (QueueOwns), which keeps a message until the deliver
+// function has handled it and moves one it failed too often to a
+// dead-letter queue; the sweeper moves those back (DeadLetters). A
+// queued run still without an attempt after QueueOwns is re-driven.
 package sweeper
 
 import (
@@ -47,6 +54,14 @@ type Executions interface {
 	Running(ctx context.Context, ref webhook.Ref) (bool, error)
 }
 
+// DeadLetters moves runs from a dead-letter queue back into the delivery
+// queue (internal/sqs).
+type DeadLetters interface {
+	// Requeue moves up to max runs and says how many it moved, and how
+	// many messages it dropped because they named no run.
+	Requeue(ctx context.Context, max int) (moved, bad int, err error)
+}
+
 // Sweeper disables week-failing endpoints and keeps every unfinished
 // delivery owned.
 type Sweeper struct {
@@ -73,6 +88,15 @@ type Sweeper struct {
 	// Recheck is how long the sweeper leaves an overdue run whose
 	// execution still runs before it looks again. Default 15 minutes.
 	Recheck time.Duration
+	// QueueOwns, when set (AWS queue mode), is how long a dispatched run
+	// without an attempt belongs to the delivery queue: the sweeper
+	// looks again after Recheck instead of asking after an execution
+	// that does not exist yet, and re-drives the run only once it has
+	// been queued this long.
+	QueueOwns time.Duration
+	// DeadLetters, when set, is drained back into the delivery queue,
+	// up to Batch runs a pass.
+	DeadLetters DeadLetters
 }
 
 // Report says what a sweep did. More is true when a batch was full and
@@ -83,7 +107,8 @@ type Report struct {
 	Disabled  int  `json:"disabled"`
 	Redriven  int  `json:"redriven"`  // runs dispatched
 	Restarted int  `json:"restarted"` // of those, runs re-driven as a new run
-	Postponed int  `json:"postponed"` // overdue runs whose execution still runs
+	Postponed int  `json:"postponed"` // overdue runs whose execution still runs, or still queued
+	Requeued  int  `json:"requeued"`  // runs moved from the dead-letter queue back to the delivery queue
 	Backlog   int  `json:"backlog"`
 	More      bool `json:"more"`
 	// Incomplete: a dispatch failed in part (a start, or its mark), so
@@ -115,6 +140,18 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		r.Disabled++
 		s.Logger.Warn("endpoint disabled after failing too long",
 			"app_id", ep.AppID, "endpoint_id", ep.ID, "failing_since", ep.FailingSince, "canceled", n)
+	}
+
+	if s.DeadLetters != nil {
+		moved, bad, err := s.DeadLetters.Requeue(ctx, s.Batch)
+		r.Requeued = moved
+		r.More = r.More || moved+bad == s.Batch
+		if bad > 0 {
+			s.Logger.Error("dead-letter messages that name no run dropped", "count", bad)
+		}
+		if err != nil {
+			return r, err
+		}
 	}
 
 	var stuck []webhook.Delivery
@@ -152,9 +189,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	if r.More {
 		r.Backlog += s.Batch
 	}
-	if r.Disabled > 0 || r.Redriven > 0 || r.Restarted > 0 {
+	if r.Disabled > 0 || r.Redriven > 0 || r.Restarted > 0 || r.Requeued > 0 {
 		s.Logger.Info("sweep", "disabled", r.Disabled, "redriven", r.Redriven, "restarted", r.Restarted,
-			"postponed", r.Postponed, "backlog", r.Backlog, "more", r.More)
+			"postponed", r.Postponed, "requeued", r.Requeued, "backlog", r.Backlog, "more", r.More)
 	}
 	return r, nil
 }
@@ -165,7 +202,8 @@ func (s *Sweeper) checksExecutions() bool { return s.Overdue != nil && s.Executi
 // dispatch, if any: an undispatched run as it is; a dispatched one whose
 // execution has ended, re-driven as a new run; none when it was updated
 // (dispatched, attempted) within RedriveAfter, when its execution still
-// runs (the next look is postponed), or when it moved on meanwhile.
+// runs or the queue still owns it (the next look is postponed), or when
+// it moved on meanwhile.
 func (s *Sweeper) owner(ctx context.Context, d webhook.Delivery, now time.Time, r *Report) (*webhook.Ref, error) {
 	ref := d.Ref()
 	if !d.Dispatched {
@@ -177,9 +215,13 @@ func (s *Sweeper) owner(ctx context.Context, d webhook.Delivery, now time.Time, 
 		// consistent) may not show yet.
 		return nil, nil
 	}
-	running, err := s.Executions.Running(ctx, ref)
-	if err != nil {
-		return nil, err
+	queued := s.QueueOwns > 0 && d.Attempts == 0 && now.Sub(d.UpdatedAt) < s.QueueOwns
+	running := queued
+	if !queued {
+		var err error
+		if running, err = s.Executions.Running(ctx, ref); err != nil {
+			return nil, err
+		}
 	}
 	if running {
 		recheck := s.Recheck
@@ -215,8 +257,9 @@ func (s *Sweeper) SweepFor(ctx context.Context, deadline time.Time) (Report, err
 		total.Redriven += r.Redriven
 		total.Restarted += r.Restarted
 		total.Postponed += r.Postponed
+		total.Requeued += r.Requeued
 		total.Backlog, total.More, total.Incomplete = r.Backlog, r.More, r.Incomplete
-		progress := r.Disabled + r.Redriven + r.Restarted + r.Postponed
+		progress := r.Disabled + r.Redriven + r.Restarted + r.Postponed + r.Requeued
 		if err != nil || !r.More || r.Incomplete || progress == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return total, err
 		}

@@ -433,3 +433,76 @@ func (f *fixture) undispatched(t *testing.T, n int) {
 		}
 	}
 }
+
+// TestAQueuedRunBelongsToTheQueue (AWS queue mode): a dispatched run
+// without an attempt is in the delivery queue, where no execution can be
+// asked about: the sweeper postpones its next look without
+// DescribeExecution, and re-drives it only once it has been queued for
+// QueueOwns. A run with an attempt is checked as in the other mode.
+func TestAQueuedRunBelongsToTheQueue(t *testing.T) {
+	f := newFixture(t)
+	ep := f.endpoint(t)
+	queued := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+		Payload: []byte(`{"a":1}`), Timestamp: f.clock.Now(), ExpiresAt: t0.Add(48 * time.Hour)}
+	if err := f.svc.Publish(context.Background(), queued); err != nil {
+		t.Fatal(err)
+	}
+	attempted := f.attempt(t, ep, 500)
+	ref := func(m *webhook.Message) webhook.Ref {
+		return webhook.Ref{AppID: f.app.ID, MsgID: m.ID, EndpointID: ep.ID}
+	}
+	o := &overdue{store: f.store, dispached: []webhook.Ref{ref(queued), ref(attempted)}, postponed: map[webhook.Ref]int{}}
+	x := &counting{}
+	f.sw.Overdue, f.sw.Executions, f.sw.QueueOwns = o, x, 6*time.Hour
+	f.clock.Add(time.Hour)
+	f.disp.refs = nil
+
+	r := f.sweep(t)
+	if r.Postponed != 1 || r.Restarted != 1 || x.calls != 1 || o.postponed[ref(queued)] != 1 {
+		t.Fatalf("got %+v, %d DescribeExecution calls, postponed %v; want the queued run postponed unasked, the attempted one checked and re-driven",
+			r, x.calls, o.postponed)
+	}
+	o.postponed = map[webhook.Ref]int{}
+	f.clock.Add(6 * time.Hour)
+	r = f.sweep(t)
+	if r.Restarted != 1 || x.calls != 2 {
+		t.Errorf("after QueueOwns: %+v with %d DescribeExecution calls, want the queued run checked and re-driven", r, x.calls)
+	}
+	d, err := f.store.GetDelivery(context.Background(), f.app.ID, queued.ID, ep.ID)
+	if err != nil || d.Run != 1 || d.Attempts != 0 {
+		t.Errorf("re-driven queued run: %+v, %v; want run 1, no attempts", d, err)
+	}
+}
+
+// deadLetters is a dead-letter queue holding n runs.
+type deadLetters struct {
+	n, bad int
+	err    error
+}
+
+func (q *deadLetters) Requeue(_ context.Context, max int) (moved, bad int, err error) {
+	bad = min(q.bad, max)
+	q.bad -= bad
+	moved = min(q.n, max-bad)
+	q.n -= moved
+	return moved, bad, q.err
+}
+
+// TestSweepDrainsTheDeadLetterQueue (AWS queue mode): every pass moves up
+// to a batch of dead letters back into the delivery queue, and SweepFor
+// goes on while there are more; a failure to do so fails the sweep, so
+// that it shows in the function's errors.
+func TestSweepDrainsTheDeadLetterQueue(t *testing.T) {
+	f := newFixture(t)
+	f.sw.Batch = 4
+	q := &deadLetters{n: 9, bad: 1}
+	f.sw.DeadLetters = q
+	r, err := f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
+	if err != nil || r.Requeued != 9 || q.n != 0 || q.bad != 0 {
+		t.Fatalf("got %+v, %v, %d left; want all 9 requeued and the bad one dropped", r, err, q.n)
+	}
+	q.n, q.err = 3, errors.New("ReceiveMessage: access denied")
+	if _, err := f.sw.Sweep(context.Background()); err == nil {
+		t.Error("a failed drain must fail the sweep")
+	}
+}
