@@ -28,7 +28,7 @@ func Proxy(h http.Handler) func(context.Context, events.APIGatewayProxyRequest) 
 			return events.APIGatewayProxyResponse{
 				StatusCode: http.StatusBadRequest,
 				Headers:    map[string]string{"Content-Type": "application/json"},
-				Body:       `{"code":"generic_error","detail":"malformed request"}`,
+				Body:       malformedRequest,
 			}, nil
 		}
 		req = req.WithContext(context.WithValue(req.Context(), stagePathKey{}, StagePath(ev)))
@@ -37,6 +37,10 @@ func Proxy(h http.Handler) func(context.Context, events.APIGatewayProxyRequest) 
 		return w.response(), nil
 	}
 }
+
+// malformedRequest is the body of the 400 for an event the adapters
+// cannot turn into a request (a body flagged base64 that is not).
+const malformedRequest = `{"code":"generic_error","detail":"malformed request"}`
 
 type stagePathKey struct{}
 
