@@ -48,6 +48,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 			BasePath: lambdafn.RequestStagePath,
 		}),
 	})
-	lambda.StartWithOptions(lambdafn.Proxy(h), lambda.WithContext(ctx))
+	lambda.StartWithOptions(lambdafn.ProxyAny(h), lambda.WithContext(ctx))
 	return nil
 }

@@ -28,7 +28,7 @@ func Proxy(h http.Handler) func(context.Context, events.APIGatewayProxyRequest) 
 			return events.APIGatewayProxyResponse{
 				StatusCode: http.StatusBadRequest,
 				Headers:    map[string]string{"Content-Type": "application/json"},
-				Body:       `{"code":"generic_error","detail":"malformed request"}`,
+				Body:       malformedRequest,
 			}, nil
 		}
 		req = req.WithContext(context.WithValue(req.Context(), stagePathKey{}, StagePath(ev)))
@@ -37,6 +37,10 @@ func Proxy(h http.Handler) func(context.Context, events.APIGatewayProxyRequest) 
 		return w.response(), nil
 	}
 }
+
+// malformedRequest is the body of the 400 for an event the adapters
+// cannot turn into a request (a body flagged base64 that is not).
+const malformedRequest = `{"code":"generic_error","detail":"malformed request"}`
 
 type stagePathKey struct{}
 
@@ -62,13 +66,9 @@ func StagePath(ev events.APIGatewayProxyRequest) string {
 }
 
 func toRequest(ctx context.Context, ev events.APIGatewayProxyRequest) (*http.Request, error) {
-	body := []byte(ev.Body)
-	if ev.IsBase64Encoded {
-		b, err := base64.StdEncoding.DecodeString(ev.Body)
-		if err != nil {
-			return nil, err
-		}
-		body = b
+	body, err := decodeBody(ev.Body, ev.IsBase64Encoded)
+	if err != nil {
+		return nil, err
 	}
 	path := ev.Path
 	if stage := StagePath(ev); stage != "" && strings.HasPrefix(path, stage+"/") {
@@ -132,11 +132,23 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 func (w *responseWriter) response() events.APIGatewayProxyResponse {
 	w.WriteHeader(http.StatusOK)
 	res := events.APIGatewayProxyResponse{StatusCode: w.status, MultiValueHeaders: w.header}
-	if b := w.body.Bytes(); utf8.Valid(b) {
-		res.Body = string(b)
-	} else {
-		res.Body = base64.StdEncoding.EncodeToString(b)
-		res.IsBase64Encoded = true
-	}
+	res.Body, res.IsBase64Encoded = encodeBody(w.body.Bytes())
 	return res
+}
+
+// decodeBody returns the request body an event carries, base64 or not.
+func decodeBody(body string, isBase64 bool) ([]byte, error) {
+	if !isBase64 {
+		return []byte(body), nil
+	}
+	return base64.StdEncoding.DecodeString(body)
+}
+
+// encodeBody returns a response body as API Gateway takes it: as is when
+// it is text (valid UTF-8), else base64-encoded, since the event is JSON.
+func encodeBody(b []byte) (body string, isBase64 bool) {
+	if utf8.Valid(b) {
+		return string(b), false
+	}
+	return base64.StdEncoding.EncodeToString(b), true
 }

@@ -699,3 +699,276 @@ func TestDeliverEventsRoutesStateMachineSteps(t *testing.T) {
 		}
 	}
 }
+
+// seedAcme stores the app the API Gateway samples post to, "acme", with
+// one endpoint, and returns the endpoint.
+func (r *rig) seedAcme(t *testing.T) *webhook.Endpoint {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.store.CreateApp(ctx, &webhook.App{ID: webhook.NewID(webhook.PrefixApp), UID: "acme", Name: "Acme", CreatedAt: r.now, UpdatedAt: r.now}); err != nil {
+		t.Fatal(err)
+	}
+	app, err := r.store.GetApp(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: app.ID, URL: "https://r.invalid/", Version: 1,
+		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: r.now, UpdatedAt: r.now}
+	if err := r.store.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// TestProxyAnyCreatesAMessage feeds both API Gateway samples, the REST API
+// one (v1: stage in the path, base64 body) and the HTTP API one (2.0:
+// $default stage, lowercase headers, text body), to the one handler the
+// api function starts: each message is accepted and dispatched, and the
+// answer has the shape of the payload that came in.
+func TestProxyAnyCreatesAMessage(t *testing.T) {
+	for _, tc := range []struct {
+		sample string
+		wantV2 bool
+	}{
+		{"api-create-message.json", false},
+		{"api-v2-create-message.json", true},
+	} {
+		t.Run(tc.sample, func(t *testing.T) {
+			r := newRig(t)
+			ep := r.seedAcme(t)
+			h := api.New(api.Config{Store: r.store, Deliveries: r.svc, TokenHash: authtoken.Hash("hsk_sample-token")})
+			var raw json.RawMessage
+			sample(t, tc.sample, &raw)
+
+			res, err := ProxyAny(h)(context.Background(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var status int
+			var body, contentType string
+			switch res := res.(type) {
+			case events.APIGatewayProxyResponse:
+				if tc.wantV2 {
+					t.Fatalf("got a REST API response to an HTTP API event: %+v", res)
+				}
+				status, body = res.StatusCode, res.Body
+				contentType = strings.Join(res.MultiValueHeaders["Content-Type"], "|")
+			case events.APIGatewayV2HTTPResponse:
+				if !tc.wantV2 {
+					t.Fatalf("got an HTTP API response to a REST API event: %+v", res)
+				}
+				status, body, contentType = res.StatusCode, res.Body, res.Headers["Content-Type"]
+			default:
+				t.Fatalf("response: got %T, want an API Gateway response", res)
+			}
+			if status != http.StatusAccepted {
+				t.Fatalf("status %d, body %s; want 202", status, body)
+			}
+			var out struct {
+				ID      string `json:"id"`
+				EventID string `json:"eventId"`
+			}
+			if err := json.Unmarshal([]byte(body), &out); err != nil || out.EventID != "evt-sample-1" {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			if !strings.HasPrefix(contentType, "application/json") || strings.Contains(contentType, "|") {
+				t.Errorf("content-type: got %q, want one application/json", contentType)
+			}
+			if len(r.disp.refs) != 1 || r.disp.refs[0].MsgID != out.ID || r.disp.refs[0].EndpointID != ep.ID {
+				t.Errorf("dispatched %v, want the message to %s", r.disp.refs, ep.ID)
+			}
+		})
+	}
+}
+
+// v2Event loads the HTTP API sample for a test to change.
+func v2Event(t *testing.T) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	var ev events.APIGatewayV2HTTPRequest
+	sample(t, "api-v2-create-message.json", &ev)
+	return ev
+}
+
+// TestProxyV2Fidelity checks, through the dual handler, what the handler
+// sees of an HTTP API event (header values with commas intact, a repeated
+// header as the one value API Gateway joined, cookies as the Cookie
+// header, repeated query keys, a base64 body decoded, the source IP) and
+// what API Gateway gets back (Set-Cookie as cookies, repeated headers
+// joined, a binary body base64-encoded).
+func TestProxyV2Fidelity(t *testing.T) {
+	var seen *http.Request
+	var body []byte
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Add("Set-Cookie", "session=new; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly")
+		w.Header().Add("Set-Cookie", "theme=light; Path=/")
+		w.Header().Add("X-Multi", "1")
+		w.Header().Add("X-Multi", "2")
+		w.WriteHeader(http.StatusTeapot)
+		w.Write([]byte{0xff, 0x00, 0xfe})
+	})
+	ev := v2Event(t)
+	ev.Headers["webhook-signature"] = "v1,abc= v1,def="
+	ev.Headers["x-repeated"] = "one,two" // sent twice; API Gateway joins them
+	ev.Cookies = []string{"session=abc", "theme=dark"}
+	ev.RawQueryString = "event_types=a.b&event_types=c%2Cd&q=x%20y"
+	ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString([]byte(ev.Body)), true
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := ProxyAny(h)(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, ok := out.(events.APIGatewayV2HTTPResponse)
+	if !ok {
+		t.Fatalf("response: got %T, want events.APIGatewayV2HTTPResponse", out)
+	}
+	if seen.Method != http.MethodPost || seen.URL.Path != "/api/v1/app/acme/msg" {
+		t.Errorf("request: got %s %s, want POST /api/v1/app/acme/msg", seen.Method, seen.URL.Path)
+	}
+	if got := RequestStagePath(seen); got != "" {
+		t.Errorf("stage path for links: got %q, want none on the $default stage", got)
+	}
+	checks := map[string]string{
+		"Authorization":     "Bearer hsk_sample-token",
+		"X-Forwarded-For":   "203.0.113.7, 198.51.100.20",
+		"X-Trace-Tags":      "a,b,c",
+		"Webhook-Signature": "v1,abc= v1,def=",
+		"Cookie":            "session=abc; theme=dark",
+	}
+	for k, want := range checks {
+		if got := seen.Header.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("header %s: got %q, want [%q]", k, got, want)
+		}
+	}
+	if got := seen.Header.Values("X-Repeated"); len(got) != 1 || got[0] != "one,two" {
+		t.Errorf("repeated header: got %q, want the one value API Gateway joined", got)
+	}
+	if c, err := seen.Cookie("theme"); err != nil || c.Value != "dark" {
+		t.Errorf("cookie theme: got %v, %v; want dark", c, err)
+	}
+	q := seen.URL.Query()
+	if got := q["event_types"]; len(got) != 2 || got[0] != "a.b" || got[1] != "c,d" {
+		t.Errorf("query event_types: got %q, want [a.b c,d]", got)
+	}
+	if got := q.Get("q"); got != "x y" {
+		t.Errorf("query q: got %q, want %q", got, "x y")
+	}
+	if !strings.HasPrefix(string(body), `{"eventType":"v1.end_user.created"`) {
+		t.Errorf("body not decoded: %q", body)
+	}
+	if seen.RemoteAddr != "203.0.113.7" || seen.Host != "def456ghi7.execute-api.eu-west-1.amazonaws.com" {
+		t.Errorf("remote %q host %q, want the source IP and the API's host", seen.RemoteAddr, seen.Host)
+	}
+
+	if res.StatusCode != http.StatusTeapot || !res.IsBase64Encoded || res.Body != base64.StdEncoding.EncodeToString([]byte{0xff, 0x00, 0xfe}) {
+		t.Errorf("response: got %d base64=%v %q, want 418 with the bytes base64-encoded", res.StatusCode, res.IsBase64Encoded, res.Body)
+	}
+	wantCookies := []string{"session=new; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly", "theme=light; Path=/"}
+	if fmt.Sprint(res.Cookies) != fmt.Sprint(wantCookies) || len(res.Cookies) != 2 {
+		t.Errorf("cookies: got %q, want %q", res.Cookies, wantCookies)
+	}
+	if _, ok := res.Headers["Set-Cookie"]; ok {
+		t.Errorf("Set-Cookie also sent as a header: %q", res.Headers)
+	}
+	if got := res.Headers["X-Multi"]; got != "1,2" {
+		t.Errorf("repeated response header: got %q, want 1,2", got)
+	}
+	if got := res.Headers["Content-Type"]; got != "application/octet-stream" {
+		t.Errorf("content-type: got %q", got)
+	}
+
+	// A text body goes both ways as it is, without base64.
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+	ev = v2Event(t)
+	ev.Body = "héllo, wörld"
+	res, err = ProxyV2(echo)(context.Background(), ev)
+	if err != nil || res.StatusCode != http.StatusOK || res.IsBase64Encoded || res.Body != "héllo, wörld" || res.Cookies != nil {
+		t.Errorf("text echo: got %+v, %v; want 200 with the text as is", res, err)
+	}
+	// A body that is not base64 although flagged is a 400, not a panic.
+	ev.Body, ev.IsBase64Encoded = "%%%", true
+	if res, _ := ProxyV2(echo)(context.Background(), ev); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad base64: got %d, want 400", res.StatusCode)
+	}
+}
+
+// TestProxyV2Paths checks the path the handler sees and the stage path
+// the dashboard links with: a named stage is in the execute-api URL's path
+// and is stripped; the $default stage and a custom domain put none there;
+// and rawPath, which an HTTP API sends percent-decoded, stays one path.
+func TestProxyV2Paths(t *testing.T) {
+	for _, tc := range []struct {
+		name, stage, domain, rawPath, rawQuery string
+		wantPath, wantStage, wantURI           string
+	}{
+		{name: "$default stage", stage: "$default", rawPath: "/api/v1/app",
+			wantPath: "/api/v1/app", wantURI: "/api/v1/app"},
+		{name: "named stage", stage: "prod", rawPath: "/prod/api/v1/app", rawQuery: "limit=2",
+			wantPath: "/api/v1/app", wantStage: "/prod", wantURI: "/api/v1/app?limit=2"},
+		{name: "named stage root", stage: "prod", rawPath: "/prod",
+			wantPath: "/", wantStage: "/prod", wantURI: "/"},
+		{name: "named stage, another first segment", stage: "prod", rawPath: "/production/x",
+			wantPath: "/production/x", wantURI: "/production/x"},
+		{name: "custom domain", stage: "prod", domain: "hooks.example.com", rawPath: "/prod/x",
+			wantPath: "/prod/x", wantURI: "/prod/x"},
+		{name: "decoded path", stage: "$default", rawPath: "/api/v1/app/a b?c#d%2", rawQuery: "x=1",
+			wantPath: "/api/v1/app/a b?c#d%2", wantURI: "/api/v1/app/a%20b%3Fc%23d%252?x=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen *http.Request
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r })
+			ev := v2Event(t)
+			ev.RequestContext.Stage, ev.RawPath, ev.RequestContext.HTTP.Path, ev.RawQueryString = tc.stage, tc.rawPath, tc.rawPath, tc.rawQuery
+			if tc.domain != "" {
+				ev.RequestContext.DomainName, ev.Headers["host"] = tc.domain, tc.domain
+			}
+			if _, err := ProxyV2(h)(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			if seen == nil {
+				t.Fatal("the handler was not called")
+			}
+			if seen.URL.Path != tc.wantPath || seen.URL.RawQuery != tc.rawQuery || seen.RequestURI != tc.wantURI {
+				t.Errorf("got path %q query %q URI %q, want %q %q %q", seen.URL.Path, seen.URL.RawQuery, seen.RequestURI, tc.wantPath, tc.rawQuery, tc.wantURI)
+			}
+			if got := RequestStagePath(seen); got != tc.wantStage {
+				t.Errorf("stage path: got %q, want %q", got, tc.wantStage)
+			}
+		})
+	}
+}
+
+// TestProxyAnyRejectsMalformedEvents: an event that is not an API Gateway
+// proxy request fails the invocation; it is never served as one.
+func TestProxyAnyRejectsMalformedEvents(t *testing.T) {
+	called := false
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true })
+	for name, raw := range map[string]string{
+		"not JSON":          `{"version": "2.0",`,
+		"not an object":     `[1, 2]`,
+		"null":              `null`,
+		"empty object":      `{}`,
+		"v2 without method": `{"version": "2.0", "rawPath": "/api/v1/app"}`,
+		"v2 wrong types":    `{"version": "2.0", "headers": "host: x", "requestContext": {"http": {"method": "GET"}}}`,
+		"v1 wrong types":    `{"httpMethod": "GET", "multiValueHeaders": {"Host": "x"}}`,
+		"version a number":  `{"version": 2, "httpMethod": "GET"}`,
+		"unknown version":   `{"version": "3.0", "httpMethod": "GET", "requestContext": {"http": {"method": "GET"}}}`,
+		"a scheduled event": `{"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := ProxyAny(h)(context.Background(), json.RawMessage(raw))
+			if err == nil || res != nil {
+				t.Errorf("got %+v, %v; want no response and an error", res, err)
+			}
+		})
+	}
+	if called {
+		t.Error("the handler served a malformed event")
+	}
+}
