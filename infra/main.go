@@ -7,7 +7,8 @@
 //
 //	npx cdk deploy -c retrySchedule=0s,5s,10s -c removalPolicy=destroy
 //
-// Keys: retrySchedule (Go durations, comma-separated), httpTimeout,
+// Keys: retentionDays (the default payload retention), retrySchedule
+// (Go durations, comma-separated), httpTimeout,
 // disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
 // domainName and certificateArn (together), alarmTopicArn,
 // apiGatewayLogRoleExists (true when the account's API Gateway
@@ -121,6 +122,7 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 	for key, dst := range map[string]*int{
 		"warmReadUnitsPerSecond":  &p.WarmThroughput.ReadUnitsPerSecond,
 		"warmWriteUnitsPerSecond": &p.WarmThroughput.WriteUnitsPerSecond,
+		"retentionDays":           &p.RetentionDays,
 	} {
 		if v := get(key); v != "" {
 			n, err := strconv.Atoi(v)

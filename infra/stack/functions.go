@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,6 +106,9 @@ func (h *hookstep) addFunctions() {
 		env:         env,
 	})
 	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_ADMIN_TOKEN_SECRET_ARN"), h.res.adminToken.SecretArn(), nil)
+	// The payload retention of a message that names none: Go's
+	// duration, in whole hours.
+	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_RETENTION"), jsii.String(fmt.Sprintf("%dh", 24*p.RetentionDays)), nil)
 
 	h.res.deliver = h.function("deliver", functionSpec{
 		description: "hookstep delivery attempt (the state machine's task)",

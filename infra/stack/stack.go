@@ -31,6 +31,11 @@ import (
 type Props struct {
 	awscdk.StackProps
 
+	// RetentionDays is how long a message's payload is kept when the
+	// message names no retention of its own; TTL deletes it after. 1 to
+	// 90 days. Default 30.
+	RetentionDays int
+
 	// Schedule is the retry schedule the state machine's Wait states
 	// encode and the deliver function is told. Every wait must be a
 	// whole number of seconds. Default webhook.DefaultSchedule.
@@ -195,7 +200,14 @@ const (
 
 	// DefaultArchitecture is Graviton: the build's default (make build).
 	DefaultArchitecture = ARM64
+
+	// DefaultRetentionDays keeps payloads a month, like the log groups.
+	DefaultRetentionDays = 30
 )
+
+// maxRetentionDays is the longest default payload retention hookstep
+// offers.
+const maxRetentionDays = 90
 
 // maxSweepRate is the longest SweepRate: the sweeper re-drives what a lost
 // hand-off left, and the dispatch backlog alarm looks at two sweeps in a
@@ -300,6 +312,9 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.Architecture == "" {
 		out.Architecture = DefaultArchitecture
 	}
+	if out.RetentionDays == 0 {
+		out.RetentionDays = DefaultRetentionDays
+	}
 
 	var errs []error
 	for i, d := range out.Schedule {
@@ -342,6 +357,9 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.Architecture != ARM64 && out.Architecture != X86_64 {
 		errs = append(errs, fmt.Errorf("Architecture %q: want %s or %s", out.Architecture, ARM64, X86_64))
+	}
+	if out.RetentionDays < 1 || out.RetentionDays > maxRetentionDays {
+		errs = append(errs, fmt.Errorf("RetentionDays %d: want 1..%d", out.RetentionDays, maxRetentionDays))
 	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))

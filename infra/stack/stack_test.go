@@ -266,6 +266,7 @@ func TestFunctions(t *testing.T) {
 			"HOOKSTEP_STATE_MACHINE_ARN":      ref(smID),
 			"HOOKSTEP_DISPATCH_FUNCTION":      getAttArn(sweeperID),
 			"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": ref(secretID),
+			"HOOKSTEP_RETENTION":              "720h", // 30 days
 		}},
 		{"deliver", 256, 40, 300, nil},
 		// 100 starts a second over 5 instances.
@@ -668,6 +669,8 @@ func TestPropsAreValidated(t *testing.T) {
 		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
 		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
 		{"unknown architecture", stack.Props{Architecture: "amd64"}, "Architecture"},
+		{"retention beyond 90 days", stack.Props{RetentionDays: 91}, "RetentionDays"},
+		{"negative retention", stack.Props{RetentionDays: -1}, "RetentionDays"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {
@@ -696,4 +699,38 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRetention checks the api's default payload retention: the days as
+// a Go duration, which TTL then enforces. No other function reads it.
+func TestRetention(t *testing.T) {
+	for _, tt := range []struct {
+		days int
+		want string
+	}{
+		{0, "720h"}, // the default: 30 days
+		{1, "24h"},
+		{90, "2160h"},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			s := defaultStack()
+			if tt.days != 0 {
+				s = synth(t, stack.Props{RetentionDays: tt.days})
+			}
+			for _, name := range stack.Functions {
+				_, fn := s.tmpl.function(t, name)
+				got, ok := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)["HOOKSTEP_RETENTION"]
+				if name != "api" {
+					if ok {
+						t.Errorf("%s: got HOOKSTEP_RETENTION %v, want none", name, got)
+					}
+					continue
+				}
+				d, err := time.ParseDuration(fmt.Sprint(got))
+				if got != tt.want || err != nil || d%(24*time.Hour) != 0 {
+					t.Errorf("api: got HOOKSTEP_RETENTION %v (%v), want %s", got, err, tt.want)
+				}
+			}
+		})
+	}
 }
