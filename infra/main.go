@@ -7,8 +7,8 @@
 //
 //	npx cdk deploy -c retrySchedule=0s,5s,10s -c removalPolicy=destroy
 //
-// Keys: retentionDays (the default payload retention), retrySchedule
-// (Go durations, comma-separated), httpTimeout,
+// Keys: api (rest|http), retentionDays (the default payload retention),
+// retrySchedule (Go durations, comma-separated), httpTimeout,
 // disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
 // domainName and certificateArn (together), alarmTopicArn,
 // apiGatewayLogRoleExists (true when the account's API Gateway
@@ -77,6 +77,12 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 		AlarmTopicARN:  get("alarmTopicArn"),
 	}
 	var errs []error
+	switch v := stack.APIKind(get("api")); v {
+	case "", stack.APIRest, stack.APIHTTP:
+		p.API = v
+	default:
+		errs = append(errs, fmt.Errorf("context api %q: want %s or %s", v, stack.APIRest, stack.APIHTTP))
+	}
 	if v := get("retrySchedule"); v != "" {
 		s, err := webhook.ParseSchedule(v)
 		if err != nil {

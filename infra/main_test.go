@@ -43,6 +43,7 @@ func TestPropsFromContext(t *testing.T) {
 		"warmWriteUnitsPerSecond": "6000",
 		"architecture":            "x86_64",
 		"retentionDays":           "7",
+		"api":                     "http",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -78,6 +79,9 @@ func TestPropsFromContext(t *testing.T) {
 	if p.Architecture != stack.X86_64 {
 		t.Errorf("Architecture: got %q, want x86_64", p.Architecture)
 	}
+	if p.API != stack.APIHTTP {
+		t.Errorf("API: got %q, want http", p.API)
+	}
 	if p.RetentionDays != 7 {
 		t.Errorf("RetentionDays: got %d, want 7", p.RetentionDays)
 	}
@@ -90,7 +94,7 @@ func TestPropsFromContextDefaults(t *testing.T) {
 	}
 	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" || p.APIConcurrency != nil || p.DeliverConcurrency != nil ||
 		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) || p.Architecture != "" ||
-		p.RetentionDays != 0 {
+		p.API != "" || p.RetentionDays != 0 {
 		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
 	}
 }
@@ -100,7 +104,7 @@ func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
 		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
 		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "40.5",
 		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3", "architecture": "amd64",
-		"retentionDays": "30d",
+		"retentionDays": "30d", "api": "v2",
 	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {

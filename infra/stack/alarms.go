@@ -138,7 +138,7 @@ func (h *hookstep) addAlarms() {
 		{id: "HandOffs", metric: handOffs,
 			description: "A delivery execution ended in the reconcile hand-off (Hookstep/HandOffs): a task failed and the run went back to the sweeper, which re-drives it. " +
 				"Each one is worth a look: see the deliver function's and the state machine's log groups."},
-		{id: "Api5xx", metric: r.restAPI.MetricServerError(sum),
+		{id: "Api5xx", metric: r.apiServerErrors,
 			description: "The API answered 5xx. See the api function's log group."},
 	}
 
@@ -188,11 +188,11 @@ func (h *hookstep) addOutputs() {
 			Description: jsii.String(description),
 		})
 	}
-	out(OutputAPIURL, r.restAPI.Url(), "Base URL of the hookstep API (the stage's invoke URL)")
+	out(OutputAPIURL, r.apiURL, "Base URL of the hookstep API (the stage's invoke URL)")
 	out(OutputAdminTokenSecret, r.adminToken.SecretArn(), "Secrets Manager secret holding the admin API token")
 	out(OutputStateMachineARN, r.stateMachine.StateMachineArn(), "Delivery state machine")
 	out(OutputTableName, r.table.TableName(), "DynamoDB table")
-	if d := r.restAPI.DomainName(); d != nil {
-		out(OutputCustomDomainTarget, d.DomainNameAliasDomainName(), "Point the custom domain's DNS record (CNAME or alias) here")
+	if r.apiDomainTarget != nil {
+		out(OutputCustomDomainTarget, r.apiDomainTarget, "Point the custom domain's DNS record (CNAME or alias) here")
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -28,8 +28,14 @@ type resources struct {
 	sweeper      awslambda.Function
 	roles        map[string]awsiam.Role // each function's role, by name; see function
 	stateMachine awsstepfunctions.StateMachine
-	restAPI      awsapigateway.LambdaRestApi
 	sweep        awsevents.Rule
+
+	// What the API, of either kind, offers the alarms and the outputs:
+	// its base URL, its 5xx count, and for a custom domain the name the
+	// domain's DNS record points at (nil without one).
+	apiURL          *string
+	apiServerErrors awscloudwatch.Metric
+	apiDomainTarget *string
 }
 
 const (

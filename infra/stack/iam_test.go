@@ -59,31 +59,46 @@ func statements(t *testing.T, c cfnTemplate) []statement {
 }
 
 func TestIAMHasNoWildcardActions(t *testing.T) {
-	s := defaultStack()
-	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
-	for _, st := range statements(t, s.tmpl) {
-		for _, a := range st.actions {
-			if strings.Contains(a, "*") {
-				t.Errorf("role %s: wildcard action %q on %s", st.role, a, st.resources)
-			}
-		}
-		if strings.Contains(st.resources, tableID) {
-			for _, a := range st.actions {
-				if !strings.HasPrefix(a, "dynamodb:") {
-					t.Errorf("role %s: non-DynamoDB action %q on the table", st.role, a)
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			s := v.stack()
+			tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
+			for _, st := range statements(t, s.tmpl) {
+				for _, a := range st.actions {
+					if strings.Contains(a, "*") {
+						t.Errorf("role %s: wildcard action %q on %s", st.role, a, st.resources)
+					}
+				}
+				if strings.Contains(st.resources, tableID) {
+					for _, a := range st.actions {
+						if !strings.HasPrefix(a, "dynamodb:") {
+							t.Errorf("role %s: non-DynamoDB action %q on the table", st.role, a)
+						}
+					}
 				}
 			}
-		}
-	}
-	if n := len(s.tmpl.ofType("AWS::IAM::ManagedPolicy")); n != 0 {
-		t.Errorf("got %d customer managed policies, want grants only", n)
+			if n := len(s.tmpl.ofType("AWS::IAM::ManagedPolicy")); n != 0 {
+				t.Errorf("got %d customer managed policies, want grants only", n)
+			}
+		})
 	}
 }
 
-// TestIAMManagedPolicies allows exactly the two AWS managed policies CDK
-// attaches for logging, and never a *FullAccess one.
+// TestIAMManagedPolicies allows exactly the AWS managed policies CDK
+// attaches for logging, and never a *FullAccess one: each function's,
+// and with a REST API the account's API Gateway CloudWatch role (an
+// HTTP API needs none).
 func TestIAMManagedPolicies(t *testing.T) {
-	s := defaultStack()
+	t.Run("rest", func(t *testing.T) {
+		checkManagedPolicies(t, defaultStack(), "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AmazonAPIGatewayPushToCloudWatchLogs")
+	})
+	t.Run("http", func(t *testing.T) {
+		checkManagedPolicies(t, httpStack(), "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole")
+	})
+}
+
+func checkManagedPolicies(t *testing.T, s synthesized, want ...string) {
+	t.Helper()
 	var got []string
 	for id, r := range s.tmpl.ofType("AWS::IAM::Role") {
 		arns := string(mustJSON(t, r.Properties["ManagedPolicyArns"]))
@@ -100,7 +115,6 @@ func TestIAMManagedPolicies(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	want := []string{"AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AmazonAPIGatewayPushToCloudWatchLogs"}
 	if !slices.Equal(got, want) {
 		t.Errorf("managed policies: got %v, want %v", got, want)
 	}

@@ -1,8 +1,8 @@
 // Package stack defines hookstep's AWS deployment as one CDK stack: the
 // DynamoDB table, the three Lambda functions, the delivery state machine
-// generated from the retry schedule, the REST API in front of the api
-// function, the sweep every minute, the admin token secret and the
-// alarms.
+// generated from the retry schedule, the API Gateway API (REST or HTTP)
+// in front of the api function, the sweep every minute, the admin token
+// secret and the alarms.
 //
 // Everything that decides behaviour lives in the root module's internal
 // packages; this package only places it on AWS. The table layout comes
@@ -30,6 +30,11 @@ import (
 // change.
 type Props struct {
 	awscdk.StackProps
+
+	// API is the kind of API Gateway API in front of the api function.
+	// Default APIRest, the one LocalStack Community has; APIHTTP costs
+	// less per request.
+	API APIKind
 
 	// RetentionDays is how long a message's payload is kept when the
 	// message names no retention of its own; TTL deletes it after. 1 to
@@ -96,7 +101,8 @@ type Props struct {
 	RemovalPolicy awscdk.RemovalPolicy
 
 	// ThrottleRate and ThrottleBurst bound the API stage's steady request
-	// rate (per second) and burst. Defaults 100 and 200.
+	// rate (per second) and burst (with an HTTP API, its default route
+	// settings). Defaults 100 and 200.
 	ThrottleRate  float64
 	ThrottleBurst float64
 
@@ -110,9 +116,10 @@ type Props struct {
 	AlarmTopicARN string
 
 	// APIGatewayLogRoleExists says the account's API Gateway CloudWatch
-	// role is already configured in this region. API Gateway needs that
+	// role is already configured in this region. A REST API needs that
 	// account-wide role to write access logs; by default the stack sets
-	// it, which would overwrite a role another stack manages.
+	// it, which would overwrite a role another stack manages. An HTTP
+	// API does not use it.
 	APIGatewayLogRoleExists bool
 
 	// AllowPrivateTargets lets endpoints use loopback and private
@@ -144,6 +151,20 @@ type WarmThroughput struct {
 const (
 	MinWarmReadUnits  = 12000
 	MinWarmWriteUnits = 4000
+)
+
+// APIKind is a kind of API Gateway API, as the CDK context key api
+// spells it.
+type APIKind string
+
+// The API kinds.
+const (
+	// APIRest is an API Gateway REST API (v1), with the stage in the path.
+	APIRest APIKind = "rest"
+
+	// APIHTTP is an API Gateway HTTP API (v2) with a $default stage and
+	// route: no stage in the path, and a lower price per request.
+	APIHTTP APIKind = "http"
 )
 
 // Architecture is a Lambda instruction set, as the CDK context key
@@ -200,6 +221,10 @@ const (
 
 	// DefaultArchitecture is Graviton: the build's default (make build).
 	DefaultArchitecture = ARM64
+
+	// DefaultAPI is the REST API, which LocalStack Community also has, so
+	// that one stack deploys to both.
+	DefaultAPI = APIRest
 
 	// DefaultRetentionDays keeps payloads a month, like the log groups.
 	DefaultRetentionDays = 30
@@ -312,6 +337,9 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.Architecture == "" {
 		out.Architecture = DefaultArchitecture
 	}
+	if out.API == "" {
+		out.API = DefaultAPI
+	}
 	if out.RetentionDays == 0 {
 		out.RetentionDays = DefaultRetentionDays
 	}
@@ -357,6 +385,9 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.Architecture != ARM64 && out.Architecture != X86_64 {
 		errs = append(errs, fmt.Errorf("Architecture %q: want %s or %s", out.Architecture, ARM64, X86_64))
+	}
+	if out.API != APIRest && out.API != APIHTTP {
+		errs = append(errs, fmt.Errorf("API %q: want %s or %s", out.API, APIRest, APIHTTP))
 	}
 	if out.RetentionDays < 1 || out.RetentionDays > maxRetentionDays {
 		errs = append(errs, fmt.Errorf("RetentionDays %d: want 1..%d", out.RetentionDays, maxRetentionDays))

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,20 +88,39 @@ func newSynthesized(tpl assertions.Template) (synthesized, error) {
 	return synthesized{Template: tpl, tmpl: c}, nil
 }
 
-// defaultStack is the stack with default props, synthesized once for
-// the tests that only read it.
-var defaultStack = sync.OnceValue(func() synthesized {
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(workDir, "cdk.out.default"))})
-	st, err := stack.New(app, "Hookstep", &stack.Props{AssetDir: filepath.Join(workDir, "build")})
-	if err != nil {
-		panic(err)
-	}
-	s, err := newSynthesized(assertions.Template_FromStack(st, nil))
-	if err != nil {
-		panic(err)
-	}
-	return s
-})
+// defaultStack is the stack with default props, and httpStack the stack
+// with an HTTP API, each synthesized once for the tests that only read
+// it.
+var (
+	defaultStack = sharedStack("default", stack.Props{})
+	httpStack    = sharedStack("http", stack.Props{API: stack.APIHTTP})
+)
+
+// sharedStack synthesizes the stack with props once, when first asked.
+func sharedStack(name string, props stack.Props) func() synthesized {
+	return sync.OnceValue(func() synthesized {
+		props.AssetDir = filepath.Join(workDir, "build")
+		app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(workDir, "cdk.out."+name))})
+		st, err := stack.New(app, "Hookstep", &props)
+		if err != nil {
+			panic(err)
+		}
+		s, err := newSynthesized(assertions.Template_FromStack(st, nil))
+		if err != nil {
+			panic(err)
+		}
+		return s
+	})
+}
+
+// variants are the shared stacks, for the tests that hold in each.
+var variants = []struct {
+	name  string
+	stack func() synthesized
+}{
+	{"default", defaultStack},
+	{"http", httpStack},
+}
 
 // check runs an assertions-package check, which panics on failure, and
 // reports the failure on t instead, so one failed assertion does not
@@ -170,8 +190,8 @@ func ref(id string) map[string]any       { return map[string]any{"Ref": id} }
 func getAttArn(id string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, "Arn"}} }
 
 func TestResourceCounts(t *testing.T) {
-	s := defaultStack()
-	for typ, want := range map[string]int{
+	// The default stack: stepfunctions dispatch, a REST API.
+	want := map[string]int{
 		"AWS::DynamoDB::Table":             1,
 		"AWS::Lambda::Function":            3, // ours only: no custom-resource functions
 		"AWS::StepFunctions::StateMachine": 1,
@@ -180,15 +200,51 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::ApiGateway::Method":          2, // ANY / and ANY /{proxy+}
 		"AWS::ApiGateway::Account":         1, // the CloudWatch role for access logs
 		"AWS::ApiGateway::DomainName":      0,
+		"AWS::ApiGatewayV2::Api":           0,
+		"AWS::ApiGatewayV2::Stage":         0,
+		"AWS::ApiGatewayV2::Route":         0,
+		"AWS::ApiGatewayV2::Integration":   0,
+		"AWS::SQS::Queue":                  0,
+		"AWS::SQS::QueuePolicy":            0,
+		"AWS::Lambda::EventSourceMapping":  0,
 		"AWS::Events::Rule":                1,
 		"AWS::SecretsManager::Secret":      1,
 		"AWS::CloudWatch::Alarm":           8,
 		"AWS::Logs::LogGroup":              5, // three functions, the state machine, API access logs
 		"AWS::IAM::Role":                   5, // three functions, the state machine, API Gateway's CloudWatch role
 		"AWS::SNS::Topic":                  0,
-	} {
-		t.Run(typ, func(t *testing.T) {
-			check(t, func() { s.ResourceCountIs(jsii.String(typ), jsii.Number(want)) })
+	}
+	with := func(changes map[string]int) map[string]int {
+		out := maps.Clone(want)
+		maps.Copy(out, changes)
+		return out
+	}
+	tests := []struct {
+		name  string
+		stack func() synthesized
+		want  map[string]int
+	}{
+		{"default", defaultStack, want},
+		{"http", httpStack, with(map[string]int{
+			"AWS::ApiGateway::RestApi":       0,
+			"AWS::ApiGateway::Stage":         0,
+			"AWS::ApiGateway::Method":        0,
+			"AWS::ApiGateway::Account":       0, // HTTP APIs log without the account's role
+			"AWS::ApiGatewayV2::Api":         1,
+			"AWS::ApiGatewayV2::Stage":       1, // $default
+			"AWS::ApiGatewayV2::Route":       1, // $default
+			"AWS::ApiGatewayV2::Integration": 1,
+			"AWS::IAM::Role":                 4,
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.stack()
+			for typ, n := range tt.want {
+				t.Run(typ, func(t *testing.T) {
+					check(t, func() { s.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
+				})
+			}
 		})
 	}
 }
@@ -669,6 +725,7 @@ func TestPropsAreValidated(t *testing.T) {
 		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
 		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
 		{"unknown architecture", stack.Props{Architecture: "amd64"}, "Architecture"},
+		{"unknown API kind", stack.Props{API: "v2"}, "API"},
 		{"retention beyond 90 days", stack.Props{RetentionDays: 91}, "RetentionDays"},
 		{"negative retention", stack.Props{RetentionDays: -1}, "RetentionDays"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
