@@ -2,7 +2,8 @@
 // DynamoDB table, the three Lambda functions, the delivery state machine
 // generated from the retry schedule, the API Gateway API (REST or HTTP)
 // in front of the api function, the sweep every minute, the admin token
-// secret and the alarms.
+// secret and the alarms; and in queue dispatch mode the SQS queue that
+// carries first attempts to the deliver function.
 //
 // Everything that decides behaviour lives in the root module's internal
 // packages; this package only places it on AWS. The table layout comes
@@ -30,6 +31,25 @@ import (
 // change.
 type Props struct {
 	awscdk.StackProps
+
+	// Dispatch is how a new delivery reaches its first attempt. Default
+	// DispatchStepFunctions: every delivery is an execution from the
+	// start. DispatchQueue sends first attempts through an SQS queue to
+	// the deliver function and starts an execution only for a delivery
+	// that needs a retry.
+	Dispatch Dispatch
+
+	// QueueConcurrency is, in queue mode, the most deliver instances the
+	// queue's event source mapping runs at once (its maximum
+	// concurrency): 2 to 1,000, and at most DeliverConcurrency when that
+	// is reserved. Default DefaultQueueConcurrency.
+	QueueConcurrency int
+
+	// QueueBatchSize is, in queue mode, how many messages one deliver
+	// invocation gets from the queue: 1 to 10 (the most SQS allows
+	// without a batching window, which would delay first attempts).
+	// Default 10.
+	QueueBatchSize int
 
 	// API is the kind of API Gateway API in front of the api function.
 	// Default APIRest, the one LocalStack Community has; APIHTTP costs
@@ -153,6 +173,22 @@ const (
 	MinWarmWriteUnits = 4000
 )
 
+// Dispatch is a way of dispatching deliveries, as the CDK context key
+// dispatch spells it.
+type Dispatch string
+
+// The dispatch modes.
+const (
+	// DispatchStepFunctions starts an execution for every delivery; the
+	// api and the sweeper start them.
+	DispatchStepFunctions Dispatch = "stepfunctions"
+
+	// DispatchQueue sends new deliveries to an SQS queue that the deliver
+	// function consumes; the deliver function starts an execution only
+	// when a first attempt fails.
+	DispatchQueue Dispatch = "queue"
+)
+
 // APIKind is a kind of API Gateway API, as the CDK context key api
 // spells it.
 type APIKind string
@@ -222,17 +258,40 @@ const (
 	// DefaultArchitecture is Graviton: the build's default (make build).
 	DefaultArchitecture = ARM64
 
+	// DefaultDispatch is today's dispatch: an execution per delivery.
+	DefaultDispatch = DispatchStepFunctions
+
 	// DefaultAPI is the REST API, which LocalStack Community also has, so
 	// that one stack deploys to both.
 	DefaultAPI = APIRest
+
+	// DefaultQueueConcurrency lets the queue run up to 100 deliver
+	// instances at once: a third of DefaultDeliverConcurrency, so that a
+	// burst of first attempts leaves 200 instances to the executions'
+	// retries, which the queue would otherwise throttle. With batches of
+	// 10 attempted together, 100 instances make about 1,000 first
+	// attempts a second at a second each: ten times the stepfunctions
+	// mode's DefaultDispatchRate, and as many as the API's default
+	// throttle admits with a fan-out of ten.
+	DefaultQueueConcurrency = 100
+
+	// DefaultQueueBatchSize is the most messages a batch may hold
+	// without a batching window.
+	DefaultQueueBatchSize = 10
 
 	// DefaultRetentionDays keeps payloads a month, like the log groups.
 	DefaultRetentionDays = 30
 )
 
-// maxRetentionDays is the longest default payload retention hookstep
-// offers.
-const maxRetentionDays = 90
+// Bounds of the queue and retention props: the event source mapping's
+// maximum concurrency (SQS needs at least 2), an SQS batch without a
+// batching window, and the retention hookstep offers.
+const (
+	minQueueConcurrency = 2
+	maxQueueConcurrency = 1000
+	maxQueueBatchSize   = 10
+	maxRetentionDays    = 90
+)
 
 // maxSweepRate is the longest SweepRate: the sweeper re-drives what a lost
 // hand-off left, and the dispatch backlog alarm looks at two sweeps in a
@@ -268,6 +327,9 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 	h.addSecret()
 	h.addFunctions()
 	h.addStateMachine()
+	if err := h.addQueue(); err != nil {
+		return nil, err
+	}
 	h.addDispatch()
 	h.addPermissions()
 	h.addAPI()
@@ -337,6 +399,15 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.Architecture == "" {
 		out.Architecture = DefaultArchitecture
 	}
+	if out.Dispatch == "" {
+		out.Dispatch = DefaultDispatch
+	}
+	if out.QueueConcurrency == 0 {
+		out.QueueConcurrency = DefaultQueueConcurrency
+	}
+	if out.QueueBatchSize == 0 {
+		out.QueueBatchSize = DefaultQueueBatchSize
+	}
 	if out.API == "" {
 		out.API = DefaultAPI
 	}
@@ -350,9 +421,9 @@ func (p *Props) withDefaults() (Props, error) {
 			errs = append(errs, fmt.Errorf("schedule[%d] = %s: a Wait state needs whole, non-negative seconds", i, d))
 		}
 	}
-	if out.HTTPTimeout < time.Second || deliverTimeout(out.HTTPTimeout) > maxLambdaTimeout {
-		errs = append(errs, fmt.Errorf("HTTPTimeout %s: want 1s..%s so the deliver function's timeout (2x + %s) fits Lambda's %s",
-			out.HTTPTimeout, (maxLambdaTimeout-deliverOverhead)/2, deliverOverhead, maxLambdaTimeout))
+	if n := deliverBudgets(out.Dispatch); out.HTTPTimeout < time.Second || deliverTimeout(out.HTTPTimeout, out.Dispatch) > maxLambdaTimeout {
+		errs = append(errs, fmt.Errorf("HTTPTimeout %s: want 1s..%s so the deliver function's timeout (%dx + %s) fits Lambda's %s",
+			out.HTTPTimeout, (maxLambdaTimeout-deliverOverhead)/time.Duration(n), n, deliverOverhead, maxLambdaTimeout))
 	}
 	if out.DisableAfter < 0 {
 		errs = append(errs, fmt.Errorf("DisableAfter %s is negative", out.DisableAfter))
@@ -385,6 +456,20 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.Architecture != ARM64 && out.Architecture != X86_64 {
 		errs = append(errs, fmt.Errorf("Architecture %q: want %s or %s", out.Architecture, ARM64, X86_64))
+	}
+	switch out.Dispatch {
+	case DispatchStepFunctions:
+	case DispatchQueue:
+		if c := out.QueueConcurrency; c < minQueueConcurrency || c > maxQueueConcurrency {
+			errs = append(errs, fmt.Errorf("QueueConcurrency %d: want %d..%d (the event source mapping's maximum concurrency)", c, minQueueConcurrency, maxQueueConcurrency))
+		} else if d := *out.DeliverConcurrency; d > 0 && c > d {
+			errs = append(errs, fmt.Errorf("QueueConcurrency %d is more than DeliverConcurrency %d: the queue would throttle its own function and the retries", c, d))
+		}
+		if b := out.QueueBatchSize; b < 1 || b > maxQueueBatchSize {
+			errs = append(errs, fmt.Errorf("QueueBatchSize %d: want 1..%d (SQS without a batching window)", b, maxQueueBatchSize))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("Dispatch %q: want %s or %s", out.Dispatch, DispatchStepFunctions, DispatchQueue))
 	}
 	if out.API != APIRest && out.API != APIHTTP {
 		errs = append(errs, fmt.Errorf("API %q: want %s or %s", out.API, APIRest, APIHTTP))

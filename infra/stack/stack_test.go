@@ -88,11 +88,12 @@ func newSynthesized(tpl assertions.Template) (synthesized, error) {
 	return synthesized{Template: tpl, tmpl: c}, nil
 }
 
-// defaultStack is the stack with default props, and httpStack the stack
-// with an HTTP API, each synthesized once for the tests that only read
-// it.
+// defaultStack is the stack with default props, and queueStack and
+// httpStack the stack in queue dispatch mode and with an HTTP API, each
+// synthesized once for the tests that only read it.
 var (
 	defaultStack = sharedStack("default", stack.Props{})
+	queueStack   = sharedStack("queue", stack.Props{Dispatch: stack.DispatchQueue})
 	httpStack    = sharedStack("http", stack.Props{API: stack.APIHTTP})
 )
 
@@ -119,6 +120,7 @@ var variants = []struct {
 	stack func() synthesized
 }{
 	{"default", defaultStack},
+	{"queue", queueStack},
 	{"http", httpStack},
 }
 
@@ -147,6 +149,7 @@ type cfnResource struct {
 	Type           string         `json:"Type"`
 	Properties     map[string]any `json:"Properties"`
 	DeletionPolicy string         `json:"DeletionPolicy"`
+	DependsOn      []string       `json:"DependsOn"`
 }
 
 // ofType returns the resources of one type by logical id.
@@ -225,6 +228,12 @@ func TestResourceCounts(t *testing.T) {
 		want  map[string]int
 	}{
 		{"default", defaultStack, want},
+		{"queue", queueStack, with(map[string]int{
+			"AWS::SQS::Queue":                 2, // deliveries and their dead letters
+			"AWS::SQS::QueuePolicy":           2, // https only
+			"AWS::Lambda::EventSourceMapping": 1,
+			"AWS::CloudWatch::Alarm":          10, // and the dead-letter queue, the oldest message's age
+		})},
 		{"http", httpStack, with(map[string]int{
 			"AWS::ApiGateway::RestApi":       0,
 			"AWS::ApiGateway::Stage":         0,
@@ -309,6 +318,7 @@ func TestFunctions(t *testing.T) {
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
 	sweeperID, _ := s.tmpl.function(t, "sweeper")
 
+	// In stepfunctions mode; queue mode's are in TestQueueFunctions.
 	tests := []struct {
 		name        string
 		memory      float64
@@ -352,23 +362,34 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("LoggingConfig: got %v, want the function's own log group", p["LoggingConfig"])
 			}
 
-			want := map[string]any{
-				"HOOKSTEP_TABLE":          ref(tableID),
-				"HOOKSTEP_RETRY_SCHEDULE": webhook.DefaultSchedule.String(),
-				"HOOKSTEP_HTTP_TIMEOUT":   "15s",
-				"HOOKSTEP_DISABLE_AFTER":  "168h0m0s",
-				// The production defaults: the SSRF guard on, https only.
-				"HOOKSTEP_ALLOW_PRIVATE_TARGETS": "false",
-				"HOOKSTEP_REQUIRE_HTTPS":         "true",
-			}
-			for k, v := range tt.extraEnv {
-				want[k] = v
-			}
-			got := p["Environment"].(map[string]any)["Variables"]
-			if !jsonEqual(got, want) {
-				t.Errorf("environment:\n got %v\nwant %v", got, want)
-			}
+			checkEnv(t, fn, sharedEnv(tableID, "stepfunctions"), tt.extraEnv)
 		})
+	}
+}
+
+// sharedEnv is the environment every function gets with the default
+// props, in a dispatch mode.
+func sharedEnv(tableID, dispatch string) map[string]any {
+	return map[string]any{
+		"HOOKSTEP_DISPATCH":       dispatch,
+		"HOOKSTEP_TABLE":          ref(tableID),
+		"HOOKSTEP_RETRY_SCHEDULE": webhook.DefaultSchedule.String(),
+		"HOOKSTEP_HTTP_TIMEOUT":   "15s",
+		"HOOKSTEP_DISABLE_AFTER":  "168h0m0s",
+		// The production defaults: the SSRF guard on, https only.
+		"HOOKSTEP_ALLOW_PRIVATE_TARGETS": "false",
+		"HOOKSTEP_REQUIRE_HTTPS":         "true",
+	}
+}
+
+// checkEnv checks a function's whole environment: shared and extra.
+func checkEnv(t *testing.T, fn cfnResource, shared, extra map[string]any) {
+	t.Helper()
+	want := maps.Clone(shared)
+	maps.Copy(want, extra)
+	got := fn.Properties["Environment"].(map[string]any)["Variables"]
+	if !jsonEqual(got, want) {
+		t.Errorf("environment:\n got %v\nwant %v", got, want)
 	}
 }
 
