@@ -64,7 +64,9 @@ clean:
 # The pinned Node tools: the CDK CLI, and Node 22 first on PATH for it and for jsii.
 INFRA_NODE := infra/node_modules/.package-lock.json
 INFRA_PATH := $(CURDIR)/infra/node_modules/.bin:$(PATH)
-# Extra CDK CLI arguments, e.g. CDK_ARGS='-c retrySchedule=0s,5s,10s -c removalPolicy=destroy'.
+# Extra CDK CLI arguments, e.g. CDK_ARGS='-c retrySchedule=0s,5s,10s -c removalPolicy=destroy'
+# or CDK_ARGS='-c dispatch=queue -c api=http -c retentionDays=30' (infra/README.md lists the keys;
+# LocalStack Community has no HTTP APIs, so localstack-deploy needs the default api=rest).
 # (Set the architecture with ARCH, not -c architecture: the build follows ARCH.)
 CDK_ARGS ?=
 # What every CDK command passes before CDK_ARGS.

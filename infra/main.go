@@ -7,7 +7,10 @@
 //
 //	npx cdk deploy -c retrySchedule=0s,5s,10s -c removalPolicy=destroy
 //
-// Keys: retrySchedule (Go durations, comma-separated), httpTimeout,
+// Keys: dispatch (stepfunctions|queue), api (rest|http), retentionDays
+// (the default payload retention), queueConcurrency and queueBatchSize
+// (queue mode's event source mapping), retrySchedule (Go durations,
+// comma-separated), httpTimeout,
 // disableAfter, sweepRate (Go durations), removalPolicy (retain|destroy),
 // domainName and certificateArn (together), alarmTopicArn,
 // apiGatewayLogRoleExists (true when the account's API Gateway
@@ -76,6 +79,18 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 		AlarmTopicARN:  get("alarmTopicArn"),
 	}
 	var errs []error
+	switch v := stack.Dispatch(get("dispatch")); v {
+	case "", stack.DispatchStepFunctions, stack.DispatchQueue:
+		p.Dispatch = v
+	default:
+		errs = append(errs, fmt.Errorf("context dispatch %q: want %s or %s", v, stack.DispatchStepFunctions, stack.DispatchQueue))
+	}
+	switch v := stack.APIKind(get("api")); v {
+	case "", stack.APIRest, stack.APIHTTP:
+		p.API = v
+	default:
+		errs = append(errs, fmt.Errorf("context api %q: want %s or %s", v, stack.APIRest, stack.APIHTTP))
+	}
 	if v := get("retrySchedule"); v != "" {
 		s, err := webhook.ParseSchedule(v)
 		if err != nil {
@@ -121,6 +136,9 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 	for key, dst := range map[string]*int{
 		"warmReadUnitsPerSecond":  &p.WarmThroughput.ReadUnitsPerSecond,
 		"warmWriteUnitsPerSecond": &p.WarmThroughput.WriteUnitsPerSecond,
+		"queueConcurrency":        &p.QueueConcurrency,
+		"queueBatchSize":          &p.QueueBatchSize,
+		"retentionDays":           &p.RetentionDays,
 	} {
 		if v := get(key); v != "" {
 			n, err := strconv.Atoi(v)

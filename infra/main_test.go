@@ -42,6 +42,11 @@ func TestPropsFromContext(t *testing.T) {
 		"warmReadUnitsPerSecond":  "20000",
 		"warmWriteUnitsPerSecond": "6000",
 		"architecture":            "x86_64",
+		"dispatch":                "queue",
+		"api":                     "http",
+		"retentionDays":           "7",
+		"queueConcurrency":        "40",
+		"queueBatchSize":          "5",
 	}
 	p, err := propsFromContext(func(k string) string { return ctx[k] })
 	if err != nil {
@@ -77,6 +82,12 @@ func TestPropsFromContext(t *testing.T) {
 	if p.Architecture != stack.X86_64 {
 		t.Errorf("Architecture: got %q, want x86_64", p.Architecture)
 	}
+	if p.Dispatch != stack.DispatchQueue || p.API != stack.APIHTTP {
+		t.Errorf("got dispatch %q, api %q; want queue, http", p.Dispatch, p.API)
+	}
+	if p.RetentionDays != 7 || p.QueueConcurrency != 40 || p.QueueBatchSize != 5 {
+		t.Errorf("got retentionDays %d, queueConcurrency %d, queueBatchSize %d; want 7, 40, 5", p.RetentionDays, p.QueueConcurrency, p.QueueBatchSize)
+	}
 }
 
 func TestPropsFromContextDefaults(t *testing.T) {
@@ -85,7 +96,8 @@ func TestPropsFromContextDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.Schedule != nil || p.HTTPTimeout != 0 || p.RemovalPolicy != "" || p.APIConcurrency != nil || p.DeliverConcurrency != nil ||
-		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) || p.Architecture != "" {
+		p.SweeperConcurrency != nil || p.DispatchRate != 0 || p.WarmThroughput != (stack.WarmThroughput{}) || p.Architecture != "" ||
+		p.Dispatch != "" || p.API != "" || p.RetentionDays != 0 || p.QueueConcurrency != 0 || p.QueueBatchSize != 0 {
 		t.Errorf("got %+v, want zero values so the stack's defaults apply", p)
 	}
 }
@@ -95,6 +107,7 @@ func TestPropsFromContextReportsEveryBadValue(t *testing.T) {
 		"retrySchedule": "soon", "httpTimeout": "15", "removalPolicy": "snapshot", "apiGatewayLogRoleExists": "maybe", "allowHTTP": "sure",
 		"apiConcurrency": "lots", "deliverConcurrency": "1.5", "dispatchRate": "40.5",
 		"warmReadUnitsPerSecond": "12k", "warmWriteUnitsPerSecond": "4e3", "architecture": "amd64",
+		"dispatch": "sqs", "api": "v2", "retentionDays": "30d", "queueConcurrency": "max", "queueBatchSize": "ten",
 	}
 	_, err := propsFromContext(func(k string) string { return ctx[k] })
 	for key := range ctx {

@@ -40,6 +40,26 @@ const (
 // or failing, DispatchRate too low for the traffic).
 const backlogMinutes = 10
 
+// queueAgeThreshold is the age of the delivery queue's oldest message at
+// which queue mode alarms, unless one visibility timeout is longer (see
+// queueAge). A burst drains in seconds: the queue runs QueueConcurrency
+// batches of QueueBatchSize at once, about 1,000 first attempts a second
+// by default, and the API admits 100 messages a second. A message still
+// waiting after 10 minutes, the DispatchBacklog alarm's patience, means
+// that new deliveries have outpaced the deliver concurrency for minutes
+// (or the function keeps failing: a message whose invocation failed
+// comes back one visibility timeout later, and SQS leaves a message out
+// of this metric once it has been received three times).
+const queueAgeThreshold = backlogMinutes * time.Minute
+
+// queueAge is the oldest-message age that alarms: queueAgeThreshold, or
+// a minute more than one visibility timeout if that is longer, so that a
+// single failed invocation, which DeliverErrors reports, is not a
+// backlog.
+func (p Props) queueAge() time.Duration {
+	return max(queueAgeThreshold, p.queueVisibilityTimeout()+time.Minute)
+}
+
 // addAlarms raises an alarm on the signals that need an operator. Unless
 // said otherwise, each fires on the first occurrence in a five-minute
 // window:
@@ -67,6 +87,14 @@ const backlogMinutes = 10
 //     worth a look.
 //   - Api5xx: the API answered 5xx, which hookstep promises never to do
 //     for bad input.
+//
+// In queue mode, besides:
+//
+//   - DeadLetterQueue: a message is in the dead-letter queue: a first
+//     attempt failed without a result maxReceiveCount times. The sweeper
+//     gives it back to dispatch; the cause is worth a look.
+//   - QueueAge: the delivery queue's oldest message is older than
+//     queueAge (10 minutes by default): first attempts run late.
 //
 // Missing data is not breaching: a quiet service is a healthy one.
 func (h *hookstep) addAlarms() {
@@ -113,11 +141,13 @@ func (h *hookstep) addAlarms() {
 		Period:     seconds(alarmPeriod),
 	})
 
-	alarms := []struct {
+	type alarm struct {
 		id, description string
 		metric          cw.IMetric
 		periods         float64 // consecutive breaching periods, when more than 1
-	}{
+		threshold       float64 // the metric at or above which it alarms, when not 1
+	}
+	alarms := []alarm{
 		{id: "DeliverErrors", metric: r.deliver.MetricErrors(sum),
 			description: "The deliver function failed: an attempt may be unrecorded. See the deliver function's log group."},
 		{id: "ExecutionsFailed", metric: r.stateMachine.MetricFailed(sum),
@@ -138,8 +168,23 @@ func (h *hookstep) addAlarms() {
 		{id: "HandOffs", metric: handOffs,
 			description: "A delivery execution ended in the reconcile hand-off (Hookstep/HandOffs): a task failed and the run went back to the sweeper, which re-drives it. " +
 				"Each one is worth a look: see the deliver function's and the state machine's log groups."},
-		{id: "Api5xx", metric: r.restAPI.MetricServerError(sum),
+		{id: "Api5xx", metric: r.apiServerErrors,
 			description: "The API answered 5xx. See the api function's log group."},
+	}
+	if h.props.Dispatch == DispatchQueue {
+		// Maximum: SQS samples its queues every minute, and a message
+		// the sweeper drains within the period still shows in one.
+		maximum := &cw.MetricOptions{Period: seconds(alarmPeriod), Statistic: jsii.String("Maximum")}
+		age := h.props.queueAge()
+		alarms = append(alarms,
+			alarm{id: "DeadLetterQueue", metric: r.deadLetterQueue.MetricApproximateNumberOfMessagesVisible(maximum),
+				description: fmt.Sprintf("A delivery's message reached the dead-letter queue: its first attempt failed without a result %d times. ", maxReceiveCount) +
+					"The sweeper sends it back to dispatch; see the deliver function's log group for why it failed."},
+			alarm{id: "QueueAge", metric: r.queue.MetricApproximateAgeOfOldestMessage(maximum), threshold: age.Seconds(),
+				description: fmt.Sprintf("The delivery queue's oldest message is %s old: first attempts run late. ", age) +
+					"New deliveries outpace queueConcurrency x queueBatchSize, or the deliver function keeps failing or is throttled: " +
+					"see its log group and throttles; raise queueConcurrency (and deliverConcurrency) if the account allows."},
+		)
 	}
 
 	var topic awssns.ITopic
@@ -147,10 +192,14 @@ func (h *hookstep) addAlarms() {
 		topic = awssns.Topic_FromTopicArn(h.stack, jsii.String("AlarmTopic"), jsii.String(h.props.AlarmTopicARN))
 	}
 	for _, a := range alarms {
+		threshold := 1.0
+		if a.threshold != 0 {
+			threshold = a.threshold
+		}
 		props := &cw.AlarmProps{
 			AlarmDescription:   jsii.String(a.description),
 			Metric:             a.metric,
-			Threshold:          jsii.Number(1),
+			Threshold:          jsii.Number(threshold),
 			EvaluationPeriods:  jsii.Number(1),
 			ComparisonOperator: cw.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 			TreatMissingData:   cw.TreatMissingData_NOT_BREACHING,
@@ -188,11 +237,11 @@ func (h *hookstep) addOutputs() {
 			Description: jsii.String(description),
 		})
 	}
-	out(OutputAPIURL, r.restAPI.Url(), "Base URL of the hookstep API (the stage's invoke URL)")
+	out(OutputAPIURL, r.apiURL, "Base URL of the hookstep API (the stage's invoke URL)")
 	out(OutputAdminTokenSecret, r.adminToken.SecretArn(), "Secrets Manager secret holding the admin API token")
 	out(OutputStateMachineARN, r.stateMachine.StateMachineArn(), "Delivery state machine")
 	out(OutputTableName, r.table.TableName(), "DynamoDB table")
-	if d := r.restAPI.DomainName(); d != nil {
-		out(OutputCustomDomainTarget, d.DomainNameAliasDomainName(), "Point the custom domain's DNS record (CNAME or alias) here")
+	if r.apiDomainTarget != nil {
+		out(OutputCustomDomainTarget, r.apiDomainTarget, "Point the custom domain's DNS record (CNAME or alias) here")
 	}
 }

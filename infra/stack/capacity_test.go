@@ -193,3 +193,17 @@ func writeELF(t *testing.T, path string, machine elf.Machine) {
 		t.Fatal(err)
 	}
 }
+
+// TestQueueLeavesDeliverConcurrencyForRetries checks that by default the
+// queue's event source mapping cannot take all of deliver's reserved
+// instances: the executions' retries invoke the same function, and a
+// burst of first attempts would throttle them.
+func TestQueueLeavesDeliverConcurrencyForRetries(t *testing.T) {
+	s := queueStack()
+	_, esm := s.tmpl.only(t, "AWS::Lambda::EventSourceMapping")
+	queue, _ := esm.Properties["ScalingConfig"].(map[string]any)["MaximumConcurrency"].(float64)
+	reserved := reservations(t, s)["deliver"].(float64)
+	if queue < 2 || queue > reserved/2 {
+		t.Errorf("queue concurrency %v: want at least 2 (SQS's minimum) and at most half of deliver's %v", queue, reserved)
+	}
+}

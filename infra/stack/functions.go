@@ -1,19 +1,21 @@
 package stack
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -27,8 +29,21 @@ type resources struct {
 	sweeper      awslambda.Function
 	roles        map[string]awsiam.Role // each function's role, by name; see function
 	stateMachine awsstepfunctions.StateMachine
-	restAPI      awsapigateway.LambdaRestApi
 	sweep        awsevents.Rule
+
+	// In queue mode (nil otherwise): the queue of first attempts, its
+	// dead-letter queue, and the state machine's ARN as deliver knows
+	// it (see addQueue).
+	queue           awssqs.Queue
+	deadLetterQueue awssqs.Queue
+	stateMachineARN *string
+
+	// What the API, of either kind, offers the alarms and the outputs:
+	// its base URL, its 5xx count, and for a custom domain the name the
+	// domain's DNS record points at (nil without one).
+	apiURL          *string
+	apiServerErrors awscloudwatch.Metric
+	apiDomainTarget *string
 }
 
 const (
@@ -55,9 +70,21 @@ const (
 // deliverTimeout is the deliver function's timeout for an HTTP budget.
 // An attempt whose POST takes its whole budget still has as long again
 // to record the result: the window between a 2xx and its record is the
-// one place a duplicate delivery can come from (RELIABILITY.md).
-func deliverTimeout(httpBudget time.Duration) time.Duration {
-	return 2*httpBudget + deliverOverhead
+// one place a duplicate delivery can come from (RELIABILITY.md). In
+// queue mode a first attempt that fails is retried at once in the same
+// invocation, so the invocation may make two POSTs before that window.
+// A longer timeout costs nothing: Lambda bills the time used.
+func deliverTimeout(httpBudget time.Duration, dispatch Dispatch) time.Duration {
+	return time.Duration(deliverBudgets(dispatch))*httpBudget + deliverOverhead
+}
+
+// deliverBudgets is how many HTTP budgets the deliver function's timeout
+// holds: the POSTs one invocation may make, and one more to record.
+func deliverBudgets(dispatch Dispatch) int {
+	if dispatch == DispatchQueue {
+		return 3
+	}
+	return 2
 }
 
 // addSecret creates the admin token: a random string without punctuation
@@ -77,12 +104,13 @@ func (h *hookstep) addSecret() {
 
 // addFunctions creates the three Lambda functions. What they may do is
 // granted once the rest exists (addPermissions), and so are the
-// variables that name other resources (addDispatch): deliver never gets
-// the state machine's ARN, since the state machine refers to deliver and
-// the reference cannot go both ways.
+// variables that name other resources (addDispatch): the state machine
+// refers to deliver, so deliver can only know the state machine's ARN
+// when it does not refer to the state machine back (see addQueue).
 func (h *hookstep) addFunctions() {
 	p := h.props
 	env := map[string]*string{
+		"HOOKSTEP_DISPATCH":       jsii.String(string(p.Dispatch)),
 		"HOOKSTEP_TABLE":          h.res.table.TableName(),
 		"HOOKSTEP_RETRY_SCHEDULE": jsii.String(p.Schedule.String()),
 		"HOOKSTEP_HTTP_TIMEOUT":   jsii.String(p.HTTPTimeout.String()),
@@ -105,14 +133,21 @@ func (h *hookstep) addFunctions() {
 		env:         env,
 	})
 	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_ADMIN_TOKEN_SECRET_ARN"), h.res.adminToken.SecretArn(), nil)
+	// The payload retention of a message that names none: Go's
+	// duration, in whole hours.
+	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_RETENTION"), jsii.String(fmt.Sprintf("%dh", 24*p.RetentionDays)), nil)
 
+	deliverDescription := "hookstep delivery attempt (the state machine's task)"
+	if p.Dispatch == DispatchQueue {
+		deliverDescription = "hookstep delivery attempt (the delivery queue's consumer and the state machine's task)"
+	}
 	h.res.deliver = h.function("deliver", functionSpec{
-		description: "hookstep delivery attempt (the state machine's task)",
+		description: deliverDescription,
 		// One outbound POST with a capped response: waiting on the
 		// network, not computing. 256 MB is the smallest size whose CPU
 		// share signs and parses without adding latency.
 		memoryMB:    256,
-		timeout:     deliverTimeout(p.HTTPTimeout),
+		timeout:     deliverTimeout(p.HTTPTimeout, p.Dispatch),
 		concurrency: *p.DeliverConcurrency,
 		env:         env,
 	})

@@ -58,33 +58,66 @@ var (
 	sweeperIndexes = []string{dynamo.IndexSweep, dynamo.IndexEndpoint}
 )
 
+// The SQS actions of queue mode. Each SQS batch call is authorized by
+// its single-message action (SendMessageBatch by sqs:SendMessage,
+// DeleteMessageBatch by sqs:DeleteMessage). None of the functions needs
+// sqs:GetQueueUrl: they are given the URLs.
+var (
+	// queueSendActions: the api sends new deliveries, the sweeper
+	// undispatched ones and what it drains from the dead-letter queue.
+	queueSendActions = []string{"sqs:SendMessage"}
+
+	// queueConsumeActions: what Lambda's event source mapping does with
+	// the deliver function's role (the actions AWS documents for it),
+	// and ChangeMessageVisibility, which the function calls to have a
+	// message whose delivery is not written yet come back sooner.
+	// CDK's SqsEventSource would grant these and sqs:GetQueueUrl.
+	queueConsumeActions = []string{
+		"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage",
+	}
+
+	// deadLetterDrainActions: the sweeper receives what the dead-letter
+	// queue holds and deletes it once it is sent back to dispatch.
+	deadLetterDrainActions = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
+)
+
 // addPermissions grants each function's role exactly what its code
 // does, and nothing through CDK's broader grants (GrantReadWriteData would
 // add Scan, the stream actions, ConditionCheckItem and DescribeTable,
 // everywhere). The roles take no other grants (see function).
 //
+// In both dispatch modes:
+//
 //	api      the table (apiTableActions, Query on apiIndexes), the admin
-//	         token secret (read), states:StartExecution on the state
-//	         machine (a message's first runs), lambda:InvokeFunction on
-//	         the sweeper (the hand-off of the rest)
+//	         token secret (read), lambda:InvokeFunction on the sweeper
+//	         (the hand-off)
 //	deliver  the table (deliverTableActions)
 //	sweeper  the table (sweeperTableActions, Query on sweeperIndexes),
 //	         states:StartExecution on the state machine,
 //	         states:DescribeExecution on its executions
+//
+// In stepfunctions mode, besides:
+//
+//	api      states:StartExecution on the state machine (a message's
+//	         first runs)
+//
+// In queue mode, besides:
+//
+//	api      queueSendActions on the delivery queue
+//	deliver  queueConsumeActions on the delivery queue,
+//	         states:StartExecution on the state machine (a delivery
+//	         that needs a retry)
+//	sweeper  queueSendActions on the delivery queue,
+//	         deadLetterDrainActions on the dead-letter queue
 func (h *hookstep) addPermissions() {
 	r := h.res
 	api, deliver, sweeper := r.roles["api"], r.roles["deliver"], r.roles["sweeper"]
 
 	h.grantTable(api, apiTableActions, apiIndexes)
 	r.adminToken.GrantRead(api, nil)
-	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee: api,
-		Actions: jsii.Strings("lambda:InvokeFunction"),
-		// The function itself: not its versions or aliases (":*"),
-		// which the stack never publishes.
-		ResourceArns: jsii.Strings(*r.sweeper.FunctionArn()),
-	})
-	r.stateMachine.GrantStartExecution(api)
+	// The function itself: not its versions or aliases (":*"), which
+	// the stack never publishes.
+	grant(api, []string{"lambda:InvokeFunction"}, r.sweeper.FunctionArn())
 
 	h.grantTable(deliver, deliverTableActions, nil)
 
@@ -93,17 +126,36 @@ func (h *hookstep) addPermissions() {
 	// Before it re-drives a delivery, the sweeper asks whether the
 	// execution it started for it is still running.
 	r.stateMachine.GrantExecution(sweeper, jsii.String("states:DescribeExecution"))
+
+	if h.props.Dispatch != DispatchQueue {
+		r.stateMachine.GrantStartExecution(api)
+		return
+	}
+	queue, dlq := r.queue.QueueArn(), r.deadLetterQueue.QueueArn()
+	grant(api, queueSendActions, queue)
+	grant(deliver, queueConsumeActions, queue)
+	// The ARN deliver is told (see addQueue): a reference to the state
+	// machine would make deliver's policy wait for it, and the state
+	// machine waits for deliver.
+	grant(deliver, []string{"states:StartExecution"}, r.stateMachineARN)
+	grant(sweeper, queueSendActions, queue)
+	grant(sweeper, deadLetterDrainActions, dlq)
+}
+
+// grant lets role run actions on one resource.
+func grant(role awsiam.IRole, actions []string, resource *string) {
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      role,
+		Actions:      jsii.Strings(actions...),
+		ResourceArns: &[]*string{resource},
+	})
 }
 
 // grantTable lets role run actions on the table's items and, when it
 // queries indexes, Query on those indexes only.
 func (h *hookstep) grantTable(role awsiam.IRole, actions, indexes []string) {
 	table := h.res.table.TableArn()
-	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee:      role,
-		Actions:      jsii.Strings(actions...),
-		ResourceArns: jsii.Strings(*table),
-	})
+	grant(role, actions, table)
 	if len(indexes) == 0 {
 		return
 	}

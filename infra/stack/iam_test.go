@@ -59,31 +59,46 @@ func statements(t *testing.T, c cfnTemplate) []statement {
 }
 
 func TestIAMHasNoWildcardActions(t *testing.T) {
-	s := defaultStack()
-	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
-	for _, st := range statements(t, s.tmpl) {
-		for _, a := range st.actions {
-			if strings.Contains(a, "*") {
-				t.Errorf("role %s: wildcard action %q on %s", st.role, a, st.resources)
-			}
-		}
-		if strings.Contains(st.resources, tableID) {
-			for _, a := range st.actions {
-				if !strings.HasPrefix(a, "dynamodb:") {
-					t.Errorf("role %s: non-DynamoDB action %q on the table", st.role, a)
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			s := v.stack()
+			tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
+			for _, st := range statements(t, s.tmpl) {
+				for _, a := range st.actions {
+					if strings.Contains(a, "*") {
+						t.Errorf("role %s: wildcard action %q on %s", st.role, a, st.resources)
+					}
+				}
+				if strings.Contains(st.resources, tableID) {
+					for _, a := range st.actions {
+						if !strings.HasPrefix(a, "dynamodb:") {
+							t.Errorf("role %s: non-DynamoDB action %q on the table", st.role, a)
+						}
+					}
 				}
 			}
-		}
-	}
-	if n := len(s.tmpl.ofType("AWS::IAM::ManagedPolicy")); n != 0 {
-		t.Errorf("got %d customer managed policies, want grants only", n)
+			if n := len(s.tmpl.ofType("AWS::IAM::ManagedPolicy")); n != 0 {
+				t.Errorf("got %d customer managed policies, want grants only", n)
+			}
+		})
 	}
 }
 
-// TestIAMManagedPolicies allows exactly the two AWS managed policies CDK
-// attaches for logging, and never a *FullAccess one.
+// TestIAMManagedPolicies allows exactly the AWS managed policies CDK
+// attaches for logging, and never a *FullAccess one: each function's,
+// and with a REST API the account's API Gateway CloudWatch role (an
+// HTTP API needs none).
 func TestIAMManagedPolicies(t *testing.T) {
-	s := defaultStack()
+	t.Run("rest", func(t *testing.T) {
+		checkManagedPolicies(t, defaultStack(), "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AmazonAPIGatewayPushToCloudWatchLogs")
+	})
+	t.Run("http", func(t *testing.T) {
+		checkManagedPolicies(t, httpStack(), "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole")
+	})
+}
+
+func checkManagedPolicies(t *testing.T, s synthesized, want ...string) {
+	t.Helper()
 	var got []string
 	for id, r := range s.tmpl.ofType("AWS::IAM::Role") {
 		arns := string(mustJSON(t, r.Properties["ManagedPolicyArns"]))
@@ -100,31 +115,76 @@ func TestIAMManagedPolicies(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	want := []string{"AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AWSLambdaBasicExecutionRole", "AmazonAPIGatewayPushToCloudWatchLogs"}
 	if !slices.Equal(got, want) {
 		t.Errorf("managed policies: got %v, want %v", got, want)
 	}
 }
 
 // TestIAMGrants spells out, statement by statement, what each role may
-// do on which resource. Each function's DynamoDB actions are the ones
-// its code paths issue (see iam.go): no Scan, no stream or transaction
-// actions, no DescribeTable; index ARNs only for Query, and only where
-// the function queries.
+// do on which resource, in both dispatch modes. Each function's DynamoDB
+// actions are the ones its code paths issue (see iam.go): no Scan, no
+// stream or transaction actions, no DescribeTable; index ARNs only for
+// Query, and only where the function queries. The SQS actions are the
+// calls each function makes and, for deliver, the event source
+// mapping's: no sqs:GetQueueUrl, which CDK's grants add.
 func TestIAMGrants(t *testing.T) {
-	s := defaultStack()
+	t.Run("stepfunctions", func(t *testing.T) {
+		s := defaultStack()
+		c := grantContext(t, s)
+		checkGrants(t, s, map[string][]grant{
+			"api": append(c.apiBase,
+				// A message's first runs.
+				allow([]string{"states:StartExecution"}, ref(c.smID)),
+			),
+			"deliver":      {c.deliverTable},
+			"sweeper":      c.sweeperBase,
+			"stateMachine": c.stateMachine,
+		})
+	})
+	t.Run("queue", func(t *testing.T) {
+		s := queueStack()
+		c := grantContext(t, s)
+		queueID, dlqID := queues(t, s)
+		queue, dlq := getAttArn(queueID), getAttArn(dlqID)
+		checkGrants(t, s, map[string][]grant{
+			// No StartExecution: new deliveries go to the queue.
+			"api": append(c.apiBase, allow([]string{"sqs:SendMessage"}, queue)),
+			"deliver": {
+				c.deliverTable,
+				// The event source mapping's receive, delete and
+				// attributes; the function's own visibility change.
+				allow([]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}, queue),
+				// A delivery that needs a retry: the state machine by
+				// the ARN its name gives (see TestQueueStateMachine).
+				allow([]string{"states:StartExecution"}, stateMachineARN("Hookstep-delivery")),
+			},
+			"sweeper": append(c.sweeperBase,
+				allow([]string{"sqs:SendMessage"}, queue),
+				allow([]string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}, dlq),
+			),
+			"stateMachine": c.stateMachine,
+		})
+	})
+}
+
+func allow(actions []string, resources ...any) grant { return grant{actions, resources} }
+
+// grants is what the roles may do in both dispatch modes.
+type grants struct {
+	smID         string
+	apiBase      []grant
+	deliverTable grant
+	sweeperBase  []grant
+	stateMachine []grant
+}
+
+func grantContext(t *testing.T, s synthesized) grants {
+	t.Helper()
 	tableID, _ := s.tmpl.only(t, "AWS::DynamoDB::Table")
-	smID, sm := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+	smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
 	deliverID, _ := s.tmpl.function(t, "deliver")
 	sweeperID, _ := s.tmpl.function(t, "sweeper")
-
-	roleOf := map[string]string{} // principal → role logical id
-	for _, name := range stack.Functions {
-		_, fn := s.tmpl.function(t, name)
-		roleOf[name] = fn.Properties["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
-	}
-	roleOf["stateMachine"] = sm.Properties["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 
 	table := getAttArn(tableID)
 	index := func(name string) any { return map[string]any{"Fn::Join": []any{"", []any{table, "/index/" + name}}} }
@@ -134,43 +194,50 @@ func TestIAMGrants(t *testing.T) {
 		map[string]any{"Fn::Select": []any{6, map[string]any{"Fn::Split": []any{":", ref(smID)}}}},
 		":*",
 	}}}
-	allow := func(actions []string, resources ...any) grant { return grant{actions, resources} }
-
-	tests := []struct {
-		principal string
-		want      []grant
-	}{
-		{"api", []grant{
+	return grants{
+		smID: smID,
+		apiBase: []grant{
 			allow([]string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
 				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
 			allow([]string{"dynamodb:Query"}, index(dynamo.IndexList), index(dynamo.IndexEndpoint), index(dynamo.IndexSweep)),
 			allow([]string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}, ref(secretID)),
-			// A message's first runs, then the hand-off of the rest:
-			// the sweeper function itself, no version or alias.
-			allow([]string{"states:StartExecution"}, ref(smID)),
+			// The hand-off to the sweeper: the function itself, no
+			// version or alias.
 			allow([]string{"lambda:InvokeFunction"}, getAttArn(sweeperID)),
-		}},
-		{"deliver", []grant{
-			allow([]string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, table),
-		}},
-		{"sweeper", []grant{
+		},
+		deliverTable: allow([]string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, table),
+		sweeperBase: []grant{
 			allow([]string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
 				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),
 			allow([]string{"dynamodb:Query"}, index(dynamo.IndexSweep), index(dynamo.IndexEndpoint)),
 			allow([]string{"states:StartExecution"}, ref(smID)),
 			allow([]string{"states:DescribeExecution"}, executions),
-		}},
-		{"stateMachine", []grant{
+		},
+		stateMachine: []grant{
 			allow([]string{"lambda:InvokeFunction"}, getAttArn(deliverID), map[string]any{"Fn::Join": []any{"", []any{getAttArn(deliverID), ":*"}}}),
 			allow(stateMachineLogDelivery, "*"),
-		}},
+		},
 	}
+}
+
+// checkGrants compares every statement of each principal's role with
+// want, whatever their order.
+func checkGrants(t *testing.T, s synthesized, want map[string][]grant) {
+	t.Helper()
+	_, sm := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+	roleOf := map[string]string{} // principal → role logical id
+	for _, name := range stack.Functions {
+		_, fn := s.tmpl.function(t, name)
+		roleOf[name] = fn.Properties["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+	}
+	roleOf["stateMachine"] = sm.Properties["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+
 	all := statements(t, s.tmpl)
-	for _, tt := range tests {
-		t.Run(tt.principal, func(t *testing.T) {
+	for principal, grants := range want {
+		t.Run(principal, func(t *testing.T) {
 			var got []string
 			for _, st := range all {
-				if st.role != roleOf[tt.principal] {
+				if st.role != roleOf[principal] {
 					continue
 				}
 				if st.effect != "Allow" {
@@ -186,14 +253,14 @@ func TestIAMGrants(t *testing.T) {
 				}
 				got = append(got, grant{st.actions, resources}.String(t))
 			}
-			var want []string
-			for _, g := range tt.want {
-				want = append(want, g.String(t))
+			var wantStrings []string
+			for _, g := range grants {
+				wantStrings = append(wantStrings, g.String(t))
 			}
 			sort.Strings(got)
-			sort.Strings(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("statements of %s:\n got %s\nwant %s", tt.principal, strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+			sort.Strings(wantStrings)
+			if !slices.Equal(got, wantStrings) {
+				t.Errorf("statements of %s:\n got %s\nwant %s", principal, strings.Join(got, "\n     "), strings.Join(wantStrings, "\n     "))
 			}
 		})
 	}

@@ -1,8 +1,9 @@
 // Package stack defines hookstep's AWS deployment as one CDK stack: the
 // DynamoDB table, the three Lambda functions, the delivery state machine
-// generated from the retry schedule, the REST API in front of the api
-// function, the sweep every minute, the admin token secret and the
-// alarms.
+// generated from the retry schedule, the API Gateway API (REST or HTTP)
+// in front of the api function, the sweep every minute, the admin token
+// secret and the alarms; and in queue dispatch mode the SQS queue that
+// carries first attempts to the deliver function.
 //
 // Everything that decides behaviour lives in the root module's internal
 // packages; this package only places it on AWS. The table layout comes
@@ -30,6 +31,35 @@ import (
 // change.
 type Props struct {
 	awscdk.StackProps
+
+	// Dispatch is how a new delivery reaches its first attempt. Default
+	// DispatchStepFunctions: every delivery is an execution from the
+	// start. DispatchQueue sends first attempts through an SQS queue to
+	// the deliver function and starts an execution only for a delivery
+	// that needs a retry.
+	Dispatch Dispatch
+
+	// QueueConcurrency is, in queue mode, the most deliver instances the
+	// queue's event source mapping runs at once (its maximum
+	// concurrency): 2 to 1,000, and at most DeliverConcurrency when that
+	// is reserved. Default DefaultQueueConcurrency.
+	QueueConcurrency int
+
+	// QueueBatchSize is, in queue mode, how many messages one deliver
+	// invocation gets from the queue: 1 to 10 (the most SQS allows
+	// without a batching window, which would delay first attempts).
+	// Default 10.
+	QueueBatchSize int
+
+	// API is the kind of API Gateway API in front of the api function.
+	// Default APIRest, the one LocalStack Community has; APIHTTP costs
+	// less per request.
+	API APIKind
+
+	// RetentionDays is how long a message's payload is kept when the
+	// message names no retention of its own; TTL deletes it after. 1 to
+	// 90 days. Default 30.
+	RetentionDays int
 
 	// Schedule is the retry schedule the state machine's Wait states
 	// encode and the deliver function is told. Every wait must be a
@@ -91,7 +121,8 @@ type Props struct {
 	RemovalPolicy awscdk.RemovalPolicy
 
 	// ThrottleRate and ThrottleBurst bound the API stage's steady request
-	// rate (per second) and burst. Defaults 100 and 200.
+	// rate (per second) and burst (with an HTTP API, its default route
+	// settings). Defaults 100 and 200.
 	ThrottleRate  float64
 	ThrottleBurst float64
 
@@ -105,9 +136,10 @@ type Props struct {
 	AlarmTopicARN string
 
 	// APIGatewayLogRoleExists says the account's API Gateway CloudWatch
-	// role is already configured in this region. API Gateway needs that
+	// role is already configured in this region. A REST API needs that
 	// account-wide role to write access logs; by default the stack sets
-	// it, which would overwrite a role another stack manages.
+	// it, which would overwrite a role another stack manages. An HTTP
+	// API does not use it.
 	APIGatewayLogRoleExists bool
 
 	// AllowPrivateTargets lets endpoints use loopback and private
@@ -139,6 +171,36 @@ type WarmThroughput struct {
 const (
 	MinWarmReadUnits  = 12000
 	MinWarmWriteUnits = 4000
+)
+
+// Dispatch is a way of dispatching deliveries, as the CDK context key
+// dispatch spells it.
+type Dispatch string
+
+// The dispatch modes.
+const (
+	// DispatchStepFunctions starts an execution for every delivery; the
+	// api and the sweeper start them.
+	DispatchStepFunctions Dispatch = "stepfunctions"
+
+	// DispatchQueue sends new deliveries to an SQS queue that the deliver
+	// function consumes; the deliver function starts an execution only
+	// when a first attempt fails.
+	DispatchQueue Dispatch = "queue"
+)
+
+// APIKind is a kind of API Gateway API, as the CDK context key api
+// spells it.
+type APIKind string
+
+// The API kinds.
+const (
+	// APIRest is an API Gateway REST API (v1), with the stage in the path.
+	APIRest APIKind = "rest"
+
+	// APIHTTP is an API Gateway HTTP API (v2) with a $default stage and
+	// route: no stage in the path, and a lower price per request.
+	APIHTTP APIKind = "http"
 )
 
 // Architecture is a Lambda instruction set, as the CDK context key
@@ -195,6 +257,40 @@ const (
 
 	// DefaultArchitecture is Graviton: the build's default (make build).
 	DefaultArchitecture = ARM64
+
+	// DefaultDispatch is today's dispatch: an execution per delivery.
+	DefaultDispatch = DispatchStepFunctions
+
+	// DefaultAPI is the REST API, which LocalStack Community also has, so
+	// that one stack deploys to both.
+	DefaultAPI = APIRest
+
+	// DefaultQueueConcurrency lets the queue run up to 100 deliver
+	// instances at once: a third of DefaultDeliverConcurrency, so that a
+	// burst of first attempts leaves 200 instances to the executions'
+	// retries, which the queue would otherwise throttle. With batches of
+	// 10 attempted together, 100 instances make about 1,000 first
+	// attempts a second at a second each: ten times the stepfunctions
+	// mode's DefaultDispatchRate, and as many as the API's default
+	// throttle admits with a fan-out of ten.
+	DefaultQueueConcurrency = 100
+
+	// DefaultQueueBatchSize is the most messages a batch may hold
+	// without a batching window.
+	DefaultQueueBatchSize = 10
+
+	// DefaultRetentionDays keeps payloads a month, like the log groups.
+	DefaultRetentionDays = 30
+)
+
+// Bounds of the queue and retention props: the event source mapping's
+// maximum concurrency (SQS needs at least 2), an SQS batch without a
+// batching window, and the retention hookstep offers.
+const (
+	minQueueConcurrency = 2
+	maxQueueConcurrency = 1000
+	maxQueueBatchSize   = 10
+	maxRetentionDays    = 90
 )
 
 // maxSweepRate is the longest SweepRate: the sweeper re-drives what a lost
@@ -231,6 +327,9 @@ func New(scope constructs.Construct, id string, props *Props) (awscdk.Stack, err
 	h.addSecret()
 	h.addFunctions()
 	h.addStateMachine()
+	if err := h.addQueue(); err != nil {
+		return nil, err
+	}
 	h.addDispatch()
 	h.addPermissions()
 	h.addAPI()
@@ -300,6 +399,21 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.Architecture == "" {
 		out.Architecture = DefaultArchitecture
 	}
+	if out.Dispatch == "" {
+		out.Dispatch = DefaultDispatch
+	}
+	if out.QueueConcurrency == 0 {
+		out.QueueConcurrency = DefaultQueueConcurrency
+	}
+	if out.QueueBatchSize == 0 {
+		out.QueueBatchSize = DefaultQueueBatchSize
+	}
+	if out.API == "" {
+		out.API = DefaultAPI
+	}
+	if out.RetentionDays == 0 {
+		out.RetentionDays = DefaultRetentionDays
+	}
 
 	var errs []error
 	for i, d := range out.Schedule {
@@ -307,9 +421,9 @@ func (p *Props) withDefaults() (Props, error) {
 			errs = append(errs, fmt.Errorf("schedule[%d] = %s: a Wait state needs whole, non-negative seconds", i, d))
 		}
 	}
-	if out.HTTPTimeout < time.Second || deliverTimeout(out.HTTPTimeout) > maxLambdaTimeout {
-		errs = append(errs, fmt.Errorf("HTTPTimeout %s: want 1s..%s so the deliver function's timeout (2x + %s) fits Lambda's %s",
-			out.HTTPTimeout, (maxLambdaTimeout-deliverOverhead)/2, deliverOverhead, maxLambdaTimeout))
+	if n := deliverBudgets(out.Dispatch); out.HTTPTimeout < time.Second || deliverTimeout(out.HTTPTimeout, out.Dispatch) > maxLambdaTimeout {
+		errs = append(errs, fmt.Errorf("HTTPTimeout %s: want 1s..%s so the deliver function's timeout (%dx + %s) fits Lambda's %s",
+			out.HTTPTimeout, (maxLambdaTimeout-deliverOverhead)/time.Duration(n), n, deliverOverhead, maxLambdaTimeout))
 	}
 	if out.DisableAfter < 0 {
 		errs = append(errs, fmt.Errorf("DisableAfter %s is negative", out.DisableAfter))
@@ -342,6 +456,26 @@ func (p *Props) withDefaults() (Props, error) {
 	}
 	if out.Architecture != ARM64 && out.Architecture != X86_64 {
 		errs = append(errs, fmt.Errorf("Architecture %q: want %s or %s", out.Architecture, ARM64, X86_64))
+	}
+	switch out.Dispatch {
+	case DispatchStepFunctions:
+	case DispatchQueue:
+		if c := out.QueueConcurrency; c < minQueueConcurrency || c > maxQueueConcurrency {
+			errs = append(errs, fmt.Errorf("QueueConcurrency %d: want %d..%d (the event source mapping's maximum concurrency)", c, minQueueConcurrency, maxQueueConcurrency))
+		} else if d := *out.DeliverConcurrency; d > 0 && c > d {
+			errs = append(errs, fmt.Errorf("QueueConcurrency %d is more than DeliverConcurrency %d: the queue would throttle its own function and the retries", c, d))
+		}
+		if b := out.QueueBatchSize; b < 1 || b > maxQueueBatchSize {
+			errs = append(errs, fmt.Errorf("QueueBatchSize %d: want 1..%d (SQS without a batching window)", b, maxQueueBatchSize))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("Dispatch %q: want %s or %s", out.Dispatch, DispatchStepFunctions, DispatchQueue))
+	}
+	if out.API != APIRest && out.API != APIHTTP {
+		errs = append(errs, fmt.Errorf("API %q: want %s or %s", out.API, APIRest, APIHTTP))
+	}
+	if out.RetentionDays < 1 || out.RetentionDays > maxRetentionDays {
+		errs = append(errs, fmt.Errorf("RetentionDays %d: want 1..%d", out.RetentionDays, maxRetentionDays))
 	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))

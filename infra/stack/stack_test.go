@@ -3,6 +3,7 @@ package stack_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,20 +88,41 @@ func newSynthesized(tpl assertions.Template) (synthesized, error) {
 	return synthesized{Template: tpl, tmpl: c}, nil
 }
 
-// defaultStack is the stack with default props, synthesized once for
-// the tests that only read it.
-var defaultStack = sync.OnceValue(func() synthesized {
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(workDir, "cdk.out.default"))})
-	st, err := stack.New(app, "Hookstep", &stack.Props{AssetDir: filepath.Join(workDir, "build")})
-	if err != nil {
-		panic(err)
-	}
-	s, err := newSynthesized(assertions.Template_FromStack(st, nil))
-	if err != nil {
-		panic(err)
-	}
-	return s
-})
+// defaultStack is the stack with default props, and queueStack and
+// httpStack the stack in queue dispatch mode and with an HTTP API, each
+// synthesized once for the tests that only read it.
+var (
+	defaultStack = sharedStack("default", stack.Props{})
+	queueStack   = sharedStack("queue", stack.Props{Dispatch: stack.DispatchQueue})
+	httpStack    = sharedStack("http", stack.Props{API: stack.APIHTTP})
+)
+
+// sharedStack synthesizes the stack with props once, when first asked.
+func sharedStack(name string, props stack.Props) func() synthesized {
+	return sync.OnceValue(func() synthesized {
+		props.AssetDir = filepath.Join(workDir, "build")
+		app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(workDir, "cdk.out."+name))})
+		st, err := stack.New(app, "Hookstep", &props)
+		if err != nil {
+			panic(err)
+		}
+		s, err := newSynthesized(assertions.Template_FromStack(st, nil))
+		if err != nil {
+			panic(err)
+		}
+		return s
+	})
+}
+
+// variants are the shared stacks, for the tests that hold in each.
+var variants = []struct {
+	name  string
+	stack func() synthesized
+}{
+	{"default", defaultStack},
+	{"queue", queueStack},
+	{"http", httpStack},
+}
 
 // check runs an assertions-package check, which panics on failure, and
 // reports the failure on t instead, so one failed assertion does not
@@ -127,6 +149,7 @@ type cfnResource struct {
 	Type           string         `json:"Type"`
 	Properties     map[string]any `json:"Properties"`
 	DeletionPolicy string         `json:"DeletionPolicy"`
+	DependsOn      []string       `json:"DependsOn"`
 }
 
 // ofType returns the resources of one type by logical id.
@@ -170,8 +193,8 @@ func ref(id string) map[string]any       { return map[string]any{"Ref": id} }
 func getAttArn(id string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, "Arn"}} }
 
 func TestResourceCounts(t *testing.T) {
-	s := defaultStack()
-	for typ, want := range map[string]int{
+	// The default stack: stepfunctions dispatch, a REST API.
+	want := map[string]int{
 		"AWS::DynamoDB::Table":             1,
 		"AWS::Lambda::Function":            3, // ours only: no custom-resource functions
 		"AWS::StepFunctions::StateMachine": 1,
@@ -180,15 +203,57 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::ApiGateway::Method":          2, // ANY / and ANY /{proxy+}
 		"AWS::ApiGateway::Account":         1, // the CloudWatch role for access logs
 		"AWS::ApiGateway::DomainName":      0,
+		"AWS::ApiGatewayV2::Api":           0,
+		"AWS::ApiGatewayV2::Stage":         0,
+		"AWS::ApiGatewayV2::Route":         0,
+		"AWS::ApiGatewayV2::Integration":   0,
+		"AWS::SQS::Queue":                  0,
+		"AWS::SQS::QueuePolicy":            0,
+		"AWS::Lambda::EventSourceMapping":  0,
 		"AWS::Events::Rule":                1,
 		"AWS::SecretsManager::Secret":      1,
 		"AWS::CloudWatch::Alarm":           8,
 		"AWS::Logs::LogGroup":              5, // three functions, the state machine, API access logs
 		"AWS::IAM::Role":                   5, // three functions, the state machine, API Gateway's CloudWatch role
 		"AWS::SNS::Topic":                  0,
-	} {
-		t.Run(typ, func(t *testing.T) {
-			check(t, func() { s.ResourceCountIs(jsii.String(typ), jsii.Number(want)) })
+	}
+	with := func(changes map[string]int) map[string]int {
+		out := maps.Clone(want)
+		maps.Copy(out, changes)
+		return out
+	}
+	tests := []struct {
+		name  string
+		stack func() synthesized
+		want  map[string]int
+	}{
+		{"default", defaultStack, want},
+		{"queue", queueStack, with(map[string]int{
+			"AWS::SQS::Queue":                 2, // deliveries and their dead letters
+			"AWS::SQS::QueuePolicy":           2, // https only
+			"AWS::Lambda::EventSourceMapping": 1,
+			"AWS::CloudWatch::Alarm":          10, // and the dead-letter queue, the oldest message's age
+		})},
+		{"http", httpStack, with(map[string]int{
+			"AWS::ApiGateway::RestApi":       0,
+			"AWS::ApiGateway::Stage":         0,
+			"AWS::ApiGateway::Method":        0,
+			"AWS::ApiGateway::Account":       0, // HTTP APIs log without the account's role
+			"AWS::ApiGatewayV2::Api":         1,
+			"AWS::ApiGatewayV2::Stage":       1, // $default
+			"AWS::ApiGatewayV2::Route":       1, // $default
+			"AWS::ApiGatewayV2::Integration": 1,
+			"AWS::IAM::Role":                 4,
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.stack()
+			for typ, n := range tt.want {
+				t.Run(typ, func(t *testing.T) {
+					check(t, func() { s.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
+				})
+			}
 		})
 	}
 }
@@ -253,6 +318,7 @@ func TestFunctions(t *testing.T) {
 	secretID, _ := s.tmpl.only(t, "AWS::SecretsManager::Secret")
 	sweeperID, _ := s.tmpl.function(t, "sweeper")
 
+	// In stepfunctions mode; queue mode's are in TestQueueFunctions.
 	tests := []struct {
 		name        string
 		memory      float64
@@ -266,6 +332,7 @@ func TestFunctions(t *testing.T) {
 			"HOOKSTEP_STATE_MACHINE_ARN":      ref(smID),
 			"HOOKSTEP_DISPATCH_FUNCTION":      getAttArn(sweeperID),
 			"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": ref(secretID),
+			"HOOKSTEP_RETENTION":              "720h", // 30 days
 		}},
 		{"deliver", 256, 40, 300, nil},
 		// 100 starts a second over 5 instances.
@@ -295,23 +362,34 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("LoggingConfig: got %v, want the function's own log group", p["LoggingConfig"])
 			}
 
-			want := map[string]any{
-				"HOOKSTEP_TABLE":          ref(tableID),
-				"HOOKSTEP_RETRY_SCHEDULE": webhook.DefaultSchedule.String(),
-				"HOOKSTEP_HTTP_TIMEOUT":   "15s",
-				"HOOKSTEP_DISABLE_AFTER":  "168h0m0s",
-				// The production defaults: the SSRF guard on, https only.
-				"HOOKSTEP_ALLOW_PRIVATE_TARGETS": "false",
-				"HOOKSTEP_REQUIRE_HTTPS":         "true",
-			}
-			for k, v := range tt.extraEnv {
-				want[k] = v
-			}
-			got := p["Environment"].(map[string]any)["Variables"]
-			if !jsonEqual(got, want) {
-				t.Errorf("environment:\n got %v\nwant %v", got, want)
-			}
+			checkEnv(t, fn, sharedEnv(tableID, "stepfunctions"), tt.extraEnv)
 		})
+	}
+}
+
+// sharedEnv is the environment every function gets with the default
+// props, in a dispatch mode.
+func sharedEnv(tableID, dispatch string) map[string]any {
+	return map[string]any{
+		"HOOKSTEP_DISPATCH":       dispatch,
+		"HOOKSTEP_TABLE":          ref(tableID),
+		"HOOKSTEP_RETRY_SCHEDULE": webhook.DefaultSchedule.String(),
+		"HOOKSTEP_HTTP_TIMEOUT":   "15s",
+		"HOOKSTEP_DISABLE_AFTER":  "168h0m0s",
+		// The production defaults: the SSRF guard on, https only.
+		"HOOKSTEP_ALLOW_PRIVATE_TARGETS": "false",
+		"HOOKSTEP_REQUIRE_HTTPS":         "true",
+	}
+}
+
+// checkEnv checks a function's whole environment: shared and extra.
+func checkEnv(t *testing.T, fn cfnResource, shared, extra map[string]any) {
+	t.Helper()
+	want := maps.Clone(shared)
+	maps.Copy(want, extra)
+	got := fn.Properties["Environment"].(map[string]any)["Variables"]
+	if !jsonEqual(got, want) {
+		t.Errorf("environment:\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -668,6 +746,9 @@ func TestPropsAreValidated(t *testing.T) {
 		{"warm reads below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{ReadUnitsPerSecond: 100}}, "ReadUnitsPerSecond"},
 		{"warm writes below a new table's", stack.Props{WarmThroughput: stack.WarmThroughput{WriteUnitsPerSecond: 3999}}, "WriteUnitsPerSecond"},
 		{"unknown architecture", stack.Props{Architecture: "amd64"}, "Architecture"},
+		{"unknown API kind", stack.Props{API: "v2"}, "API"},
+		{"retention beyond 90 days", stack.Props{RetentionDays: 91}, "RetentionDays"},
+		{"negative retention", stack.Props{RetentionDays: -1}, "RetentionDays"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {
@@ -696,4 +777,38 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRetention checks the api's default payload retention: the days as
+// a Go duration, which TTL then enforces. No other function reads it.
+func TestRetention(t *testing.T) {
+	for _, tt := range []struct {
+		days int
+		want string
+	}{
+		{0, "720h"}, // the default: 30 days
+		{1, "24h"},
+		{90, "2160h"},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			s := defaultStack()
+			if tt.days != 0 {
+				s = synth(t, stack.Props{RetentionDays: tt.days})
+			}
+			for _, name := range stack.Functions {
+				_, fn := s.tmpl.function(t, name)
+				got, ok := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)["HOOKSTEP_RETENTION"]
+				if name != "api" {
+					if ok {
+						t.Errorf("%s: got HOOKSTEP_RETENTION %v, want none", name, got)
+					}
+					continue
+				}
+				d, err := time.ParseDuration(fmt.Sprint(got))
+				if got != tt.want || err != nil || d%(24*time.Hour) != 0 {
+					t.Errorf("api: got HOOKSTEP_RETENTION %v (%v), want %s", got, err, tt.want)
+				}
+			}
+		})
+	}
 }
