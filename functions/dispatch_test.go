@@ -285,11 +285,15 @@ func TestRecoverRunsInTheSweeper(t *testing.T) {
 				msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: r.app.ID, EventType: "v1.end_user.created",
 					Payload: []byte(`{"n":1}`), Timestamp: now, ExpiresAt: now.Add(time.Hour)}
 				err := r.store.CreateMessage(ctx, msg, []webhook.Delivery{{EndpointID: ep.ID, Dispatched: true}})
+				var from *webhook.Delivery // deferred until its first attempt
+				if err == nil {
+					from, err = r.store.GetDelivery(ctx, r.app.ID, msg.ID, ep.ID)
+				}
 				if err == nil {
 					_, err = r.store.RecordAttempt(ctx, webhook.AttemptResult{
 						Attempt: webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: r.app.ID, MsgID: msg.ID,
 							EndpointID: ep.ID, EventType: msg.EventType, Status: webhook.StatusFail, Timestamp: now, ExpiresAt: msg.ExpiresAt},
-						Attempts: 1, Status: webhook.StatusFail,
+						Attempts: 1, Status: webhook.StatusFail, From: from,
 					})
 				}
 				if err != nil {

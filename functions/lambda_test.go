@@ -249,10 +249,17 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	call("PATCH", "/api/v1/app/acme/endpoint/"+fail, `{"disabled":false}`, 200)
 	msg3 := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.updated","payload":{"n":3}}`, 202)["id"].(string)
 	weekAgo := time.Now().UTC().Add(-8 * 24 * time.Hour)
+	// Dispatched before it was stored, the delivery has no item until its
+	// first attempt (internal/dynamo, deferred deliveries): the attempt
+	// is recorded from the delivery as read.
+	from, err := store.GetDelivery(ctx, app, msg3, fail)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := store.RecordAttempt(ctx, webhook.AttemptResult{
 		Attempt: webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: app, MsgID: msg3, EndpointID: fail,
 			Status: webhook.StatusFail, Timestamp: weekAgo, ExpiresAt: time.Now().Add(time.Hour)},
-		Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: time.Now().Add(time.Hour),
+		Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: time.Now().Add(time.Hour), From: from,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,17 @@ func idempotencyKey(r *http.Request, clientKey string) string {
 // longer than idempotencyStaleAfter: its process died, and the repeat
 // takes the key over. A non-2xx response frees the key, so the client can
 // retry.
-func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Handler) {
+//
+// Creating a message (pattern createMessageRoute) is the exception, on
+// the hot path of every Svix SDK, which sends a key with every POST: the
+// claim names the message id the request will use, and the response is
+// not stored. A repeat answers from the message itself, rendered as the
+// first response was: the stored payload is the request's, byte for byte.
+// If the message is not there, the repeat gets 409 while the first
+// request may still run, and after that stores the message under the
+// same id (see createMessage). One write for the key instead of two, and
+// the second the size of the message.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, pattern string, next http.Handler) {
 	clientKey := r.Header.Get(idempotencyHeader)
 	if len(clientKey) > maxIdempotencyKey {
 		s.writeError(w, r, webhook.BadRequest("generic_error", "idempotency-key must be at most %d characters", maxIdempotencyKey))
@@ -60,7 +70,11 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Ha
 	key := idempotencyKey(r, clientKey)
 	inProgress := errConflict("A request with this idempotency key is still in progress")
 	now := s.now()
-	rec, err := s.store.BeginIdempotent(r.Context(), key, now.Add(idempotencyTTL), now.Add(-idempotencyStaleAfter))
+	var resource string
+	if pattern == createMessageRoute {
+		resource = webhook.NewID(webhook.PrefixMessage)
+	}
+	rec, err := s.store.BeginIdempotent(r.Context(), key, resource, now.Add(idempotencyTTL), now.Add(-idempotencyStaleAfter))
 	if err != nil {
 		if webhook.IsConflict(err) {
 			err = inProgress // contended by concurrent repeats
@@ -69,15 +83,19 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Ha
 		return
 	}
 	if rec != nil {
-		if !rec.Done {
+		switch {
+		case rec.Done:
+			if len(rec.Body) > 0 {
+				w.Header().Set("Content-Type", "application/json")
+			}
+			w.WriteHeader(rec.StatusCode)
+			_, _ = w.Write(rec.Body)
+		case rec.Resource != "":
+			stale := rec.ClaimedAt.Before(now.Add(-idempotencyStaleAfter))
+			next.ServeHTTP(w, r.WithContext(withResource(r.Context(), resourceClaim{id: rec.Resource, repeat: true, stale: stale})))
+		default:
 			s.writeError(w, r, inProgress)
-			return
 		}
-		if len(rec.Body) > 0 {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(rec.StatusCode)
-		_, _ = w.Write(rec.Body)
 		return
 	}
 
@@ -97,14 +115,42 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, next http.Ha
 	}()
 	handlerCtx, cancelHandler := context.WithTimeout(r.Context(), idempotentBudget)
 	defer cancelHandler()
+	if resource != "" {
+		handlerCtx = withResource(handlerCtx, resourceClaim{id: resource})
+	}
 	next.ServeHTTP(cw, r.WithContext(handlerCtx))
 	if cw.status >= 200 && cw.status < 300 {
+		if resource != "" {
+			finished = true // the claim names the message: repeats answer from it
+			return
+		}
 		if err := s.store.FinishIdempotent(ctx, key, cw.status, cw.body.Bytes()); err != nil {
 			s.log.ErrorContext(ctx, "store idempotent response", "err", err)
 			return
 		}
 		finished = true
 	}
+}
+
+// resourceClaim is what an idempotency key's claim says about the message
+// a create-message request makes: its id, and for a repeat of the
+// request, whether the first may still be running (not stale).
+type resourceClaim struct {
+	id     string
+	repeat bool
+	stale  bool
+}
+
+type resourceKey struct{}
+
+func withResource(ctx context.Context, c resourceClaim) context.Context {
+	return context.WithValue(ctx, resourceKey{}, c)
+}
+
+// claimedResource returns the request's resourceClaim, if it has one.
+func claimedResource(ctx context.Context) (resourceClaim, bool) {
+	c, ok := ctx.Value(resourceKey{}).(resourceClaim)
+	return c, ok
 }
 
 // capture passes a response through and keeps a copy of its status and

@@ -102,7 +102,7 @@ func TestIdempotencyStaleClaimIsTakenOver(t *testing.T) {
 	req := httptest.NewRequest("POST", "http://hookstep.test/api/v1/app", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	key := idempotencyKey(req, clientKey)
-	if rec, err := h.store.BeginIdempotent(context.Background(), key, h.clock.Now().Add(idempotencyTTL), time.Time{}); err != nil || rec != nil {
+	if rec, err := h.store.BeginIdempotent(context.Background(), key, "", h.clock.Now().Add(idempotencyTTL), time.Time{}); err != nil || rec != nil {
 		t.Fatalf("claim the key as the dead request: %+v, %v", rec, err)
 	}
 
@@ -117,5 +117,51 @@ func TestIdempotencyStaleClaimIsTakenOver(t *testing.T) {
 	}
 	if n := len(h.must(http.StatusOK, "GET", "/api/v1/app", nil).Data(t)); n != 1 {
 		t.Errorf("%d apps, want 1", n)
+	}
+}
+
+// TestIdempotentMessageAnswersFromTheMessage: a keyed create-message
+// stores no response: its claim names the message id, repeats (even with
+// another body) are answered from the message, byte for byte; a claim
+// whose request died before storing its message answers 409 for a
+// minute, then the repeat stores the message under the id the claim
+// names, once.
+func TestIdempotentMessageAnswersFromTheMessage(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	path := "/api/v1/app/" + app + "/msg"
+	first := h.must(http.StatusAccepted, "POST", path, map[string]any{"eventType": "a", "payload": map[string]any{"n": 1}}, "Idempotency-Key", "k1")
+	id := str(first.JSON(t)["id"])
+	req := httptest.NewRequest("POST", "http://hookstep.test"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	rec, err := h.store.BeginIdempotent(context.Background(), idempotencyKey(req, "k1"), "msg_other", h.clock.Now().Add(time.Hour), h.clock.Now())
+	if err != nil || rec == nil || rec.Done || rec.Resource != id || len(rec.Body) != 0 {
+		t.Fatalf("the key's record: %+v, %v; want an unfinished claim naming %s, no body", rec, err, id)
+	}
+	h.clock.Advance(time.Hour)
+	again := h.must(http.StatusAccepted, "POST", path, map[string]any{"eventType": "b", "payload": map[string]any{"n": 2}}, "Idempotency-Key", "k1")
+	if !bytes.Equal(first.Body, again.Body) {
+		t.Errorf("repeat differs:\n%s\n%s", first.Body, again.Body)
+	}
+
+	// The request that claimed k2 died before it stored its message.
+	req = httptest.NewRequest("POST", "http://hookstep.test"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	const lost = "msg_2pLostMessageKSUID00000000"
+	if rec, err := h.store.BeginIdempotent(context.Background(), idempotencyKey(req, "k2"), lost, h.clock.Now().Add(idempotencyTTL), time.Time{}); err != nil || rec != nil {
+		t.Fatalf("claim k2 as the dead request: %+v, %v", rec, err)
+	}
+	body := map[string]any{"eventType": "a", "payload": map[string]any{"n": 3}}
+	wantError(t, h.do("POST", path, body, "Idempotency-Key", "k2"), http.StatusConflict, "conflict")
+	h.clock.Advance(2 * time.Minute)
+	taken := h.must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "k2")
+	if got := str(taken.JSON(t)["id"]); got != lost {
+		t.Errorf("the repeat stored %s, want the id the claim names, %s", got, lost)
+	}
+	if again := h.must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "k2"); !bytes.Equal(taken.Body, again.Body) {
+		t.Errorf("repeat differs:\n%s\n%s", taken.Body, again.Body)
+	}
+	if n := len(h.must(http.StatusOK, "GET", path, nil).Data(t)); n != 2 {
+		t.Errorf("%d messages, want 2", n)
 	}
 }

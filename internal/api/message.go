@@ -135,6 +135,10 @@ func (s *Server) appMessage(ctx context.Context, app *webhook.App, idOrEventID s
 	return msg, err
 }
 
+// createMessageRoute is the pattern of createMessage, which the
+// idempotency middleware treats apart.
+const createMessageRoute = "POST /api/v1/app/{app_id}/msg"
+
 // createMessage accepts a message for delivery: 202 once it and its
 // deliveries are stored.
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
@@ -154,8 +158,34 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	msg.ID = webhook.NewID(webhook.PrefixMessage)
 	msg.AppID = app.ID
+	claim, keyed := claimedResource(r.Context())
+	if keyed {
+		// Its idempotency key names the id (see Server.idempotent).
+		msg.ID = claim.id
+	}
+	if keyed && claim.repeat {
+		stored, err := s.store.GetMessage(r.Context(), app.ID, claim.id)
+		switch {
+		case err == nil:
+			s.writeJSON(w, r, http.StatusAccepted, newMessageOut(stored, withContent))
+			return nil
+		case !webhook.IsNotFound(err):
+			return err
+		case !claim.stale:
+			return errConflict("A request with this idempotency key is still in progress")
+		}
+		// The first request died before it stored the message: store it
+		// now, under the id its key names.
+	}
 	if err := s.deliveries.Publish(r.Context(), msg); err != nil {
 		switch {
+		case webhook.IsConflict(err) && keyed:
+			// A repeat that raced another: the message is stored.
+			if stored, gerr := s.store.GetMessage(r.Context(), app.ID, claim.id); gerr == nil && stored.ID == claim.id {
+				s.writeJSON(w, r, http.StatusAccepted, newMessageOut(stored, withContent))
+				return nil
+			}
+			return errConflict("A message with eventId %q already exists", msg.EventID)
 		case webhook.IsConflict(err):
 			return errConflict("A message with eventId %q already exists", msg.EventID)
 		case webhook.IsNotFound(err):

@@ -149,7 +149,7 @@ func (s *Server) routes() {
 	s.handle("GET "+ep+"/msg", s.listEndpointMessages)
 
 	s.handle("GET "+app+"/msg", s.listMessages)
-	s.handle("POST "+app+"/msg", s.createMessage)
+	s.handle(createMessageRoute, s.createMessage)
 	s.handle("GET "+msg, s.getMessage)
 	s.handle("GET "+msg+"/endpoint", s.listMessageEndpoints)
 	s.handle("GET "+msg+"/attempt/{attempt_id}", s.getAttempt)
@@ -197,12 +197,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		s.unrouted(w, r)
 		return
 	}
 	if r.Method == http.MethodPost && r.Header.Get(idempotencyHeader) != "" {
-		s.idempotent(w, r, s.mux)
+		s.idempotent(w, r, pattern, s.mux)
 		return
 	}
 	s.mux.ServeHTTP(w, r)

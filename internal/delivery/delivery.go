@@ -97,6 +97,14 @@ type Service struct {
 	// (HandOff). Each round waits first, so the rounds are few. Default
 	// DefaultReconcileFor.
 	ReconcileFor time.Duration
+	// AwaitCommit, when set, is how long after a message's id was made
+	// an attempt that finds neither the message nor its delivery takes
+	// them for not stored yet rather than gone: an Early dispatcher
+	// hands runs over before their message is stored. The attempt
+	// re-reads for a moment, then fails with ErrNotCommitted, which its
+	// caller retries; after AwaitCommit the run stops. Zero: a missing
+	// delivery is gone (local mode, which stores before it dispatches).
+	AwaitCommit time.Duration
 	// Go runs a task in the background (recover). Nil runs it inline,
 	// which is what a Lambda function wants: it has no life after the
 	// response.
@@ -154,6 +162,9 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		}
 		opts.Cursor = page.Items[len(page.Items)-1].ID
 	}
+	if e, ok := s.Dispatcher.(Early); ok && len(deliveries) > 0 {
+		return s.publishEarly(ctx, e, msg, deliveries)
+	}
 	var take func([]webhook.Loaded)
 	if h, ok := s.Dispatcher.(Holder); ok && len(deliveries) > 0 {
 		if until, t, ok := h.Hold(len(deliveries), s.Clock.Now()); ok {
@@ -182,6 +193,68 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		refs[i] = deliveries[i].Ref()
 	}
 	s.dispatchAll(ctx, refs)
+	return nil
+}
+
+// Early is a Dispatcher whose dispatch is durable on its own (an SQS
+// message, a Step Functions execution: AWS). Publish hands a new
+// message's runs to First before it stores the message, and stores those
+// First took as dispatched — which lets the store defer writing them
+// until their first attempt (webhook.Store.CreateMessage) — then hands
+// the rest to Then. A run First took whose message is then not stored
+// (the store failed, the event id was taken: the client gets an error)
+// finds nothing to deliver; its attempts wait out AwaitCommit and stop.
+// A client that retries with its idempotency key stores the same message
+// id, which the runs taken before then deliver.
+type Early interface {
+	webhook.Dispatcher
+	// First dispatches what it can of a new message's runs, within its
+	// own bounds, and returns those it took.
+	First(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error)
+	// Then dispatches, once the message is stored, the runs First did
+	// not take, and returns those it took.
+	Then(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error)
+}
+
+// publishEarly is Publish with an Early dispatcher.
+func (s *Service) publishEarly(ctx context.Context, e Early, msg *webhook.Message, deliveries []webhook.Delivery) error {
+	refs := make([]webhook.Ref, len(deliveries))
+	for i := range deliveries {
+		refs[i] = deliveries[i].Ref()
+	}
+	taken, err := e.First(ctx, refs)
+	if err != nil {
+		s.Logger.Warn("dispatch before storing failed in part; the rest is dispatched after",
+			"msg_id", msg.ID, "runs", len(refs), "dispatched", len(taken), "err", err)
+	}
+	took := make(map[webhook.Ref]bool, len(taken))
+	for _, r := range taken {
+		took[r] = true
+	}
+	var rest []webhook.Ref
+	for i := range deliveries {
+		if took[refs[i]] {
+			deliveries[i].Dispatched = true
+		} else {
+			rest = append(rest, refs[i])
+		}
+	}
+	if err := s.Store.CreateMessage(ctx, msg, deliveries); err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	later, err := e.Then(ctx, rest)
+	if len(later) > 0 {
+		if merr := s.Store.MarkDispatchedBatch(ctx, later); merr != nil {
+			err = errors.Join(err, fmt.Errorf("record dispatched: %w", merr))
+		}
+	}
+	if err != nil {
+		s.Logger.Warn("dispatch failed; the sweeper will re-drive what was not taken",
+			"msg_id", msg.ID, "runs", len(rest), "err", err)
+	}
 	return nil
 }
 
@@ -302,6 +375,10 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		d, ep, msg = loaded.Delivery, loaded.Endpoint, loaded.Message
 	} else {
 		d, ep, msg, err = s.load(ctx, ref)
+		if webhook.IsNotFound(err) && s.uncommitted(ref) {
+			// The delivery or the message missing: maybe not stored yet.
+			d, ep, msg, err = s.awaitCommit(ctx, ref)
+		}
 	}
 	if err != nil && !webhook.IsNotFound(err) {
 		return Result{}, err
@@ -366,6 +443,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		},
 		Run:      d.Run,
 		Attempts: n,
+		From:     d,
 	}
 	out := Result{Attempt: n, StatusCode: resp.StatusCode}
 	switch wait, more := s.Schedule.Next(n); {
@@ -440,6 +518,43 @@ func (s *Service) load(ctx context.Context, ref webhook.Ref) (*webhook.Delivery,
 	return d, ep, msg, nil
 }
 
+// ErrNotCommitted is the error of an attempt whose message may not be
+// stored yet (AwaitCommit): its caller tries again later.
+var ErrNotCommitted = errors.New("delivery: the message is not stored yet")
+
+// commitPolls are the pauses between an attempt's reads of a delivery
+// whose message may not be stored yet: the api stores it milliseconds
+// after it dispatched the run, as a rule.
+var commitPolls = []time.Duration{25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+
+// uncommitted reports whether ref's message may not be stored yet: its id
+// was made within AwaitCommit (ids are KSUIDs, which carry their second).
+func (s *Service) uncommitted(ref webhook.Ref) bool {
+	if s.AwaitCommit <= 0 {
+		return false
+	}
+	made, ok := webhook.IDTime(ref.MsgID)
+	return ok && s.Clock.Now().Sub(made) < s.AwaitCommit
+}
+
+// awaitCommit re-reads ref's run while its message may still be stored,
+// and fails with ErrNotCommitted if it is not there yet.
+func (s *Service) awaitCommit(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
+	for _, pause := range commitPolls {
+		select {
+		case <-ctx.Done():
+			return nil, nil, nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		d, ep, msg, err := s.load(ctx, ref)
+		if !webhook.IsNotFound(err) {
+			return d, ep, msg, err
+		}
+	}
+	return nil, nil, nil, fmt.Errorf("%w: %s", ErrNotCommitted, ref.MsgID)
+}
+
 // stop ends the run as Canceled because the delivery can no longer happen.
 func (s *Service) stop(ctx context.Context, ref webhook.Ref, why string) (Result, error) {
 	if err := s.Store.FinishDelivery(ctx, ref, webhook.StatusCanceled, s.Clock.Now()); err != nil && !webhook.IsNotFound(err) {
@@ -463,6 +578,9 @@ func (s *Service) stop(ctx context.Context, ref webhook.Ref, why string) (Result
 // at its first failure. An error means the store could not be read.
 func (s *Service) Reconcile(ctx context.Context, ref webhook.Ref, since time.Time) (Result, error) {
 	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
+	if webhook.IsNotFound(err) && s.uncommitted(ref) {
+		return Result{Outcome: Again}, nil // the message may not be stored yet
+	}
 	if webhook.IsNotFound(err) {
 		return Result{Outcome: Stop, Final: true}, nil
 	}
@@ -505,22 +623,25 @@ func retryAt(d *webhook.Delivery, now time.Time) Result {
 // done (Retries, which is idempotent). An error leaves the run to the
 // queue, which hands it over again later.
 func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, error) {
-	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
-	if webhook.IsNotFound(err) {
-		return Result{Outcome: Stop, Final: true}, nil
+	d, ep, msg, err := s.load(ctx, ref)
+	if webhook.IsNotFound(err) && s.uncommitted(ref) {
+		d, ep, msg, err = s.awaitCommit(ctx, ref)
 	}
-	if err != nil {
+	if err != nil && !webhook.IsNotFound(err) {
 		return Result{}, err
 	}
-	if d.Run != ref.Run || d.Status.Final() {
+	if d == nil || d.Run != ref.Run || d.Status.Final() {
 		return Result{Outcome: Stop, Final: true}, nil
 	}
 	res := Result{Outcome: Retry, Attempt: d.Attempts}
 	if d.Attempts == 0 {
+		// The first attempt uses what was just read; a retry reads again.
+		loaded := &webhook.Loaded{Delivery: d, Endpoint: ep, Message: msg, At: s.Clock.Now()}
 		for {
-			if res, err = s.attempt(ctx, ref, nil, false); err != nil {
+			if res, err = s.attempt(ctx, ref, loaded, false); err != nil {
 				return Result{}, err
 			}
+			loaded = nil
 			if res.Outcome != Retry || res.Final || res.Wait > 0 {
 				break
 			}

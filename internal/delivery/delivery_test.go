@@ -932,3 +932,98 @@ func TestAnAttemptAskedForEarlyWaits(t *testing.T) {
 		t.Errorf("at its time: %+v after %d POSTs, want attempt 3", res, len(f.post.requests))
 	}
 }
+
+// early is a delivery.Early that takes the first n runs before the
+// message is stored, and notes whether the message existed then.
+type early struct {
+	dispatcher
+	store  *sqlite.Store
+	n      int
+	stored bool // the message existed when First ran
+	later  []webhook.Ref
+}
+
+func (e *early) First(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	_, err := e.store.GetMessage(ctx, refs[0].AppID, refs[0].MsgID)
+	e.stored = err == nil
+	taken := refs[:min(e.n, len(refs))]
+	e.refs = append(e.refs, taken...)
+	return taken, nil
+}
+
+func (e *early) Then(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	e.later = append(e.later, refs...)
+	return refs, nil
+}
+
+// TestPublishDispatchesEarly: with an Early dispatcher, a message's runs
+// are handed over before it is stored; those taken are stored
+// dispatched, the rest go to Then after the message is stored, and are
+// marked dispatched once taken.
+func TestPublishDispatchesEarly(t *testing.T) {
+	f := newFixture(t)
+	e := &early{store: f.store, n: 2}
+	f.svc.Dispatcher = e
+	var eps []*webhook.Endpoint
+	for range 3 {
+		eps = append(eps, f.endpoint(t, nil))
+	}
+	msg := f.publish(t, "v1.end_user.created")
+	if e.stored || len(e.refs) != 2 || len(e.later) != 1 {
+		t.Fatalf("first %v (message stored then: %v), then %v; want 2 runs before the message was stored, 1 after", e.refs, e.stored, e.later)
+	}
+	for _, ep := range eps {
+		if d := f.delivery(t, msg.ID, ep.ID); !d.Dispatched || d.Run != 0 || d.Status != webhook.StatusPending {
+			t.Errorf("delivery to %s: %+v; want run 0, pending, dispatched", ep.ID, d)
+		}
+	}
+	if stuck, _ := f.store.ListUndispatched(context.Background(), f.clock.Now().Add(time.Hour), 10); len(stuck) != 0 {
+		t.Errorf("undispatched after Publish: %v", stuck)
+	}
+}
+
+// TestAnAttemptAwaitsItsMessage (AWS, delivery.Early): a run attempted
+// before its message is stored waits a moment for it; one whose message
+// does not come fails with ErrNotCommitted, which its caller retries,
+// without a POST, until the message id is older than AwaitCommit: then
+// the run stops.
+func TestAnAttemptAwaitsItsMessage(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.clock.now = time.Now() // ids carry the wall clock's second
+	f.svc.AwaitCommit = time.Minute
+	ep := f.endpoint(t, nil)
+	msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
+		Payload: []byte(`{}`), Timestamp: f.clock.Now(), ExpiresAt: f.clock.Now().Add(time.Hour)}
+	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	go func() {
+		time.Sleep(60 * time.Millisecond) // the api stores the message after dispatching its runs
+		f.store.CreateMessage(ctx, msg, []webhook.Delivery{{EndpointID: ep.ID, Dispatched: true}})
+	}()
+	if res, err := f.svc.Attempt(ctx, ref); err != nil || res.Outcome != delivery.Delivered {
+		t.Fatalf("attempt before its message was stored: %+v, %v; want it to wait and deliver", res, err)
+	}
+
+	never := webhook.Ref{AppID: f.app.ID, MsgID: webhook.NewID(webhook.PrefixMessage), EndpointID: ep.ID}
+	for name, attempt := range map[string]func() (delivery.Result, error){
+		"Attempt":       func() (delivery.Result, error) { return f.svc.Attempt(ctx, never) },
+		"AttemptQueued": func() (delivery.Result, error) { return f.svc.AttemptQueued(ctx, never) },
+	} {
+		if _, err := attempt(); !errors.Is(err, delivery.ErrNotCommitted) {
+			t.Errorf("%s of a run whose message never comes: %v, want ErrNotCommitted", name, err)
+		}
+	}
+	if res, err := f.svc.Reconcile(ctx, never, f.clock.Now()); err != nil || res.Outcome != delivery.Again {
+		t.Errorf("Reconcile of it: %+v, %v; want again", res, err)
+	}
+	f.clock.Add(2 * time.Minute)
+	if res, err := f.svc.Attempt(ctx, never); err != nil || res.Outcome != delivery.Stop || !res.Final {
+		t.Errorf("after AwaitCommit: %+v, %v; want stop", res, err)
+	}
+	if res, err := f.svc.Reconcile(ctx, never, f.clock.Now()); err != nil || res.Outcome != delivery.Stop {
+		t.Errorf("Reconcile after AwaitCommit: %+v, %v; want stop", res, err)
+	}
+	if len(f.post.requests) != 1 {
+		t.Errorf("%d POSTs, want 1 (the run whose message came)", len(f.post.requests))
+	}
+}

@@ -34,6 +34,8 @@ import (
 //
 // The happy path writes two items, the attempt and the delivery, each
 // with its IndexEndpoint entry: four write units when each is under 1 KB.
+// The first attempt of a deferred delivery (deferred.go) writes its item
+// instead of updating it (recordFirst).
 func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*webhook.Delivery, error) {
 	a := &res.Attempt
 	dk := deliveryKey(a.AppID, a.MsgID, a.EndpointID)
@@ -51,6 +53,9 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 		}
 	}
 	if delivery == nil {
+		if endpoint != nil && firstOfDeferred(&res) {
+			return s.recordFirst(ctx, &res, endpoint)
+		}
 		return nil, webhook.NotFound("no delivery of message %s to endpoint %s", a.MsgID, a.EndpointID)
 	}
 	d, err := decodeDelivery(delivery)
@@ -108,6 +113,50 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 		return nil, wrapf(err, "record attempt %s", a.ID)
 	}
 	return &after, nil
+}
+
+// firstOfDeferred reports whether res is the first attempt of a deferred
+// delivery's first run, made from the delivery as deferredDelivery reads
+// it.
+func firstOfDeferred(res *webhook.AttemptResult) bool {
+	f := res.From
+	return f != nil && res.Run == 0 && res.Attempts == 1 && f.Run == 0 && f.Attempts == 0 && f.Dispatched &&
+		f.Status == webhook.StatusPending && f.AppID == res.Attempt.AppID && f.MsgID == res.Attempt.MsgID &&
+		f.EndpointID == res.Attempt.EndpointID
+}
+
+// recordFirst is RecordAttempt's steps 2 to 4 for the first attempt of a
+// deferred delivery, whose item does not exist: the delivery is put, as
+// the attempt leaves it, on condition that it still does not exist (the
+// commit point, as step 4). If it was written meanwhile (a resend, a
+// racing attempt), the attempt stays logged and the delivery is returned
+// as it is. A happy delivery writes two items and their IndexEndpoint
+// entries, and no IndexSweep entry.
+func (s *Store) recordFirst(ctx context.Context, res *webhook.AttemptResult, endpoint item) (*webhook.Delivery, error) {
+	a := &res.Attempt
+	if err := s.putAttempt(ctx, a); err != nil {
+		return nil, err
+	}
+	if err := s.recordHealth(ctx, a, endpoint); err != nil {
+		return nil, err
+	}
+	d := *res.From
+	d.Status, d.Attempts, d.NextAttemptAt, d.UpdatedAt = res.Status, res.Attempts, res.NextAttemptAt, a.Timestamp
+	it, err := encodeDelivery(&d, a.ExpiresAt)
+	if err != nil {
+		return nil, wrapf(err, "record attempt %s", a.ID)
+	}
+	var e expr
+	cond := e.missing(AttrPK)
+	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	if conditionFailed(err) {
+		now, err := s.GetDelivery(ctx, a.AppID, a.MsgID, a.EndpointID)
+		return now, wrapf(err, "record attempt %s", a.ID)
+	}
+	if err != nil {
+		return nil, wrapf(err, "record attempt %s: put delivery", a.ID)
+	}
+	return &d, nil
 }
 
 // putAttempt stores an attempt; Conflict if its id exists.

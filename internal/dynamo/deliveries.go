@@ -14,11 +14,21 @@ import (
 )
 
 // GetDelivery implements webhook.Store. A delivery carries its message's
-// expiry, so it is hidden with the message without reading it.
+// expiry, so it is hidden with the message without reading it; a
+// deferred one is read from its message.
 func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*webhook.Delivery, error) {
 	it, found, err := s.getItem(ctx, deliveryKey(appID, msgID, endpointID), true)
 	if err != nil {
 		return nil, wrapf(err, "get delivery %s/%s", msgID, endpointID)
+	}
+	if !found {
+		d, _, ok, err := s.deferredOf(ctx, appID, msgID, endpointID)
+		if err != nil {
+			return nil, wrapf(err, "get delivery %s/%s", msgID, endpointID)
+		}
+		if ok {
+			return d, nil
+		}
 	}
 	if !found || !visible(numAttr(it, "expMs"), s.clock.Now()) {
 		return nil, webhook.NotFound("no delivery of message %s to endpoint %s", msgID, endpointID)
@@ -32,14 +42,28 @@ func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string
 
 // ListDeliveries implements webhook.Store. With MsgID set it lists the
 // message partition ("D#" + endpoint id; EndpointID, if also set,
-// filters); with only EndpointID, the endpoint's IndexEndpoint shards
-// ("D#" + message id), merged, which project whole deliveries.
+// filters), or, for a message that defers deliveries, all of them, paged
+// here (listDeferredMessage); with only EndpointID, the endpoint's
+// IndexEndpoint shards ("D#" + message id), merged, which project whole
+// deliveries.
 func (s *Store) ListDeliveries(ctx context.Context, f webhook.DeliveryFilter) (webhook.Page[webhook.Delivery], error) {
 	now := s.clock.Now()
 	var q listQuery
 	var byEndpoint string
 	switch {
 	case f.MsgID != "":
+		it, found, err := s.getItem(ctx, messageKey(f.AppID, f.MsgID), false)
+		if err != nil {
+			return webhook.Page[webhook.Delivery]{}, wrapf(err, "list deliveries")
+		}
+		if deferred := messageDefers(it); found && len(deferred) > 0 && visible(numAttr(it, "expMs"), now) {
+			msg, err := decodeMessage(it)
+			if err != nil {
+				return webhook.Page[webhook.Delivery]{}, wrapf(err, "list deliveries")
+			}
+			page, err := s.listDeferredMessage(ctx, f, &msg, deferred)
+			return page, wrapf(err, "list deliveries")
+		}
 		q = listQuery{pkAttr: AttrPK, skAttr: AttrSK, pk: messagePartition(f.AppID, f.MsgID), prefix: "D#", consistent: true}
 		byEndpoint = f.EndpointID
 	case f.EndpointID != "":
@@ -167,26 +191,36 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 // updateRun applies an update to the delivery ref names on condition cond
 // (built on e, and ANDed with the delivery's existence). A refused update
 // is NotFound if the delivery does not exist and is otherwise left alone
-// (a stale run, a final delivery): it returns applied = false.
+// (a stale run, a final delivery): it returns applied = false. A deferred
+// delivery is written first (materialize), then updated.
 func (s *Store) updateRun(ctx context.Context, ref webhook.Ref, e *expr, u *update, cond string) (applied bool, err error) {
 	k := deliveryKey(ref.AppID, ref.MsgID, ref.EndpointID)
 	cond = and(e.exists(AttrPK), cond)
-	_, err = s.updateItem(ctx, &dynamodb.UpdateItemInput{
+	in := &dynamodb.UpdateItemInput{
 		Key:                       k.item(),
 		UpdateExpression:          aws.String(u.String()),
 		ConditionExpression:       &cond,
 		ExpressionAttributeNames:  e.nameMap(),
 		ExpressionAttributeValues: e.valueMap(),
-	})
-	if !conditionFailed(err) {
-		return err == nil, err
 	}
-	if _, found, err := s.getItem(ctx, k, true); err != nil {
-		return false, err
-	} else if !found {
-		return false, webhook.NotFound("no delivery of message %s to endpoint %s", ref.MsgID, ref.EndpointID)
+	for materialized := false; ; materialized = true {
+		_, err = s.updateItem(ctx, in)
+		if !conditionFailed(err) {
+			return err == nil, err
+		}
+		if _, found, err := s.getItem(ctx, k, true); err != nil || found {
+			return false, err
+		}
+		if materialized {
+			break
+		}
+		if ok, err := s.materialize(ctx, ref); err != nil {
+			return false, err
+		} else if !ok {
+			break
+		}
 	}
-	return false, nil
+	return false, webhook.NotFound("no delivery of message %s to endpoint %s", ref.MsgID, ref.EndpointID)
 }
 
 // MarkDispatched implements webhook.Store; NotFound if the delivery does

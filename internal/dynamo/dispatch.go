@@ -57,21 +57,27 @@ func (s *Store) Redrive(ctx context.Context, ref webhook.Ref, now time.Time) (*w
 	u.set(AttrSweepPK, str(sweepShard(ref.MsgID, ref.EndpointID)))
 	u.set(AttrSweepSK, str(sweepSortKey(now, ref.MsgID, ref.EndpointID)))
 	cond := and(e.exists(AttrPK), e.eq("run", num(int64(ref.Run))), e.unfinished())
-	out, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
+	in := &dynamodb.UpdateItemInput{
 		Key:                       deliveryKey(ref.AppID, ref.MsgID, ref.EndpointID).item(),
 		UpdateExpression:          aws.String(u.String()),
 		ConditionExpression:       &cond,
 		ExpressionAttributeNames:  e.nameMap(),
 		ExpressionAttributeValues: e.valueMap(),
 		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if conditionFailed(err) {
+	}
+	out, err := s.updateItem(ctx, in)
+	for materialized := false; conditionFailed(err); materialized = true {
 		if _, found, err := s.getItem(ctx, deliveryKey(ref.AppID, ref.MsgID, ref.EndpointID), true); err != nil {
 			return nil, wrapf(err, "redrive %s/%s", ref.MsgID, ref.EndpointID)
-		} else if !found {
+		} else if found {
+			return nil, webhook.Conflict("delivery of message %s to endpoint %s is no longer at run %d, or is final", ref.MsgID, ref.EndpointID, ref.Run)
+		}
+		if ok, err := s.materialize(ctx, ref); err != nil {
+			return nil, wrapf(err, "redrive %s/%s", ref.MsgID, ref.EndpointID)
+		} else if !ok || materialized {
 			return nil, webhook.NotFound("no delivery of message %s to endpoint %s", ref.MsgID, ref.EndpointID)
 		}
-		return nil, webhook.Conflict("delivery of message %s to endpoint %s is no longer at run %d, or is final", ref.MsgID, ref.EndpointID, ref.Run)
+		out, err = s.updateItem(ctx, in) // the deferred delivery, now written
 	}
 	if err != nil {
 		return nil, wrapf(err, "redrive %s/%s", ref.MsgID, ref.EndpointID)

@@ -39,7 +39,9 @@
 //	               delivery     U#<0..15> / <checkAt>#<msg>#<ep>       while unfinished
 //
 // A message's partition holds the message, its deliveries (one per
-// endpoint: the state of the current run) and its attempts. IndexSweep is
+// endpoint: the state of the current run) and its attempts. A delivery
+// dispatched before its message was stored may have no item until its
+// first attempt: the message names it in its "deferred" set (deferred.go). IndexSweep is
 // sparse and keys-only: an endpoint has its sweepPk while enabled and its
 // sweepSk while failing, each written by different operations; a delivery
 // has its sweepPk while its run is unfinished, and a sweepSk of checkAt,
@@ -149,10 +151,17 @@
 //
 // # Ownership
 //
-// Every unfinished delivery is owned by exactly one running execution or
-// by the sweeper, never by nothing; IndexSweep is how the sweeper finds
-// what it owns, and what an execution lost. A delivery is in it while its
-// run is unfinished, sorted by checkAt:
+// Every unfinished delivery is owned by exactly one running execution,
+// the delivery queue (AWS queue mode), or the sweeper, never by nothing;
+// IndexSweep is how the sweeper finds what it owns, and what an execution
+// lost. A deferred delivery (deferred.go) is in no index until its first
+// attempt: its owner is the execution or queue message the api created
+// before it stored the message — an SQS message stays until its first
+// attempt is recorded, and an execution that ends without finishing its
+// run is reported to the sweeper by Step Functions' status-change event
+// (the stack's ExecutionEnded rule), which re-drives it. Every written
+// delivery is in IndexSweep while its run is unfinished, sorted by
+// checkAt:
 //
 //   - undispatched (CreateMessage, StartRun, Redrive): the time it became
 //     so. The api function or the sweeper starts its execution within
@@ -184,9 +193,10 @@
 // ordered so that every intermediate state is invisible or harmless, and
 // a retry or a later reader completes or discards it:
 //
-//   - CreateMessage: message id check (read) → event-id claim (conditional
-//     put) → deliveries (BatchWriteItem) → message (conditional put; the
-//     commit point). Before the last write there is no message, so nothing
+//   - CreateMessage: message id check (read; only with deliveries to
+//     write) → event-id claim (conditional put) → deliveries
+//     (BatchWriteItem; not the deferred ones) → message (conditional put;
+//     the commit point). Before the last write there is no message, so nothing
 //     reads half a message; the client got an error and retries. If the
 //     message were written first, a crash would leave a visible message
 //     without delivery markers that the sweeper could never find.
@@ -249,10 +259,11 @@
 // An index partition takes about 1000 write units a second, and the sort
 // keys of an endpoint's and an app's entries are KSUIDs, which grow with
 // time, so DynamoDB cannot split a hot partition by sort key: every write
-// lands at its end. A happy delivery writes about 4 IndexEndpoint entries
-// of under 1 KB (the delivery's put at fan-out, its update when
-// dispatched, the attempt, the delivery's update at the end), and each
-// failed attempt 2 more. Unsharded, one endpoint topped out near 250
+// lands at its end. A happy delivery writes 2 IndexEndpoint entries of
+// under 1 KB when deferred (the attempt, the delivery's put at its first
+// attempt) and about 4 when written at fan-out (its put, its update when
+// dispatched, the attempt, its update at the end), and each failed
+// attempt 2 more. Unsharded, one endpoint topped out near 250
 // deliveries a second, and GSI throttling slows the table writes
 // themselves. With 8 shards one endpoint takes 8000 entries a second:
 // about 2000 happy deliveries, or 1300 that each fail once first, against
@@ -266,7 +277,7 @@
 // second against the goal of 2000; the app side has the same count so
 // that every sharded list costs the same (Cost), and 8 concurrent Queries
 // take about as long as 4. The next limit of a hot endpoint is its item:
-// the deliver function reads it twice per delivery (GetEndpoint and
+// the deliver function reads it twice per delivery (LoadRun and
 // RecordAttempt), strongly consistent, 1 read unit each under 4 KB, and
 // one item serves about 3000 read units a second: about 1500 deliveries a
 // second. IndexSweep's delivery shards are sized separately
@@ -281,13 +292,17 @@
 // # Cost
 //
 // Consumed reports the capacity DynamoDB says the Store used. A happy
-// delivery (GetDelivery, GetEndpoint, GetMessage, RecordAttempt of a
-// success to a healthy endpoint) writes two items, the attempt and the
-// delivery, their two IndexEndpoint entries, and takes the delivery's
-// IndexSweep entry out: 5 write units when each item is under 1 KB (the
-// api's MarkDispatched, which used to take the entry out, no longer
-// writes the index). The endpoint is written only when its health
-// changes. Sharding adds no write.
+// delivery dispatched before its message was stored (the AWS functions,
+// both dispatch modes) costs the api the message (with its IndexList
+// entry) and nothing per endpoint, and the deliver function (LoadRun:
+// one BatchGetItem; RecordAttempt of a success to a healthy endpoint) two
+// items, the attempt and the delivery, with their two IndexEndpoint
+// entries: 4 write units when each item is under 1 KB, and no IndexSweep
+// entry, no dispatch mark. A delivery written at fan-out (local mode, a
+// fan-out over maxDeferred, a run not dispatched at once) adds its put,
+// its IndexEndpoint and IndexSweep entries, and the entry's removal at
+// the end. The endpoint is written only when its health changes.
+// Sharding adds no write.
 //
 // Reads of a sharded partition pay for it: a page of messages, of an
 // endpoint's deliveries or of its attempts sends 8 Queries (concurrently,

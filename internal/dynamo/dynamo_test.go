@@ -337,7 +337,7 @@ func TestExpiredItemsIgnored(t *testing.T) {
 		t.Fatalf("RecordAttempt: %v", err)
 	}
 	idemExp := f.clock.Now().Add(time.Hour + 500*time.Millisecond)
-	if rec, err := f.BeginIdempotent(f.ctx, "key", idemExp, time.Time{}); err != nil || rec != nil {
+	if rec, err := f.BeginIdempotent(f.ctx, "key", "", idemExp, time.Time{}); err != nil || rec != nil {
 		t.Fatalf("BeginIdempotent = %v, %v; want a claim", rec, err)
 	}
 
@@ -373,7 +373,7 @@ func TestExpiredItemsIgnored(t *testing.T) {
 	wantKind(t, "GetAttempt(expired)", err, webhook.KindNotFound)
 	_, err = f.GetDelivery(f.ctx, f.app.ID, msg.ID, f.ep.ID)
 	wantKind(t, "GetDelivery(of expired message)", err, webhook.KindNotFound)
-	if rec, err := f.BeginIdempotent(f.ctx, "key", f.clock.Now().Add(time.Hour), time.Time{}); err != nil || rec != nil {
+	if rec, err := f.BeginIdempotent(f.ctx, "key", "", f.clock.Now().Add(time.Hour), time.Time{}); err != nil || rec != nil {
 		t.Errorf("BeginIdempotent(expired key) = %+v, %v; want a fresh claim", rec, err)
 	}
 }

@@ -11,23 +11,23 @@ import (
 )
 
 // BeginIdempotent implements webhook.Store. The claim is one conditional
-// put (no record, an expired one, or an unfinished one claimed before
-// staleBefore — or before claimedAt existed), so of concurrent requests
-// with the key exactly one claims it; the others read the record that
-// won.
-func (s *Store) BeginIdempotent(ctx context.Context, key string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
+// put (no record, an expired one, or an unfinished one that names no
+// resource and was claimed before staleBefore — or before claimedAt
+// existed), so of concurrent requests with the key exactly one claims
+// it; the others read the record that won.
+func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	k := idempotencyKey(key)
 	for range maxTries {
 		now := s.clock.Now()
 		it, err := attributevalue.MarshalMap(idempotencyItem{
-			PK: k.pk, SK: k.sk, ClaimedAt: millis(now), ExpMs: millis(expiresAt), ExpiresAt: ttl(expiresAt),
+			PK: k.pk, SK: k.sk, ClaimedAt: millis(now), ExpMs: millis(expiresAt), ExpiresAt: ttl(expiresAt), Resource: resource,
 		})
 		if err != nil {
 			return nil, wrapf(err, "begin idempotent %q", key)
 		}
 		var e expr
 		cond := e.missing(AttrPK) + " OR " + e.n("expMs") + " <= " + e.v(num(now.UnixMilli())) +
-			" OR (" + e.eq("done", boolean(false)) + " AND (" + e.missing("claimedAt") + " OR " +
+			" OR (" + e.eq("done", boolean(false)) + " AND " + e.missing("resource") + " AND (" + e.missing("claimedAt") + " OR " +
 			e.n("claimedAt") + " < " + e.v(num(staleBefore.UnixMilli())) + "))"
 		_, err = s.putItem(ctx, &dynamodb.PutItemInput{
 			Item:                      it,
@@ -53,11 +53,11 @@ func (s *Store) BeginIdempotent(ctx context.Context, key string, expiresAt, stal
 			return nil, wrapf(err, "begin idempotent %q", key)
 		}
 		claimedAt := fromMillis(r.ClaimedAt)
-		if !r.Done && (claimedAt.IsZero() || claimedAt.Before(staleBefore)) {
+		if !r.Done && r.Resource == "" && (claimedAt.IsZero() || claimedAt.Before(staleBefore)) {
 			continue // abandoned meanwhile: claim again
 		}
 		return &webhook.IdempotencyRecord{
-			Key: key, Done: r.Done, StatusCode: r.Code, Body: r.Body, ClaimedAt: claimedAt, ExpiresAt: fromMillis(r.ExpMs),
+			Key: key, Done: r.Done, StatusCode: r.Code, Body: r.Body, ClaimedAt: claimedAt, ExpiresAt: fromMillis(r.ExpMs), Resource: r.Resource,
 		}, nil
 	}
 	return nil, webhook.Conflict("idempotency key %q is contended", key)

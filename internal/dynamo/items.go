@@ -261,15 +261,21 @@ type messageItem struct {
 	Timestamp int64    `dynamodbav:"ts,omitempty"`
 	ExpMs     int64    `dynamodbav:"expMs,omitempty"`
 	ExpiresAt int64    `dynamodbav:"expiresAt,omitempty"`
+	// Deferred are the endpoints whose first run was dispatched before
+	// the message was stored and whose delivery item is not written
+	// until something changes it (see deferred.go).
+	Deferred []string `dynamodbav:"deferred,stringset,omitempty"`
 }
 
-func encodeMessage(m *webhook.Message) (item, error) {
+// encodeMessage returns the item of a message whose deliveries to the
+// deferred endpoints are not written (see deferred.go).
+func encodeMessage(m *webhook.Message, deferred []string) (item, error) {
 	k := messageKey(m.AppID, m.ID)
 	return attributevalue.MarshalMap(messageItem{
 		PK: k.pk, SK: k.sk, ListPK: shard(appMessages(m.AppID), m.ID, MessageShards), ListSK: m.ID,
 		ID: m.ID, AppID: m.AppID, EventType: m.EventType, EventID: m.EventID, Payload: m.Payload,
 		Channels: m.Channels, Tags: m.Tags, Timestamp: millis(m.Timestamp),
-		ExpMs: millis(m.ExpiresAt), ExpiresAt: ttl(m.ExpiresAt),
+		ExpMs: millis(m.ExpiresAt), ExpiresAt: ttl(m.ExpiresAt), Deferred: deferred,
 	})
 }
 
@@ -429,4 +435,5 @@ type idempotencyItem struct {
 	ClaimedAt int64  `dynamodbav:"claimedAt,omitempty"` // store clock; absent in records written before it existed
 	ExpMs     int64  `dynamodbav:"expMs"`
 	ExpiresAt int64  `dynamodbav:"expiresAt"`
+	Resource  string `dynamodbav:"resource,omitempty"`
 }

@@ -38,13 +38,15 @@ func (s *Store) eventIDClaim(msg *webhook.Message, now time.Time) claimSpec {
 // the writes are ordered to keep every intermediate state harmless:
 //
 //  1. the message id is checked to be free (a read), so that a rejected
-//     duplicate writes nothing;
+//     duplicate writes nothing (skipped when there are no deliveries to
+//     write: the message's conditional put is then the only write);
 //  2. the EventID claim (conditional put) rejects a duplicate event id
 //     before anything else is written;
 //  3. the deliveries are written (BatchWriteItem), each carrying the
-//     undispatched marker of IndexSweep;
+//     undispatched marker of IndexSweep — except the deferred ones
+//     (deferred.go), which are not written at all;
 //  4. the message is written last, on condition that its id is new: it is
-//     the commit point.
+//     the commit point. It names the deferred deliveries.
 //
 // Until step 4 the message does not exist, so no reader can see a message
 // that lacks deliveries: GetMessage finds nothing, the API answers with an
@@ -63,12 +65,17 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 	now := s.clock.Now()
 	writes := make([]types.WriteRequest, 0, len(deliveries))
 	keys := make([]key, 0, len(deliveries))
+	var deferred []string
 	seen := make(map[string]bool, len(deliveries))
 	for _, d := range deliveries {
 		if seen[d.EndpointID] {
 			return webhook.Conflict("message %s lists endpoint %s twice", msg.ID, d.EndpointID)
 		}
 		seen[d.EndpointID] = true
+		if defers(d, len(deliveries)) {
+			deferred = append(deferred, d.EndpointID)
+			continue
+		}
 		d.AppID, d.MsgID, d.EventType, d.Channels, d.CreatedAt = msg.AppID, msg.ID, msg.EventType, msg.Channels, msg.Timestamp
 		d.Status, d.Run, d.Trigger, d.Attempts = webhook.StatusPending, 0, webhook.TriggerScheduled, 0
 		if d.NextAttemptAt.IsZero() {
@@ -84,16 +91,18 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: it}})
 		keys = append(keys, deliveryKey(d.AppID, d.MsgID, d.EndpointID))
 	}
-	msgItem, err := encodeMessage(msg)
+	msgItem, err := encodeMessage(msg, deferred)
 	if err != nil {
 		return wrapf(err, "create message %s", msg.ID)
 	}
 
 	// 1. The id.
-	if _, found, err := s.getItem(ctx, messageKey(msg.AppID, msg.ID), true); err != nil {
-		return wrapf(err, "create message %s", msg.ID)
-	} else if found {
-		return webhook.Conflict("message %s already exists", msg.ID)
+	if len(writes) > 0 {
+		if _, found, err := s.getItem(ctx, messageKey(msg.AppID, msg.ID), true); err != nil {
+			return wrapf(err, "create message %s", msg.ID)
+		} else if found {
+			return webhook.Conflict("message %s already exists", msg.ID)
+		}
 	}
 
 	// 2. The event id.

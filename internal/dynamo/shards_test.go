@@ -264,7 +264,7 @@ func TestShardedReadCost(t *testing.T) {
 		{"ListDeliveriesByMessage", func() error {
 			_, err := f.ListDeliveries(f.ctx, webhook.DeliveryFilter{AppID: f.app.ID, MsgID: f.msgs[0].ID})
 			return err
-		}, map[string]int{"Query": 1}},
+		}, map[string]int{"GetItem": 1, "Query": 1}}, // the message, for the deliveries it defers
 		{"ListEndpoints", func() error {
 			_, err := f.ListEndpoints(f.ctx, f.app.ID, webhook.ListOptions{})
 			return err

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -83,10 +84,25 @@ func (h *HandOff) Task(ctx context.Context, taskID string) error {
 
 // firstThen is a Dispatcher that gives runs to first, and those first did
 // not take to then: the api function starts a message's first runs itself
-// (sfn.Dispatcher with a bound and a budget) and hands the rest, and any
-// it could not start, to the sweeper (HandOff).
+// (sfn.Dispatcher, or sqs.Dispatcher, with a bound and a budget) and hands
+// the rest, and any it could not start, to the sweeper (HandOff). It is
+// a delivery.Early: both of first's kinds of dispatch are durable on
+// their own, so a new message's runs go to first before the message is
+// stored, and the rest to then after.
 type firstThen struct {
 	first, then webhook.Dispatcher
+}
+
+var _ delivery.Early = firstThen{}
+
+// First implements delivery.Early.
+func (d firstThen) First(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	return d.first.Dispatch(ctx, refs)
+}
+
+// Then implements delivery.Early.
+func (d firstThen) Then(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
+	return d.then.Dispatch(ctx, refs)
 }
 
 func (d firstThen) Dispatch(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {

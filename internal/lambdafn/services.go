@@ -84,6 +84,11 @@ const (
 	sweepDispatchBudget = 30 * time.Second
 )
 
+// awaitCommit is how long after its id was made a message whose run is
+// attempted may still be stored (delivery.Service.AwaitCommit): longer
+// than the api function's timeout (28 s), with a KSUID's second.
+const awaitCommit = time.Minute
+
 // queueOwns is how long the sweeper leaves a queued run without an
 // attempt to the delivery queue (sweeper.Sweeper.QueueOwns): far longer
 // than a backlog the event source mapping drains, far shorter than the
@@ -108,8 +113,11 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		Sender:       sender.New(sender.Config{Timeout: cfg.HTTPTimeout, AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS}),
 		Schedule:     cfg.Schedule,
 		ReconcileFor: cfg.ReconcileFor,
-		Clock:        clock,
-		Logger:       logger,
+		// The api dispatches a message's runs before it stores the
+		// message (delivery.Early), for at most its timeout.
+		AwaitCommit: awaitCommit,
+		Clock:       clock,
+		Logger:      logger,
 	}
 	sw := &sweeper.Sweeper{
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,

@@ -160,23 +160,25 @@ func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSi
 
 // BeginIdempotent implements webhook.Store. A claim from before the
 // claimed_at column (NULL) counts as stale.
-func (s *Store) BeginIdempotent(ctx context.Context, key string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
+func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	var rec *webhook.IdempotencyRecord
 	err := s.inTx(ctx, func(tx querier) error {
 		now := s.clock.Now()
 		r := webhook.IdempotencyRecord{Key: key}
-		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at FROM idempotency WHERE key = ?", key).
-			Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ClaimedAt}, nullTime{&r.ExpiresAt})
+		var res sql.NullString
+		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at, resource FROM idempotency WHERE key = ?", key).
+			Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ClaimedAt}, nullTime{&r.ExpiresAt}, &res)
+		r.Resource = res.String
 		switch {
-		case err == nil && r.ExpiresAt.After(now) && (r.Done || !r.ClaimedAt.IsZero() && !r.ClaimedAt.Before(staleBefore)):
+		case err == nil && r.ExpiresAt.After(now) && (r.Done || r.Resource != "" || !r.ClaimedAt.IsZero() && !r.ClaimedAt.Before(staleBefore)):
 			rec = &r
 			return nil
 		case err != nil && !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
 		// Free, expired, or claimed by a request that died: claim it.
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, claimed_at, expires_at)
-			VALUES (?, 0, 0, NULL, ?, ?)`, key, now.UnixMilli(), expiresAt.UnixMilli())
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, claimed_at, expires_at, resource)
+			VALUES (?, 0, 0, NULL, ?, ?, ?)`, key, now.UnixMilli(), expiresAt.UnixMilli(), sql.NullString{String: resource, Valid: resource != ""})
 		return err
 	})
 	if err != nil {

@@ -157,4 +157,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_status ON tasks (status, id);
 CREATE INDEX tasks_by_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL;
 `,
+	// 5: what the request that claimed an idempotency key creates (a
+	// message id; NULL: nothing named).
+	`ALTER TABLE idempotency ADD COLUMN resource TEXT;`,
 }

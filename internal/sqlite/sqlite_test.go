@@ -597,10 +597,10 @@ func TestPurgeExpired(t *testing.T) {
 		f.clock.Now().Add(time.Hour).UnixMilli(), lone.ID); err != nil {
 		t.Fatalf("shorten the attempt's retention: %v", err)
 	}
-	if _, err := f.s.BeginIdempotent(f.ctx, "short", f.clock.Now().Add(time.Hour), time.Time{}); err != nil {
+	if _, err := f.s.BeginIdempotent(f.ctx, "short", "", f.clock.Now().Add(time.Hour), time.Time{}); err != nil {
 		t.Fatalf("BeginIdempotent: %v", err)
 	}
-	if _, err := f.s.BeginIdempotent(f.ctx, "long", f.clock.Now().Add(48*time.Hour), time.Time{}); err != nil {
+	if _, err := f.s.BeginIdempotent(f.ctx, "long", "", f.clock.Now().Add(48*time.Hour), time.Time{}); err != nil {
 		t.Fatalf("BeginIdempotent: %v", err)
 	}
 	for _, life := range []time.Duration{time.Hour, 48 * time.Hour} {
@@ -692,7 +692,10 @@ func TestDurability(t *testing.T) {
 				Attempt: att, Attempts: 1, Status: webhook.StatusSending, NextAttemptAt: now.Add(5 * time.Second)})
 			return err
 		},
-		func() error { _, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour), time.Time{}); return err },
+		func() error {
+			_, err := s.BeginIdempotent(ctx, "idem", "", now.Add(time.Hour), time.Time{})
+			return err
+		},
 		func() error { return s.FinishIdempotent(ctx, "idem", 202, []byte("{}")) },
 		s.Close,
 	} {
@@ -730,7 +733,7 @@ func TestDurability(t *testing.T) {
 	check("delivery", delivery, gotDelivery, err)
 	gotAtt, err := s.GetAttempt(ctx, app.ID, msg.ID, att.ID)
 	check("attempt", &att, gotAtt, err)
-	gotRec, err := s.BeginIdempotent(ctx, "idem", now.Add(time.Hour), time.Time{})
+	gotRec, err := s.BeginIdempotent(ctx, "idem", "", now.Add(time.Hour), time.Time{})
 	check("idempotency record", &webhook.IdempotencyRecord{Key: "idem", Done: true, StatusCode: 202, Body: []byte("{}"), ClaimedAt: now, ExpiresAt: now.Add(time.Hour)}, gotRec, err)
 	refs, err := s.ClaimDue(ctx, now.Add(5*time.Second), time.Minute, 10)
 	check("due deliveries", []webhook.Ref{delivery.Ref()}, refs, err)
@@ -859,11 +862,11 @@ func TestMigrateIdempotencyClaimedAt(t *testing.T) {
 
 	s := openAt(t, path, clock)
 	staleBefore := now.Add(-time.Minute)
-	if rec, err := s.BeginIdempotent(ctx, "stuck", now.Add(24*time.Hour), staleBefore); err != nil || rec != nil {
+	if rec, err := s.BeginIdempotent(ctx, "stuck", "", now.Add(24*time.Hour), staleBefore); err != nil || rec != nil {
 		t.Errorf("BeginIdempotent(unfinished claim from schema 1) = %+v, %v; want it taken over", rec, err)
 	}
 	want := &webhook.IdempotencyRecord{Key: "done", Done: true, StatusCode: 201, Body: []byte("{}"), ExpiresAt: time.UnixMilli(exp).UTC()}
-	rec, err := s.BeginIdempotent(ctx, "done", now.Add(24*time.Hour), staleBefore)
+	rec, err := s.BeginIdempotent(ctx, "done", "", now.Add(24*time.Hour), staleBefore)
 	if err != nil {
 		t.Fatalf("BeginIdempotent(finished record from schema 1): %v", err)
 	}

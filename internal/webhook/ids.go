@@ -3,6 +3,7 @@ package webhook
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/segmentio/ksuid"
 )
@@ -46,4 +47,17 @@ func HasIDPrefix(s string) bool {
 		}
 	}
 	return false
+}
+
+// IDTime returns when an id made by NewID was made, to the second.
+func IDTime(id string) (time.Time, bool) {
+	i := strings.IndexByte(id, '_')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	k, err := ksuid.Parse(id[i+1:])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return k.Time(), true
 }

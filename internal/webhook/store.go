@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -94,6 +95,10 @@ type AttemptResult struct {
 	// attempt at NextAttemptAt) or Fail.
 	Status        Status
 	NextAttemptAt time.Time
+	// From is the delivery as the attempt read it. A store that has not
+	// written a deferred delivery yet (see CreateMessage) creates it from
+	// From and the result; others ignore it.
+	From *Delivery
 }
 
 // IdempotencyRecord is a stored response for an idempotency key. Done is
@@ -108,6 +113,9 @@ type IdempotencyRecord struct {
 	Body       []byte
 	ClaimedAt  time.Time
 	ExpiresAt  time.Time
+	// Resource names what the request that claimed the key creates (a
+	// message id), when it said: a repeat answers from it.
+	Resource string
 }
 
 // ErrStale is the Conflict of an optimistic update (UpdateApp,
@@ -198,8 +206,15 @@ type Store interface {
 	ListEndpoints(ctx context.Context, appID string, opts ListOptions) (Page[Endpoint], error)
 
 	// CreateMessage stores a message and its deliveries (each Pending;
-	// dispatched only if the caller says so, when its Dispatcher took
-	// them in memory, see delivery.Holder). Readers never see the message without its deliveries:
+	// dispatched only if the caller says so: its Dispatcher took them in
+	// memory, see delivery.Holder, or took them before the message was
+	// stored, see delivery.Early). A store may defer writing a delivery
+	// that is dispatched and not Claimed until something changes it (its
+	// first attempt, a new run, a finish): until then every read returns
+	// it as stored here (run 0, pending, dispatched, no attempts, due at
+	// the message's timestamp), except lists by endpoint and
+	// EndpointStats, which see it from its first change on (internal/dynamo
+	// defers; internal/sqlite does not). Readers never see the message without its deliveries:
 	// the message is the commit point (SQLite: one transaction; DynamoDB:
 	// deliveries first, the message last, see internal/dynamo). Conflict if the message has an EventID
 	// already used by a message of the app in the 24 hours before it;
@@ -284,11 +299,14 @@ type Store interface {
 	DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error
 
 	// BeginIdempotent claims an idempotency key: it stores an unfinished
-	// record claimed now (the store's clock) and returns (nil, nil) when
-	// the key is free, expired, or held by an unfinished claim made before
-	// staleBefore (its request died); it returns the existing record
-	// otherwise.
-	BeginIdempotent(ctx context.Context, key string, expiresAt, staleBefore time.Time) (*IdempotencyRecord, error)
+	// record claimed now (the store's clock), naming resource, and
+	// returns (nil, nil) when the key is free, expired, or held by an
+	// unfinished claim made before staleBefore (its request died) that
+	// names no resource; it returns the existing record otherwise. A
+	// claim that names a resource is never taken over: its request
+	// creates the resource under that name, so a repeat answers from the
+	// resource, whatever became of the request (see internal/api).
+	BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*IdempotencyRecord, error)
 	// FinishIdempotent stores the response for a claimed key.
 	FinishIdempotent(ctx context.Context, key string, statusCode int, body []byte) error
 	// ReleaseIdempotent frees a claimed key whose request did not succeed.
@@ -319,4 +337,38 @@ type Dispatcher interface {
 	// sweeper to re-drive; err says why, if something failed.
 	// Dispatching a run that was already dispatched is harmless.
 	Dispatch(ctx context.Context, refs []Ref) (taken []Ref, err error)
+}
+
+// PageOf returns the page opts selects from items, which are in
+// ascending order of key: for a store that reads a whole, short list and
+// pages it in memory.
+func PageOf[T any](items []T, opts ListOptions, key func(T) string) ([]T, bool) {
+	order := slices.Clone(items)
+	precedes := func(a, b string) bool { return a < b }
+	if !opts.Ascending {
+		slices.Reverse(order)
+		precedes = func(a, b string) bool { return a > b }
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	if opts.Cursor == "" {
+		n := min(limit, len(order))
+		return order[:n], len(order) > n
+	}
+	i := 0 // order[:i] precedes the cursor
+	for i < len(order) && precedes(key(order[i]), opts.Cursor) {
+		i++
+	}
+	if opts.Backward {
+		start := max(0, i-limit)
+		return order[start:i], start > 0
+	}
+	if i < len(order) && key(order[i]) == opts.Cursor {
+		i++
+	}
+	rest := order[i:]
+	n := min(limit, len(rest))
+	return rest[:n], len(rest) > n
 }

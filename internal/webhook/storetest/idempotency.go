@@ -11,7 +11,7 @@ import (
 func testIdempotency(t *testing.T, e *env) {
 	begin := func(t *testing.T, key string, expiresAt time.Time, want *webhook.IdempotencyRecord) {
 		t.Helper()
-		got, err := e.s.BeginIdempotent(e.ctx, key, expiresAt, time.Time{})
+		got, err := e.s.BeginIdempotent(e.ctx, key, "", expiresAt, time.Time{})
 		if err != nil {
 			t.Fatalf("BeginIdempotent(%q): %v", key, err)
 		}
@@ -72,7 +72,7 @@ func testIdempotencyStaleClaim(t *testing.T, e *env) {
 	begin := func(t *testing.T, key string, want *webhook.IdempotencyRecord) {
 		t.Helper()
 		now := e.clock.Now()
-		got, err := e.s.BeginIdempotent(e.ctx, key, now.Add(24*time.Hour), now.Add(-staleAfter))
+		got, err := e.s.BeginIdempotent(e.ctx, key, "", now.Add(24*time.Hour), now.Add(-staleAfter))
 		if err != nil {
 			t.Fatalf("BeginIdempotent(%q): %v", key, err)
 		}
@@ -114,7 +114,7 @@ func testIdempotencyRace(t *testing.T, e *env) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				rec, err := e.s.BeginIdempotent(e.ctx, key, exp, time.Time{})
+				rec, err := e.s.BeginIdempotent(e.ctx, key, "", exp, time.Time{})
 				claimed[i], errs[i] = err == nil && rec == nil, err
 			})
 		}
@@ -132,5 +132,34 @@ func testIdempotencyRace(t *testing.T, e *env) {
 		if winners != 1 {
 			t.Errorf("round %d: %d of %d concurrent BeginIdempotent calls claimed the key, want exactly 1", round, winners, n)
 		}
+	}
+}
+
+// testIdempotencyResource: a claim that names a resource is returned to
+// every repeat, with the resource, and never taken over however stale,
+// until it expires.
+func testIdempotencyResource(t *testing.T, e *env) {
+	claimed := e.clock.Now()
+	exp := claimed.Add(time.Hour)
+	rec, err := e.s.BeginIdempotent(e.ctx, "kr", "msg_1", exp, time.Time{})
+	if err != nil || rec != nil {
+		t.Fatalf("first claim: %+v, %v; want it claimed", rec, err)
+	}
+	want := &webhook.IdempotencyRecord{Key: "kr", ClaimedAt: claimed, ExpiresAt: exp, Resource: "msg_1"}
+	e.clock.Advance(30 * time.Minute)
+	rec, err = e.s.BeginIdempotent(e.ctx, "kr", "msg_2", e.clock.Now().Add(time.Hour), e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(want, rec); d != "" {
+		t.Errorf("a repeat of a stale claim that names a resource (-want +got):\n%s", d)
+	}
+	e.clock.Set(exp.Add(time.Millisecond))
+	if rec, err := e.s.BeginIdempotent(e.ctx, "kr", "msg_3", e.clock.Now().Add(time.Hour), time.Time{}); err != nil || rec != nil {
+		t.Errorf("after it expired: %+v, %v; want a fresh claim", rec, err)
+	}
+	rec, _ = e.s.BeginIdempotent(e.ctx, "kr", "msg_4", e.clock.Now().Add(time.Hour), time.Time{})
+	if rec == nil || rec.Resource != "msg_3" {
+		t.Errorf("the fresh claim: %+v; want it to name msg_3", rec)
 	}
 }

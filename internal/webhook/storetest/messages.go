@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -20,10 +22,12 @@ func testCreateMessage(t *testing.T, e *env) {
 	msg.Payload = json.RawMessage("{ \"b\": 1,\n  \"a\": [1.50, \"\\u00e9\"] }") // kept byte for byte
 	msg.Channels = []string{"eu", "vip"}
 	msg.Tags = []string{"t1"}
+	ep4 := e.createEndpoint(t, app.ID)
 	due := msg.Timestamp.Add(5 * time.Second)
 	deliveries := []webhook.Delivery{
 		{EndpointID: ep1.ID},
-		{EndpointID: ep2.ID, NextAttemptAt: due, UpdatedAt: due, Dispatched: true}, // taken by a Holder
+		{EndpointID: ep2.ID, NextAttemptAt: due, UpdatedAt: due, Dispatched: true, Claimed: true}, // taken by a Holder
+		{EndpointID: ep4.ID, Dispatched: true},                                                    // taken by an Early dispatcher: a store may defer it
 	}
 	if err := e.s.CreateMessage(e.ctx, msg, deliveries); err != nil {
 		t.Fatalf("CreateMessage: %v", err)
@@ -49,8 +53,11 @@ func testCreateMessage(t *testing.T, e *env) {
 	want1 := newDelivery(msg, ep1.ID)
 	want2 := newDelivery(msg, ep2.ID)
 	want2.NextAttemptAt, want2.UpdatedAt, want2.Dispatched = due, due, true
-	for _, want := range []webhook.Delivery{want1, want2} {
-		if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, want.EndpointID)); d != "" {
+	want4 := newDelivery(msg, ep4.ID)
+	want4.Dispatched = true
+	for _, want := range []webhook.Delivery{want1, want2, want4} {
+		// Claimed is local mode's own (see webhook.Delivery).
+		if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, want.EndpointID), cmpopts.IgnoreFields(webhook.Delivery{}, "Claimed")); d != "" {
 			t.Errorf("GetDelivery(%s) mismatch (-want +got):\n%s", want.EndpointID, d)
 		}
 	}

@@ -29,36 +29,10 @@ func listerOf[T any](list func(webhook.ListOptions) (webhook.Page[T], error), ke
 
 // wantPage is the reference model of webhook.ListOptions: the keys and More
 // of the page opts selects from a list whose keys are given in ascending
-// order.
+// order. It is webhook.PageOf, which every store's lists are checked
+// against, so a store's own paging (SQLite's, DynamoDB's) checks it too.
 func wantPage(keys []string, opts webhook.ListOptions) ([]string, bool) {
-	order := slices.Clone(keys)
-	precedes := func(a, b string) bool { return a < b }
-	if !opts.Ascending {
-		slices.Reverse(order)
-		precedes = func(a, b string) bool { return a > b }
-	}
-	limit := opts.Limit
-	if limit == 0 {
-		limit = 50
-	}
-	if opts.Cursor == "" {
-		n := min(limit, len(order))
-		return order[:n], len(order) > n
-	}
-	i := 0 // order[:i] precedes the cursor
-	for i < len(order) && precedes(order[i], opts.Cursor) {
-		i++
-	}
-	if opts.Backward {
-		start := max(0, i-limit)
-		return order[start:i], start > 0
-	}
-	if i < len(order) && order[i] == opts.Cursor {
-		i++
-	}
-	rest := order[i:]
-	n := min(limit, len(rest))
-	return rest[:n], len(rest) > n
+	return webhook.PageOf(keys, opts, func(k string) string { return k })
 }
 
 // checkPaging checks every page of a list against wantPage: both orders,
