@@ -87,6 +87,8 @@ func (p Props) queueAge() time.Duration {
 //     worth a look.
 //   - Api5xx: the API answered 5xx, which hookstep promises never to do
 //     for bad input.
+//   - EndedDeadLetters: the sweeper could not take back the run of an
+//     execution that ended without succeeding (see addSweep).
 //
 // In queue mode, besides:
 //
@@ -170,6 +172,11 @@ func (h *hookstep) addAlarms() {
 				"Each one is worth a look: see the deliver function's and the state machine's log groups."},
 		{id: "Api5xx", metric: r.apiServerErrors,
 			description: "The API answered 5xx. See the api function's log group."},
+		{id: "EndedDeadLetters", metric: r.endedDeadLetters.MetricApproximateNumberOfMessagesVisible(
+			&cw.MetricOptions{Period: seconds(alarmPeriod), Statistic: jsii.String("Maximum")}),
+			description: "The sweeper could not take back the run of a delivery execution that failed, was aborted or timed out, for 24 hours of retries: " +
+				"the event is in the EndedDeadLetters queue (its detail.input is the run). See the sweeper's log group; " +
+				"once it works, the scheduled sweep re-drives runs that have a delivery item; resend the others' messages."},
 	}
 	if h.props.Dispatch == DispatchQueue {
 		// Maximum: SQS samples its queues every minute, and a message

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -167,13 +168,48 @@ type accessLogSettings struct {
 func (s *accessLogSettings) Destination() apigw2.IAccessLogDestination { return s.destination }
 func (s *accessLogSettings) Format() apigw.AccessLogFormat             { return s.format }
 
-// addSweep runs the sweeper on a fixed rate.
+// addSweep runs the sweeper on a fixed rate, and on every execution of
+// the delivery state machine that ends without succeeding.
+//
+// An execution fails beyond its error handling (hookstep.Stranded,
+// hookstep.UnknownOutcome), is stopped by an operator, or times out: its
+// run may be unfinished, and a run the api dispatched before it stored
+// the message has no delivery item the sweep would find until its first
+// attempt (internal/dynamo, deferred deliveries). Step Functions sends
+// the status change to EventBridge, whose rule invokes the sweeper with
+// the execution's input, the run; the sweeper re-drives it if it is still
+// unfinished (lambdafn.ExecutionDetail). EventBridge retries an
+// invocation that fails for up to 24 hours, then keeps the event in
+// EndedDeadLetters, which alarms.
 func (h *hookstep) addSweep() {
 	h.res.sweep = awsevents.NewRule(h.stack, jsii.String("Sweep"), &awsevents.RuleProps{
 		Description: jsii.String("hookstep sweep: disable week-failing endpoints, re-drive undispatched deliveries"),
 		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(h.props.SweepRate.Minutes()))),
 		Targets: &[]awsevents.IRuleTarget{
 			awseventstargets.NewLambdaFunction(h.res.sweeper, nil),
+		},
+	})
+	h.res.endedDeadLetters = awssqs.NewQueue(h.stack, jsii.String("EndedDeadLetters"), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: seconds(queueRetention),
+	})
+	awsevents.NewRule(h.stack, jsii.String("ExecutionEnded"), &awsevents.RuleProps{
+		Description: jsii.String("hookstep: give the sweeper the run of a delivery execution that failed, was aborted or timed out"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.states"),
+			DetailType: jsii.Strings("Step Functions Execution Status Change"),
+			Detail: &map[string]any{
+				"stateMachineArn": []any{h.res.stateMachine.StateMachineArn()},
+				"status":          []any{"FAILED", "ABORTED", "TIMED_OUT"},
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{
+			awseventstargets.NewLambdaFunction(h.res.sweeper, &awseventstargets.LambdaFunctionProps{
+				DeadLetterQueue: h.res.endedDeadLetters,
+				MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+				RetryAttempts:   jsii.Number(185),
+			}),
 		},
 	})
 }

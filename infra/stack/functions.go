@@ -30,6 +30,9 @@ type resources struct {
 	roles        map[string]awsiam.Role // each function's role, by name; see function
 	stateMachine awsstepfunctions.StateMachine
 	sweep        awsevents.Rule
+	// endedDeadLetters keeps the status changes of ended executions the
+	// sweeper could not take (see addSweep).
+	endedDeadLetters awssqs.Queue
 
 	// In queue mode (nil otherwise): the queue of first attempts, its
 	// dead-letter queue, and the state machine's ARN as deliver knows

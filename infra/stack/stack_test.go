@@ -207,12 +207,12 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::ApiGatewayV2::Stage":         0,
 		"AWS::ApiGatewayV2::Route":         0,
 		"AWS::ApiGatewayV2::Integration":   0,
-		"AWS::SQS::Queue":                  0,
-		"AWS::SQS::QueuePolicy":            0,
+		"AWS::SQS::Queue":                  1, // the ended executions' dead letters
+		"AWS::SQS::QueuePolicy":            1, // https only, and EventBridge may send
 		"AWS::Lambda::EventSourceMapping":  0,
-		"AWS::Events::Rule":                1,
+		"AWS::Events::Rule":                2, // the sweep, ended executions
 		"AWS::SecretsManager::Secret":      1,
-		"AWS::CloudWatch::Alarm":           8,
+		"AWS::CloudWatch::Alarm":           9,
 		"AWS::Logs::LogGroup":              5, // three functions, the state machine, API access logs
 		"AWS::IAM::Role":                   5, // three functions, the state machine, API Gateway's CloudWatch role
 		"AWS::SNS::Topic":                  0,
@@ -229,10 +229,10 @@ func TestResourceCounts(t *testing.T) {
 	}{
 		{"default", defaultStack, want},
 		{"queue", queueStack, with(map[string]int{
-			"AWS::SQS::Queue":                 2, // deliveries and their dead letters
-			"AWS::SQS::QueuePolicy":           2, // https only
+			"AWS::SQS::Queue":                 3, // and deliveries and their dead letters
+			"AWS::SQS::QueuePolicy":           3, // https only
 			"AWS::Lambda::EventSourceMapping": 1,
-			"AWS::CloudWatch::Alarm":          10, // and the dead-letter queue, the oldest message's age
+			"AWS::CloudWatch::Alarm":          11, // and the dead-letter queue, the oldest message's age
 		})},
 		{"http", httpStack, with(map[string]int{
 			"AWS::ApiGateway::RestApi":       0,
@@ -441,6 +441,49 @@ func TestSweepRule(t *testing.T) {
 					"Targets":            []any{assertions.Match_ObjectLike(&map[string]any{"Arn": getAttArn(sweeperID)})},
 				})
 			})
+		})
+	}
+}
+
+// TestExecutionEndedRule: the delivery state machine's executions that
+// fail, are aborted or time out reach the sweeper, with retries and a
+// dead-letter queue that alarms, in both dispatch modes.
+func TestExecutionEndedRule(t *testing.T) {
+	for name, s := range map[string]synthesized{"stepfunctions": defaultStack(), "queue": queueStack()} {
+		t.Run(name, func(t *testing.T) {
+			sweeperID, _ := s.tmpl.function(t, "sweeper")
+			smID, _ := s.tmpl.only(t, "AWS::StepFunctions::StateMachine")
+			check(t, func() {
+				s.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+					"EventPattern": map[string]any{
+						"source":      []any{"aws.states"},
+						"detail-type": []any{"Step Functions Execution Status Change"},
+						"detail": map[string]any{
+							"stateMachineArn": []any{map[string]any{"Ref": smID}},
+							"status":          []any{"FAILED", "ABORTED", "TIMED_OUT"},
+						},
+					},
+					"Targets": []any{assertions.Match_ObjectLike(&map[string]any{
+						"Arn":              getAttArn(sweeperID),
+						"DeadLetterConfig": assertions.Match_ObjectLike(&map[string]any{"Arn": assertions.Match_AnyValue()}),
+						"RetryPolicy":      map[string]any{"MaximumEventAgeInSeconds": float64(86400), "MaximumRetryAttempts": float64(185)},
+					})},
+				})
+			})
+			check(t, func() {
+				s.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
+					"Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com", "FunctionName": getAttArn(sweeperID),
+				})
+			})
+			alarms := 0
+			for id := range s.tmpl.ofType("AWS::CloudWatch::Alarm") {
+				if strings.HasPrefix(id, "EndedDeadLettersAlarm") {
+					alarms++
+				}
+			}
+			if alarms != 1 {
+				t.Errorf("%d EndedDeadLetters alarms, want 1", alarms)
+			}
 		})
 	}
 }

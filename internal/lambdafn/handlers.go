@@ -159,11 +159,29 @@ type SweeperEvent struct {
 	Dispatch []webhook.Ref `json:"dispatch,omitempty"`
 	// Task is a background task to run now (a recover), by its id.
 	Task string `json:"task,omitempty"`
-	// Source and DetailType are EventBridge's ("aws.events", "Scheduled
-	// Event"), for the logs.
-	Source     string `json:"source,omitempty"`
-	DetailType string `json:"detail-type,omitempty"`
+	// Source and DetailType are EventBridge's: "aws.events", "Scheduled
+	// Event" for a sweep; "aws.states", "Step Functions Execution Status
+	// Change" for an execution that ended without succeeding (Detail).
+	Source     string           `json:"source,omitempty"`
+	DetailType string           `json:"detail-type,omitempty"`
+	Detail     *ExecutionDetail `json:"detail,omitempty"`
 }
+
+// ExecutionDetail is the detail of Step Functions' "Execution Status
+// Change" event that the sweeper needs: the stack's rule sends it the
+// executions of the delivery state machine that FAILED, were ABORTED or
+// TIMED_OUT, with their input, the run.
+type ExecutionDetail struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Input  string `json:"input"`
+}
+
+// The EventBridge event of an execution's status change.
+const (
+	SourceStepFunctions       = "aws.states"
+	DetailTypeExecutionStatus = "Step Functions Execution Status Change"
+)
 
 // SweeperResult is what the sweeper function returns (for its logs and
 // tests): a sweep's report, or how many of the runs it was handed it
@@ -172,6 +190,7 @@ type SweeperResult struct {
 	sweeper.Report
 	Dispatched int `json:"dispatched,omitempty"`
 	Resumed    int `json:"resumed,omitempty"` // background tasks a sweep resumed
+	Taken      int `json:"taken,omitempty"`   // runs of ended executions taken back
 }
 
 // sweepMargin is the time a sweep leaves before the function's deadline:
@@ -207,6 +226,8 @@ func Sweep(sw *sweeper.Sweeper, svc *delivery.Service, metrics io.Writer) func(c
 					"runs", len(ev.Dispatch), "dispatched", len(taken), "err", err)
 			}
 			return SweeperResult{Dispatched: len(taken)}, nil
+		case ev.Source == SourceStepFunctions && ev.DetailType == DetailTypeExecutionStatus:
+			return executionEnded(ctx, sw, ev.Detail)
 		case ev.Task != "":
 			tctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
@@ -225,6 +246,25 @@ func Sweep(sw *sweeper.Sweeper, svc *delivery.Service, metrics io.Writer) func(c
 		resumed, err := svc.ResumeTasks(tctx, sw.Clock.Now().Add(-staleTask))
 		return SweeperResult{Report: rep, Resumed: resumed}, err
 	}
+}
+
+// executionEnded takes back the run of an execution that ended without
+// succeeding (sweeper.Sweeper.Ended). An event that names no run is an
+// error: EventBridge retries it, then keeps it in the rule's dead-letter
+// queue, where an operator sees it.
+func executionEnded(ctx context.Context, sw *sweeper.Sweeper, detail *ExecutionDetail) (SweeperResult, error) {
+	if detail == nil {
+		return SweeperResult{}, fmt.Errorf("sweeper: execution status change without a detail")
+	}
+	ref, err := sqs.DecodeRun(detail.Input)
+	if err != nil {
+		return SweeperResult{}, fmt.Errorf("sweeper: execution %s (%s): %w", detail.Name, detail.Status, err)
+	}
+	taken, err := sw.Ended(ctx, ref)
+	if err != nil || !taken {
+		return SweeperResult{}, err
+	}
+	return SweeperResult{Taken: 1}, nil
 }
 
 // The CloudWatch metrics the functions publish, in namespace

@@ -972,3 +972,37 @@ func TestProxyAnyRejectsMalformedEvents(t *testing.T) {
 		t.Error("the handler served a malformed event")
 	}
 }
+
+// TestSweepHandlerTakesBackARunWhoseExecutionEnded feeds Step Functions'
+// status-change sample (an aborted execution of run 0) to the sweeper:
+// the unfinished run is re-driven as run 1 and dispatched; the same event
+// again, or one for a finished run, changes nothing; an event that names
+// no run is an error, for EventBridge's retries and dead-letter queue.
+func TestSweepHandlerTakesBackARunWhoseExecutionEnded(t *testing.T) {
+	r := newRig(t)
+	in := seedSample(t, r, "https://r.invalid/")
+	ctx := context.Background()
+	if err := r.store.MarkDispatched(ctx, in.Ref); err != nil {
+		t.Fatal(err)
+	}
+	var ev SweeperEvent
+	sample(t, "sweeper-execution-ended.json", &ev)
+	sweep := Sweep(r.sweeper(time.Minute), r.svc, io.Discard)
+	res, err := sweep(ctx, ev)
+	if err != nil || res.Taken != 1 {
+		t.Fatalf("got %+v, %v; want the run taken back", res, err)
+	}
+	d, _ := r.store.GetDelivery(ctx, in.AppID, in.MsgID, in.EndpointID)
+	next := in.Ref
+	next.Run = 1
+	if d.Run != 1 || !d.Dispatched || len(r.disp.refs) != 1 || r.disp.refs[0] != next {
+		t.Errorf("delivery %+v, dispatched %v; want run 1 dispatched", d, r.disp.refs)
+	}
+	if res, err := sweep(ctx, ev); err != nil || res.Taken != 0 || len(r.disp.refs) != 1 {
+		t.Errorf("the same event again: %+v, %v, dispatched %v; want nothing done", res, err, r.disp.refs)
+	}
+	ev.Detail.Input = `{"appId":"x"}`
+	if _, err := sweep(ctx, ev); err == nil {
+		t.Error("an event that names no run: want an error")
+	}
+}

@@ -150,14 +150,15 @@ func (d *Dispatcher) sendBatch(ctx context.Context, refs []webhook.Ref) ([]bool,
 	return ok, nil
 }
 
-// DecodeRun reads a run from a queue message's body.
+// DecodeRun reads a run from its JSON: a queue message's body, which is
+// also what an execution of the state machine takes as input.
 func DecodeRun(body string) (webhook.Ref, error) {
 	var ref webhook.Ref
 	if err := json.Unmarshal([]byte(body), &ref); err != nil {
-		return ref, fmt.Errorf("sqs: message body is not a run: %w", err)
+		return ref, fmt.Errorf("not a run: %w", err)
 	}
 	if ref.AppID == "" || ref.MsgID == "" || ref.EndpointID == "" || ref.Run < 0 {
-		return ref, fmt.Errorf("sqs: message body names no run: %s", body)
+		return ref, fmt.Errorf("names no run: %s", body)
 	}
 	return ref, nil
 }

@@ -245,6 +245,29 @@ func (s *Sweeper) owner(ctx context.Context, d webhook.Delivery, now time.Time, 
 	return &next, nil
 }
 
+// Ended takes back a run whose dispatcher let it go without finishing
+// it: on AWS, Step Functions says an execution failed, was aborted or
+// timed out (an EventBridge rule invokes the sweeper with the event). A
+// run still unfinished is re-driven as the next run and dispatched; one
+// that moved on, finished or is gone is left alone. It reports whether
+// it re-drove the run; a dispatch that fails leaves the new run
+// undispatched, for the next sweep.
+func (s *Sweeper) Ended(ctx context.Context, ref webhook.Ref) (bool, error) {
+	after, err := s.Store.Redrive(ctx, ref, s.Clock.Now())
+	if webhook.IsConflict(err) || webhook.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.Logger.Warn("run whose execution ended unfinished re-driven as a new run",
+		"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "new_run", after.Run, "attempts", after.Attempts)
+	if _, err := s.Dispatch(ctx, []webhook.Ref{after.Ref()}); err != nil {
+		s.Logger.Warn("re-drive not dispatched; next sweep tries again", "msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)
+	}
+	return true, nil
+}
+
 // SweepFor runs passes while the last one found more work, got some done,
 // and there is time left before the deadline (a Lambda's, less a margin
 // for the last pass), and returns what they did together; the backlog is
