@@ -168,11 +168,7 @@ type taskStep struct {
 }
 
 // stepRecorder stands between the rig's interceptor and the deliver
-// function: it records each Task's result, and gives WaitUntil back its
-// length, which the rig shortens with every Wait: the Task after a result
-// with resumeAt is held until then, as the real Wait would. (Otherwise
-// the function, asked before the retry is due, answers retry with
-// resumeAt again, and the execution goes round WaitUntil until it is.)
+// function and records each Task.
 type stepRecorder struct {
 	fn    *lambdatest.Function // what the rig invokes
 	mu    sync.Mutex
@@ -185,15 +181,6 @@ func newStepRecorder(t *testing.T, deliver *lambdatest.Function, posts func() in
 		payload, _ := io.ReadAll(req.Body)
 		var in struct{ Action string }
 		json.Unmarshal(payload, &in)
-		s.mu.Lock()
-		var resumeAt *time.Time
-		if n := len(s.steps); n > 0 {
-			resumeAt = s.steps[n-1].ResumeAt
-		}
-		s.mu.Unlock()
-		if resumeAt != nil {
-			time.Sleep(time.Until(*resumeAt))
-		}
 		res, err := http.Post(deliver.URL, "application/json", bytes.NewReader(payload))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
