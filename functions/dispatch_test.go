@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,13 +14,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/hookstep/hookstep/internal/dynamo"
 	"github.com/hookstep/hookstep/internal/lambdatest"
@@ -29,10 +28,12 @@ import (
 )
 
 // counter is a reverse proxy to dynalite that counts the DynamoDB calls
-// that pass through it, by operation.
+// that pass through it, by operation. While refuse is set it answers
+// each call with a 500 instead, as a DynamoDB that fails would.
 type counter struct {
-	mu    sync.Mutex
-	calls map[string]int
+	mu     sync.Mutex
+	calls  map[string]int
+	refuse atomic.Bool
 }
 
 func newCounter(t *testing.T, target string) (*counter, string) {
@@ -44,6 +45,12 @@ func newCounter(t *testing.T, target string) (*counter, string) {
 		c.mu.Lock()
 		c.calls[op]++
 		c.mu.Unlock()
+		if c.refuse.Load() {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"refused by the test"}`)
+			return
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -78,17 +85,9 @@ type dispatchRig struct {
 }
 
 func newDispatchRig(t *testing.T) *dispatchRig {
-	ctx := context.Background()
 	r := &dispatchRig{root: lambdatest.Root(t)}
 	dbURL := lambdatest.Dynalite(t)
-	client := dynamodb.New(dynamodb.Options{
-		Region: "eu-west-1", BaseEndpoint: aws.String(dbURL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-	})
-	if err := dynamo.CreateTable(ctx, client, "hookstep"); err != nil {
-		t.Fatal(err)
-	}
-	r.store = dynamo.New(client, "hookstep", webhook.SystemClock{})
+	r.store = newTable(t, dbURL, "hookstep")
 	r.states = sfntest.New(t)
 	r.invokes = lambdatest.NewLambda(t)
 	var countedURL string
@@ -105,24 +104,39 @@ func newDispatchRig(t *testing.T) *dispatchRig {
 			t.Errorf("sweeper, invoked asynchronously: %v", err)
 		}
 	})
+	r.app = storeApp(t, r.store)
+	return r
+}
+
+// storeApp stores a new app.
+func storeApp(t *testing.T, store *dynamo.Store) *webhook.App {
+	t.Helper()
 	now := time.Now().UTC()
-	r.app = &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "Acme", CreatedAt: now, UpdatedAt: now}
-	if err := r.store.CreateApp(ctx, r.app); err != nil {
+	app := &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "Acme", CreatedAt: now, UpdatedAt: now}
+	if err := store.CreateApp(context.Background(), app); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return app
+}
+
+// storeEndpoint stores an endpoint of the app to url, subscribed to
+// everything.
+func storeEndpoint(t *testing.T, store *dynamo.Store, appID, url string) *webhook.Endpoint {
+	t.Helper()
+	now := time.Now().UTC()
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: appID, URL: url, Version: 1,
+		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: now, UpdatedAt: now}
+	if err := store.CreateEndpoint(context.Background(), ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
 }
 
 // endpoints stores n endpoints of the app (to an address nothing answers:
 // no execution is played here).
 func (r *dispatchRig) endpoints(t *testing.T, n int) {
-	now := time.Now().UTC()
 	for range n {
-		ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: r.app.ID, URL: "https://r.invalid/", Version: 1,
-			Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: now, UpdatedAt: now}
-		if err := r.store.CreateEndpoint(context.Background(), ep); err != nil {
-			t.Fatal(err)
-		}
+		storeEndpoint(t, r.store, r.app.ID, "https://r.invalid/")
 	}
 }
 
@@ -133,16 +147,24 @@ func (r *dispatchRig) publish(t *testing.T, n int) (id string, dynamoCalls, star
 	t.Helper()
 	r.dynamo.take()
 	startsBefore, handOffsBefore := len(r.states.Calls()), r.invokes.Invokes("hookstep-sweeper")
+	id = createMessage(t, r.api, r.root, r.app.ID, n)
+	_, dynamoCalls = r.dynamo.take()
+	return id, dynamoCalls, len(r.states.Calls()) - startsBefore, r.invokes.Invokes("hookstep-sweeper") - handOffsBefore
+}
+
+// createMessage sends a message (payload {"n":n}) to the app through the
+// api function and returns its id.
+func createMessage(t *testing.T, api *lambdatest.Function, root, appID string, n int) string {
+	t.Helper()
 	var res events.APIGatewayProxyResponse
-	r.api.InvokeInto(t, apiEvent(t, r.root, "POST", "/api/v1/app/"+r.app.ID+"/msg",
+	api.InvokeInto(t, apiEvent(t, root, "POST", "/api/v1/app/"+appID+"/msg",
 		fmt.Sprintf(`{"eventType":"v1.end_user.created","payload":{"n":%d}}`, n)), &res)
 	if res.StatusCode != http.StatusAccepted {
 		t.Fatalf("create message: got %d %s, want 202", res.StatusCode, res.Body)
 	}
 	var out struct{ ID string }
 	json.Unmarshal([]byte(res.Body), &out)
-	_, dynamoCalls = r.dynamo.take()
-	return out.ID, dynamoCalls, len(r.states.Calls()) - startsBefore, r.invokes.Invokes("hookstep-sweeper") - handOffsBefore
+	return out.ID
 }
 
 // deliveries returns the deliveries of a message.
@@ -272,11 +294,7 @@ func TestRecoverRunsInTheSweeper(t *testing.T) {
 	r := newDispatchRig(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: r.app.ID, URL: "https://r.invalid/", Version: 1,
-		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: now, UpdatedAt: now}
-	if err := r.store.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := storeEndpoint(t, r.store, r.app.ID, "https://r.invalid/")
 	const n = 2000
 	var wg sync.WaitGroup
 	for w := range 8 {

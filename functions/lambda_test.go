@@ -14,12 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	svix "github.com/svix/svix-webhooks/go"
 
-	"github.com/hookstep/hookstep/internal/dynamo"
 	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -55,8 +51,7 @@ func fakeSecrets(t *testing.T) string {
 	return srv.URL
 }
 
-// receiver records signed requests and answers with the status of the
-// endpoint path ("/ok" → 200, "/fail" → 500).
+// receiver records signed requests and answers each with a status.
 type receiver struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -64,21 +59,42 @@ type receiver struct {
 	body [][]byte
 }
 
+// newReceiver answers with the status of the endpoint path ("/ok" → 200,
+// "/fail" → 500).
 func newReceiver(t *testing.T) *receiver {
+	return answering(t, func(req *http.Request, _ int) int {
+		if req.URL.Path == "/fail" {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+}
+
+// answering answers each request with answer(req, n), n counting the
+// requests from 1; answer may hold the request before it answers.
+func answering(t *testing.T, answer func(req *http.Request, n int) int) *receiver {
 	r := &receiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		r.hits, r.body = append(r.hits, req), append(r.body, b)
+		n := len(r.hits)
 		r.mu.Unlock()
-		if req.URL.Path == "/fail" {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(answer(req, n))
 	}))
 	t.Cleanup(r.Close)
 	return r
+}
+
+// ids returns the webhook-id of each request received, in order.
+func (r *receiver) ids() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, len(r.hits))
+	for i, h := range r.hits {
+		ids[i] = h.Header.Get("webhook-id")
+	}
+	return ids
 }
 
 // apiEvent turns a request into an API Gateway REST proxy event, starting
@@ -107,14 +123,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 
 	// DynamoDB: dynalite with the table the stack creates.
 	dbURL := lambdatest.Dynalite(t)
-	client := dynamodb.New(dynamodb.Options{
-		Region: "eu-west-1", BaseEndpoint: aws.String(dbURL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-	})
-	if err := dynamo.CreateTable(ctx, client, "hookstep"); err != nil {
-		t.Fatal(err)
-	}
-	store := dynamo.New(client, "hookstep", webhook.SystemClock{})
+	store := newTable(t, dbURL, "hookstep")
 
 	states := sfntest.New(t)
 	invokes := lambdatest.NewLambda(t)

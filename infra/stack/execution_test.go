@@ -137,7 +137,16 @@ func (r *rig) executeLosing(input webhook.Ref, fn *lambdatest.Function, before f
 		r.running[name]--
 		r.mu.Unlock()
 	}()
+	var resumeAt atomic.Pointer[time.Time] // of the last result the state machine saw
 	invoke := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// run.mjs shortens every Wait, WaitUntil too: the Task after a
+		// result with resumeAt is held until then here, as WaitUntil
+		// would hold it. (Asked before its retry is due, the deliver
+		// function makes no attempt and answers with resumeAt again: the
+		// execution would go round WaitUntil until then.)
+		if at := resumeAt.Swap(nil); at != nil {
+			time.Sleep(time.Until(*at))
+		}
 		body, _ := io.ReadAll(req.Body)
 		var payload map[string]any
 		json.Unmarshal(body, &payload)
@@ -157,8 +166,15 @@ func (r *rig) executeLosing(input webhook.Ref, fn *lambdatest.Function, before f
 			json.NewEncoder(w).Encode(map[string]string{"errorType": "Lambda.Unknown", "errorMessage": "the result was lost"})
 			return
 		}
+		out, _ := io.ReadAll(res.Body)
+		var result struct {
+			ResumeAt *time.Time `json:"resumeAt"`
+		}
+		if json.Unmarshal(out, &result) == nil && result.ResumeAt != nil {
+			resumeAt.Store(result.ResumeAt)
+		}
 		w.WriteHeader(res.StatusCode)
-		io.Copy(w, res.Body)
+		w.Write(out)
 	}))
 	defer invoke.Close()
 	return execute(r.t, r.node, r.script, r.def, input, invoke.URL)
@@ -261,7 +277,10 @@ func (r *receiver) seen() []string {
 // TestSynthesizedStateMachineDrivesDeliveries: the normal paths.
 func TestSynthesizedStateMachineDrivesDeliveries(t *testing.T) {
 	r := newRig(t)
-	deliver := r.deliver("HOOKSTEP_HTTP_TIMEOUT=5s")
+	// As many attempts as the definition's schedule, due at once: the
+	// rig shortens the Wait states, and the function makes no attempt
+	// before it is due.
+	deliver := r.deliver("HOOKSTEP_HTTP_TIMEOUT=5s", "HOOKSTEP_RETRY_SCHEDULE="+make(webhook.Schedule, len(webhook.DefaultSchedule)).String())
 	tests := []struct {
 		name     string
 		answer   func(n int, disable func()) int // status for the n-th request

@@ -236,13 +236,7 @@ func (p *Poller) WaitIdle(t testing.TB, timeout time.Duration) {
 func (p *Poller) run(ctx context.Context, t testing.TB, fn Invoker, batch int32) {
 	client := p.queue.sqs.Client
 	for ctx.Err() == nil {
-		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:                    aws.String(p.queue.URL),
-			MaxNumberOfMessages:         batch,
-			WaitTimeSeconds:             1,
-			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
-			MessageAttributeNames:       []string{"All"},
-		})
+		out, err := client.ReceiveMessage(ctx, p.queue.receiveInput(batch, 1))
 		if ctx.Err() != nil {
 			return
 		}
@@ -258,6 +252,35 @@ func (p *Poller) run(ctx context.Context, t testing.TB, fn Invoker, batch int32)
 		p.handle(t, fn, out.Messages)
 		p.busy.Add(-1)
 	}
+}
+
+// receiveInput is the receive the event source mapping makes: up to max
+// messages, waiting up to wait seconds for the first, with every system
+// and message attribute.
+func (q *Queue) receiveInput(max, wait int32) *sqs.ReceiveMessageInput {
+	return &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(q.URL),
+		MaxNumberOfMessages:         max,
+		WaitTimeSeconds:             wait,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		MessageAttributeNames:       []string{"All"},
+	}
+}
+
+// Receive receives up to max messages (1 to 10) as the event source
+// mapping does, waiting up to wait (whole seconds, at most 20) for the
+// first, and returns the event Lambda would build of them, for a test
+// that hands records to a function itself. It deletes nothing: a record
+// comes back after the visibility timeout unless the test deletes it.
+func (q *Queue) Receive(t testing.TB, max int, wait time.Duration) events.SQSEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
+	defer cancel()
+	out, err := q.sqs.Client.ReceiveMessage(ctx, q.receiveInput(int32(max), int32(wait/time.Second)))
+	if err != nil {
+		t.Fatalf("lambdatest: queue %s: receive: %v", q.Name, err)
+	}
+	return sqsEvent(q.ARN, out.Messages)
 }
 
 // handle invokes fn with one batch and deletes what Lambda would delete.
