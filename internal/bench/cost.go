@@ -539,7 +539,11 @@ func (c *CostResult) model(lr *LambdaResult) error {
 		}
 		c.SideBySide.Rows = append(c.SideBySide.Rows, row)
 	}
-	c.Notes = append(c.Notes,
+	lowLoad, err := c.lowLoadNote(lr)
+	if err != nil {
+		return err
+	}
+	c.Notes = append(c.Notes, lowLoad,
 		"DynamoDB: table units as dynalite reports them (ConsumedCapacity), plus global secondary index writes counted from before/after images by AWS's rules (dynalite reports table units only); every POST carries an Idempotency-Key, as the Svix SDKs send, so the api's units include its idempotency record.",
 		"Lambda duration: warm durations measured under the runtime emulator, the CPU part stretched to the function's CPU share (memory/1769 MB of a vCPU); real DynamoDB and receiver round trips are longer than on loopback: every extra 10 ms of a deliver invocation adds $0.033 per million invocations (a queue-mode batch of 10 shares one).",
 		fmt.Sprintf("Queue mode: the event source mapping takes full batches of %d at load (ReceiveMessage and DeleteMessageBatch per batch: 0.2 requests per delivery; fewer per receive when the queue runs low, and idle pollers' empty receives are not counted); SendMessageBatch as counted from the api (one per message, of up to 10 runs); ChangeMessageVisibility only for records deliver could not handle, none on these paths. Messages are ids only, far under SQS's 64 KB per request.", queueBatch),
@@ -548,6 +552,23 @@ func (c *CostResult) model(lr *LambdaResult) error {
 		"Not counted: cold-start INIT time (rare at steady load), the sweeper's runs, data transfer out to receivers, Step Functions task retries (Lambda service errors only), free tiers.",
 	)
 	return nil
+}
+
+// lowLoadNote compares queue mode's deliver invocations and SQS requests
+// at full batches with batches of 1, as when the queue runs low.
+func (c *CostResult) lowLoadNote(lr *LambdaResult) (string, error) {
+	d := Deployment{ModeQueue, APIRest, DefaultRetentionDays}
+	cost := func(workload string, records float64) (float64, error) {
+		u, err := invocations(lr, "deliver", workload, 1, records)
+		u.SQSRequests = 2 / records // ReceiveMessage and DeleteMessageBatch
+		return total(price(u, c.Prices, d)), err
+	}
+	one, err := cost(wSQS1, 1)
+	if err != nil {
+		return "", err
+	}
+	full, err := cost(wSQS10, queueBatch)
+	return fmt.Sprintf("Queue mode at low load, batches of 1 instead of %d: deliver's invocations and the mapping's SQS requests cost $%.2f per million deliveries instead of $%.2f.", queueBatch, one, full), err
 }
 
 func (c *CostResult) writeTable(w io.Writer) {

@@ -231,7 +231,7 @@ func TestCostTargets(t *testing.T) {
 	if err := c.model(lr); err != nil {
 		t.Fatal(err)
 	}
-	c.Quotas = &QuotaModel{Ceilings: []Ceiling{{Regions: bigRegions.Regions, Mode: ModeQueue, FailShare: 0.02, PerSec: 12_000, LimitedBy: "x"}}}
+	c.Quotas = &QuotaModel{Ceilings: []Ceiling{{Regions: bigRegions.Name, Mode: ModeQueue, FailShare: 0.02, PerSec: 12_000, LimitedBy: "x"}}}
 	r := &Report{Cost: c}
 	r.CheckTargets()
 	got := map[string]bool{}

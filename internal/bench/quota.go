@@ -30,6 +30,8 @@ func (b Bucket) seconds(n float64) float64 {
 // regions. All are per account and region, and soft: AWS raises them on
 // request (new accounts may start lower).
 type RegionQuotas struct {
+	// Name is the class's short name; Regions lists them.
+	Name             string `json:"name"`
 	Regions          string `json:"regions"`
 	StartExecution   Bucket `json:"startExecution"`
 	StateTransitions Bucket `json:"stateTransitions"`
@@ -43,18 +45,21 @@ type RegionQuotas struct {
 // ones. Sources: QuotaSources.
 var RegionClasses = []RegionQuotas{
 	{
+		Name:             "large regions",
 		Regions:          "us-east-1, us-west-2, eu-west-1",
 		StartExecution:   Bucket{Burst: 1300, RefillPerSec: 300},
 		StateTransitions: Bucket{Burst: 5000, RefillPerSec: 1500},
 		APIGatewayRPS:    10_000,
 	},
 	{
-		Regions:          "other regions",
+		Name:             "other regions",
+		Regions:          "the other regions but the newer ones below",
 		StartExecution:   Bucket{Burst: 800, RefillPerSec: 150},
 		StateTransitions: Bucket{Burst: 800, RefillPerSec: 500},
 		APIGatewayRPS:    10_000,
 	},
 	{
+		Name:             "newer regions",
 		Regions:          "af-south-1, eu-south-1/2, eu-central-2, ap-south-2, ap-southeast-3/4/5/7, me-central-1, il-central-1, ca-west-1, mx-central-1",
 		StartExecution:   Bucket{Burst: 800, RefillPerSec: 150},
 		StateTransitions: Bucket{Burst: 800, RefillPerSec: 500},
@@ -161,7 +166,7 @@ func limit(name string, quota, use float64, unit string) Limit {
 // region class at a share of failing deliveries: the smallest of the
 // limits, and which.
 type Ceiling struct {
-	Regions   string  `json:"regions"`
+	Regions   string  `json:"regions"` // the class's name
 	Mode      Mode    `json:"mode"`
 	FailShare float64 `json:"failShare"`
 	PerSec    float64 `json:"deliveriesPerSec"`
@@ -187,11 +192,12 @@ type BurstStart struct {
 
 // QuotaModel is the throughput the default quotas allow each mode.
 type QuotaModel struct {
-	Assumptions []string      `json:"assumptions"`
-	Sources     []QuotaSource `json:"sources"`
-	Ceilings    []Ceiling     `json:"ceilings"`
-	Bursts      []BurstStart  `json:"stepFunctionsBursts"`
-	Notes       []string      `json:"notes"`
+	Assumptions []string       `json:"assumptions"`
+	Regions     []RegionQuotas `json:"regionClasses"`
+	Sources     []QuotaSource  `json:"sources"`
+	Ceilings    []Ceiling      `json:"ceilings"`
+	Bursts      []BurstStart   `json:"stepFunctionsBursts"`
+	Notes       []string       `json:"notes"`
 }
 
 // limits are the bounds quotas q put on deliveries that each use u, in a
@@ -246,7 +252,7 @@ func lowest(ls []Limit) (first, second Limit) {
 func ceiling(q RegionQuotas, mode Mode, happy, exhausted Usage, share, receiverSec float64) Ceiling {
 	region, oneEndpoint := limits(q, happy.mix(exhausted, share), receiverSec)
 	first, second := lowest(region)
-	c := Ceiling{Regions: q.Regions, Mode: mode, FailShare: share, PerSec: first.PerSec, LimitedBy: first.Name,
+	c := Ceiling{Regions: q.Name, Mode: mode, FailShare: share, PerSec: first.PerSec, LimitedBy: first.Name,
 		Next: second.Name, NextPerSec: second.PerSec, Limits: append(region, oneEndpoint...)}
 	hot, _ := lowest(append(region, oneEndpoint...))
 	c.OneEndpoint, c.OneEndpointLimitedBy = hot.PerSec, hot.Name
@@ -258,7 +264,7 @@ func ceiling(q RegionQuotas, mode Mode, happy, exhausted Usage, share, receiverS
 // rest at its refill rate.
 func burstStart(q RegionQuotas, messages, fanOut int, starts float64) BurstStart {
 	return BurstStart{
-		Regions: q.Regions, Messages: messages, FanOut: fanOut,
+		Regions: q.Name, Messages: messages, FanOut: fanOut,
 		StartsSeconds: round(q.StartExecution.seconds(float64(messages*fanOut)*starts), 1),
 	}
 }
@@ -275,6 +281,7 @@ func modelQuotas(regions []RegionQuotas, happy, exhausted map[Mode]Usage) *Quota
 			fmt.Sprintf("queue mode: full batches of %d", queueBatch),
 			"traffic spread over many apps and endpoints; \"one endpoint\" is the ceiling when all of it goes to one endpoint of one app (its index partitions; its item's reads are not counted)",
 		},
+		Regions: regions,
 		Sources: QuotaSources,
 	}
 	for _, q := range regions {
@@ -301,14 +308,13 @@ func (m *QuotaModel) writeTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  regions\tmode\tfailing\tceiling/s\tbound by\tthen\tone endpoint/s\t")
 	for _, c := range m.Ceilings {
-		regions := c.Regions
-		if len(regions) > 32 {
-			regions = regions[:29] + "..."
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%.0f%%\t%.0f\t%s\t%s (%.0f)\t%.0f (%s)\t\n", regions, c.Mode, c.FailShare*100,
+		fmt.Fprintf(tw, "  %s\t%s\t%.0f%%\t%.0f\t%s\t%s (%.0f)\t%.0f (%s)\t\n", c.Regions, c.Mode, c.FailShare*100,
 			c.PerSec, c.LimitedBy, c.Next, c.NextPerSec, c.OneEndpoint, c.OneEndpointLimitedBy)
 	}
 	tw.Flush()
+	for _, q := range m.Regions {
+		fmt.Fprintf(w, "  %s: %s\n", q.Name, q.Regions)
+	}
 	for _, b := range m.Bursts {
 		fmt.Fprintf(w, "  stepfunctions: %d messages at fan-out 1 all started after %.1f s in %s\n", b.Messages, b.StartsSeconds, b.Regions)
 	}

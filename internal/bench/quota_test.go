@@ -184,12 +184,12 @@ func TestModelQuotas(t *testing.T) {
 		share   float64
 	}
 	want := map[key]float64{
-		{bigRegions.Regions, ModeStepFunctions, 0}:      300,
-		{bigRegions.Regions, ModeStepFunctions, 0.10}:   1500 / 5.5,
-		{otherRegions.Regions, ModeStepFunctions, 0}:    150,
-		{otherRegions.Regions, ModeStepFunctions, 0.02}: 500 / 3.5,
-		{bigRegions.Regions, ModeQueue, 0.02}:           3000,
-		{bigRegions.Regions, ModeQueue, 0.10}:           600,
+		{bigRegions.Name, ModeStepFunctions, 0}:      300,
+		{bigRegions.Name, ModeStepFunctions, 0.10}:   1500 / 5.5,
+		{otherRegions.Name, ModeStepFunctions, 0}:    150,
+		{otherRegions.Name, ModeStepFunctions, 0.02}: 500 / 3.5,
+		{bigRegions.Name, ModeQueue, 0.02}:           3000,
+		{bigRegions.Name, ModeQueue, 0.10}:           600,
 	}
 	if len(m.Ceilings) != 2*2*len(FailShares) {
 		t.Fatalf("%d ceilings, want %d", len(m.Ceilings), 2*2*len(FailShares))

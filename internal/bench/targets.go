@@ -97,7 +97,7 @@ func (r *Report) costTargets(add func(name string, met bool, measured, note stri
 	}
 	if q := c.Quotas; q != nil {
 		for _, ce := range q.Ceilings {
-			if ce.Mode != ModeQueue || ce.FailShare != 0.02 || ce.Regions != RegionClasses[0].Regions {
+			if ce.Mode != ModeQueue || ce.FailShare != 0.02 || ce.Regions != RegionClasses[0].Name {
 				continue
 			}
 			add("queue: quota ceiling ≥ 10,000 deliveries/s at 2% first-attempt failure, large regions", ce.PerSec >= 10_000,
