@@ -258,33 +258,30 @@ func (f *awsFixture) measureCost(ctx context.Context, app1, app10 string, appFai
 		if su.APIFanOut10, err = f.measure(post(app10)); err != nil {
 			return nil, err
 		}
-		happy, err := f.messages(mode, app1, 1)
-		if err != nil {
+		if su.DeliverHappy, calls.ExecutionsHappy, err = f.measureDelivery(ctx, mode, app1, f.attemptHappy); err != nil {
 			return nil, err
 		}
-		var executions int
-		su.DeliverHappy, err = f.measure(func() error {
-			executions, err = f.attemptHappy(ctx, mode, happy[0].Ref)
-			return err
-		})
-		if err != nil {
+		if su.DeliverExhausted, calls.ExecutionsFailing, err = f.measureDelivery(ctx, mode, appFail[mode], f.exhaust); err != nil {
 			return nil, err
 		}
-		calls.ExecutionsHappy = float64(executions)
-		failing, err := f.messages(mode, appFail[mode], 1)
-		if err != nil {
-			return nil, err
-		}
-		su.DeliverExhausted, err = f.measure(func() error {
-			executions, err = f.exhaust(ctx, mode, failing[0].Ref)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		calls.ExecutionsFailing = float64(executions)
 	}
 	return c, nil
+}
+
+// measureDelivery posts a message to the app through a mode's API and
+// measures the capacity of deliver's work on its run, and the executions
+// that work starts.
+func (f *awsFixture) measureDelivery(ctx context.Context, mode Mode, appID string, work func(context.Context, Mode, webhook.Ref) (int, error)) (Units, float64, error) {
+	runs, err := f.messages(mode, appID, 1)
+	if err != nil {
+		return Units{}, 0, err
+	}
+	var executions int
+	u, err := f.measure(func() error {
+		executions, err = work(ctx, mode, runs[0].Ref)
+		return err
+	})
+	return u, float64(executions), err
 }
 
 // attemptHappy makes a delivery's first attempt as the mode does, which
