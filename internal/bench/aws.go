@@ -1,32 +1,21 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/hookstep/hookstep/internal/api"
-	"github.com/hookstep/hookstep/internal/authtoken"
 	"github.com/hookstep/hookstep/internal/delivery"
-	"github.com/hookstep/hookstep/internal/dynamo"
 	"github.com/hookstep/hookstep/internal/lambdafn"
-	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -62,244 +51,6 @@ var functionMemoryMB = map[string]int{"api": 512, "deliver": 256, "sweeper": 256
 // vCPU"); below it CPU is proportionally less.
 const lambdaFullCoreMB = 1769
 
-const (
-	benchTable = "hookstep"
-	benchToken = "hsk_bench-token"
-	secretARN  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hookstep-admin-token"
-	machineARN = "arn:aws:states:us-east-1:123456789012:stateMachine:hookstep-delivery"
-)
-
-// awsFixture is hookstep's AWS side on this machine: dynalite with the
-// table, fakes of Step Functions (StartExecution) and Secrets Manager
-// (GetSecretValue), receivers, and an in-process API and delivery engine
-// on a metered DynamoDB client.
-type awsFixture struct {
-	dynalite *helper
-	dbURL    string
-	meter    *indexMeter
-	store    *dynamo.Store
-	disp     *recordingDispatcher
-	svc      *delivery.Service
-	api      http.Handler
-	ok, fail *receiver
-	fakes    *httptest.Server
-	started  int // StartExecution calls the fake answered
-	mu       sync.Mutex
-}
-
-// recordingDispatcher stands in for Step Functions in process: it counts
-// the executions that would start.
-type recordingDispatcher struct {
-	mu   sync.Mutex
-	refs []webhook.Ref
-}
-
-func (d *recordingDispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
-	d.mu.Lock()
-	d.refs = append(d.refs, refs...)
-	d.mu.Unlock()
-	return refs, nil
-}
-
-func newAWSFixture(ctx context.Context, opts AWSOptions) (*awsFixture, error) {
-	f := &awsFixture{disp: &recordingDispatcher{}}
-	var err error
-	if f.dynalite, f.dbURL, err = startDynalite(opts.Dynalite); err != nil {
-		return nil, fmt.Errorf("dynalite: %w", err)
-	}
-	clientOpts := dynamodb.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(f.dbURL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench", ""),
-	}
-	plain := dynamodb.New(clientOpts)
-	if err := dynamo.CreateTable(ctx, plain, benchTable); err != nil {
-		f.close()
-		return nil, err
-	}
-	f.meter = newIndexMeter(plain, dynamo.TableSchema(benchTable))
-	clientOpts.APIOptions = append(clientOpts.APIOptions, f.meter.middleware)
-	f.store = dynamo.New(dynamodb.New(clientOpts), benchTable, webhook.SystemClock{})
-
-	if f.ok, err = startReceiver(Healthy, 1024); err != nil {
-		f.close()
-		return nil, err
-	}
-	if f.fail, err = startReceiver(Failing, 1024); err != nil {
-		f.close()
-		return nil, err
-	}
-	f.fakes = httptest.NewServer(http.HandlerFunc(f.serveFake))
-
-	logger := slog.New(slog.DiscardHandler)
-	f.svc = &delivery.Service{
-		Store:      f.store,
-		Dispatcher: f.disp,
-		Sender:     sender.New(sender.Config{Timeout: 5 * time.Second, AllowPrivate: true}),
-		Schedule:   webhook.DefaultSchedule,
-		Clock:      webhook.SystemClock{},
-		Logger:     logger,
-	}
-	f.api = api.New(api.Config{
-		Store: f.store, Deliveries: f.svc, TokenHash: authtoken.Hash(benchToken), Logger: logger,
-		AllowPrivateTargets: true,
-	})
-	return f, nil
-}
-
-func (f *awsFixture) close() {
-	if f.fakes != nil {
-		f.fakes.Close()
-	}
-	if f.ok != nil {
-		f.ok.close()
-	}
-	if f.fail != nil {
-		f.fail.close()
-	}
-	if f.dynalite != nil {
-		f.dynalite.stop()
-	}
-}
-
-// serveFake answers Step Functions' StartExecution and Secrets Manager's
-// GetSecretValue, told apart by X-Amz-Target.
-func (f *awsFixture) serveFake(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
-	switch r.Header.Get("X-Amz-Target") {
-	case "AWSStepFunctions.StartExecution":
-		f.mu.Lock()
-		f.started++
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-		fmt.Fprintf(w, `{"executionArn":"%s:exec","startDate":%d}`, machineARN, time.Now().Unix())
-	case "secretsmanager.GetSecretValue":
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		json.NewEncoder(w).Encode(map[string]any{"ARN": secretARN, "Name": "hookstep-admin-token", "SecretString": benchToken})
-	default:
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"__type":"UnknownOperationException"}`)
-	}
-}
-
-// startedCount is how many StartExecution calls the fake has answered.
-func (f *awsFixture) startedCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.started
-}
-
-// functionEnv is the environment the functions get under the emulator,
-// as the stack sets it, with the endpoints pointing at this machine.
-func (f *awsFixture) functionEnv(name string) []string {
-	return []string{
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=bench",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + f.dbURL,
-		"AWS_ENDPOINT_URL_SFN=" + f.fakes.URL,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + f.fakes.URL,
-		// The api starts a message's first 25 runs itself: at the
-		// fan-outs measured here it hands nothing to the sweeper.
-		"AWS_ENDPOINT_URL_LAMBDA=" + f.fakes.URL,
-		"HOOKSTEP_TABLE=" + benchTable, "HOOKSTEP_STATE_MACHINE_ARN=" + machineARN,
-		"HOOKSTEP_DISPATCH_FUNCTION=hookstep-sweeper",
-		"HOOKSTEP_ADMIN_TOKEN_SECRET_ARN=" + secretARN,
-		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
-		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", functionMemoryMB[name]),
-		"AWS_LAMBDA_FUNCTION_TIMEOUT=60", "AWS_LAMBDA_FUNCTION_NAME=hookstep-" + name,
-	}
-}
-
-// call sends one API request to the in-process API.
-func (f *awsFixture) call(method, path string, body any, want int, out any) error {
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			return err
-		}
-	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+benchToken)
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	f.api.ServeHTTP(rec, req)
-	if rec.Code != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, rec.Code, bytes.TrimSpace(rec.Body.Bytes()))
-	}
-	if out != nil {
-		return json.Unmarshal(rec.Body.Bytes(), out)
-	}
-	return nil
-}
-
-// app creates an app with one endpoint per URL and returns the app's id
-// and the endpoints' ids.
-func (f *awsFixture) app(name string, urls ...string) (string, []string, error) {
-	var app struct{ ID string }
-	if err := f.call("POST", "/api/v1/app", map[string]any{"name": name}, http.StatusCreated, &app); err != nil {
-		return "", nil, err
-	}
-	var eps []string
-	for _, u := range urls {
-		var ep struct{ ID string }
-		if err := f.call("POST", "/api/v1/app/"+app.ID+"/endpoint", map[string]any{"url": u}, http.StatusCreated, &ep); err != nil {
-			return "", nil, err
-		}
-		eps = append(eps, ep.ID)
-	}
-	return app.ID, eps, nil
-}
-
-// message posts a message (~1 KiB payload, like the local runs) and
-// returns its id.
-func (f *awsFixture) message(appID string, seq int) (string, error) {
-	var m struct{ ID string }
-	err := f.call("POST", "/api/v1/app/"+appID+"/msg?with_content=false", json.RawMessage(messageBody(seq, 1024)), http.StatusAccepted, &m)
-	return m.ID, err
-}
-
-// Units is DynamoDB capacity, and what else one operation sent.
-type Units struct {
-	ReadUnits       float64        `json:"readUnits"`
-	TableWriteUnits float64        `json:"tableWriteUnits"`
-	IndexWriteUnits float64        `json:"indexWriteUnits"`
-	StoredBytes     float64        `json:"storedBytes"`
-	Requests        map[string]int `json:"requests"`
-}
-
-// WriteUnits is table and index write units together.
-func (u Units) WriteUnits() float64 { return u.TableWriteUnits + u.IndexWriteUnits }
-
-func (u Units) scaled(k float64) Units {
-	return Units{ReadUnits: u.ReadUnits * k, TableWriteUnits: u.TableWriteUnits * k, IndexWriteUnits: u.IndexWriteUnits * k, StoredBytes: u.StoredBytes * k}
-}
-
-func (u Units) plus(o Units) Units {
-	return Units{ReadUnits: u.ReadUnits + o.ReadUnits, TableWriteUnits: u.TableWriteUnits + o.TableWriteUnits,
-		IndexWriteUnits: u.IndexWriteUnits + o.IndexWriteUnits, StoredBytes: u.StoredBytes + o.StoredBytes}
-}
-
-// measure runs fn and returns the DynamoDB capacity it consumed.
-func (f *awsFixture) measure(fn func() error) (Units, error) {
-	c0, m0 := f.store.Consumed(), f.meter.read()
-	if err := fn(); err != nil {
-		return Units{}, err
-	}
-	c1, m1 := f.store.Consumed(), f.meter.read()
-	u := Units{
-		ReadUnits:       c1.ReadUnits - c0.ReadUnits,
-		TableWriteUnits: c1.WriteUnits - c0.WriteUnits,
-		IndexWriteUnits: m1.IndexWriteUnits - m0.IndexWriteUnits,
-		StoredBytes:     m1.StoredBytes - m0.StoredBytes,
-		Requests:        map[string]int{},
-	}
-	for op, n := range m1.Calls {
-		if d := n - m0.Calls[op]; d > 0 {
-			u.Requests[op] = d
-		}
-	}
-	return u, nil
-}
-
 // buildFunction builds functions/<name> as `make build` does, for goarch.
 func buildFunction(ctx context.Context, root, name, goarch, out string) (int64, error) {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false",
@@ -316,7 +67,8 @@ func buildFunction(ctx context.Context, root, name, goarch, out string) (int64, 
 	return fi.Size(), nil
 }
 
-// RunAWS measures the Lambda functions and the cost model.
+// RunAWS measures the Lambda functions and the cost model of both
+// dispatch modes.
 func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, error) {
 	if opts.ColdStarts <= 0 {
 		opts.ColdStarts = 5
@@ -362,27 +114,25 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 	}
 	defer f.close()
 
-	// The apps: fan-out 1 and 10 to healthy endpoints, and one to an
-	// endpoint that always answers 500.
-	app1, _, err := f.app("fan-out 1", f.ok.URL)
+	// The apps: fan-out 1 and 10 to healthy endpoints, and per mode one
+	// to an endpoint that always answers 500, failing already.
+	app1, err := f.app("fan-out 1", f.ok.URL)
 	if err != nil {
 		return nil, nil, err
 	}
-	urls := make([]string, 10)
-	for i := range urls {
-		urls[i] = f.ok.URL
-	}
-	app10, _, err := f.app("fan-out 10", urls...)
+	app10, err := f.app("fan-out 10", slicesRepeat(f.ok.URL, 10)...)
 	if err != nil {
 		return nil, nil, err
 	}
-	appFail, _, err := f.app("failing", f.fail.URL)
-	if err != nil {
-		return nil, nil, err
+	appFail := map[Mode]string{}
+	for _, mode := range Modes {
+		if appFail[mode], err = f.failingApp(ctx, "failing, "+string(mode)); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	fmt.Fprintln(opts.Log, "measuring DynamoDB capacity against dynalite")
-	cost, err := f.measureCost(app1, app10, appFail)
+	cost, err := f.measureCost(ctx, app1, app10, appFail)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -397,17 +147,60 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 		}
 		fr.ColdStart = summarize(inits)
 	}
-	fmt.Fprintf(opts.Log, "timing %d warm invocations of deliver and of api\n", opts.Invocations)
-	if err := f.warmDeliver(ctx, opts, lr, bootstraps["deliver"], app1, appFail); err != nil {
+	fmt.Fprintf(opts.Log, "timing %d warm invocations of deliver and of api in each mode\n", opts.Invocations)
+	if err := f.warmDeliver(ctx, opts, lr, bootstraps["deliver"], app1, appFail[ModeStepFunctions]); err != nil {
 		return nil, nil, err
 	}
-	starts, err := f.warmAPI(ctx, opts, lr, bootstraps["api"], app1, app10)
-	if err != nil {
+	if err := f.warmDeliverQueue(ctx, opts, lr, bootstraps["deliver"], app1, appFail[ModeQueue], cost.Calls[ModeQueue]); err != nil {
 		return nil, nil, err
 	}
-	cost.model(lr)
-	cost.Quotas = modelQuotas(StepFunctionsQuotas, cost.Transitions, starts)
+	for _, mode := range Modes {
+		if cost.Calls[mode].APIDispatch, err = f.warmAPI(ctx, opts, lr, bootstraps["api"], mode, app1, app10); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := cost.model(lr); err != nil {
+		return nil, nil, err
+	}
+	happy, exhausted := map[Mode]Usage{}, map[Mode]Usage{}
+	for _, mode := range Modes {
+		if happy[mode], _, err = cost.pathUsage(lr, mode, APIRest, PathHappy1); err != nil {
+			return nil, nil, err
+		}
+		if exhausted[mode], _, err = cost.pathUsage(lr, mode, APIRest, PathExhausted1); err != nil {
+			return nil, nil, err
+		}
+	}
+	cost.Quotas = modelQuotas(RegionClasses, happy, exhausted)
 	return lr, cost, nil
+}
+
+func slicesRepeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+// failingApp creates an app with one endpoint that always answers 500,
+// and makes one attempt to it, so that its endpoint is failing already
+// when a delivery is measured: the change of health is the endpoint's,
+// once, not every delivery's.
+func (f *awsFixture) failingApp(ctx context.Context, name string) (string, error) {
+	appID, err := f.app(name, f.fail.URL)
+	if err != nil {
+		return "", err
+	}
+	runs, err := f.messages(ModeStepFunctions, appID, 1)
+	if err != nil {
+		return "", err
+	}
+	res, err := f.modes[ModeStepFunctions].svc.Attempt(ctx, runs[0].Ref)
+	if err == nil && res.Outcome != delivery.Retry {
+		err = fmt.Errorf("failing endpoint: outcome %s", res.Outcome)
+	}
+	return appID, err
 }
 
 // coldStarts starts the function under a fresh emulator n times and
@@ -416,7 +209,7 @@ func (f *awsFixture) coldStarts(ctx context.Context, opts AWSOptions, name, boot
 	var event any
 	switch name {
 	case "api":
-		event = apiEvent("GET", "/api/v1/health", "")
+		event = apiEvent(APIRest, "GET", "/api/v1/health", "")
 	case "deliver":
 		event = lambdafn.DeliverInput{Ref: webhook.Ref{AppID: appID, MsgID: "msg_none", EndpointID: "ep_none"}}
 	default:
@@ -424,7 +217,7 @@ func (f *awsFixture) coldStarts(ctx context.Context, opts AWSOptions, name, boot
 	}
 	var inits []time.Duration
 	for range opts.ColdStarts {
-		e, err := startEmulator(opts.RIE, bootstrap, f.functionEnv(name))
+		e, err := startEmulator(opts.RIE, bootstrap, f.functionEnv(name, ModeStepFunctions))
 		if err != nil {
 			return nil, err
 		}
@@ -438,113 +231,171 @@ func (f *awsFixture) coldStarts(ctx context.Context, opts AWSOptions, name, boot
 	return inits, nil
 }
 
-// warmDeliver times deliver's invocations, after a cold start: happy
-// attempts, failed attempts and MarkFailed; and its CPU per happy
-// attempt, read from /proc before and after.
+// warmDeliver times stepfunctions mode's deliver invocations, after a
+// cold start: happy attempts, failed attempts and MarkFailed; and its
+// CPU per happy attempt, read from /proc before and after.
 func (f *awsFixture) warmDeliver(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, appFail string) error {
 	n := opts.Invocations
 	nFail := max(10, n/4)
-	okRefs, err := f.messages(app1, n)
+	okRuns, err := f.messages(ModeStepFunctions, app1, n)
 	if err != nil {
 		return err
 	}
-	failRefs, err := f.messages(appFail, nFail)
+	failRuns, err := f.messages(ModeStepFunctions, appFail, nFail)
 	if err != nil {
 		return err
 	}
-	e, err := startEmulator(opts.RIE, bootstrap, f.functionEnv("deliver"))
+	e, pid, err := f.warmEmulator(ctx, opts, bootstrap, "deliver", ModeStepFunctions, lambdafn.DeliverInput{Ref: okRuns[0].Ref})
 	if err != nil {
 		return err
 	}
 	defer e.stop()
-	var res delivery.Result
-	if _, err := e.invoke(ctx, lambdafn.DeliverInput{Ref: okRefs[0]}, &res); err != nil {
-		return fmt.Errorf("deliver: %w", err)
-	}
-	pid, err := e.runtimePid(bootstrap)
-	if err != nil {
-		return err
-	}
-	happy, cpu, logs, err := timeInvocations(ctx, e, pid, len(okRefs)-1, func(i int) any { return lambdafn.DeliverInput{Ref: okRefs[i+1]} }, delivery.Delivered)
-	if err != nil {
-		return fmt.Errorf("deliver: %w", err)
-	}
-	failed, failCPU, failLogs, err := timeInvocations(ctx, e, pid, len(failRefs), func(i int) any { return lambdafn.DeliverInput{Ref: failRefs[i]} }, delivery.Retry)
-	if err != nil {
-		return fmt.Errorf("deliver: %w", err)
-	}
-	marks, markCPU, markLogs, err := timeInvocations(ctx, e, pid, len(failRefs), func(i int) any {
-		return lambdafn.DeliverInput{Ref: failRefs[i], Action: lambdafn.ActionFail}
-	}, delivery.Stop)
-	if err != nil {
-		return fmt.Errorf("deliver (fail action): %w", err)
+	step := func(runs []sentRun, action string) func(int) any {
+		return func(i int) any { return lambdafn.DeliverInput{Ref: runs[i].Ref, Action: action} }
 	}
 	fr := lr.function("deliver")
-	fr.Workloads = append(fr.Workloads,
-		workload("happy attempt (200 from a loopback receiver)", happy, cpu, logs, fr.MemoryMB),
-		workload("failed attempt (500 from a loopback receiver)", failed, failCPU, failLogs, fr.MemoryMB),
-		workload("MarkFailed (action fail)", marks, markCPU, markLogs, fr.MemoryMB))
-	lr.DeliverCPUPerInvocationMs = round(cpu.Seconds()*1000, 3)
+	for _, t := range []struct {
+		name  string
+		n     int
+		event func(int) any
+		want  any
+	}{
+		{wHappy, len(okRuns) - 1, step(okRuns[1:], ""), delivery.Delivered},
+		{wFailed, len(failRuns), step(failRuns, ""), delivery.Retry},
+		{wMark, len(failRuns), step(failRuns, lambdafn.ActionFail), delivery.Stop},
+	} {
+		durs, cpu, logs, err := timeInvocations(ctx, e, pid, t.n, t.event, t.want)
+		if err != nil {
+			return fmt.Errorf("deliver, %s: %w", t.name, err)
+		}
+		if t.name == wHappy {
+			lr.DeliverCPUPerInvocationMs = round(cpu.Seconds()*1000, 3)
+		}
+		fr.Workloads = append(fr.Workloads, workload(t.name, durs, cpu, logs, fr.MemoryMB))
+	}
 	return nil
 }
 
-// warmAPI times api's invocations of POST .../msg for fan-out 1 and 10,
-// and counts the StartExecution calls they make per delivery.
-func (f *awsFixture) warmAPI(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, app10 string) (Starts, error) {
-	var starts Starts
-	e, err := startEmulator(opts.RIE, bootstrap, f.functionEnv("api"))
+// warmDeliverQueue times queue mode's deliver invocations: SQS events of
+// 1 and of 10 happy records, of 10 failing records (each makes the first
+// attempt and the immediate retry, then starts an execution), and the
+// execution's first Deliver of those, which finds the next attempt not
+// due. The records are the messages the in-process API sent, so they
+// name real runs in dynalite. It checks the executions deliver starts
+// against calls, counted in process.
+func (f *awsFixture) warmDeliverQueue(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, appFail string, calls *Calls) error {
+	n := opts.Invocations
+	n1, n10, nFail := max(10, n/4), max(5, n/20), max(3, n/40)
+	okRuns, err := f.messages(ModeQueue, app1, 1+n1+n10*queueBatch)
 	if err != nil {
-		return starts, err
+		return err
+	}
+	failRuns, err := f.messages(ModeQueue, appFail, nFail*queueBatch)
+	if err != nil {
+		return err
+	}
+	e, pid, err := f.warmEmulator(ctx, opts, bootstrap, "deliver", ModeQueue, sqsRecords(okRuns[:1]))
+	if err != nil {
+		return err
 	}
 	defer e.stop()
-	post := func(appID string) func(int) any {
-		return func(i int) any {
-			return apiEvent("POST", "/api/v1/app/"+appID+"/msg", string(messageBody(i, 1024)))
-		}
+	batches := func(runs []sentRun, size int) func(int) any {
+		return func(i int) any { return sqsRecords(runs[i*size : (i+1)*size]) }
 	}
-	if _, err := e.invoke(ctx, apiEvent("GET", "/api/v1/health", ""), nil); err != nil {
-		return starts, fmt.Errorf("api: %w", err)
+	later0 := f.callCount(targetChangeVisibility)
+	fr := lr.function("deliver")
+	timed := []struct {
+		name      string
+		n         int
+		event     func(int) any
+		want      any
+		perRecord float64 // executions each record must start
+		records   int
+	}{
+		{wSQS1, n1, batches(okRuns[1:1+n1], 1), sqsBatch{}, calls.ExecutionsHappy, n1},
+		{wSQS10, n10, batches(okRuns[1+n1:], queueBatch), sqsBatch{}, calls.ExecutionsHappy, n10 * queueBatch},
+		{wSQS10Fail, nFail, batches(failRuns, queueBatch), sqsBatch{}, calls.ExecutionsFailing, nFail * queueBatch},
+		// Right after: the first retry is 5 s away.
+		{wNotDue, len(failRuns), func(i int) any { return lambdafn.DeliverInput{Ref: failRuns[i].Ref} }, notDue{}, 0, len(failRuns)},
+	}
+	for _, t := range timed {
+		s0 := f.callCount(targetStartExecution)
+		durs, cpu, logs, err := timeInvocations(ctx, e, pid, t.n, t.event, t.want)
+		if err != nil {
+			return fmt.Errorf("deliver, %s: %w", t.name, err)
+		}
+		if got, want := f.callCount(targetStartExecution)-s0, int(t.perRecord*float64(t.records)); got != want {
+			return fmt.Errorf("deliver, %s: %d executions started under the emulator, %d in process", t.name, got, want)
+		}
+		fr.Workloads = append(fr.Workloads, workload(t.name, durs, cpu, logs, fr.MemoryMB))
+	}
+	if n := f.callCount(targetChangeVisibility) - later0; n > 0 {
+		return fmt.Errorf("deliver: %d records not handled (ChangeMessageVisibility)", n)
+	}
+	return nil
+}
+
+// warmEmulator starts a function under the emulator in a mode, invokes
+// it once with first (the cold start) and returns it with the pid of its
+// runtime.
+func (f *awsFixture) warmEmulator(ctx context.Context, opts AWSOptions, bootstrap, name string, mode Mode, first any) (*emulator, int, error) {
+	e, err := startEmulator(opts.RIE, bootstrap, f.functionEnv(name, mode))
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := e.invoke(ctx, first, nil); err != nil {
+		e.stop()
+		return nil, 0, fmt.Errorf("%s (%s): %w", name, mode, err)
 	}
 	pid, err := e.runtimePid(bootstrap)
 	if err != nil {
-		return starts, err
+		e.stop()
+		return nil, 0, err
 	}
-	n := max(10, opts.Invocations/2)
-	n10 := max(10, n/4)
-	s0 := f.startedCount()
-	one, cpu1, logs1, err := timeInvocations(ctx, e, pid, n, post(app1), 202)
-	if err != nil {
-		return starts, fmt.Errorf("api: %w", err)
-	}
-	s1 := f.startedCount()
-	ten, cpu10, logs10, err := timeInvocations(ctx, e, pid, n10, post(app10), 202)
-	if err != nil {
-		return starts, fmt.Errorf("api: %w", err)
-	}
-	s10 := f.startedCount()
-	starts.FanOut1 = float64(s1-s0) / float64(n)
-	starts.FanOut10 = float64(s10-s1) / float64(n10*10)
-	fr := lr.function("api")
-	fr.Workloads = append(fr.Workloads,
-		workload("POST msg, fan-out 1", one, cpu1, logs1, fr.MemoryMB),
-		workload("POST msg, fan-out 10", ten, cpu10, logs10, fr.MemoryMB))
-	return starts, nil
+	return e, pid, nil
 }
 
-// messages posts n messages to the app through the in-process API and
-// returns the runs they started.
-func (f *awsFixture) messages(appID string, n int) ([]webhook.Ref, error) {
-	f.disp.mu.Lock()
-	from := len(f.disp.refs)
-	f.disp.mu.Unlock()
-	for i := range n {
-		if _, err := f.message(appID, i); err != nil {
-			return nil, err
+// warmAPI times the api's invocations of POST .../msg in a mode, at
+// fan-out 1 and 10, behind each API kind, and counts the calls it makes
+// to dispatch per delivery: StartExecution (stepfunctions) or
+// SendMessageBatch (queue).
+func (f *awsFixture) warmAPI(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap string, mode Mode, app1, app10 string) (PerFanOut, error) {
+	var calls PerFanOut
+	e, pid, err := f.warmEmulator(ctx, opts, bootstrap, "api", mode, apiEvent(APIRest, "GET", "/api/v1/health", ""))
+	if err != nil {
+		return calls, err
+	}
+	defer e.stop()
+	target := targetStartExecution
+	if mode == ModeQueue {
+		target = targetSendMessageBatch
+	}
+	fr := lr.function("api")
+	n := max(10, opts.Invocations/2)
+	for _, kind := range APIKinds {
+		for _, t := range []struct {
+			app    string
+			fanOut int
+			n      int
+		}{{app1, 1, n}, {app10, 10, max(10, n/4)}} {
+			post := func(i int) any {
+				return apiEvent(kind, "POST", "/api/v1/app/"+t.app+"/msg", string(messageBody(i, 1024)))
+			}
+			c0 := f.callCount(target)
+			durs, cpu, logs, err := timeInvocations(ctx, e, pid, t.n, post, 202)
+			if err != nil {
+				return calls, fmt.Errorf("api (%s, %s API): %w", mode, kind, err)
+			}
+			perDelivery := float64(f.callCount(target)-c0) / float64(t.n*t.fanOut)
+			if kind == APIRest && t.fanOut == 1 {
+				calls.FanOut1 = perDelivery
+			} else if kind == APIRest {
+				calls.FanOut10 = perDelivery
+			}
+			fr.Workloads = append(fr.Workloads, workload(apiWorkloadName(mode, kind, t.fanOut), durs, cpu, logs, fr.MemoryMB))
 		}
 	}
-	f.disp.mu.Lock()
-	defer f.disp.mu.Unlock()
-	return append([]webhook.Ref(nil), f.disp.refs[from:]...), nil
+	return calls, nil
 }
 
 // timeInvocations invokes the function n times and returns the
@@ -577,6 +428,13 @@ func timeInvocations(ctx context.Context, e *emulator, pid, n int, event func(in
 	return durs, (cpu1 - cpu0) / time.Duration(n), float64(e.logBytes()-logs0) / float64(n), nil
 }
 
+// sqsBatch is the answer every SQS event must get: no record failed.
+type sqsBatch struct{}
+
+// notDue is the answer of an execution's Deliver that finds the next
+// attempt not due: retry, and when to resume.
+type notDue struct{}
+
 func checkOutcome(out map[string]any, want any) error {
 	switch want := want.(type) {
 	case delivery.Outcome:
@@ -587,23 +445,51 @@ func checkOutcome(out map[string]any, want any) error {
 		if got, _ := out["statusCode"].(float64); int(got) != want {
 			return fmt.Errorf("status %v, want %d: %v", out["statusCode"], want, out["body"])
 		}
+	case sqsBatch:
+		if failed, ok := out["batchItemFailures"].([]any); !ok || len(failed) > 0 {
+			return fmt.Errorf("batch item failures %v, want none", out["batchItemFailures"])
+		}
+	case notDue:
+		if out["outcome"] != string(delivery.Retry) || out["resumeAt"] == nil {
+			return fmt.Errorf("answer %v, want retry with resumeAt (the next attempt not due)", out)
+		}
 	}
 	return nil
 }
 
-// apiEvent is an API Gateway REST proxy event, shaped like
-// events/lambda/api-create-message.json.
-func apiEvent(method, path, body string) events.APIGatewayProxyRequest {
-	headers := map[string][]string{
-		"Authorization": {"Bearer " + benchToken},
-		"Content-Type":  {"application/json"},
-		"Host":          {"abc123.execute-api.us-east-1.amazonaws.com"},
+// apiEvent is an API Gateway proxy event of the kind: a REST API's,
+// shaped like events/lambda/api-create-message.json, or an HTTP API's
+// (payload 2.0), like events/lambda/api-v2-create-message.json. A POST
+// carries a new Idempotency-Key, as the Svix SDKs send.
+func apiEvent(kind APIKind, method, path, body string) any {
+	const host = "abc123.execute-api.us-east-1.amazonaws.com"
+	headers := map[string]string{"Authorization": "Bearer " + benchToken, "Content-Type": "application/json", "Host": host}
+	if method == "POST" {
+		headers["Idempotency-Key"] = idempotencyKey()
+	}
+	if kind == APIHTTP {
+		lower := map[string]string{}
+		for k, v := range headers {
+			lower[strings.ToLower(k)] = v
+		}
+		ev := events.APIGatewayV2HTTPRequest{
+			Version: "2.0", RouteKey: "$default", RawPath: path, Headers: lower, Body: body,
+			RequestContext: events.APIGatewayV2HTTPRequestContext{
+				RouteKey: "$default", Stage: "$default", DomainName: host, APIID: "abc123", RequestID: webhook.NewID("req_"),
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path, Protocol: "HTTP/1.1", SourceIP: "203.0.113.7"},
+			},
+		}
+		return ev
+	}
+	multi := map[string][]string{}
+	for k, v := range headers {
+		multi[k] = []string{v}
 	}
 	return events.APIGatewayProxyRequest{
 		Resource: "/{proxy+}", Path: "/prod" + path, HTTPMethod: method,
-		MultiValueHeaders: headers,
+		MultiValueHeaders: multi,
 		RequestContext: events.APIGatewayProxyRequestContext{
-			Stage: "prod", Path: "/prod" + path, HTTPMethod: method, DomainName: "abc123.execute-api.us-east-1.amazonaws.com",
+			Stage: "prod", Path: "/prod" + path, HTTPMethod: method, DomainName: host,
 			Identity: events.APIGatewayRequestIdentity{SourceIP: "203.0.113.7"},
 		},
 		Body: body,

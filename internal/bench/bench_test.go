@@ -59,9 +59,10 @@ func TestBar(t *testing.T) {
 	}
 }
 
-// machine is a two-attempt delivery state machine shaped like the one the
-// stack generates (infra/stack/statemachine.go): one Deliver task, one
-// Outcome choice, a Wait per retry chosen by the attempt's number.
+// machine is a three-attempt delivery state machine shaped like the one
+// the stack generates (infra/stack/statemachine.go): one Deliver task, one
+// Outcome choice, a Wait per retry chosen by the attempt's number; the
+// first retry is immediate (0 s), as the default schedule's.
 const machine = `{
   "StartAt": "Deliver",
   "States": {
@@ -73,8 +74,10 @@ const machine = `{
       {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.final", "BooleanEquals": true}], "Next": "MarkFailed"},
       {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.resumeAt", "IsPresent": true}], "Next": "WaitUntil"},
       {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.attempt", "NumericEquals": 1}], "Next": "Wait1"},
+      {"And": [{"Variable": "$.result.outcome", "StringEquals": "retry"}, {"Variable": "$.result.attempt", "NumericEquals": 2}], "Next": "Wait2"},
       {"Variable": "$.result.outcome", "StringEquals": "retry", "Next": "MarkFailed"}], "Default": "UnknownOutcome"},
-    "Wait1": {"Type": "Wait", "Seconds": 5, "Next": "Deliver"},
+    "Wait1": {"Type": "Wait", "Seconds": 0, "Next": "Deliver"},
+    "Wait2": {"Type": "Wait", "Seconds": 5, "Next": "Deliver"},
     "WaitUntil": {"Type": "Wait", "TimestampPath": "$.result.resumeAt", "Next": "Deliver"},
     "Pause": {"Type": "Wait", "Seconds": 30, "Next": "Reconcile"},
     "Reconcile": {"Type": "Task", "Resource": "arn:fn", "Parameters": {"action": "reconcile"}, "Next": "Outcome"},
@@ -90,12 +93,24 @@ func TestCountTransitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Transitions{
-		Happy: Path{Transitions: 3, LambdaInvocations: 1, States: []string{"Deliver", "Outcome", "Done"}},
-		Exhausted: Path{LambdaInvocations: 3, States: []string{
-			"Deliver", "Outcome", "Wait1", "Deliver", "Outcome", "MarkFailed", "Exhausted"}},
+	path := func(invocations int, states ...string) Path {
+		return Path{Transitions: len(states), LambdaInvocations: invocations, States: states}
 	}
-	want.Exhausted.Transitions = len(want.Exhausted.States)
+	want := map[Mode]Transitions{
+		ModeStepFunctions: {
+			Happy: path(1, "Deliver", "Outcome", "Done"),
+			Exhausted: path(4, "Deliver", "Outcome", "Wait1", "Deliver", "Outcome", "Wait2",
+				"Deliver", "Outcome", "MarkFailed", "Exhausted"),
+		},
+		// deliver made attempts 1 and 2 (Wait1 is 0 s) off the SQS
+		// message; the execution enters with a Deliver that finds
+		// attempt 3 not due, waits for it, makes it, and marks the
+		// delivery failed.
+		ModeQueue: {
+			Exhausted:      path(3, "Deliver", "Outcome", "WaitUntil", "Deliver", "Outcome", "MarkFailed", "Exhausted"),
+			QueuedAttempts: 2,
+		},
+	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("transitions (-want +got):\n%s", d)
 	}

@@ -346,7 +346,8 @@ func newClient(base, token string, conns int) *client {
 	return &client{base: base, token: token, http: &http.Client{Transport: tr, Timeout: time.Minute}}
 }
 
-// do sends one request and decodes a JSON answer of the wanted status.
+// do sends one request and decodes a JSON answer of the wanted status. A
+// POST carries a new Idempotency-Key, as the Svix SDKs send.
 func (c *client) do(ctx context.Context, method, path string, body []byte, want int, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
@@ -354,6 +355,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, want 
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
+	if method == http.MethodPost {
+		req.Header.Set("Idempotency-Key", idempotencyKey())
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err

@@ -2,15 +2,21 @@ package bench
 
 import (
 	"context"
+	"maps"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/hookstep/hookstep/internal/dynamo"
 )
 
 // indexMeter adds what dynalite leaves out of ConsumedCapacity: the write
@@ -31,17 +37,30 @@ import (
 // Each index write costs ceil(entry size / 1 KB) units, the entry being the
 // table's key, the index's key and the projected attributes. Writes are
 // serialised while metered, so the images are exact.
+//
+// It also sorts what is stored by how long it stays (the TTL attribute
+// against now): items kept longer than shortLived expire with their
+// message and are priced for the retention; shorter-lived ones
+// (idempotency records, 24 h) are counted in byte-days.
 type indexMeter struct {
 	reader  *dynamodb.Client // unmetered: the images cost nothing
 	table   string
 	indexes []indexDef
+	now     func() time.Time // the store's clock, for items' lifetimes
 
-	mu     sync.Mutex
-	stored float64        // net bytes stored, table and indexes, with DynamoDB's 100 bytes per item
-	units  float64        // index write units
-	writes map[string]int // index writes by index name
-	calls  map[string]int // requests by operation
+	mu         sync.Mutex
+	stored     float64            // net bytes stored, table and indexes, with DynamoDB's 100 bytes per item
+	retained   float64            // the part of stored kept for the message's retention
+	byteDays   float64            // byte-days of shorter-lived items
+	units      float64            // index write units
+	writes     map[string]int     // index writes by index name
+	partitions map[string]float64 // index write units by partition class
+	calls      map[string]int     // requests by operation
 }
+
+// shortLived separates items that expire with their message (at least a
+// day of retention, webhook.MinRetentionDays) from shorter-lived ones.
+const shortLived = 36 * time.Hour
 
 type indexDef struct {
 	name      string
@@ -51,7 +70,8 @@ type indexDef struct {
 }
 
 func newIndexMeter(reader *dynamodb.Client, schema *dynamodb.CreateTableInput) *indexMeter {
-	m := &indexMeter{reader: reader, table: aws.ToString(schema.TableName), writes: map[string]int{}, calls: map[string]int{}}
+	m := &indexMeter{reader: reader, table: aws.ToString(schema.TableName), now: time.Now,
+		writes: map[string]int{}, partitions: map[string]float64{}, calls: map[string]int{}}
 	for _, gsi := range schema.GlobalSecondaryIndexes {
 		d := indexDef{name: aws.ToString(gsi.IndexName)}
 		for _, k := range gsi.KeySchema {
@@ -74,19 +94,21 @@ func newIndexMeter(reader *dynamodb.Client, schema *dynamodb.CreateTableInput) *
 
 // reading is a snapshot of the meter.
 type reading struct {
-	IndexWriteUnits float64
-	StoredBytes     float64
-	Calls           map[string]int
+	IndexWriteUnits    float64
+	StoredBytes        float64
+	RetainedBytes      float64
+	ShortLivedByteDays float64
+	Partitions         map[string]float64
+	Calls              map[string]int
 }
 
 func (m *indexMeter) read() reading {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	calls := make(map[string]int, len(m.calls))
-	for k, v := range m.calls {
-		calls[k] = v
+	return reading{
+		IndexWriteUnits: m.units, StoredBytes: m.stored, RetainedBytes: m.retained, ShortLivedByteDays: m.byteDays,
+		Partitions: maps.Clone(m.partitions), Calls: maps.Clone(m.calls),
 	}
-	return reading{IndexWriteUnits: m.units, StoredBytes: m.stored, Calls: calls}
 }
 
 // middleware returns the client option that installs the meter.
@@ -157,38 +179,87 @@ func (m *indexMeter) images(ctx context.Context, keys []item) []item {
 	return out
 }
 
-// account adds the index writes that changing before into after costs.
+// account adds the index writes that changing before into after costs,
+// and what it changes in storage.
 func (m *indexMeter) account(before, after item) {
-	m.stored += storedSize(after) - storedSize(before)
+	stored := storedSize(after) - storedSize(before)
 	for _, ix := range m.indexes {
 		inBefore, inAfter := ix.holds(before), ix.holds(after)
 		if inAfter {
-			m.stored += ix.entrySize(after) + 100
+			stored += ix.entrySize(after) + 100
 		}
 		if inBefore {
-			m.stored -= ix.entrySize(before) + 100
+			stored -= ix.entrySize(before) + 100
 		}
-		var n int
-		var size float64
 		switch {
 		case !inBefore && !inAfter:
 		case !inBefore:
-			n, size = 1, ix.entrySize(after)
+			m.indexWrite(ix, after)
 		case !inAfter:
-			n, size = 1, ix.entrySize(before)
+			m.indexWrite(ix, before)
 		case !equalAttr(before[ix.pk], after[ix.pk]) || !equalAttr(before[ix.sk], after[ix.sk]):
-			m.units += writeUnits(ix.entrySize(before))
-			m.writes[ix.name]++
-			n, size = 1, ix.entrySize(after)
+			m.indexWrite(ix, before)
+			m.indexWrite(ix, after)
 		case ix.projectionChanged(before, after):
-			n, size = 1, ix.entrySize(after)
-		}
-		if n > 0 {
-			m.units += writeUnits(size)
-			m.writes[ix.name] += n
+			m.indexWrite(ix, after)
 		}
 	}
+	m.stored += stored
+	it := after
+	if it == nil {
+		it = before
+	}
+	switch life := m.lifetime(it); {
+	case life > shortLived:
+		m.retained += stored
+	case life > 0:
+		m.byteDays += stored * life.Hours() / 24
+	}
 }
+
+// indexWrite counts one write of entry's index entry.
+func (m *indexMeter) indexWrite(ix indexDef, entry item) {
+	u := writeUnits(ix.entrySize(entry))
+	m.units += u
+	m.writes[ix.name]++
+	m.partitions[partitionClass(ix.name, entry[ix.pk])] += u
+}
+
+// lifetime is how long the item stays before its TTL deletes it; 0 for
+// an item without one.
+func (m *indexMeter) lifetime(it item) time.Duration {
+	n, ok := it[dynamo.TTLAttribute].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0
+	}
+	sec, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Unix(sec, 0).Sub(m.now())
+}
+
+// idPattern matches hookstep's ids (webhook.NewID) in keys.
+var idPattern = regexp.MustCompile(`(app|ep|msg|atmpt|qtask)_[0-9A-Za-z]+`)
+
+// partitionClass names the index partitions a key belongs to, the same
+// for every app, endpoint and message and for every shard of them:
+// "sweep U" for IndexSweep's U#0 .. U#15, "byEndpoint EP#<app>#<ep>" for
+// an endpoint's 8 shards.
+func partitionClass(index string, pk types.AttributeValue) string {
+	s, _ := pk.(*types.AttributeValueMemberS)
+	if s == nil {
+		return index + " ?"
+	}
+	class := idPattern.ReplaceAllStringFunc(s.Value, func(id string) string {
+		prefix, _, _ := strings.Cut(id, "_")
+		return "<" + prefix + ">"
+	})
+	return index + " " + shardSuffix.ReplaceAllString(class, "")
+}
+
+// shardSuffix is a sharded key's "#<n>" (shard 0 has none).
+var shardSuffix = regexp.MustCompile(`#[0-9]+$`)
 
 func (ix indexDef) holds(it item) bool {
 	return it != nil && it[ix.pk] != nil && it[ix.sk] != nil

@@ -1,10 +1,16 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"text/tabwriter"
+
+	"github.com/hookstep/hookstep/internal/dynamo"
 )
 
 // Bucket is a token-bucket quota: Burst tokens at once, refilled at
@@ -20,101 +26,237 @@ func (b Bucket) seconds(n float64) float64 {
 	return math.Max(0, n-b.Burst) / b.RefillPerSec
 }
 
-// RegionQuotas are the Step Functions quotas that bound deliveries in a
-// class of regions.
+// RegionQuotas are the default quotas that differ between classes of
+// regions. All are per account and region, and soft: AWS raises them on
+// request (new accounts may start lower).
 type RegionQuotas struct {
+	// Name is the class's short name; Regions lists them.
+	Name             string `json:"name"`
 	Regions          string `json:"regions"`
 	StartExecution   Bucket `json:"startExecution"`
 	StateTransitions Bucket `json:"stateTransitions"`
+	// APIGatewayRPS is API Gateway's account throttle, shared by REST,
+	// HTTP and WebSocket APIs.
+	APIGatewayRPS float64 `json:"apiGatewayRequestsPerSec"`
 }
 
-// StepFunctionsQuotas are AWS Step Functions service quotas for Standard
-// workflows, as of 2025 (Step Functions Developer Guide, "Step Functions
-// service quotas": API action throttling for StartExecution, state
-// throttling for state transitions). They are per account and per region,
-// shared by every state machine of the account there, and soft: AWS
-// raises them on request, and new accounts may start with lower state
-// transition quotas. Check them before quoting.
-var StepFunctionsQuotas = []RegionQuotas{
+// RegionClasses are the region classes: Step Functions' quotas are
+// higher in the three large regions, API Gateway's lower in the newer
+// ones. Sources: QuotaSources.
+var RegionClasses = []RegionQuotas{
 	{
+		Name:             "large regions",
 		Regions:          "us-east-1, us-west-2, eu-west-1",
 		StartExecution:   Bucket{Burst: 1300, RefillPerSec: 300},
 		StateTransitions: Bucket{Burst: 5000, RefillPerSec: 1500},
+		APIGatewayRPS:    10_000,
 	},
 	{
-		Regions:          "other regions",
+		Name:             "other regions",
+		Regions:          "the other regions but the newer ones below",
 		StartExecution:   Bucket{Burst: 800, RefillPerSec: 150},
 		StateTransitions: Bucket{Burst: 800, RefillPerSec: 500},
+		APIGatewayRPS:    10_000,
+	},
+	{
+		Name:             "newer regions",
+		Regions:          "af-south-1, eu-south-1/2, eu-central-2, ap-south-2, ap-southeast-3/4/5/7, me-central-1, il-central-1, ca-west-1, mx-central-1",
+		StartExecution:   Bucket{Burst: 800, RefillPerSec: 150},
+		StateTransitions: Bucket{Burst: 800, RefillPerSec: 500},
+		APIGatewayRPS:    2_500,
 	},
 }
+
+// The default quotas that are the same in every region.
+const (
+	// lambdaConcurrency is the account's concurrent executions.
+	lambdaConcurrency = 1000
+	// sqsInFlight is a standard queue's in-flight messages (received,
+	// not deleted).
+	sqsInFlight = 120_000
+	// tableUnits is an on-demand table's, and each of its global
+	// secondary indexes', read and write request units a second.
+	tableUnits = 40_000
+	// partitionWriteUnits is one partition's write units a second.
+	partitionWriteUnits = 1000
+)
+
+// QuotaSource is one quota as the model uses it: its value, where it is
+// documented, and what happens when hookstep reaches it.
+type QuotaSource struct {
+	Quota   string `json:"quota"`
+	Value   string `json:"value"`
+	Source  string `json:"source"`
+	WhenHit string `json:"whenHit"`
+}
+
+// QuotaSources are the quotas of the model.
+var QuotaSources = []QuotaSource{
+	{"Step Functions StartExecution (Standard)", "bucket 1,300, refill 300/s in us-east-1, us-west-2, eu-west-1; 800 and 150/s elsewhere",
+		"Step Functions Developer Guide, quotas related to API action throttling (awsdocs/aws-step-functions-developer-guide doc_source/limits-overview.md; docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html)",
+		"ThrottlingException: the api hands the rest of a message's runs to the sweeper, which starts them at dispatchRate; in queue mode deliver's start fails the SQS record, which comes back after a backoff. Alarm: DispatchBacklog"},
+	{"Step Functions state transitions (Standard)", "bucket 5,000, refill 1,500/s in us-east-1, us-west-2, eu-west-1; 800 and 500/s elsewhere; new accounts start lower",
+		"the same page, quotas related to state throttling (the current page's table was not in the stored copy; these are the guide's published numbers)",
+		"ExecutionThrottled: executions, and so retries, run late; none is lost"},
+	{"Lambda concurrent executions", "1,000 per account and region (new accounts lower)",
+		"docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html",
+		"invocations are throttled: the REST API answers 500 (HTTP API 503), the Svix SDKs retry; the SQS event source mapping backs off and messages wait in the queue; a Task retries with backoff. The stack's reserved concurrencies (api 100, deliver 300, queueConcurrency 100) bind before it"},
+	{"Lambda SQS event source mapping", "5 concurrent batches at first, up to 300 more a minute, at most 1,000 batches at once per mapping",
+		"docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html",
+		"a burst waits in the queue while the mapping scales"},
+	{"SQS standard queue", "nearly unlimited API calls per second per action; about 120,000 messages in flight per queue",
+		"docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues.html and quotas-queues.html",
+		"past 120,000 in flight, long-polling receives return nothing: first attempts wait; sends still succeed"},
+	{"API Gateway account throttle", "10,000 requests/s per account and region across REST, HTTP and WebSocket APIs (burst set by AWS); 2,500/s in the newer regions listed",
+		"docs.aws.amazon.com/apigateway/latest/developerguide/limits.html",
+		"429 Too Many Requests without running the function; the SDKs retry. The stack's stage throttle (100/s, burst 200) binds first"},
+	{"DynamoDB on-demand table", "40,000 read and 40,000 write request units a second per table; the model applies the same to each global secondary index",
+		"docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html (per table, on demand; the per-GSI reading is this model's, from the page's wording for provisioned tables)",
+		"ThrottlingException: the SDK retries, then the call fails: the api answers 5xx, a deliver Task fails into its Catch (Reconcile), a queue record comes back"},
+	{"DynamoDB partition", "1,000 write and 3,000 read units a second per partition, table or index",
+		"docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput-scenarios.html",
+		"the partition's writes are throttled (KeyRangeThroughputExceeded) while the table has room; GSI throttling slows the table's writes too"},
+	{"DynamoDB new on-demand table", "serves 12,000 read and 4,000 write units a second at once, more as traffic grows (warm throughput)",
+		"the same page",
+		"a cold table throttles a sudden peak above that; the stack's warm throughput props raise it ahead"},
+}
+
+// FailShares are the shares of deliveries whose attempts all fail, at
+// which the model gives the ceilings.
+var FailShares = []float64{0, 0.02, 0.10}
+
+// receiverMs is how long the model assumes a receiver takes to answer an
+// attempt in AWS (the bench's loopback receivers answer at once): it
+// holds the invocation that waits for it.
+const receiverMs = 200
 
 // burstMessages is the burst whose start time the model shows, at fan-out 1.
 const burstMessages = 10_000
 
-// exhaustShare is the share of deliveries that exhaust the schedule in the
-// mixed row: one endpoint in ten failing, as in make bench's local scenario.
-const exhaustShare = 0.1
-
-// QuotaModel is the throughput the Step Functions quotas allow the AWS
-// path: per region class, the sustained deliveries per second of each
-// kind of delivery, and how long a burst of messages takes to start.
-type QuotaModel struct {
-	Source string `json:"source"`
-	// StartsPerDelivery is measured: StartExecution calls per delivery
-	// made by the api function under the emulator (fan-out 1 and 10).
-	StartsPerDelivery Starts          `json:"startsPerDelivery"`
-	Regions           []RegionCeiling `json:"regions"`
-	Notes             []string        `json:"notes"`
+// shardedPartitions are the index partition classes (partitionClass)
+// that dynamo spreads over several partitions, and how many: an
+// endpoint's and an app's entries, and the unfinished deliveries.
+var shardedPartitions = map[string]int{
+	dynamo.IndexSweep + " U":                dynamo.SweepShards,
+	dynamo.IndexEndpoint + " EP#<app>#<ep>": dynamo.EndpointShards,
+	dynamo.IndexList + " MSG#<app>":         dynamo.MessageShards,
 }
 
-// Starts are StartExecution calls per delivery, by fan-out.
-type Starts struct {
-	FanOut1  float64 `json:"fanOut1"`
-	FanOut10 float64 `json:"fanOut10"`
+// Limit is one quota's bound on deliveries.
+type Limit struct {
+	Name string `json:"name"`
+	// Use is how much of the quota one delivery uses, in Unit; PerSec
+	// the deliveries a second the quota allows (Quota / Use), 0 when a
+	// delivery does not use it.
+	Quota  float64 `json:"quota"`
+	Use    float64 `json:"usePerDelivery"`
+	Unit   string  `json:"unit"`
+	PerSec float64 `json:"deliveriesPerSec"`
 }
 
-// RegionCeiling is what one region class's quotas allow.
-type RegionCeiling struct {
-	RegionQuotas
-	Paths []PathCeiling `json:"paths"`
-	Burst BurstStart    `json:"burst"`
+func limit(name string, quota, use float64, unit string) Limit {
+	l := Limit{Name: name, Quota: quota, Use: round(use, 4), Unit: unit}
+	if use > 0 {
+		l.PerSec = round(quota/use, 1)
+	}
+	return l
 }
 
-// PathCeiling is the sustained rate of one kind of delivery.
-type PathCeiling struct {
-	Name                   string  `json:"name"`
-	StartsPerDelivery      float64 `json:"startsPerDelivery"`
-	TransitionsPerDelivery float64 `json:"stateTransitionsPerDelivery"`
-	DeliveriesPerSec       float64 `json:"sustainedDeliveriesPerSec"`
-	LimitedBy              string  `json:"limitedBy"`
+// Ceiling is the sustained deliveries a second one mode allows in a
+// region class at a share of failing deliveries: the smallest of the
+// limits, and which.
+type Ceiling struct {
+	Regions   string  `json:"regions"` // the class's name
+	Mode      Mode    `json:"mode"`
+	FailShare float64 `json:"failShare"`
+	PerSec    float64 `json:"deliveriesPerSec"`
+	LimitedBy string  `json:"limitedBy"`
+	// Next is the second smallest.
+	Next       string  `json:"next"`
+	NextPerSec float64 `json:"nextPerSec"`
+	// OneEndpoint is the ceiling when every delivery goes to one
+	// endpoint of one app (its partitions), and which partition.
+	OneEndpoint          float64 `json:"oneEndpointPerSec"`
+	OneEndpointLimitedBy string  `json:"oneEndpointLimitedBy"`
+	Limits               []Limit `json:"limits"`
 }
 
-// BurstStart is how long a burst of messages takes to start.
+// BurstStart is how long a burst of messages takes to start in
+// stepfunctions mode.
 type BurstStart struct {
+	Regions       string  `json:"regions"`
 	Messages      int     `json:"messages"`
 	FanOut        int     `json:"fanOut"`
 	StartsSeconds float64 `json:"allStartedAfterSeconds"`
 }
 
-// sustained is the deliveries per second that quotas q allow when each
-// delivery makes starts StartExecution calls and transitions state
-// transitions: the smaller of the two refill rates divided by the use,
-// and which quota that is. Use of 0 does not bound; if neither bounds, 0
-// and "".
-func sustained(q RegionQuotas, starts, transitions float64) (float64, string) {
-	best, by := math.Inf(1), ""
-	if starts > 0 {
-		best, by = q.StartExecution.RefillPerSec/starts, "StartExecution"
+// QuotaModel is the throughput the default quotas allow each mode.
+type QuotaModel struct {
+	Assumptions []string       `json:"assumptions"`
+	Regions     []RegionQuotas `json:"regionClasses"`
+	Sources     []QuotaSource  `json:"sources"`
+	Ceilings    []Ceiling      `json:"ceilings"`
+	Bursts      []BurstStart   `json:"stepFunctionsBursts"`
+	Notes       []string       `json:"notes"`
+}
+
+// limits are the bounds quotas q put on deliveries that each use u, in a
+// mode: those of the region, and those of one endpoint's partitions.
+func limits(q RegionQuotas, u Usage, receiverSec float64) (region, oneEndpoint []Limit) {
+	db := u.DynamoDB
+	region = []Limit{
+		limit("Step Functions StartExecution", q.StartExecution.RefillPerSec, u.Executions, "starts/s"),
+		limit("Step Functions state transitions", q.StateTransitions.RefillPerSec, u.StateTransitions, "transitions/s"),
+		limit("Lambda concurrency", lambdaConcurrency, u.LambdaSeconds+u.ReceiverWaits*receiverSec, "concurrent executions (seconds per delivery)"),
+		limit("SQS in-flight messages", sqsInFlight, u.InFlightSeconds+u.InFlightWaits*receiverSec, "messages in flight (seconds per delivery)"),
+		limit("API Gateway requests", q.APIGatewayRPS, u.APIRequests, "requests/s"),
+		limit("DynamoDB table writes", tableUnits, db.TableWriteUnits, "WRU/s"),
+		limit("DynamoDB table reads", tableUnits, db.ReadUnits, "RRU/s"),
 	}
-	if transitions > 0 {
-		if r := q.StateTransitions.RefillPerSec / transitions; r < best {
-			best, by = r, "state transitions"
+	perIndex := map[string]float64{}
+	for _, class := range slices.Sorted(maps.Keys(db.Partitions)) {
+		use := db.Partitions[class]
+		index, key, _ := strings.Cut(class, " ")
+		perIndex[index] += use
+		partitions := float64(max(1, shardedPartitions[class]))
+		l := limit(fmt.Sprintf("DynamoDB partition %s %s (%.0f)", index, key, partitions), partitions*partitionWriteUnits, use, "WCU/s")
+		switch {
+		case strings.Contains(key, "<msg>"): // a partition per message
+		case strings.Contains(key, "<ep>"), strings.Contains(key, "<app>"):
+			oneEndpoint = append(oneEndpoint, l)
+		default:
+			region = append(region, l)
 		}
 	}
-	if by == "" {
-		return 0, ""
+	for _, index := range slices.Sorted(maps.Keys(perIndex)) {
+		region = append(region, limit("DynamoDB index "+index+" writes", tableUnits, perIndex[index], "WRU/s"))
 	}
-	return best, by
+	return region, oneEndpoint
+}
+
+// lowest returns the two smallest bounds among ls (0 = no bound).
+func lowest(ls []Limit) (first, second Limit) {
+	bounded := slices.DeleteFunc(slices.Clone(ls), func(l Limit) bool { return l.PerSec == 0 })
+	slices.SortStableFunc(bounded, func(a, b Limit) int { return cmp.Compare(a.PerSec, b.PerSec) })
+	if len(bounded) > 0 {
+		first = bounded[0]
+	}
+	if len(bounded) > 1 {
+		second = bounded[1]
+	}
+	return first, second
+}
+
+// ceiling is what quotas q allow a mode whose deliveries use happy, a
+// share of them exhausted instead.
+func ceiling(q RegionQuotas, mode Mode, happy, exhausted Usage, share, receiverSec float64) Ceiling {
+	region, oneEndpoint := limits(q, happy.mix(exhausted, share), receiverSec)
+	first, second := lowest(region)
+	c := Ceiling{Regions: q.Name, Mode: mode, FailShare: share, PerSec: first.PerSec, LimitedBy: first.Name,
+		Next: second.Name, NextPerSec: second.PerSec, Limits: append(region, oneEndpoint...)}
+	hot, _ := lowest(append(region, oneEndpoint...))
+	c.OneEndpoint, c.OneEndpointLimitedBy = hot.PerSec, hot.Name
+	return c
 }
 
 // burstStart is how long messages at fanOut take to start, each delivery
@@ -122,67 +264,64 @@ func sustained(q RegionQuotas, starts, transitions float64) (float64, string) {
 // rest at its refill rate.
 func burstStart(q RegionQuotas, messages, fanOut int, starts float64) BurstStart {
 	return BurstStart{
-		Messages: messages, FanOut: fanOut,
-		StartsSeconds: q.StartExecution.seconds(float64(messages*fanOut) * starts),
+		Regions: q.Name, Messages: messages, FanOut: fanOut,
+		StartsSeconds: round(q.StartExecution.seconds(float64(messages*fanOut)*starts), 1),
 	}
 }
 
-// modelQuotas computes the QuotaModel from the walked transitions and
-// the measured starts.
-func modelQuotas(quotas []RegionQuotas, t Transitions, starts Starts) *QuotaModel {
+// modelQuotas computes the ceilings of each mode in each region class at
+// each share of failing deliveries, from the usage of a happy and of an
+// exhausted delivery at fan-out 1 behind the REST API.
+func modelQuotas(regions []RegionQuotas, happy, exhausted map[Mode]Usage) *QuotaModel {
 	m := &QuotaModel{
-		Source:            "AWS Step Functions service quotas, Standard workflows, as of 2025; per account and region; verify before quoting",
-		StartsPerDelivery: starts,
+		Assumptions: []string{
+			"fan-out 1 (a message per delivery: the most API requests per delivery), REST API",
+			"a failing delivery fails every attempt until the schedule is spent (an endpoint that is down), spending its executions, transitions and retries over the schedule's 27.6 h; a steady state",
+			fmt.Sprintf("receivers answer each attempt in %d ms (assumed; the bench's loopback receivers answer at once): an invocation is busy that long per POST it waits for, a queue batch's records waiting together", receiverMs),
+			fmt.Sprintf("queue mode: full batches of %d", queueBatch),
+			"traffic spread over many apps and endpoints; \"one endpoint\" is the ceiling when all of it goes to one endpoint of one app (its index partitions; its item's reads are not counted)",
+		},
+		Regions: regions,
+		Sources: QuotaSources,
 	}
-	happy, exhausted := float64(t.Happy.Transitions), float64(t.Exhausted.Transitions)
-	paths := []struct {
-		name        string
-		transitions float64
-	}{
-		{"happy", happy},
-		{fmt.Sprintf("%.0f%% exhaust", exhaustShare*100), (1-exhaustShare)*happy + exhaustShare*exhausted},
-		{"all exhaust", exhausted},
-	}
-	for _, q := range quotas {
-		rc := RegionCeiling{RegionQuotas: q, Burst: burstStart(q, burstMessages, 1, starts.FanOut1)}
-		for _, p := range paths {
-			perSec, by := sustained(q, starts.FanOut1, p.transitions)
-			rc.Paths = append(rc.Paths, PathCeiling{
-				Name: p.name, StartsPerDelivery: starts.FanOut1, TransitionsPerDelivery: round(p.transitions, 2),
-				DeliveriesPerSec: round(perSec, 1), LimitedBy: by,
-			})
+	for _, q := range regions {
+		for _, mode := range Modes {
+			for _, share := range FailShares {
+				m.Ceilings = append(m.Ceilings, ceiling(q, mode, happy[mode], exhausted[mode], share, receiverMs/1000.0))
+			}
 		}
-		rc.Burst.StartsSeconds = round(rc.Burst.StartsSeconds, 1)
-		m.Regions = append(m.Regions, rc)
+		m.Bursts = append(m.Bursts, burstStart(q, burstMessages, 1, happy[ModeStepFunctions].Executions))
 	}
 	m.Notes = append(m.Notes,
-		"Sustained deliveries/s = min(StartExecution refill / starts per delivery, transition refill / transitions per delivery), in a steady state: one execution runs a delivery's whole retry schedule, so one that exhausts it spends its transitions over the schedule's length. \"exhaust\" = the delivery fails every attempt. At fan-out 10 a message is 10 deliveries.",
-		"The api function starts a message's first 25 executions while answering POST .../msg and hands the rest, and any a throttle refused, to the sweeper function, which starts them within its dispatch rate (100/s by default, below every region's refill) and re-drives what is left every minute.",
+		"Sustained deliveries/s = min over the quotas of quota / use per delivery; StartExecution and transitions use their refill rates (the buckets absorb bursts only).",
+		"stepfunctions mode starts an execution per delivery (the api starts a message's first 25, the sweeper the rest at dispatchRate); queue mode only for a delivery whose attempts made off the SQS message failed.",
+		"A default deployment is bound first by the stack's own limits, which are props: the API stage throttle (100 requests/s, burst 200), the api's reserved concurrency (100), deliver's (300), the queue's maximum concurrency (queueConcurrency, 100 batches) and the sweeper's dispatchRate (100 starts/s).",
 	)
 	return m
 }
 
 func (m *QuotaModel) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "Sustained deliveries/s the Step Functions quotas allow (%s)\n", m.Source)
-	fmt.Fprintf(w, "  StartExecution calls per delivery, measured: %.2f at fan-out 1, %.2f at fan-out 10\n", m.StartsPerDelivery.FanOut1, m.StartsPerDelivery.FanOut10)
-	if len(m.Regions) == 0 {
-		return
+	fmt.Fprintln(w, "Sustained deliveries/s the default quotas allow (per account and region)")
+	for _, a := range m.Assumptions {
+		fmt.Fprintln(w, "  assuming", a)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "regions\tStartExecution burst + refill\ttransitions burst + refill\t")
-	for _, p := range m.Regions[0].Paths {
-		fmt.Fprintf(tw, "%s (%.3g tr.)\t", p.Name, p.TransitionsPerDelivery)
-	}
-	fmt.Fprintf(tw, "%d msgs at fan-out 1: all started after\t\n", burstMessages)
-	for _, rc := range m.Regions {
-		fmt.Fprintf(tw, "%s\t%.0f + %.0f/s\t%.0f + %.0f/s\t", rc.Regions,
-			rc.StartExecution.Burst, rc.StartExecution.RefillPerSec, rc.StateTransitions.Burst, rc.StateTransitions.RefillPerSec)
-		for _, p := range rc.Paths {
-			fmt.Fprintf(tw, "%.1f/s (%s)\t", p.DeliveriesPerSec, p.LimitedBy)
-		}
-		fmt.Fprintf(tw, "%.1f s\t\n", rc.Burst.StartsSeconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  regions\tmode\tfailing\tceiling/s\tbound by\tthen\tone endpoint/s\t")
+	for _, c := range m.Ceilings {
+		fmt.Fprintf(tw, "  %s\t%s\t%.0f%%\t%.0f\t%s\t%s (%.0f)\t%.0f (%s)\t\n", c.Regions, c.Mode, c.FailShare*100,
+			c.PerSec, c.LimitedBy, c.Next, c.NextPerSec, c.OneEndpoint, c.OneEndpointLimitedBy)
 	}
 	tw.Flush()
+	for _, q := range m.Regions {
+		fmt.Fprintf(w, "  %s: %s\n", q.Name, q.Regions)
+	}
+	for _, b := range m.Bursts {
+		fmt.Fprintf(w, "  stepfunctions: %d messages at fan-out 1 all started after %.1f s in %s\n", b.Messages, b.StartsSeconds, b.Regions)
+	}
+	fmt.Fprintln(w, "  quotas:")
+	for _, s := range m.Sources {
+		fmt.Fprintf(w, "    %s: %s (%s). When hit: %s\n", s.Quota, s.Value, s.Source, s.WhenHit)
+	}
 	for _, n := range m.Notes {
 		fmt.Fprintln(w, "  note:", n)
 	}

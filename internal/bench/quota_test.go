@@ -7,56 +7,140 @@ import (
 	"testing"
 )
 
-// The region classes of StepFunctionsQuotas.
+// The region classes of RegionClasses.
 var (
-	bigRegions   = StepFunctionsQuotas[0] // us-east-1, us-west-2, eu-west-1
-	otherRegions = StepFunctionsQuotas[1]
+	bigRegions   = RegionClasses[0] // us-east-1, us-west-2, eu-west-1
+	otherRegions = RegionClasses[1]
+	newRegions   = RegionClasses[2]
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 
-func TestStepFunctionsQuotasAreAWSs(t *testing.T) {
+func TestRegionQuotasAreAWSs(t *testing.T) {
 	for _, tt := range []struct {
 		q                  RegionQuotas
-		regions            string
 		start, transitions Bucket
+		apiGateway         float64
 	}{
-		{bigRegions, "us-east-1, us-west-2, eu-west-1", Bucket{1300, 300}, Bucket{5000, 1500}},
-		{otherRegions, "other regions", Bucket{800, 150}, Bucket{800, 500}},
+		{bigRegions, Bucket{1300, 300}, Bucket{5000, 1500}, 10_000},
+		{otherRegions, Bucket{800, 150}, Bucket{800, 500}, 10_000},
+		{newRegions, Bucket{800, 150}, Bucket{800, 500}, 2_500},
 	} {
-		if tt.q.Regions != tt.regions || tt.q.StartExecution != tt.start || tt.q.StateTransitions != tt.transitions {
-			t.Errorf("got %+v, want %s: StartExecution %+v, transitions %+v", tt.q, tt.regions, tt.start, tt.transitions)
+		if tt.q.StartExecution != tt.start || tt.q.StateTransitions != tt.transitions || tt.q.APIGatewayRPS != tt.apiGateway {
+			t.Errorf("%s: got %+v, want StartExecution %+v, transitions %+v, API Gateway %g/s", tt.q.Regions, tt.q, tt.start, tt.transitions, tt.apiGateway)
+		}
+	}
+	if !strings.HasPrefix(bigRegions.Regions, "us-east-1, us-west-2, eu-west-1") {
+		t.Errorf("the first class is %q, want the large regions", bigRegions.Regions)
+	}
+}
+
+func TestLimitIsQuotaOverUse(t *testing.T) {
+	for _, tt := range []struct {
+		quota, use, want float64
+	}{
+		{300, 1, 300},
+		{1500, 0.5, 3000},
+		{40_000, 8, 5000},
+		{10_000, 0, 0}, // not used: no bound
+	} {
+		if got := limit("x", tt.quota, tt.use, "u").PerSec; !near(got, tt.want) {
+			t.Errorf("limit(%g / %g) = %g deliveries/s, want %g", tt.quota, tt.use, got, tt.want)
 		}
 	}
 }
 
-func TestSustainedDeliveriesPerSecond(t *testing.T) {
+// usages are a happy and an exhausted delivery shaped like queue mode's:
+// the happy one starts no execution, the exhausted one one execution of
+// 25 transitions.
+func usages() (happy, exhausted Usage) {
+	happy = Usage{
+		APIRequests: 1, LambdaSeconds: 0.05, ReceiverWaits: 0.1, InFlightSeconds: 0.1, InFlightWaits: 1,
+		DynamoDB: Units{TableWriteUnits: 4, ReadUnits: 8, Partitions: map[string]float64{
+			"sweep U": 2, "byEndpoint EP#<app>#<ep>": 4, "list MSG#<app>": 1,
+		}},
+	}
+	exhausted = Usage{
+		APIRequests: 1, LambdaSeconds: 0.5, ReceiverWaits: 7.2, Executions: 1, StateTransitions: 25,
+		InFlightSeconds: 0.3, InFlightWaits: 2,
+		DynamoDB: Units{TableWriteUnits: 20, ReadUnits: 50, Partitions: map[string]float64{"sweep U": 20, "byEndpoint EP#<app>#<ep>": 30}},
+	}
+	return happy, exhausted
+}
+
+func TestCeilingTakesTheSmallestLimit(t *testing.T) {
+	happy, exhausted := usages()
 	tests := []struct {
-		name               string
-		q                  RegionQuotas
-		starts, transition float64
-		want               float64
-		limitedBy          string
+		name      string
+		q         RegionQuotas
+		share     float64
+		perSec    float64
+		limitedBy string
+		next      string
+		hot       float64
+		hotBy     string
 	}{
-		{"happy, big regions: starts bind (300 < 1500/3)", bigRegions, 1, 3, 300, "StartExecution"},
-		{"happy, other regions: starts bind (150 < 500/3)", otherRegions, 1, 3, 150, "StartExecution"},
-		{"10% exhaust, big regions: transitions bind", bigRegions, 1, 0.9*3 + 0.1*28, 1500 / 5.5, "state transitions"},
-		{"10% exhaust, other regions", otherRegions, 1, 5.5, 500 / 5.5, "state transitions"},
-		{"all exhaust, big regions", bigRegions, 1, 28, 1500.0 / 28, "state transitions"},
-		{"all exhaust, other regions", otherRegions, 1, 28, 500.0 / 28, "state transitions"},
-		{"two starts per delivery", bigRegions, 2, 1, 150, "StartExecution"},
-		{"a tie goes to StartExecution", bigRegions, 1, 5, 300, "StartExecution"},
-		{"no starts: transitions alone", otherRegions, 0, 3, 500.0 / 3, "state transitions"},
-		{"no use: no rate", bigRegions, 0, 0, 0, ""},
+		// 40,000 RRU / 8 = 5,000; then the 16 sweep shards' 16,000 WCU/s
+		// / 2; one endpoint's 8 shards take 8,000 / 4.
+		{"no failures: table reads", bigRegions, 0, 5000, "DynamoDB table reads", "DynamoDB partition sweep U (16)", 2000, "DynamoDB partition byEndpoint EP#<app>#<ep> (8)"},
+		// 2% exhaust: 0.5 transitions per delivery against 1,500/s; reads
+		// 0.98 × 8 + 0.02 × 50; one endpoint 8,000 / (0.98 × 4 + 0.02 × 30).
+		{"2% failing, large regions: transitions", bigRegions, 0.02, 3000, "Step Functions state transitions", "DynamoDB table reads", 1769.9, "DynamoDB partition byEndpoint EP#<app>#<ep> (8)"},
+		{"2% failing, other regions: 500/s", otherRegions, 0.02, 1000, "Step Functions state transitions", "DynamoDB table reads", 1000, "Step Functions state transitions"},
+		{"no failures, newer regions: API Gateway's 2,500", newRegions, 0, 2500, "API Gateway requests", "DynamoDB table reads", 2000, "DynamoDB partition byEndpoint EP#<app>#<ep> (8)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, by := sustained(tt.q, tt.starts, tt.transition)
-			if !near(got, tt.want) || by != tt.limitedBy {
-				t.Errorf("sustained(%s, %g starts, %g transitions) = %g (%s), want %g (%s)",
-					tt.q.Regions, tt.starts, tt.transition, got, by, tt.want, tt.limitedBy)
+			c := ceiling(tt.q, ModeQueue, happy, exhausted, tt.share, 0.2)
+			if !near(c.PerSec, tt.perSec) || c.LimitedBy != tt.limitedBy || c.Next != tt.next {
+				t.Errorf("got %.1f/s by %q then %q, want %.1f/s by %q then %q", c.PerSec, c.LimitedBy, c.Next, tt.perSec, tt.limitedBy, tt.next)
+			}
+			if !near(c.OneEndpoint, tt.hot) || c.OneEndpointLimitedBy != tt.hotBy {
+				t.Errorf("one endpoint: got %.1f/s by %q, want %.1f/s by %q", c.OneEndpoint, c.OneEndpointLimitedBy, tt.hot, tt.hotBy)
 			}
 		})
+	}
+}
+
+func TestLimitsPerQuota(t *testing.T) {
+	happy, _ := usages()
+	happy.DynamoDB.Partitions["sweep FAILING"] = 0.5
+	region, oneEndpoint := limits(bigRegions, happy, 0.2)
+	want := map[string]float64{
+		"Step Functions StartExecution":    0, // no execution
+		"Step Functions state transitions": 0,
+		// 0.05 s + 0.1 waits × 0.2 s = 0.07 s per delivery.
+		"Lambda concurrency": 1000 / 0.07,
+		// in flight 0.1 s + 1 wait × 0.2 s.
+		"SQS in-flight messages": 120_000 / 0.3,
+		"API Gateway requests":   10_000,
+		"DynamoDB table writes":  10_000,
+		"DynamoDB table reads":   5000,
+		// 16 shards of 1,000 WCU/s, 2 per delivery; FAILING is one.
+		"DynamoDB partition sweep U (16)":      8000,
+		"DynamoDB partition sweep FAILING (1)": 2000,
+		"DynamoDB index byEndpoint writes":     10_000,
+		"DynamoDB index list writes":           40_000,
+		"DynamoDB index sweep writes":          16_000,
+	}
+	got := map[string]float64{}
+	for _, l := range region {
+		got[l.Name] = l.PerSec
+	}
+	for name, w := range want {
+		if g, ok := got[name]; !ok || math.Abs(g-w) > 0.1 {
+			t.Errorf("%s: %g deliveries/s (present %v), want %g", name, g, ok, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d region limits, want %d: %v", len(got), len(want), got)
+	}
+	hot := map[string]float64{}
+	for _, l := range oneEndpoint {
+		hot[l.Name] = l.PerSec
+	}
+	if hot["DynamoDB partition byEndpoint EP#<app>#<ep> (8)"] != 2000 || hot["DynamoDB partition list MSG#<app> (8)"] != 8000 || len(hot) != 2 {
+		t.Errorf("one endpoint's limits = %v, want its 8 endpoint shards (2,000/s) and its app's 8 message shards (8,000/s)", hot)
 	}
 }
 
@@ -69,10 +153,10 @@ func TestBurstStartTime(t *testing.T) {
 		want             float64
 	}{
 		{"10,000 at fan-out 1, big regions: 1,300 at once, 8,700 at 300/s", bigRegions, 10_000, 1, 1, 29},
-		{"10,000 at fan-out 1, other regions: 800 at once, 9,200 at 150/s", otherRegions, 10_000, 1, 1, 9200.0 / 150},
+		{"10,000 at fan-out 1, other regions: 800 at once, 9,200 at 150/s", otherRegions, 10_000, 1, 1, 61.3},
 		{"1,000 at fan-out 10 is 10,000 starts", bigRegions, 1_000, 10, 1, 29},
 		{"within the burst: at once", bigRegions, 1_300, 1, 1, 0},
-		{"two starts per delivery", otherRegions, 400, 1, 2, 0},
+		{"no starts (queue mode)", bigRegions, 10_000, 1, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,40 +168,43 @@ func TestBurstStartTime(t *testing.T) {
 	}
 }
 
-// TestModelQuotas checks the model on the transitions the stack's state
-// machine has (3 happy, 28 exhausted) and one start per delivery, and
-// that the table shows it.
+// TestModelQuotas checks the model on stepfunctions mode's shape (one
+// start and 3 transitions per happy delivery, 28 for an exhausted one)
+// and queue mode's, and that the table shows it.
 func TestModelQuotas(t *testing.T) {
-	tr := Transitions{Happy: Path{Transitions: 3}, Exhausted: Path{Transitions: 28}}
-	m := modelQuotas(StepFunctionsQuotas, tr, Starts{FanOut1: 1, FanOut10: 1})
-	type row struct {
-		perSec []float64 // happy, 10% exhaust, all exhaust
-		burst  float64
+	qHappy, qExhausted := usages()
+	sHappy := Usage{APIRequests: 1, Executions: 1, StateTransitions: 3, LambdaSeconds: 0.06, ReceiverWaits: 1}
+	sExhausted := Usage{APIRequests: 1, Executions: 1, StateTransitions: 28, LambdaSeconds: 0.3, ReceiverWaits: 9}
+	m := modelQuotas(RegionClasses[:2],
+		map[Mode]Usage{ModeStepFunctions: sHappy, ModeQueue: qHappy},
+		map[Mode]Usage{ModeStepFunctions: sExhausted, ModeQueue: qExhausted})
+	type key struct {
+		regions string
+		mode    Mode
+		share   float64
 	}
-	want := map[string]row{
-		bigRegions.Regions:   {[]float64{300, 272.7, 53.6}, 29},
-		otherRegions.Regions: {[]float64{150, 90.9, 17.9}, 61.3},
+	want := map[key]float64{
+		{bigRegions.Name, ModeStepFunctions, 0}:      300,
+		{bigRegions.Name, ModeStepFunctions, 0.10}:   1500 / 5.5,
+		{otherRegions.Name, ModeStepFunctions, 0}:    150,
+		{otherRegions.Name, ModeStepFunctions, 0.02}: 500 / 3.5,
+		{bigRegions.Name, ModeQueue, 0.02}:           3000,
+		{bigRegions.Name, ModeQueue, 0.10}:           600,
 	}
-	if len(m.Regions) != len(want) {
-		t.Fatalf("%d region classes, want %d", len(m.Regions), len(want))
+	if len(m.Ceilings) != 2*2*len(FailShares) {
+		t.Fatalf("%d ceilings, want %d", len(m.Ceilings), 2*2*len(FailShares))
 	}
-	for _, rc := range m.Regions {
-		w := want[rc.Regions]
-		if len(rc.Paths) != len(w.perSec) {
-			t.Fatalf("%s: %d paths, want %d", rc.Regions, len(rc.Paths), len(w.perSec))
+	for _, c := range m.Ceilings {
+		if w, ok := want[key{c.Regions, c.Mode, c.FailShare}]; ok && math.Abs(c.PerSec-w) > 0.1 {
+			t.Errorf("%s, %s, %.0f%% failing: %.1f/s, want %.1f/s", c.Regions, c.Mode, c.FailShare*100, c.PerSec, w)
 		}
-		for i, p := range rc.Paths {
-			if p.DeliveriesPerSec != w.perSec[i] {
-				t.Errorf("%s, %s: %g deliveries/s, want %g", rc.Regions, p.Name, p.DeliveriesPerSec, w.perSec[i])
-			}
-		}
-		if rc.Burst.StartsSeconds != w.burst || rc.Burst.Messages != 10_000 || rc.Burst.FanOut != 1 {
-			t.Errorf("%s: burst %+v, want 10,000 messages at fan-out 1 started after %g s", rc.Regions, rc.Burst, w.burst)
-		}
+	}
+	if len(m.Bursts) != 2 || m.Bursts[0].StartsSeconds != 29 || m.Bursts[1].StartsSeconds != 61.3 {
+		t.Errorf("bursts %+v, want 29 s and 61.3 s", m.Bursts)
 	}
 	var out bytes.Buffer
 	m.writeTable(&out)
-	for _, s := range []string{"1300 + 300/s", "800 + 500/s", "300.0/s (StartExecution)", "53.6/s (state transitions)", "61.3 s", "per account and region"} {
+	for _, s := range []string{"3000", "Step Functions state transitions", "per account and region", "docs.aws.amazon.com/apigateway", "When hit:", "200 ms"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}

@@ -44,21 +44,65 @@ func (r *Report) CheckTargets() {
 			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", g.Delivery.FirstAttempt.P99, h.Delivery.FirstAttempt.P99, k), noisy(r.Host, h, g))
 	}
 	if c := r.Cost; c != nil {
-		t := c.Transitions.Happy.Transitions
-		add("≤ 4 state transitions per happy delivery", t <= 4, fmt.Sprintf("%d", t), "")
-		u := c.DynamoDB.DeliverHappy.WriteUnits()
-		// 5 since the sweep index holds every unfinished delivery: the
-		// final attempt takes the entry out, which the api's dispatch
-		// mark used to do (the total per delivery is unchanged).
-		add("≤ 5 DynamoDB write units per happy delivery (deliver)", u <= 5,
-			fmt.Sprintf("%.1f (%.0f table + %.0f index)", u, c.DynamoDB.DeliverHappy.TableWriteUnits, c.DynamoDB.DeliverHappy.IndexWriteUnits),
-			fmt.Sprintf("the API adds %.1f per message at fan-out 1", c.DynamoDB.APIFanOut1.WriteUnits()))
+		r.costTargets(add)
 	}
 	if l := r.Lambda; l != nil {
 		for _, f := range l.Functions {
 			add(fmt.Sprintf("%s: cold-start init ≤ 50 ms", f.Name), f.ColdStart.P50 <= 50 && f.ColdStart.N > 0,
 				fmt.Sprintf("p50 %.1f ms, max %.1f ms", f.ColdStart.P50, f.ColdStart.Max), shortfall(-f.ColdStart.P50, -50, " ms"))
 			add(fmt.Sprintf("%s: binary ≤ 15 MB", f.Name), f.ReleaseBytes <= 15e6, fmt.Sprintf("%.2f MB (arm64)", mb(f.ReleaseBytes)), "")
+		}
+	}
+}
+
+// costTargets adds the AWS cost model's targets: write units per
+// delivery in both modes, and queue mode's transitions, executions, $ per
+// million and quota ceiling.
+func (r *Report) costTargets(add func(name string, met bool, measured, note string)) {
+	c := r.Cost
+	for _, mode := range Modes {
+		rest := Deployment{mode, APIRest, DefaultRetentionDays}
+		one, ok1 := c.path(rest, PathHappy1)
+		ten, ok10 := c.path(rest, PathHappy10)
+		if !ok1 || !ok10 {
+			continue
+		}
+		u1, u10 := one.Usage.DynamoDB, ten.Usage.DynamoDB
+		api := c.DynamoDB[mode].APIFanOut1
+		add(fmt.Sprintf("%s: ≤ 8 DynamoDB write units per happy delivery at fan-out 1 (api + deliver, Idempotency-Key included)", mode),
+			u1.WriteUnits() <= 8, fmt.Sprintf("%.1f (%.0f table + %.0f index)", u1.WriteUnits(), u1.TableWriteUnits, u1.IndexWriteUnits),
+			fmt.Sprintf("api %.1f, deliver %.1f", api.WriteUnits(), c.DynamoDB[mode].DeliverHappy.WriteUnits()))
+		// A message to 10 endpoints against one to 1: what each of the
+		// other 9 adds, api and deliver.
+		extra := (10*u10.WriteUnits() - u1.WriteUnits()) / 9
+		add(fmt.Sprintf("%s: ≤ 4 DynamoDB write units per extra endpoint", mode), extra <= 4,
+			fmt.Sprintf("%.2f", extra), fmt.Sprintf("(fan-out 10 per message %.1f - fan-out 1 %.1f) / 9", 10*u10.WriteUnits(), u1.WriteUnits()))
+		if mode == ModeStepFunctions {
+			t := one.Usage.StateTransitions
+			add("stepfunctions: ≤ 4 state transitions per happy delivery", t <= 4, fmt.Sprintf("%.0f", t), "")
+			continue
+		}
+		calls := c.Calls[mode]
+		add("queue: 0 state transitions per happy delivery", one.Usage.StateTransitions == 0,
+			fmt.Sprintf("%.0f", one.Usage.StateTransitions), fmt.Sprintf("%.0f executions per happy delivery, counted", calls.ExecutionsHappy))
+		add("queue: ≤ 1 execution per delivery that fails its first attempt", calls.ExecutionsFailing <= 1 && calls.ExecutionsFailing > 0,
+			fmt.Sprintf("%.0f", calls.ExecutionsFailing), "counted in process and under the emulator; 0 would leave the retries to nobody")
+		old, _ := c.path(Deployment{mode, APIRest, OldRetentionDays}, PathHappy1)
+		add("queue, REST API: ≤ $13 per million happy deliveries at fan-out 1", one.TotalPerMillion <= 13,
+			fmt.Sprintf("$%.2f (30-day retention)", one.TotalPerMillion), fmt.Sprintf("$%.2f with 90-day retention", old.TotalPerMillion))
+		if http, ok := c.path(Deployment{mode, APIHTTP, DefaultRetentionDays}, PathHappy1); ok {
+			add("queue, HTTP API, 30-day retention: ≤ $10 per million happy deliveries at fan-out 1", http.TotalPerMillion <= 10,
+				fmt.Sprintf("$%.2f", http.TotalPerMillion), "")
+		}
+	}
+	if q := c.Quotas; q != nil {
+		for _, ce := range q.Ceilings {
+			if ce.Mode != ModeQueue || ce.FailShare != 0.02 || ce.Regions != RegionClasses[0].Name {
+				continue
+			}
+			add("queue: quota ceiling ≥ 10,000 deliveries/s at 2% first-attempt failure, large regions", ce.PerSec >= 10_000,
+				fmt.Sprintf("%.0f/s, bound by %s", ce.PerSec, ce.LimitedBy),
+				fmt.Sprintf("then %s at %.0f/s; failing deliveries exhaust the schedule", ce.Next, ce.NextPerSec))
 		}
 	}
 }
