@@ -215,14 +215,17 @@ func newAWSFixture(ctx context.Context, opts AWSOptions) (*awsFixture, error) {
 	logger := slog.New(slog.DiscardHandler)
 	snd := sender.New(sender.Config{Timeout: 5 * time.Second, AllowPrivate: true})
 	for _, m := range Modes {
+		// The api function's dispatcher (lambdafn.FirstThen, a
+		// delivery.Early: runs dispatched before the message is stored
+		// need no delivery item until their first attempt).
 		svc := &delivery.Service{
-			Store: f.store, Dispatcher: f.rec, Sender: snd,
+			Store: f.store, Dispatcher: lambdafn.FirstThen(f.rec, f.rec), Sender: snd,
 			Schedule: webhook.DefaultSchedule, Clock: f.clock, Logger: logger,
 		}
 		if m == ModeQueue {
-			// The api function's dispatcher in queue mode, on a fake
-			// SendMessageBatch; deliver's retries start an execution.
-			svc.Dispatcher = sqs.New(f.rec.sendMessageBatch, sqs.Config{QueueURL: queueURL})
+			// In queue mode on a fake SendMessageBatch; deliver's
+			// retries start an execution.
+			svc.Dispatcher = lambdafn.FirstThen(sqs.New(f.rec.sendMessageBatch, sqs.Config{QueueURL: queueURL}), f.rec)
 			svc.Retries = f.rec.startRetries
 		}
 		f.modes[m] = &modeFixture{svc: svc, api: api.New(api.Config{
