@@ -167,13 +167,22 @@ func TestQueues(t *testing.T) {
 		})
 	}
 
-	// Both refuse requests without TLS.
+	// Both refuse requests without TLS. The ended executions' dead-letter
+	// queue also lets its EventBridge rule, and only it, send (a service
+	// principal has no role to grant it).
 	for id, qp := range s.tmpl.ofType("AWS::SQS::QueuePolicy") {
 		doc := string(mustJSON(t, qp.Properties["PolicyDocument"]))
 		if !strings.Contains(doc, `"Effect":"Deny"`) || !strings.Contains(doc, `"aws:SecureTransport":"false"`) {
 			t.Errorf("queue policy %s: got %s, want only a deny of requests without TLS", id, doc)
 		}
-		if strings.Contains(doc, `"Effect":"Allow"`) {
+		allows := strings.Count(doc, `"Effect":"Allow"`)
+		switch {
+		case strings.HasPrefix(id, "EndedDeadLetters"):
+			if allows != 1 || !strings.Contains(doc, `"Action":"sqs:SendMessage"`) || !strings.Contains(doc, `"Service":"events.amazonaws.com"`) ||
+				!strings.Contains(doc, `"aws:SourceArn":{"Fn::GetAtt":["ExecutionEnded`) {
+				t.Errorf("queue policy %s: got %s, want SendMessage for the ExecutionEnded rule alone", id, doc)
+			}
+		case allows > 0:
 			t.Errorf("queue policy %s allows: grants belong to the roles (%s)", id, doc)
 		}
 	}

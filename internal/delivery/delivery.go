@@ -373,17 +373,10 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 	)
 	if loaded != nil && loaded.Delivery.Ref() == ref && s.Clock.Now().Sub(loaded.At) <= Fresh {
 		d, ep, msg = loaded.Delivery, loaded.Endpoint, loaded.Message
-	} else {
-		d, ep, msg, err = s.load(ctx, ref)
-		if webhook.IsNotFound(err) && s.uncommitted(ref) {
-			// The delivery or the message missing: maybe not stored yet.
-			d, ep, msg, err = s.awaitCommit(ctx, ref)
-		}
-	}
-	if err != nil && !webhook.IsNotFound(err) {
+	} else if d, ep, msg, err = s.loadCurrent(ctx, ref); err != nil {
 		return Result{}, err
 	}
-	if d == nil || d.Run != ref.Run || d.Status.Final() {
+	if !current(d, ref) {
 		return Result{Outcome: Stop, Final: true}, nil
 	}
 	if ep == nil {
@@ -555,6 +548,25 @@ func (s *Service) awaitCommit(ctx context.Context, ref webhook.Ref) (*webhook.De
 	return nil, nil, nil, fmt.Errorf("%w: %s", ErrNotCommitted, ref.MsgID)
 }
 
+// loadCurrent reads what an attempt of ref needs (load), waiting a moment
+// for a message that may not be stored yet (AwaitCommit). What is missing
+// is nil, not an error.
+func (s *Service) loadCurrent(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
+	d, ep, msg, err := s.load(ctx, ref)
+	if webhook.IsNotFound(err) && s.uncommitted(ref) {
+		d, ep, msg, err = s.awaitCommit(ctx, ref)
+	}
+	if webhook.IsNotFound(err) {
+		err = nil
+	}
+	return d, ep, msg, err
+}
+
+// current reports whether d is the delivery of ref's run, unfinished.
+func current(d *webhook.Delivery, ref webhook.Ref) bool {
+	return d != nil && d.Run == ref.Run && !d.Status.Final()
+}
+
 // stop ends the run as Canceled because the delivery can no longer happen.
 func (s *Service) stop(ctx context.Context, ref webhook.Ref, why string) (Result, error) {
 	if err := s.Store.FinishDelivery(ctx, ref, webhook.StatusCanceled, s.Clock.Now()); err != nil && !webhook.IsNotFound(err) {
@@ -623,14 +635,11 @@ func retryAt(d *webhook.Delivery, now time.Time) Result {
 // done (Retries, which is idempotent). An error leaves the run to the
 // queue, which hands it over again later.
 func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, error) {
-	d, ep, msg, err := s.load(ctx, ref)
-	if webhook.IsNotFound(err) && s.uncommitted(ref) {
-		d, ep, msg, err = s.awaitCommit(ctx, ref)
-	}
-	if err != nil && !webhook.IsNotFound(err) {
+	d, ep, msg, err := s.loadCurrent(ctx, ref)
+	if err != nil {
 		return Result{}, err
 	}
-	if d == nil || d.Run != ref.Run || d.Status.Final() {
+	if !current(d, ref) {
 		return Result{Outcome: Stop, Final: true}, nil
 	}
 	res := Result{Outcome: Retry, Attempt: d.Attempts}

@@ -140,6 +140,16 @@ func (f *fixture) publish(t *testing.T, eventType string, channels ...string) *w
 	return msg
 }
 
+// newRun is a fixture whose receiver answers codes, with an endpoint and
+// a message to it; it returns the message's run there.
+func newRun(t *testing.T, codes ...int) (*fixture, webhook.Ref) {
+	t.Helper()
+	f := newFixture(t, codes...)
+	ep := f.endpoint(t, nil)
+	msg := f.publish(t, "v1.end_user.created")
+	return f, webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+}
+
 func (f *fixture) delivery(t *testing.T, msgID, endpointID string) *webhook.Delivery {
 	t.Helper()
 	d, err := f.store.GetDelivery(context.Background(), f.app.ID, msgID, endpointID)
@@ -913,10 +923,7 @@ func TestAttemptQueued(t *testing.T) {
 // made) sends nothing and says when to resume.
 func TestAnAttemptAskedForEarlyWaits(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, 500)
-	ep := f.endpoint(t, nil)
-	msg := f.publish(t, "v1.end_user.created")
-	ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+	f, ref := newRun(t, 500)
 	f.svc.Attempt(ctx, ref)
 	f.svc.Attempt(ctx, ref) // the immediate retry: the next waits 5 s
 	res, err := f.svc.Attempt(ctx, ref)

@@ -139,15 +139,7 @@ func TestLoadConfigPerMode(t *testing.T) {
 func TestProxyCreatesAMessage(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	if err := r.store.CreateApp(ctx, &webhook.App{ID: webhook.NewID(webhook.PrefixApp), UID: "acme", Name: "Acme", CreatedAt: r.now, UpdatedAt: r.now}); err != nil {
-		t.Fatal(err)
-	}
-	app, _ := r.store.GetApp(ctx, "acme")
-	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: app.ID, URL: "https://r.invalid/", Version: 1,
-		Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdefghijklmn")}}, CreatedAt: r.now, UpdatedAt: r.now}
-	if err := r.store.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := r.seedAcme(t)
 	h := api.New(api.Config{Store: r.store, Deliveries: r.svc, TokenHash: authtoken.Hash("hsk_sample-token")})
 
 	var ev events.APIGatewayProxyRequest
