@@ -97,7 +97,9 @@ var _ delivery.Early = firstThen{}
 
 // FirstThen returns the api function's dispatcher: first, then then
 // (see firstThen). For the bench, which measures the api's writes.
-func FirstThen(first, then webhook.Dispatcher) webhook.Dispatcher { return firstThen{first: first, then: then} }
+func FirstThen(first, then webhook.Dispatcher) webhook.Dispatcher {
+	return firstThen{first: first, then: then}
+}
 
 // First implements delivery.Early.
 func (d firstThen) First(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
