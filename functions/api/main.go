@@ -39,13 +39,15 @@ func run(ctx context.Context, getenv func(string) string) error {
 	h := api.New(api.Config{
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
+		Retention: s.Config.Retention,
 		Fallback: dashboard.New(dashboard.Config{
 			Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 			AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS,
 			// In the table, so that every Lambda instance sees what a
 			// Play URL received.
-			Play:     s.Store.Play(),
-			BasePath: lambdafn.RequestStagePath,
+			Play:      s.Store.Play(),
+			BasePath:  lambdafn.RequestStagePath,
+			Retention: s.Config.Retention,
 		}),
 	})
 	lambda.StartWithOptions(lambdafn.ProxyAny(h), lambda.WithContext(ctx))

@@ -19,6 +19,7 @@ type config struct {
 	RequireHTTPS  bool             // HOOKSTEP_REQUIRE_HTTPS
 	Schedule      webhook.Schedule // HOOKSTEP_RETRY_SCHEDULE
 	DisableAfter  time.Duration    // HOOKSTEP_DISABLE_AFTER
+	Retention     time.Duration    // HOOKSTEP_RETENTION: of a message that names none (default 90 days)
 	SweepInterval time.Duration    // HOOKSTEP_SWEEP_INTERVAL
 	Workers       int              // HOOKSTEP_WORKERS
 	LogFormat     string           // HOOKSTEP_LOG_FORMAT: text or json
@@ -35,6 +36,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AllowPrivate:  true,
 		Schedule:      webhook.DefaultSchedule,
 		DisableAfter:  7 * 24 * time.Hour,
+		Retention:     webhook.MaxRetentionDays * 24 * time.Hour,
 		SweepInterval: time.Minute,
 		Workers:       64,
 		LogFormat:     "text",
@@ -49,6 +51,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	e.Bool("HOOKSTEP_REQUIRE_HTTPS", &c.RequireHTTPS)
 	e.Schedule("HOOKSTEP_RETRY_SCHEDULE", &c.Schedule)
 	e.Duration("HOOKSTEP_DISABLE_AFTER", &c.DisableAfter)
+	e.DurationIn("HOOKSTEP_RETENTION", webhook.MinRetentionDays*24*time.Hour, webhook.MaxRetentionDays*24*time.Hour, &c.Retention)
 	e.Duration("HOOKSTEP_SWEEP_INTERVAL", &c.SweepInterval)
 	e.Int("HOOKSTEP_WORKERS", 1, 4096, &c.Workers)
 	e.OneOf("HOOKSTEP_LOG_FORMAT", &c.LogFormat, "text", "json")

@@ -19,7 +19,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:8080" || c.DataDir != ".hookstep" || !c.AllowPrivate ||
-		c.HTTPTimeout != 15*time.Second || c.DisableAfter != 168*time.Hour || c.SweepInterval != time.Minute {
+		c.HTTPTimeout != 15*time.Second || c.DisableAfter != 168*time.Hour || c.SweepInterval != time.Minute || c.Retention != 90*24*time.Hour {
 		t.Errorf("defaults: got %+v", c)
 	}
 	if diff := cmp.Diff(webhook.DefaultSchedule, c.Schedule); diff != "" {
@@ -35,6 +35,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"HOOKSTEP_DISABLE_AFTER":         "1h",
 		"HOOKSTEP_WORKERS":               "3",
 		"HOOKSTEP_LOG_FORMAT":            "JSON",
+		"HOOKSTEP_RETENTION":             "720h",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 	if diff := cmp.Diff(want, c.Schedule); diff != "" {
 		t.Errorf("schedule (-want +got):\n%s", diff)
 	}
-	if c.Addr != "127.0.0.1:9999" || c.AllowPrivate || c.DisableAfter != time.Hour || c.Workers != 3 || c.LogFormat != "json" {
+	if c.Addr != "127.0.0.1:9999" || c.AllowPrivate || c.DisableAfter != time.Hour || c.Workers != 3 || c.LogFormat != "json" || c.Retention != 30*24*time.Hour {
 		t.Errorf("got %+v", c)
 	}
 }
@@ -55,11 +56,12 @@ func TestLoadConfigReportsEveryBadVariable(t *testing.T) {
 		"HOOKSTEP_ALLOW_PRIVATE_TARGETS": "maybe",
 		"HOOKSTEP_WORKERS":               "0",
 		"HOOKSTEP_SWEEP_INTERVAL":        "0s",
+		"HOOKSTEP_RETENTION":             "2160h1s",
 	}))
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, name := range []string{"HOOKSTEP_HTTP_TIMEOUT", "HOOKSTEP_RETRY_SCHEDULE", "HOOKSTEP_ALLOW_PRIVATE_TARGETS", "HOOKSTEP_WORKERS", "HOOKSTEP_SWEEP_INTERVAL"} {
+	for _, name := range []string{"HOOKSTEP_HTTP_TIMEOUT", "HOOKSTEP_RETRY_SCHEDULE", "HOOKSTEP_ALLOW_PRIVATE_TARGETS", "HOOKSTEP_WORKERS", "HOOKSTEP_SWEEP_INTERVAL", "HOOKSTEP_RETENTION"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

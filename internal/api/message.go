@@ -52,7 +52,7 @@ const maxRetentionHours = webhook.MaxRetentionDays * 24
 // readMessageInput decodes and checks a MessageIn. Unknown or unsupported
 // fields that do not change delivery (application, transformationsParams)
 // are ignored; deliverAt, which would, is refused.
-func readMessageInput(f *fields, now time.Time) *webhook.Message {
+func readMessageInput(f *fields, now time.Time, retention time.Duration) *webhook.Message {
 	msg := &webhook.Message{Timestamp: now}
 	eventType, ok := required[string](f, "eventType")
 	if ok {
@@ -85,7 +85,6 @@ func readMessageInput(f *fields, now time.Time) *webhook.Message {
 		msg.Tags = listOrNull(tags.V)
 	}
 
-	retention := time.Duration(webhook.MaxRetentionDays) * 24 * time.Hour
 	days := field[int](f, "payloadRetentionPeriod")
 	hours := field[int](f, "payloadRetentionHours")
 	switch {
@@ -148,7 +147,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msg := readMessageInput(f, s.now())
+	msg := readMessageInput(f, s.now(), s.retention)
 	if err := p.Err(); err != nil {
 		return err
 	}

@@ -197,3 +197,25 @@ func TestMessageCreateRacingAppDelete(t *testing.T) {
 		t.Errorf("detail %q, want %q", d, "Application not found")
 	}
 }
+
+// TestMessageDefaultRetention: a configured retention (the stack's
+// retentionDays, HOOKSTEP_RETENTION) applies to a message that names
+// none; one that names its own keeps it.
+func TestMessageDefaultRetention(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Retention = 30 * 24 * time.Hour })
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	for _, tt := range []struct {
+		body map[string]any
+		want time.Duration
+	}{
+		{map[string]any{"eventType": "x", "payload": map[string]any{}}, 30 * 24 * time.Hour},
+		{map[string]any{"eventType": "x", "payload": map[string]any{}, "payloadRetentionPeriod": 60}, 60 * 24 * time.Hour},
+		{map[string]any{"eventType": "x", "payload": map[string]any{}, "payloadRetentionHours": 2}, 2 * time.Hour},
+	} {
+		id := str(h.must(http.StatusAccepted, "POST", "/api/v1/app/"+app+"/msg", tt.body).JSON(t)["id"])
+		stored, err := h.store.GetMessage(context.Background(), app, id)
+		if err != nil || !stored.ExpiresAt.Equal(t0.Add(tt.want)) {
+			t.Errorf("%v: expires %v, %v; want %v on", tt.body, stored, err, tt.want)
+		}
+	}
+}

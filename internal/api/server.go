@@ -49,6 +49,10 @@ type Config struct {
 	// handler serves both in local mode and behind API Gateway. Nil
 	// answers those paths 404.
 	Fallback http.Handler
+	// Retention is how long a message's payload and attempts are kept
+	// when the message names no payloadRetentionPeriod (or Hours): 1 to
+	// 90 days; zero means 90 days, Svix's default.
+	Retention time.Duration
 }
 
 // Server is the management API: an http.Handler for /api/v1/...
@@ -64,6 +68,7 @@ type Server struct {
 	fallback     http.Handler
 	mux          *http.ServeMux
 	pageBytes    int // list response budget; 0 means maxPageBytes (tests set less)
+	retention    time.Duration
 }
 
 // New returns the API handler for cfg.
@@ -79,6 +84,7 @@ func New(cfg Config) *Server {
 		serverHeader: "hookstep",
 		fallback:     cfg.Fallback,
 		mux:          http.NewServeMux(),
+		retention:    webhook.DefaultRetention(cfg.Retention),
 	}
 	if s.clock == nil {
 		s.clock = webhook.SystemClock{}

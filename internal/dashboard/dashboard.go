@@ -57,6 +57,9 @@ type Config struct {
 	// BasePath, when set, gives each request's public path prefix (the
 	// API Gateway stage, e.g. "/prod"); it is applied as WithBasePath.
 	BasePath func(*http.Request) string
+	// Retention is how long an example message sent from an event type's
+	// page is kept (see api.Config.Retention); zero means 90 days.
+	Retention time.Duration
 }
 
 type basePathKey struct{}
@@ -90,6 +93,7 @@ type handler struct {
 	urlPolicy  sender.URLPolicy
 	play       play.Store
 	basePathOf func(*http.Request) string
+	retention  time.Duration // of an example message
 	pages      map[string]*template.Template
 	mux        *http.ServeMux
 }
@@ -106,6 +110,7 @@ func New(cfg Config) http.Handler {
 		urlPolicy:  sender.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
 		play:       cfg.Play,
 		basePathOf: cfg.BasePath,
+		retention:  webhook.DefaultRetention(cfg.Retention),
 		pages:      parsePages(),
 		mux:        http.NewServeMux(),
 	}

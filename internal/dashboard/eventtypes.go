@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -126,7 +125,7 @@ func (h *handler) sendExample(w http.ResponseWriter, r *http.Request) error {
 		EventType: et.Name,
 		Payload:   payload,
 		Timestamp: now,
-		ExpiresAt: now.Add(webhook.MaxRetentionDays * 24 * time.Hour),
+		ExpiresAt: now.Add(h.retention),
 	}
 	if err := h.store.CreateMessage(ctx, msg, nil); err != nil {
 		return err

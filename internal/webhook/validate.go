@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -32,6 +33,16 @@ const (
 	MinRetentionDays   = 1
 	MaxRetentionDays   = 90
 )
+
+// DefaultRetention is a configured default retention of messages: d, or
+// MaxRetentionDays when d is zero (Svix keeps payloads 90 days unless a
+// message says otherwise).
+func DefaultRetention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return MaxRetentionDays * 24 * time.Hour
+	}
+	return d
+}
 
 var (
 	uidPattern       = regexp.MustCompile(`^[a-zA-Z0-9\-_.]+$`)
