@@ -1,5 +1,6 @@
-// Command api is the Lambda function behind API Gateway's REST API: every
-// path is proxied to the same http.Handler local mode serves. The admin
+// Command api is the Lambda function behind API Gateway, a REST API or an
+// HTTP API (either payload version): every path is proxied to the same
+// http.Handler local mode serves. The admin
 // token's hash is read from Secrets Manager once per cold start. See
 // internal/lambdafn.
 package main
