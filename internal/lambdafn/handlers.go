@@ -119,6 +119,15 @@ func DeliverEvents(svc *delivery.Service, later LaterFunc, metrics io.Writer) fu
 // no run is dropped with an error in the log: no retry can mend it.
 func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		// The attempts end a moment before the function does, so that
+		// the records they could not finish are still reported and
+		// backed off.
+		actx := ctx
+		if d, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithDeadline(ctx, d.Add(-reportMargin))
+			defer cancel()
+		}
 		failed := make([]bool, len(ev.Records))
 		var wg sync.WaitGroup
 		for i, rec := range ev.Records {
@@ -128,7 +137,7 @@ func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context,
 					svc.Logger.Error("queue record dropped", "message_id", rec.MessageId, "err", err)
 					return
 				}
-				if _, err := svc.AttemptQueued(ctx, ref); err != nil {
+				if _, err := svc.AttemptQueued(actx, ref); err != nil {
 					failed[i] = true
 					count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
 					svc.Logger.Warn("queued run not handled; the queue hands it over again",
@@ -151,6 +160,10 @@ func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context,
 		return resp, nil
 	}
 }
+
+// reportMargin is the time DeliverQueued keeps, before the function's
+// deadline, to report and back off the records whose attempts it cut.
+const reportMargin = 2 * time.Second
 
 // SweeperEvent is the sweeper function's event: EventBridge's scheduled
 // event (a sweep), or, sent by the api function with an asynchronous

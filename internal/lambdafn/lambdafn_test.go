@@ -998,3 +998,33 @@ func TestSweepHandlerTakesBackARunWhoseExecutionEnded(t *testing.T) {
 		t.Error("an event that names no run: want an error")
 	}
 }
+
+// TestDeliverQueuedReportsWhatItsDeadlineCut: an attempt still running
+// near the function's deadline is cut before it, so that its record is
+// reported failed and backed off while the function can still answer.
+func TestDeliverQueuedReportsWhatItsDeadlineCut(t *testing.T) {
+	release := make(chan struct{})
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	defer rcv.Close()
+	defer close(release)
+	r, _, _ := queueRig(t)
+	seedSample(t, r, rcv.URL)
+	var ev events.SQSEvent
+	sample(t, "deliver-sqs.json", &ev)
+	ev.Records = ev.Records[:1]
+	ctx, cancel := context.WithTimeout(context.Background(), reportMargin+300*time.Millisecond)
+	defer cancel()
+	l := &laterCalls{calls: map[string]int{}}
+	resp, err := DeliverQueued(r.svc, l.later)(ctx, ev)
+	if err != nil || len(resp.BatchItemFailures) != 1 || l.calls[ev.Records[0].ReceiptHandle] != 1 {
+		t.Errorf("got %+v, %v, backoffs %v; want the record failed and backed off", resp, err, l.calls)
+	}
+	if ctx.Err() != nil {
+		t.Error("the handler answered after its deadline")
+	}
+}
