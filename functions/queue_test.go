@@ -390,11 +390,11 @@ func TestQueueModeRedeliveredRecords(t *testing.T) {
 }
 
 // TestQueueModeRecordThatTimesOutIsDeadLetteredAndRequeued: the deliver
-// function is killed mid-POST (the receiver holds the request past the
-// function's 2 s timeout), so the attempt is unrecorded (see
-// TestQueueModeRedeliveredRecords) and the invocation failed; with a
-// maxReceiveCount of 1 the record goes to the dead-letter queue at its
-// next receive. The sweeper's scheduled run moves it back, and the
+// function's deadline cuts a POST (the receiver holds the request past
+// the function's 2 s timeout; the attempt is abandoned a moment before
+// it), so the attempt is unrecorded (see TestQueueModeRedeliveredRecords)
+// and the record reported failed; with a maxReceiveCount of 1 the record
+// goes to the dead-letter queue at its next receive. The sweeper's scheduled run moves it back, and the
 // deliver function makes the attempt again: two POSTs with the same
 // webhook-id, one attempt recorded (the second POST's), no execution.
 func TestQueueModeRecordThatTimesOutIsDeadLetteredAndRequeued(t *testing.T) {

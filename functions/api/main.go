@@ -29,7 +29,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	s, err := lambdafn.Load(ctx, getenv, lambdafn.FunctionAPI)
+	s, err := lambdafn.Load(getenv, lambdafn.FunctionAPI, lambdafn.WireAPI)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	s, err := lambdafn.Load(ctx, getenv, lambdafn.FunctionDeliver)
+	s, err := lambdafn.Load(getenv, lambdafn.FunctionDeliver, lambdafn.WireDeliver)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	s, err := lambdafn.Load(ctx, getenv, lambdafn.FunctionSweeper)
+	s, err := lambdafn.Load(getenv, lambdafn.FunctionSweeper, lambdafn.WireSweeper)
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,7 @@ func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context,
 		actx := ctx
 		if d, ok := ctx.Deadline(); ok {
 			var cancel context.CancelFunc
-			actx, cancel = context.WithDeadline(ctx, d.Add(-reportMargin))
+			actx, cancel = context.WithDeadline(ctx, d.Add(-min(reportMargin, time.Until(d)/4)))
 			defer cancel()
 		}
 		failed := make([]bool, len(ev.Records))
@@ -162,7 +162,8 @@ func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context,
 }
 
 // reportMargin is the time DeliverQueued keeps, before the function's
-// deadline, to report and back off the records whose attempts it cut.
+// deadline, to report and back off the records whose attempts it cut (a
+// quarter of the time left, if that is less).
 const reportMargin = 2 * time.Second
 
 // SweeperEvent is the sweeper function's event: EventBridge's scheduled

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -47,18 +46,22 @@ type Services struct {
 
 // Load reads fn's configuration from getenv and the AWS SDK configuration
 // from the environment, and builds the services: the first half of every
-// function's main.
-func Load(ctx context.Context, getenv func(string) string, fn Function) (*Services, error) {
+// function's main. wire adds the function's own (WireAPI, WireDeliver,
+// WireSweeper): each is its own func, not a branch of one, so that a
+// function's binary links only the AWS operations its wiring names (a
+// switch on the function would keep every branch's clients in every
+// binary, over 0.5 MB of the api's).
+func Load(getenv func(string) string, fn Function, wire func(*Services)) (*Services, error) {
 	cfg, err := LoadConfig(getenv, fn)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := AWSConfig(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+		return nil, err
 	}
 	s := NewServices(cfg, awsCfg, os.Stdout)
-	s.AWS = awsCfg
+	wire(s)
 	return s, nil
 }
 
@@ -95,7 +98,9 @@ const awaitCommit = time.Minute
 // queue's retention (4 days).
 const queueOwns = 6 * time.Hour
 
-// NewServices builds the services of cfg.Function in cfg.Dispatch mode.
+// NewServices builds what the three functions share: the store, the
+// delivery service and the sweeper, without dispatch. The Wire functions
+// add each function's own, by dispatch mode:
 //
 //	           stepfunctions                        queue
 //	api        starts executions, hands the rest    sends runs to the queue, hands the rest
@@ -123,61 +128,66 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
 		DisableAfter: cfg.DisableAfter, RedriveAfter: cfg.RedriveAfter, Batch: cfg.SweepBatch,
 	}
-	queue := cfg.Dispatch == DispatchQueue
-	var later LaterFunc
-	switch cfg.Function {
-	case FunctionAPI:
-		// No SDK retries: a throttled hand-off is left to the sweeper.
-		invoke := lambda.NewFromConfig(awsCfg, func(o *lambda.Options) { o.RetryMaxAttempts = 1 }).Invoke
-		handOff := NewHandOff(invoke, cfg.DispatchFunction)
-		var first webhook.Dispatcher
-		if queue {
-			first = sqs.New(awssqs.NewFromConfig(awsCfg).SendMessageBatch, sqs.Config{QueueURL: cfg.QueueURL,
-				Max: inlineQueued, Concurrency: inlineConcurrency, Budget: inlineBudget})
-		} else {
-			// No SDK retries: a throttled start is handed on at once.
-			client := awssfn.NewFromConfig(awsCfg, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
-			first = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
-				Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget})
-		}
-		svc.Dispatcher = firstThen{first: first, then: handOff}
-		// Background tasks (recover) run in the sweeper, off the request.
-		svc.HandTask = handOff.Task
-	case FunctionDeliver:
-		if queue {
-			later = sqs.NewBackoff(awssqs.NewFromConfig(awsCfg).ChangeMessageVisibility, cfg.QueueURL).Later
-			// A run that needs a retry gets its execution; a throttled
-			// start fails the queue's record, which comes back.
-			starts := sfn.New(awssfn.NewFromConfig(awsCfg).StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN})
-			svc.Retries = func(ctx context.Context, ref webhook.Ref) error {
-				_, err := starts.Dispatch(ctx, []webhook.Ref{ref})
-				return err
-			}
-		}
-	case FunctionSweeper:
-		client := awssfn.NewFromConfig(awsCfg)
-		if queue {
-			q := awssqs.NewFromConfig(awsCfg)
-			svc.Dispatcher = sqs.New(q.SendMessageBatch, sqs.Config{QueueURL: cfg.QueueURL, Budget: sweepDispatchBudget})
-			sw.DeadLetters = sqs.NewDeadLetters(q.ReceiveMessage, q.DeleteMessageBatch, q.SendMessageBatch, cfg.DeadLetterQueueURL, cfg.QueueURL)
-			sw.QueueOwns = queueOwns
-		} else {
-			svc.Dispatcher = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
-				Rate: float64(cfg.DispatchRate), Concurrency: sweepConcurrency, Budget: sweepDispatchBudget, WaitOnThrottle: true})
-		}
-		sw.Overdue = store
-		sw.Executions = sfn.NewExecutions(client.DescribeExecution, cfg.StateMachineARN)
+	return &Services{Config: cfg, AWS: awsCfg, Logger: logger, Metrics: logw, Clock: clock, Store: store, Delivery: svc, Sweeper: sw}
+}
+
+// WireAPI gives the api function its dispatch: the first runs of a
+// message itself, the rest handed to the sweeper; background tasks
+// handed to the sweeper too.
+func WireAPI(s *Services) {
+	cfg := s.Config
+	// No SDK retries: a throttled hand-off is left to the sweeper.
+	invoke := lambda.NewFromConfig(s.AWS, func(o *lambda.Options) { o.RetryMaxAttempts = 1 }).Invoke
+	handOff := NewHandOff(invoke, cfg.DispatchFunction)
+	var first webhook.Dispatcher
+	if cfg.Dispatch == DispatchQueue {
+		first = sqs.New(awssqs.NewFromConfig(s.AWS).SendMessageBatch, sqs.Config{QueueURL: cfg.QueueURL,
+			Max: inlineQueued, Concurrency: inlineConcurrency, Budget: inlineBudget})
+	} else {
+		// No SDK retries: a throttled start is handed on at once.
+		client := awssfn.NewFromConfig(s.AWS, func(o *awssfn.Options) { o.RetryMaxAttempts = 1 })
+		first = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
+			Max: inlineStarts, Concurrency: inlineConcurrency, Budget: inlineBudget})
 	}
-	return &Services{
-		Config:   cfg,
-		Logger:   logger,
-		Metrics:  logw,
-		Clock:    clock,
-		Store:    store,
-		Delivery: svc,
-		Sweeper:  sw,
-		Later:    later,
+	s.Delivery.Dispatcher = firstThen{first: first, then: handOff}
+	// Background tasks (recover) run in the sweeper, off the request.
+	s.Delivery.HandTask = handOff.Task
+}
+
+// WireDeliver gives the deliver function, in queue mode, what starts a
+// run's execution when it needs a retry, and the backoff of the queue's
+// records it could not handle.
+func WireDeliver(s *Services) {
+	cfg := s.Config
+	if cfg.Dispatch != DispatchQueue {
+		return
 	}
+	s.Later = sqs.NewBackoff(awssqs.NewFromConfig(s.AWS).ChangeMessageVisibility, cfg.QueueURL).Later
+	// A throttled start fails the queue's record, which comes back.
+	starts := sfn.New(awssfn.NewFromConfig(s.AWS).StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN})
+	s.Delivery.Retries = func(ctx context.Context, ref webhook.Ref) error {
+		_, err := starts.Dispatch(ctx, []webhook.Ref{ref})
+		return err
+	}
+}
+
+// WireSweeper gives the sweeper its dispatch (within the rate, or to the
+// queue, whose dead-letter queue it drains) and its checks of overdue
+// runs' executions.
+func WireSweeper(s *Services) {
+	cfg, sw := s.Config, s.Sweeper
+	client := awssfn.NewFromConfig(s.AWS)
+	if cfg.Dispatch == DispatchQueue {
+		q := awssqs.NewFromConfig(s.AWS)
+		s.Delivery.Dispatcher = sqs.New(q.SendMessageBatch, sqs.Config{QueueURL: cfg.QueueURL, Budget: sweepDispatchBudget})
+		sw.DeadLetters = sqs.NewDeadLetters(q.ReceiveMessage, q.DeleteMessageBatch, q.SendMessageBatch, cfg.DeadLetterQueueURL, cfg.QueueURL)
+		sw.QueueOwns = queueOwns
+	} else {
+		s.Delivery.Dispatcher = sfn.New(client.StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN,
+			Rate: float64(cfg.DispatchRate), Concurrency: sweepConcurrency, Budget: sweepDispatchBudget, WaitOnThrottle: true})
+	}
+	sw.Overdue = s.Store
+	sw.Executions = sfn.NewExecutions(client.DescribeExecution, cfg.StateMachineARN)
 }
 
 // GetSecretValueFunc is the part of Secrets Manager the api function uses:
