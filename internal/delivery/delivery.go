@@ -437,6 +437,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		Run:      d.Run,
 		Attempts: n,
 		From:     d,
+		Endpoint: ep,
 	}
 	out := Result{Attempt: n, StatusCode: resp.StatusCode}
 	switch wait, more := s.Schedule.Next(n); {

@@ -38,6 +38,10 @@ import (
 // instead of updating it (recordFirst).
 func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*webhook.Delivery, error) {
 	a := &res.Attempt
+	if firstOfDeferred(&res) && res.From.Deferred && res.Endpoint != nil {
+		// Read a moment ago as deferred, with its endpoint: no read.
+		return s.recordFirst(ctx, &res, !res.Endpoint.FailingSince.IsZero())
+	}
 	dk := deliveryKey(a.AppID, a.MsgID, a.EndpointID)
 	ek := endpointKey(a.AppID, a.EndpointID)
 	items, err := s.getMany(ctx, []key{dk, ek}, true)
@@ -54,7 +58,7 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 	}
 	if delivery == nil {
 		if endpoint != nil && firstOfDeferred(&res) {
-			return s.recordFirst(ctx, &res, endpoint)
+			return s.recordFirst(ctx, &res, numAttr(endpoint, "failingSince") != 0)
 		}
 		return nil, webhook.NotFound("no delivery of message %s to endpoint %s", a.MsgID, a.EndpointID)
 	}
@@ -67,7 +71,7 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 		return nil, err
 	}
 	if endpoint != nil {
-		if err := s.recordHealth(ctx, a, endpoint); err != nil {
+		if err := s.recordHealth(ctx, a, numAttr(endpoint, "failingSince") != 0); err != nil {
 			return nil, err
 		}
 	}
@@ -131,16 +135,19 @@ func firstOfDeferred(res *webhook.AttemptResult) bool {
 // commit point, as step 4). If it was written meanwhile (a resend, a
 // racing attempt), the attempt stays logged and the delivery is returned
 // as it is. A happy delivery writes two items and their IndexEndpoint
-// entries, and no IndexSweep entry.
-func (s *Store) recordFirst(ctx context.Context, res *webhook.AttemptResult, endpoint item) (*webhook.Delivery, error) {
+// entries, and no IndexSweep entry; when the caller says how it read the
+// delivery (deferred) and the endpoint (failing or not), it reads nothing:
+// the put's condition and the health update's stand for the read.
+func (s *Store) recordFirst(ctx context.Context, res *webhook.AttemptResult, failing bool) (*webhook.Delivery, error) {
 	a := &res.Attempt
 	if err := s.putAttempt(ctx, a); err != nil {
 		return nil, err
 	}
-	if err := s.recordHealth(ctx, a, endpoint); err != nil {
+	if err := s.recordHealth(ctx, a, failing); err != nil {
 		return nil, err
 	}
 	d := *res.From
+	d.Deferred = false
 	d.Status, d.Attempts, d.NextAttemptAt, d.UpdatedAt = res.Status, res.Attempts, res.NextAttemptAt, a.Timestamp
 	it, err := encodeDelivery(&d, a.ExpiresAt)
 	if err != nil {
@@ -174,12 +181,11 @@ func (s *Store) putAttempt(ctx context.Context, a *webhook.Attempt) error {
 	return wrapf(err, "record attempt %s", a.ID)
 }
 
-// recordHealth applies an attempt to its endpoint's health, given the
-// endpoint as read: nothing when failingSince is already as the attempt
-// wants it. A concurrent health write can make the conditional update a
-// no-op, which is what it would have done after it.
-func (s *Store) recordHealth(ctx context.Context, a *webhook.Attempt, endpoint item) error {
-	failing := numAttr(endpoint, "failingSince") != 0
+// recordHealth applies an attempt to its endpoint's health, given whether
+// the endpoint was failing as read: nothing when failingSince is already
+// as the attempt wants it. A concurrent health write can make the
+// conditional update a no-op, which is what it would have done after it.
+func (s *Store) recordHealth(ctx context.Context, a *webhook.Attempt, failing bool) error {
 	success := a.Status == webhook.StatusSuccess
 	if success != failing {
 		return nil // healthy and succeeded, or failing and failed again

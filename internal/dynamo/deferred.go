@@ -66,7 +66,7 @@ func deferredDelivery(msg *webhook.Message, deferred []string, endpointID string
 	return &webhook.Delivery{
 		AppID: msg.AppID, MsgID: msg.ID, EndpointID: endpointID, EventType: msg.EventType, Channels: msg.Channels,
 		Status: webhook.StatusPending, Run: 0, Trigger: webhook.TriggerScheduled, NextAttemptAt: msg.Timestamp,
-		Dispatched: true, CreatedAt: msg.Timestamp, UpdatedAt: msg.Timestamp,
+		Dispatched: true, Deferred: true, CreatedAt: msg.Timestamp, UpdatedAt: msg.Timestamp,
 	}, true
 }
 

@@ -608,6 +608,63 @@ func TestHappyPathCost(t *testing.T) {
 	}
 }
 
+// TestDeferredFirstAttemptCost pins the AWS happy path: a message whose
+// delivery was dispatched before it was stored writes the message alone
+// (no delivery item, no id check); the deliver function reads the run in
+// one BatchGetItem and records a success to a healthy endpoint with two
+// puts and no read — the attempt and the delivery, final, in no
+// IndexSweep entry. A failure on the first attempt writes the endpoint's
+// health too, and puts the delivery in IndexSweep for its retry.
+func TestDeferredFirstAttemptCost(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name    string
+		status  webhook.Status
+		wantOps map[string]int
+	}{
+		{"Success", webhook.StatusSuccess, map[string]int{"PutItem": 2}},
+		{"Failure", webhook.StatusFail, map[string]int{"PutItem": 2, "UpdateItem": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := f.endpoint()
+			msg := f.newMessage(time.Hour)
+			f.rec.reset()
+			if err := f.CreateMessage(f.ctx, msg, []webhook.Delivery{{EndpointID: ep.ID, Dispatched: true}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.rec.counts(); !maps.Equal(got, map[string]int{"PutItem": 1}) {
+				t.Errorf("CreateMessage sent %v, want the message's put alone", got)
+			}
+			ref := webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: ep.ID}
+			f.rec.reset()
+			d, gotEp, gotMsg, err := f.LoadRun(f.ctx, ref)
+			if err != nil || !d.Deferred || gotEp == nil || gotMsg == nil {
+				t.Fatalf("LoadRun: %+v, %v, %v, %v; want the deferred delivery, its endpoint and message", d, gotEp, gotMsg, err)
+			}
+			if got := f.rec.counts(); !maps.Equal(got, map[string]int{"BatchGetItem": 1}) {
+				t.Errorf("LoadRun sent %v, want one BatchGetItem", got)
+			}
+			res := webhook.AttemptResult{Attempt: f.attempt(msg, ep.ID, tc.status), Attempts: 1, Status: webhook.StatusSuccess, From: d, Endpoint: gotEp}
+			if tc.status != webhook.StatusSuccess {
+				res.Status, res.NextAttemptAt = webhook.StatusSending, f.clock.Now().Add(time.Minute)
+			}
+			f.rec.reset()
+			after, err := f.RecordAttempt(f.ctx, res)
+			if err != nil || after.Status != res.Status || after.Attempts != 1 || after.Deferred {
+				t.Fatalf("RecordAttempt: %+v, %v", after, err)
+			}
+			if got := f.rec.counts(); !maps.Equal(got, tc.wantOps) {
+				t.Errorf("RecordAttempt sent %v, want %v", got, tc.wantOps)
+			}
+			overdue, err := f.ListOverdue(f.ctx, f.clock.Now().Add(time.Hour), 100)
+			inSweep := slices.ContainsFunc(overdue, func(o webhook.Delivery) bool { return o.Ref() == ref })
+			if err != nil || inSweep != (tc.status != webhook.StatusSuccess) {
+				t.Errorf("in IndexSweep after the attempt: %v (%v); want it there only while a retry is due", inSweep, err)
+			}
+		})
+	}
+}
+
 // errCrash stands for the process dying at a request.
 var errCrash = errors.New("injected crash")
 

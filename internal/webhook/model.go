@@ -149,7 +149,11 @@ type Delivery struct {
 	// its NextAttemptAt is then when the claim ends, not when an attempt
 	// is due, so that a restart can tell the two apart and make the claim
 	// due at once. Only local mode's store keeps it; others ignore it.
-	Claimed   bool
+	Claimed bool
+	// Deferred marks a delivery read before the store wrote a record of
+	// its own (see Store.CreateMessage): its first write creates it.
+	// Only a store that defers sets it.
+	Deferred  bool
 	CreatedAt time.Time // the message's timestamp
 	UpdatedAt time.Time
 }

@@ -99,6 +99,9 @@ type AttemptResult struct {
 	// written a deferred delivery yet (see CreateMessage) creates it from
 	// From and the result; others ignore it.
 	From *Delivery
+	// Endpoint is the endpoint as the attempt read it, when it did: a
+	// store may apply the health change to it without reading it again.
+	Endpoint *Endpoint
 }
 
 // IdempotencyRecord is a stored response for an idempotency key. Done is

@@ -52,7 +52,7 @@ func testDeferredDeliveries(t *testing.T, e *env) {
 	e.clock.Advance(time.Second)
 	from := e.getDelivery(t, app.ID, msg.ID, ep1.ID)
 	a := e.newAttempt(msg, ep1.ID, webhook.StatusSuccess, 200)
-	after, err := e.s.RecordAttempt(e.ctx, webhook.AttemptResult{Attempt: a, Run: 0, Attempts: 1, Status: webhook.StatusSuccess, From: from})
+	after, err := e.s.RecordAttempt(e.ctx, webhook.AttemptResult{Attempt: a, Run: 0, Attempts: 1, Status: webhook.StatusSuccess, From: from, Endpoint: ep1})
 	if err != nil {
 		t.Fatalf("RecordAttempt: %v", err)
 	}
