@@ -9,6 +9,13 @@ import (
 	"github.com/hookstep/hookstep/internal/delivery"
 )
 
+// recoversOnAttempt is the attempt on which a recovering delivery (one
+// that fails its first attempt, a receiver's blip) is delivered: the
+// first attempt and the schedule's immediate retry fail, the attempt
+// after the first wait succeeds. In queue mode the two that fail are
+// made off the SQS message, so the delivery needs one execution.
+const recoversOnAttempt = 3
+
 // Transitions are a dispatch mode's executions, walked on the state
 // machine's definition.
 type Transitions struct {
