@@ -62,12 +62,16 @@ func TestPriceOfAMillionDeliveries(t *testing.T) {
 }
 
 // testModel is a cost model of measured-looking numbers: every deliver
-// invocation takes 10 ms (a batch of 10, 100 ms; a failing batch 200 ms),
-// every api invocation 20 ms, each logging 40 bytes.
+// invocation takes 10 ms (a batch of 10, 100 ms; a failing batch 200 ms,
+// a recovering one 220 ms; a recovering delivery's first attempt 12 ms,
+// its last 14 ms), every api invocation 20 ms, each logging 40 bytes.
 func testModel() (*CostResult, *LambdaResult) {
 	deliver := &FunctionResult{Name: "deliver", MemoryMB: 256}
 	api := &FunctionResult{Name: "api", MemoryMB: 512}
-	for name, ms := range map[string]float64{wHappy: 10, wFailed: 10, wMark: 10, wSQS1: 10, wSQS10: 100, wSQS10Fail: 200, wNotDue: 10} {
+	for name, ms := range map[string]float64{
+		wHappy: 10, wFailed: 10, wMark: 10, wRecoverFail: 12, wRecovered: 14,
+		wSQS1: 10, wSQS10: 100, wSQS10Fail: 200, wSQS10Recover: 220, wNotDue: 10,
+	} {
 		deliver.Workloads = append(deliver.Workloads, Workload{Name: name, EstimatedAWSMs: ms, LogBytes: 40})
 	}
 	for _, mode := range Modes {
@@ -82,16 +86,24 @@ func testModel() (*CostResult, *LambdaResult) {
 	c := &CostResult{
 		Prices: testPrices,
 		DynamoDB: map[Mode]*StepUnits{
-			ModeStepFunctions: {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverExhausted: units(40)},
-			ModeQueue:         {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverExhausted: units(40)},
+			ModeStepFunctions: {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverRecovers: units(12), DeliverExhausted: units(40)},
+			ModeQueue:         {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverRecovers: units(12), DeliverExhausted: units(40)},
 		},
 		Calls: map[Mode]*Calls{
 			ModeStepFunctions: {APIDispatch: PerFanOut{1, 1}},
-			ModeQueue:         {APIDispatch: PerFanOut{1, 0.1}, ExecutionsFailing: 1},
+			ModeQueue:         {APIDispatch: PerFanOut{1, 0.1}, ExecutionsRecovers: 1, ExecutionsFailing: 1},
 		},
 		Transitions: map[Mode]Transitions{
-			ModeStepFunctions: {Happy: Path{Transitions: 3, LambdaInvocations: 1}, Exhausted: Path{Transitions: 28, LambdaInvocations: 10}},
-			ModeQueue:         {Exhausted: Path{Transitions: 25, LambdaInvocations: 9}, QueuedAttempts: 2},
+			ModeStepFunctions: {
+				Happy:     Path{Transitions: 3, LambdaInvocations: 1},
+				Recovers:  Path{Transitions: 9, LambdaInvocations: 3},
+				Exhausted: Path{Transitions: 28, LambdaInvocations: 10},
+			},
+			ModeQueue: {
+				Recovers:       Path{Transitions: 6, LambdaInvocations: 2},
+				Exhausted:      Path{Transitions: 25, LambdaInvocations: 9},
+				QueuedAttempts: 2,
+			},
 		},
 	}
 	return c, lr
@@ -113,6 +125,13 @@ func TestPathUsage(t *testing.T) {
 			APIRequests: 0.1, LambdaInvocations: 1.1, LambdaGBSeconds: 0.002*0.5 + 0.01*0.25, LambdaSeconds: 0.012,
 			ReceiverWaits: 1, StateTransitions: 3, Executions: 1, LogBytes: 1.1*(40+platformLogBytes) + 0.1*accessLogBytes,
 		}},
+		// The first attempt finds the endpoint healthy (12 ms), the
+		// second fails like any (10 ms), the third delivers (14 ms); 9
+		// transitions in the api's execution.
+		{ModeStepFunctions, PathRecovers1, Usage{
+			APIRequests: 1, LambdaInvocations: 4, LambdaGBSeconds: 0.01 + 0.036*0.25, LambdaSeconds: 0.056,
+			ReceiverWaits: 3, StateTransitions: 9, Executions: 1, LogBytes: 4*(40+platformLogBytes) + accessLogBytes,
+		}},
 		// 9 failed attempts and MarkFailed.
 		{ModeStepFunctions, PathExhausted1, Usage{
 			APIRequests: 1, LambdaInvocations: 11, LambdaGBSeconds: 0.01 + 10*0.01*0.25, LambdaSeconds: 0.12,
@@ -124,6 +143,13 @@ func TestPathUsage(t *testing.T) {
 			APIRequests: 1, LambdaInvocations: 1.1, LambdaGBSeconds: 0.01 + 0.1*0.25/10, LambdaSeconds: 0.03,
 			ReceiverWaits: 0.1, InFlightSeconds: 0.1, InFlightWaits: 1, SQSRequests: 1.2,
 			LogBytes: 1.1*(40+platformLogBytes) + accessLogBytes,
+		}},
+		// A tenth of a 220 ms recovering batch (2 attempts each), then
+		// one execution: not due (no POST), the delivering attempt.
+		{ModeQueue, PathRecovers1, Usage{
+			APIRequests: 1, LambdaInvocations: 1 + 0.1 + 2, LambdaGBSeconds: 0.01 + 0.22*0.25/10 + 0.024*0.25, LambdaSeconds: 0.02 + 0.022 + 0.024,
+			ReceiverWaits: 0.2 + 1, InFlightSeconds: 0.22, InFlightWaits: 2, StateTransitions: 6, Executions: 1, SQSRequests: 1.2,
+			LogBytes: 3.1*(40+platformLogBytes) + accessLogBytes,
 		}},
 		// A tenth of a 200 ms failing batch (2 attempts each), then one
 		// execution: not due, 7 attempts, MarkFailed.
@@ -171,6 +197,7 @@ func TestPathUsageAddsTheAPIsShareOfItsUnits(t *testing.T) {
 	}{
 		{PathHappy1, 4 + 4, 1000 + 1000},
 		{PathHappy10, 3.1 + 4, 100 + 1000},
+		{PathRecovers1, 4 + 12, 1000 + 1000},
 		{PathExhausted1, 4 + 40, 1000 + 1000},
 	} {
 		u, _, err := c.pathUsage(lr, ModeQueue, APIHTTP, tt.path)
@@ -207,7 +234,8 @@ func TestModelSetsDeploymentsSideBySide(t *testing.T) {
 	}
 	var out bytes.Buffer
 	c.writeTable(&out)
-	for _, s := range []string{"queue http 30d", "stepfunctions rest 90d", PathExhausted1, "Idempotency-Key"} {
+	for _, s := range []string{"queue http 30d", "stepfunctions rest 90d", PathRecovers1, PathExhausted1, "Idempotency-Key",
+		"fail their first attempt and recover on attempt 3"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q", s)
 		}
@@ -215,7 +243,7 @@ func TestModelSetsDeploymentsSideBySide(t *testing.T) {
 }
 
 func TestModelNeedsEveryWorkload(t *testing.T) {
-	for _, missing := range []string{wHappy, wSQS10, wNotDue, apiWorkloadName(ModeQueue, APIHTTP, 10)} {
+	for _, missing := range []string{wHappy, wSQS10, wNotDue, wRecoverFail, wRecovered, wSQS10Recover, apiWorkloadName(ModeQueue, APIHTTP, 10)} {
 		c, lr := testModel()
 		for i := range lr.Functions {
 			lr.Functions[i].Workloads = slices.DeleteFunc(lr.Functions[i].Workloads, func(w Workload) bool { return w.Name == missing })
