@@ -169,16 +169,18 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 	if err := cost.model(lr); err != nil {
 		return nil, nil, err
 	}
-	happy, exhausted := map[Mode]Usage{}, map[Mode]Usage{}
+	usages := map[Mode]pathUsages{}
 	for _, mode := range Modes {
-		if happy[mode], _, err = cost.pathUsage(lr, mode, APIRest, PathHappy1); err != nil {
-			return nil, nil, err
-		}
-		if exhausted[mode], _, err = cost.pathUsage(lr, mode, APIRest, PathExhausted1); err != nil {
-			return nil, nil, err
+		usages[mode] = pathUsages{}
+		for _, f := range []fate{fateHappy, fateRecovers, fateExhausted} {
+			for _, fanOut := range QuotaFanOuts {
+				if usages[mode][pathShape{f, fanOut}], err = cost.usage(lr, mode, APIRest, f, fanOut); err != nil {
+					return nil, nil, err
+				}
+			}
 		}
 	}
-	cost.Quotas = modelQuotas(RegionClasses, happy, exhausted)
+	cost.Quotas = modelQuotas(RegionClasses, usages)
 	return lr, cost, nil
 }
 
