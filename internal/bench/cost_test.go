@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -259,7 +260,7 @@ func TestCostTargets(t *testing.T) {
 	if err := c.model(lr); err != nil {
 		t.Fatal(err)
 	}
-	c.Quotas = &QuotaModel{Ceilings: []Ceiling{{Regions: bigRegions.Name, Mode: ModeQueue, FailShare: 0.02, PerSec: 12_000, LimitedBy: "x"}}}
+	c.Quotas = &QuotaModel{Ceilings: []Ceiling{{Regions: bigRegions.Name, Mode: ModeQueue, Failure: FailFirstAttempt, FailShare: 0.02, FanOut: 1, PerSec: 12_000, LimitedBy: "x"}}}
 	r := &Report{Cost: c}
 	r.CheckTargets()
 	got := map[string]bool{}
@@ -289,6 +290,61 @@ func TestCostTargets(t *testing.T) {
 		if tc.Name == "queue: ≤ 4 DynamoDB write units per extra endpoint" && tc.Measured != "7.00" {
 			t.Errorf("write units per extra endpoint measured %q, want 7.00", tc.Measured)
 		}
+	}
+}
+
+// TestQuotaTarget checks that the quota target reads queue
+// mode's ceilings in the large regions at 2% first-attempt failure (the
+// recovers mix), at either fan-out, and nothing else.
+func TestQuotaTarget(t *testing.T) {
+	ceiling := func(regions string, mode Mode, failure Failure, share float64, fanOut int, perSec float64) Ceiling {
+		return Ceiling{Regions: regions, Mode: mode, Failure: failure, FailShare: share, FanOut: fanOut, PerSec: perSec,
+			LimitedBy: fmt.Sprintf("bound %d", fanOut), TableRaisedPerSec: 2 * perSec, TableRaisedLimitedBy: "next"}
+	}
+	first := func(fanOut int, perSec float64) Ceiling {
+		return ceiling(bigRegions.Name, ModeQueue, FailFirstAttempt, 0.02, fanOut, perSec)
+	}
+	tests := []struct {
+		name     string
+		ceilings []Ceiling
+		met      bool
+		measured string
+		note     string
+	}{
+		{"holds at fan-out 10 only", []Ceiling{first(1, 9000), first(10, 12_000)}, true,
+			"fan-out 1: 9000/s, bound by bound 1; fan-out 10: 12000/s, bound by bound 10", "holds at fan-out 10 "},
+		{"holds at neither", []Ceiling{first(1, 5000), first(10, 7500)}, false,
+			"fan-out 1: 5000/s, bound by bound 1; fan-out 10: 7500/s, bound by bound 10", "holds at no fan-out modelled"},
+		{"exactly 10,000 holds", []Ceiling{first(1, 10_000)}, true, "fan-out 1: 10000/s, bound by bound 1", "holds at fan-out 1 "},
+		// Other mixes, modes, regions and shares do not count.
+		{"only other ceilings above", []Ceiling{
+			first(1, 5000),
+			ceiling(bigRegions.Name, ModeQueue, FailEveryAttempt, 0.02, 1, 20_000),
+			ceiling(bigRegions.Name, ModeStepFunctions, FailFirstAttempt, 0.02, 1, 20_000),
+			ceiling(otherRegions.Name, ModeQueue, FailFirstAttempt, 0.02, 1, 20_000),
+			ceiling(bigRegions.Name, ModeQueue, FailFirstAttempt, 0, 1, 20_000),
+		}, false, "fan-out 1: 5000/s, bound by bound 1", "raised (a quota increase request): fan-out 1 10000/s, bound by next"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []TargetCheck
+			quotaTarget(&QuotaModel{Ceilings: tt.ceilings}, func(name string, met bool, measured, note string) {
+				got = append(got, TargetCheck{Name: name, Met: met, Measured: measured, Note: note})
+			})
+			if len(got) != 1 {
+				t.Fatalf("%d targets, want 1: %+v", len(got), got)
+			}
+			if g := got[0]; g.Met != tt.met || g.Measured != tt.measured || !strings.Contains(g.Note, tt.note) ||
+				g.Name != "queue: quota ceiling ≥ 10,000 deliveries/s at 2% first-attempt failure, large regions" {
+				t.Errorf("got %+v, want met %v, measured %q, a note with %q", g, tt.met, tt.measured, tt.note)
+			}
+		})
+	}
+	var none []TargetCheck
+	quotaTarget(&QuotaModel{Ceilings: []Ceiling{ceiling(bigRegions.Name, ModeQueue, FailEveryAttempt, 0.02, 1, 20_000)}},
+		func(name string, met bool, measured, note string) { none = append(none, TargetCheck{Name: name}) })
+	if len(none) != 0 {
+		t.Errorf("no first-attempt ceiling modelled: got %+v, want the target left out", none)
 	}
 }
 
