@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,13 +115,19 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 	}
 	defer f.close()
 
-	// The apps: fan-out 1 and 10 to healthy endpoints, and per mode one
-	// to an endpoint that always answers 500, failing already.
+	// The apps: fan-out 1 and 10 to healthy endpoints, one to an
+	// endpoint that recovers on attempt 3 (healthy before and after), and
+	// per mode one to an endpoint that always answers 500, failing
+	// already.
 	app1, err := f.app("fan-out 1", f.ok.URL)
 	if err != nil {
 		return nil, nil, err
 	}
 	app10, err := f.app("fan-out 10", slicesRepeat(f.ok.URL, 10)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	appRecover, err := f.app("recovering", f.recovering.URL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -132,7 +139,7 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 	}
 
 	fmt.Fprintln(opts.Log, "measuring DynamoDB capacity against dynalite")
-	cost, err := f.measureCost(ctx, app1, app10, appFail)
+	cost, err := f.measureCost(ctx, app1, app10, appRecover, appFail)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -162,16 +169,18 @@ func RunAWS(ctx context.Context, opts AWSOptions) (*LambdaResult, *CostResult, e
 	if err := cost.model(lr); err != nil {
 		return nil, nil, err
 	}
-	happy, exhausted := map[Mode]Usage{}, map[Mode]Usage{}
+	usages := map[Mode]pathUsages{}
 	for _, mode := range Modes {
-		if happy[mode], _, err = cost.pathUsage(lr, mode, APIRest, PathHappy1); err != nil {
-			return nil, nil, err
-		}
-		if exhausted[mode], _, err = cost.pathUsage(lr, mode, APIRest, PathExhausted1); err != nil {
-			return nil, nil, err
+		usages[mode] = pathUsages{}
+		for _, f := range []fate{fateHappy, fateRecovers, fateExhausted} {
+			for _, fanOut := range QuotaFanOuts {
+				if usages[mode][pathShape{f, fanOut}], err = cost.usage(lr, mode, APIRest, f, fanOut); err != nil {
+					return nil, nil, err
+				}
+			}
 		}
 	}
-	cost.Quotas = modelQuotas(RegionClasses, happy, exhausted)
+	cost.Quotas = modelQuotas(RegionClasses, usages)
 	return lr, cost, nil
 }
 
@@ -232,11 +241,14 @@ func (f *awsFixture) coldStarts(ctx context.Context, opts AWSOptions, name, boot
 }
 
 // warmDeliver times stepfunctions mode's deliver invocations, after a
-// cold start: happy attempts, failed attempts and MarkFailed; and its
-// CPU per happy attempt, read from /proc before and after.
+// cold start: happy attempts, failed attempts and MarkFailed; the first
+// and last attempts of recovering deliveries, whose endpoints' health
+// they write (the second is a failed attempt like the others, made
+// untimed); and its CPU per happy attempt, read from /proc before and
+// after.
 func (f *awsFixture) warmDeliver(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, appFail string) error {
 	n := opts.Invocations
-	nFail := max(10, n/4)
+	nFail, nRecover := max(10, n/4), max(5, n/8)
 	okRuns, err := f.messages(ModeStepFunctions, app1, n)
 	if err != nil {
 		return err
@@ -245,30 +257,52 @@ func (f *awsFixture) warmDeliver(ctx context.Context, opts AWSOptions, lr *Lambd
 	if err != nil {
 		return err
 	}
+	recoverRuns, err := f.recoveringRuns(ModeStepFunctions, nRecover)
+	if err != nil {
+		return err
+	}
 	e, pid, err := f.warmEmulator(ctx, opts, bootstrap, "deliver", ModeStepFunctions, lambdafn.DeliverInput{Ref: okRuns[0].Ref})
 	if err != nil {
 		return err
 	}
 	defer e.stop()
-	step := func(runs []sentRun, action string) func(int) any {
-		return func(i int) any { return lambdafn.DeliverInput{Ref: runs[i].Ref, Action: action} }
-	}
+	// The recovering deliveries' last attempt is due after the
+	// schedule's first wait that is not 0 s, from their second attempt.
+	wait, _ := webhook.DefaultSchedule.Next(recoversOnAttempt - 1)
+	var due time.Time
 	fr := lr.function("deliver")
 	for _, t := range []struct {
-		name  string
-		n     int
-		event func(int) any
-		want  any
+		name   string // "": untimed
+		runs   []sentRun
+		action string
+		want   delivery.Outcome
 	}{
-		{wHappy, len(okRuns) - 1, step(okRuns[1:], ""), delivery.Delivered},
-		{wFailed, len(failRuns), step(failRuns, ""), delivery.Retry},
-		{wMark, len(failRuns), step(failRuns, lambdafn.ActionFail), delivery.Stop},
+		{wHappy, okRuns[1:], "", delivery.Delivered},
+		{wRecoverFail, recoverRuns, "", delivery.Retry},
+		// The second attempt: a failed attempt to an endpoint failing
+		// already, as wFailed's.
+		{"", recoverRuns, "", delivery.Retry},
+		{wFailed, failRuns, "", delivery.Retry},
+		{wMark, failRuns, lambdafn.ActionFail, delivery.Stop},
+		{wRecovered, recoverRuns, "", delivery.Delivered},
 	} {
-		durs, cpu, logs, err := timeInvocations(ctx, e, pid, t.n, t.event, t.want)
-		if err != nil {
-			return fmt.Errorf("deliver, %s: %w", t.name, err)
+		if t.name == wRecovered {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(due)):
+			}
 		}
-		if t.name == wHappy {
+		event := func(i int) any { return lambdafn.DeliverInput{Ref: t.runs[i].Ref, Action: t.action} }
+		durs, cpu, logs, err := timeInvocations(ctx, e, pid, len(t.runs), event, t.want)
+		if err != nil {
+			return fmt.Errorf("deliver, %s: %w", cmp.Or(t.name, "a recovering delivery's second attempt"), err)
+		}
+		switch t.name {
+		case "":
+			due = time.Now().Add(wait)
+			continue
+		case wHappy:
 			lr.DeliverCPUPerInvocationMs = round(cpu.Seconds()*1000, 3)
 		}
 		fr.Workloads = append(fr.Workloads, workload(t.name, durs, cpu, logs, fr.MemoryMB))
@@ -276,11 +310,34 @@ func (f *awsFixture) warmDeliver(ctx context.Context, opts AWSOptions, lr *Lambd
 	return nil
 }
 
+// recoveringRuns posts a message through a mode's API to each of n new
+// apps, each with its own endpoint at the recovering receiver, and
+// returns their runs: every run's first attempt finds its endpoint
+// healthy and its last finds it failing, as a receiver's blip does.
+func (f *awsFixture) recoveringRuns(mode Mode, n int) ([]sentRun, error) {
+	var runs []sentRun
+	for i := range n {
+		appID, err := f.app(fmt.Sprintf("recovering %d, %s", i, mode), f.recovering.URL)
+		if err != nil {
+			return nil, err
+		}
+		r, err := f.messages(mode, appID, 1)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r...)
+	}
+	return runs, nil
+}
+
 // warmDeliverQueue times queue mode's deliver invocations: SQS events of
 // 1 and of 10 happy records, of 10 failing records (each makes the first
-// attempt and the immediate retry, then starts an execution), and the
-// execution's first Deliver of those, which finds the next attempt not
-// due. The records are the messages the in-process API sent, so they
+// attempt and the immediate retry, then starts an execution), of 10
+// recovering records (the same, each on an endpoint healthy until then),
+// and the execution's first Deliver of the failing ones, which finds the
+// next attempt not due. The executions' later attempts are the same
+// invocations as stepfunctions mode's (a Deliver step: Attempt), timed
+// there. The records are the messages the in-process API sent, so they
 // name real runs in dynalite. It checks the executions deliver starts
 // against calls, counted in process.
 func (f *awsFixture) warmDeliverQueue(ctx context.Context, opts AWSOptions, lr *LambdaResult, bootstrap, app1, appFail string, calls *Calls) error {
@@ -291,6 +348,10 @@ func (f *awsFixture) warmDeliverQueue(ctx context.Context, opts AWSOptions, lr *
 		return err
 	}
 	failRuns, err := f.messages(ModeQueue, appFail, nFail*queueBatch)
+	if err != nil {
+		return err
+	}
+	recoverRuns, err := f.recoveringRuns(ModeQueue, nFail*queueBatch)
 	if err != nil {
 		return err
 	}
@@ -315,6 +376,7 @@ func (f *awsFixture) warmDeliverQueue(ctx context.Context, opts AWSOptions, lr *
 		{wSQS1, n1, batches(okRuns[1:1+n1], 1), sqsBatch{}, calls.ExecutionsHappy, n1},
 		{wSQS10, n10, batches(okRuns[1+n1:], queueBatch), sqsBatch{}, calls.ExecutionsHappy, n10 * queueBatch},
 		{wSQS10Fail, nFail, batches(failRuns, queueBatch), sqsBatch{}, calls.ExecutionsFailing, nFail * queueBatch},
+		{wSQS10Recover, nFail, batches(recoverRuns, queueBatch), sqsBatch{}, calls.ExecutionsRecovers, nFail * queueBatch},
 		// Right after: the first retry is 5 s away.
 		{wNotDue, len(failRuns), func(i int) any { return lambdafn.DeliverInput{Ref: failRuns[i].Ref} }, notDue{}, 0, len(failRuns)},
 	}

@@ -98,15 +98,18 @@ func TestCountTransitions(t *testing.T) {
 	}
 	want := map[Mode]Transitions{
 		ModeStepFunctions: {
-			Happy: path(1, "Deliver", "Outcome", "Done"),
+			Happy:    path(1, "Deliver", "Outcome", "Done"),
+			Recovers: path(3, "Deliver", "Outcome", "Wait1", "Deliver", "Outcome", "Wait2", "Deliver", "Outcome", "Done"),
 			Exhausted: path(4, "Deliver", "Outcome", "Wait1", "Deliver", "Outcome", "Wait2",
 				"Deliver", "Outcome", "MarkFailed", "Exhausted"),
 		},
 		// deliver made attempts 1 and 2 (Wait1 is 0 s) off the SQS
 		// message; the execution enters with a Deliver that finds
-		// attempt 3 not due, waits for it, makes it, and marks the
-		// delivery failed.
+		// attempt 3 not due, waits for it, makes it, and is done
+		// (recovers) or marks the delivery failed (exhausted). A happy
+		// delivery has no execution.
 		ModeQueue: {
+			Recovers:       path(2, "Deliver", "Outcome", "WaitUntil", "Deliver", "Outcome", "Done"),
 			Exhausted:      path(3, "Deliver", "Outcome", "WaitUntil", "Deliver", "Outcome", "MarkFailed", "Exhausted"),
 			QueuedAttempts: 2,
 		},

@@ -56,15 +56,45 @@ var Deployments = []Deployment{
 	{ModeStepFunctions, APIRest, OldRetentionDays},
 }
 
+// fate is how a delivery's attempts go.
+type fate int
+
+const (
+	// fateHappy: the first attempt delivers.
+	fateHappy fate = iota
+	// fateRecovers: the first attempt and the immediate retry fail (a
+	// receiver's blip, on an endpoint healthy until then), attempt
+	// recoversOnAttempt delivers: the issue's "first-attempt failure".
+	fateRecovers
+	// fateExhausted: every attempt fails until the schedule is spent
+	// (an endpoint that is down), then MarkFailed.
+	fateExhausted
+)
+
 // The paths priced for each deployment.
 const (
 	PathHappy1     = "happy, fan-out 1"
 	PathHappy10    = "happy, fan-out 10"
+	PathRecovers1  = "recovers on attempt 3, fan-out 1" // attempt recoversOnAttempt
 	PathExhausted1 = "exhausted, fan-out 1"
 )
 
 // PathNames are the paths, in the order the report shows them.
-var PathNames = []string{PathHappy1, PathHappy10, PathExhausted1}
+var PathNames = []string{PathHappy1, PathHappy10, PathRecovers1, PathExhausted1}
+
+// pathShape is what a path's name says: its delivery's fate, and its
+// message's fan-out.
+type pathShape struct {
+	fate   fate
+	fanOut int
+}
+
+var pathShapes = map[string]pathShape{
+	PathHappy1:     {fateHappy, 1},
+	PathHappy10:    {fateHappy, 10},
+	PathRecovers1:  {fateRecovers, 1},
+	PathExhausted1: {fateExhausted, 1},
+}
 
 // queueBatch is the SQS event source mapping's batch size (the stack's
 // default QueueBatchSize): at load every batch is full.
@@ -90,15 +120,25 @@ type StepUnits struct {
 	APIFanOut1  Units `json:"apiCreateMessageFanOut1"`
 	APIFanOut10 Units `json:"apiCreateMessageFanOut10"`
 	// DeliverHappy is a delivery's first attempt, which succeeds
-	// (Attempt; AttemptQueued in queue mode). DeliverExhausted is every
-	// attempt of one that fails them all, then Fail: in queue mode
-	// AttemptQueued (the attempts made at once), the execution's
-	// not-due Attempt, the later attempts and Fail.
+	// (Attempt; AttemptQueued in queue mode). DeliverRecovers is the
+	// attempts of one that fails the first two, on an endpoint healthy
+	// until then, and succeeds on attempt recoversOnAttempt: its
+	// endpoint's health written failing and back. DeliverExhausted is
+	// every attempt of one that fails them all, on an endpoint failing
+	// already, then Fail. In queue mode, after AttemptQueued (the
+	// attempts made at once), the execution's not-due Attempt and the
+	// later attempts.
 	DeliverHappy     Units `json:"deliverHappy"`
+	DeliverRecovers  Units `json:"deliverRecovers"`
 	DeliverExhausted Units `json:"deliverExhausted"`
 }
 
 func (s *StepUnits) api(fanOut int) Units { return atFanOut(fanOut, s.APIFanOut1, s.APIFanOut10) }
+
+// deliver is the units of deliver's work for a delivery of fate f.
+func (s *StepUnits) deliver(f fate) Units {
+	return [...]Units{fateHappy: s.DeliverHappy, fateRecovers: s.DeliverRecovers, fateExhausted: s.DeliverExhausted}[f]
+}
 
 // PerFanOut is a count per delivery at fan-out 1 and 10.
 type PerFanOut struct {
@@ -124,12 +164,20 @@ type Calls struct {
 	// or SendMessageBatch (queue) calls per delivery, under the
 	// emulator.
 	APIDispatch PerFanOut `json:"apiDispatchCallsPerDelivery"`
-	// ExecutionsHappy and ExecutionsFailing are the executions started
-	// per delivery whose first attempt succeeds, and per delivery whose
-	// attempts all fail, after the api's (queue mode's deliver: in
-	// process and under the emulator, which agreed).
-	ExecutionsHappy   float64 `json:"executionsPerHappyDelivery"`
-	ExecutionsFailing float64 `json:"executionsPerFailingDelivery"`
+	// ExecutionsHappy, ExecutionsRecovers and ExecutionsFailing are
+	// the executions started per delivery whose first attempt
+	// succeeds, per delivery that recovers on attempt
+	// recoversOnAttempt, and per delivery whose attempts all fail,
+	// after the api's (queue mode's deliver: in process and under the
+	// emulator, which agreed).
+	ExecutionsHappy    float64 `json:"executionsPerHappyDelivery"`
+	ExecutionsRecovers float64 `json:"executionsPerRecoveringDelivery"`
+	ExecutionsFailing  float64 `json:"executionsPerFailingDelivery"`
+}
+
+// executions is the executions deliver starts for a delivery of fate f.
+func (c *Calls) executions(f fate) float64 {
+	return [...]float64{fateHappy: c.ExecutionsHappy, fateRecovers: c.ExecutionsRecovers, fateExhausted: c.ExecutionsFailing}[f]
 }
 
 // CostResult is the AWS cost model.
@@ -221,14 +269,17 @@ type PathCost struct {
 // The deliver function's workloads the model prices, timed under the
 // emulator (lambda.go, aws.go).
 const (
-	wHappy      = "happy attempt (200 from a loopback receiver)"
-	wFailed     = "failed attempt (500 from a loopback receiver)"
-	wMark       = "MarkFailed (action fail)"
-	wSQS1       = "queue: SQS batch of 1, happy"
-	wSQS10      = "queue: SQS batch of 10, happy"
-	wSQS10Fail  = "queue: SQS batch of 10 failing (2 attempts + StartExecution each)"
-	wNotDue     = "queue: execution's first Deliver, not due"
-	apiWorkload = "POST msg, fan-out %d, %s API, %s"
+	wHappy        = "happy attempt (200 from a loopback receiver)"
+	wFailed       = "failed attempt (500 from a loopback receiver)"
+	wMark         = "MarkFailed (action fail)"
+	wRecoverFail  = "failed attempt, endpoint healthy until then (500; health written)"
+	wRecovered    = "happy attempt, endpoint failing until then (200; health written back)"
+	wSQS1         = "queue: SQS batch of 1, happy"
+	wSQS10        = "queue: SQS batch of 10, happy"
+	wSQS10Fail    = "queue: SQS batch of 10 failing (2 attempts + StartExecution each)"
+	wSQS10Recover = "queue: SQS batch of 10 recovering (2 failed attempts, health written, + StartExecution each)"
+	wNotDue       = "queue: execution's first Deliver, not due"
+	apiWorkload   = "POST msg, fan-out %d, %s API, %s"
 )
 
 // apiWorkloadName is the api function's workload for a POST .../msg.
@@ -238,11 +289,13 @@ func apiWorkloadName(mode Mode, kind APIKind, fanOut int) string {
 
 // measureCost measures, in each mode, the DynamoDB capacity of the API's
 // create message (fan-out 1 and 10) and of the deliver function's work
-// for a happy delivery and for one that exhausts the schedule, and counts
+// for a happy delivery, for one that recovers on attempt
+// recoversOnAttempt and for one that exhausts the schedule, and counts
 // the executions deliver starts. appFail's endpoints (by mode) are
-// failing already, so that no path pays for the endpoint's change of
-// health.
-func (f *awsFixture) measureCost(ctx context.Context, app1, app10 string, appFail map[Mode]string) (*CostResult, error) {
+// failing already, so that an exhausted delivery does not pay for the
+// endpoint's change of health; appRecover's endpoint is healthy before
+// and after a recovering delivery, which pays for both changes.
+func (f *awsFixture) measureCost(ctx context.Context, app1, app10, appRecover string, appFail map[Mode]string) (*CostResult, error) {
 	c := &CostResult{Prices: PublishedPrices, DynamoDB: map[Mode]*StepUnits{}, Calls: map[Mode]*Calls{}}
 	seq := 0
 	for _, mode := range Modes {
@@ -258,69 +311,77 @@ func (f *awsFixture) measureCost(ctx context.Context, app1, app10 string, appFai
 		if su.APIFanOut10, err = f.measure(post(app10)); err != nil {
 			return nil, err
 		}
-		if su.DeliverHappy, calls.ExecutionsHappy, err = f.measureDelivery(ctx, mode, app1, f.attemptHappy); err != nil {
-			return nil, err
-		}
-		if su.DeliverExhausted, calls.ExecutionsFailing, err = f.measureDelivery(ctx, mode, appFail[mode], f.exhaust); err != nil {
-			return nil, err
+		for _, d := range []struct {
+			units       *Units
+			executions  *float64
+			app         string
+			deliveredAt int
+		}{
+			{&su.DeliverHappy, &calls.ExecutionsHappy, app1, 1},
+			{&su.DeliverRecovers, &calls.ExecutionsRecovers, appRecover, recoversOnAttempt},
+			{&su.DeliverExhausted, &calls.ExecutionsFailing, appFail[mode], 0},
+		} {
+			if *d.units, *d.executions, err = f.measureDelivery(ctx, mode, d.app, d.deliveredAt); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return c, nil
 }
 
 // measureDelivery posts a message to the app through a mode's API and
-// measures the capacity of deliver's work on its run, and the executions
-// that work starts.
-func (f *awsFixture) measureDelivery(ctx context.Context, mode Mode, appID string, work func(context.Context, Mode, webhook.Ref) (int, error)) (Units, float64, error) {
+// measures the capacity of deliver's work on its run (play), and the
+// executions that work starts.
+func (f *awsFixture) measureDelivery(ctx context.Context, mode Mode, appID string, deliveredAt int) (Units, float64, error) {
 	runs, err := f.messages(mode, appID, 1)
 	if err != nil {
 		return Units{}, 0, err
 	}
 	var executions int
 	u, err := f.measure(func() error {
-		executions, err = work(ctx, mode, runs[0].Ref)
+		executions, err = f.play(ctx, mode, runs[0].Ref, deliveredAt)
 		return err
 	})
 	return u, float64(executions), err
 }
 
-// attemptHappy makes a delivery's first attempt as the mode does, which
-// must deliver, and returns the executions it started.
-func (f *awsFixture) attemptHappy(ctx context.Context, mode Mode, ref webhook.Ref) (int, error) {
-	svc := f.modes[mode].svc
-	_, _, x0 := f.rec.counts()
-	var res delivery.Result
-	var err error
-	if mode == ModeQueue {
-		res, err = svc.AttemptQueued(ctx, ref)
-	} else {
-		res, err = svc.Attempt(ctx, ref)
-	}
-	if err == nil && res.Outcome != delivery.Delivered {
-		err = fmt.Errorf("%s: happy attempt: outcome %s", mode, res.Outcome)
-	}
-	_, _, x1 := f.rec.counts()
-	return x1 - x0, err
-}
-
-// exhaust makes every attempt of a failing delivery as the mode does, the
-// clock moved to each retry's due time, then Fail, and returns the
-// executions started on the way. In queue mode that is AttemptQueued
-// (the attempts made at once, and the execution it starts), then the
-// execution's first Deliver, which must find the next attempt not due,
-// then the rest.
-func (f *awsFixture) exhaust(ctx context.Context, mode Mode, ref webhook.Ref) (int, error) {
+// play makes a delivery's attempts as the mode does, the clock moved to
+// each retry's due time, until attempt deliveredAt delivers, or, when
+// deliveredAt is 0, until the schedule is spent (then Fail, as
+// MarkFailed does); it checks every answer against that path and
+// returns the executions started on the way. In queue mode the first is
+// AttemptQueued (the attempts made at once, and for a delivery they do
+// not deliver, the execution it starts), then the execution's first
+// Deliver, which must find the next attempt not due, then the rest.
+func (f *awsFixture) play(ctx context.Context, mode Mode, ref webhook.Ref, deliveredAt int) (int, error) {
 	defer f.clock.reset()
 	svc := f.modes[mode].svc
 	_, _, x0 := f.rec.counts()
+	executions := func() int { _, _, x1 := f.rec.counts(); return x1 - x0 }
+	last := webhook.DefaultSchedule.MaxAttempts()
+	// check says whether res is what attempt n must answer, and
+	// whether the delivery is over.
+	check := func(res delivery.Result, n int) (bool, error) {
+		want, final := delivery.Retry, n == last
+		if n == deliveredAt {
+			want, final = delivery.Delivered, true
+		}
+		if res.Outcome != want || res.Attempt != n || res.Final != final {
+			return false, fmt.Errorf("%s: attempt %d: %+v, want %s (final %v)", mode, n, res, want, final)
+		}
+		return final, nil
+	}
 	next := 1
 	if mode == ModeQueue {
 		res, err := svc.AttemptQueued(ctx, ref)
 		if err != nil {
 			return 0, err
 		}
-		if res.Outcome != delivery.Retry || res.Final || res.Attempt < 1 {
-			return 0, fmt.Errorf("queue: failing AttemptQueued: %+v", res)
+		if res.Attempt < 1 {
+			return 0, fmt.Errorf("queue: AttemptQueued made no attempt: %+v", res)
+		}
+		if done, err := check(res, res.Attempt); done || err != nil {
+			return executions(), err
 		}
 		entry, err := svc.Attempt(ctx, ref)
 		if err != nil {
@@ -332,22 +393,26 @@ func (f *awsFixture) exhaust(ctx context.Context, mode Mode, ref webhook.Ref) (i
 		f.clock.advanceTo(entry.NextAttemptAt)
 		next = res.Attempt + 1
 	}
-	last := webhook.DefaultSchedule.MaxAttempts()
 	for n := next; n <= last; n++ {
 		res, err := svc.Attempt(ctx, ref)
 		if err != nil {
 			return 0, err
 		}
-		if res.Outcome != delivery.Retry || res.Attempt != n || res.Final != (n == last) {
-			return 0, fmt.Errorf("%s: failing attempt %d: %+v", mode, n, res)
+		done, err := check(res, n)
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			break
 		}
 		f.clock.advanceTo(res.NextAttemptAt)
 	}
-	if err := svc.Fail(ctx, ref); err != nil {
-		return 0, err
+	if deliveredAt == 0 {
+		if err := svc.Fail(ctx, ref); err != nil {
+			return 0, err
+		}
 	}
-	_, _, x1 := f.rec.counts()
-	return x1 - x0, nil
+	return executions(), nil
 }
 
 // invocations is the usage of n invocations of a function's workload,
@@ -391,90 +456,108 @@ func sqsConsumer() Usage {
 	return Usage{SQSRequests: 2.0 / queueBatch}
 }
 
-// deliverUsage is the deliver side of a delivery along a path: happy, or
-// every attempt failing.
-func (c *CostResult) deliverUsage(lr *LambdaResult, mode Mode, exhausted bool) (Usage, error) {
-	tr, calls, units := c.Transitions[mode], c.Calls[mode], c.DynamoDB[mode]
-	var parts []Usage
-	add := func(fn, workload string, n, records float64) error {
-		u, err := invocations(lr, fn, workload, n, records)
-		parts = append(parts, u)
-		return err
+// invocation is a kind of deliver invocation along a path: n of a
+// workload per delivery, shared by records deliveries (an SQS
+// batch's), each waiting for waits receiver round trips (a batch's
+// records wait together).
+type invocation struct {
+	workload          string
+	n, records, waits float64
+}
+
+// deliverInvocations are deliver's invocations for a delivery of fate f
+// in a mode, with the lengths of the executions walked on the
+// definition. In queue mode the first is the SQS batch's, which makes
+// the attempts due at once, then come the invocations of the
+// executions deliver starts, which enter with a Deliver that finds the
+// next attempt not due. An attempt is to an endpoint failing already
+// (wFailed) but for a recovering delivery's first, which finds it
+// healthy, and its last, which finds it failing (both write its health).
+func (c *CostResult) deliverInvocations(mode Mode, f fate) []invocation {
+	tr := c.Transitions[mode]
+	execution := float64(tr.path(f).LambdaInvocations)
+	executions := 1.0 // stepfunctions: the api's
+	first := invocation{wFailed, 1, 1, 1}
+	if f == fateRecovers {
+		first.workload = wRecoverFail
 	}
-	var u Usage
+	var out []invocation
+	if mode == ModeQueue {
+		batch := map[fate]invocation{
+			fateHappy:     {wSQS10, 1, queueBatch, 1},
+			fateRecovers:  {wSQS10Recover, 1, queueBatch, float64(tr.QueuedAttempts)},
+			fateExhausted: {wSQS10Fail, 1, queueBatch, float64(tr.QueuedAttempts)},
+		}[f]
+		out = append(out, batch)
+		executions = c.Calls[mode].executions(f)
+		first = invocation{wNotDue, 1, 1, 0}
+	}
 	switch {
-	case mode == ModeStepFunctions && !exhausted:
-		err := add("deliver", wHappy, float64(tr.Happy.LambdaInvocations), 1)
-		if err != nil {
-			return Usage{}, err
-		}
-		u = Usage{ReceiverWaits: 1, StateTransitions: float64(tr.Happy.Transitions), DynamoDB: units.DeliverHappy}
-	case mode == ModeStepFunctions:
-		attempts := float64(tr.Exhausted.LambdaInvocations - 1) // and MarkFailed
-		if err := firstErr(add("deliver", wFailed, attempts, 1), add("deliver", wMark, 1, 1)); err != nil {
-			return Usage{}, err
-		}
-		u = Usage{ReceiverWaits: attempts, StateTransitions: float64(tr.Exhausted.Transitions), DynamoDB: units.DeliverExhausted}
-	case !exhausted:
-		if err := add("deliver", wSQS10, 1, queueBatch); err != nil {
-			return Usage{}, err
-		}
-		u = sqsConsumer()
-		u.ReceiverWaits, u.InFlightWaits = 1.0/queueBatch, 1
-		u.InFlightSeconds = parts[0].LambdaSeconds * queueBatch
-		u.Executions = calls.ExecutionsHappy
-		u.StateTransitions = float64(tr.Happy.Transitions)
-		u.DynamoDB = units.DeliverHappy
+	case execution == 0: // delivered off the SQS message
+	case f == fateHappy:
+		out = append(out, invocation{wHappy, executions * execution, 1, 1})
 	default:
-		// The SQS message's invocation, then the execution: its
-		// not-due entry, the later attempts and MarkFailed.
-		attempts := float64(tr.Exhausted.LambdaInvocations - 2)
-		err := firstErr(add("deliver", wSQS10Fail, 1, queueBatch),
-			add("deliver", wNotDue, calls.ExecutionsFailing, 1),
-			add("deliver", wFailed, attempts*calls.ExecutionsFailing, 1),
-			add("deliver", wMark, calls.ExecutionsFailing, 1))
+		last := invocation{wMark, 1, 1, 0}
+		if f == fateRecovers {
+			last = invocation{wRecovered, 1, 1, 1}
+		}
+		for _, inv := range []invocation{first, {wFailed, execution - 2, 1, 1}, last} {
+			inv.n *= executions
+			out = append(out, inv)
+		}
+	}
+	return out
+}
+
+// deliverUsage is the deliver side of a delivery of fate f: its
+// invocations, executions, transitions, SQS requests and units.
+func (c *CostResult) deliverUsage(lr *LambdaResult, mode Mode, f fate) (Usage, error) {
+	u := Usage{DynamoDB: c.DynamoDB[mode].deliver(f)}
+	executions := 1.0 // stepfunctions: the api's, counted there
+	if mode == ModeQueue {
+		executions = c.Calls[mode].executions(f)
+		u = u.plusScaled(sqsConsumer(), 1)
+		u.Executions = executions
+	}
+	u.StateTransitions = executions * float64(c.Transitions[mode].path(f).Transitions)
+	for i, inv := range c.deliverInvocations(mode, f) {
+		p, err := invocations(lr, "deliver", inv.workload, inv.n, inv.records)
 		if err != nil {
 			return Usage{}, err
 		}
-		u = sqsConsumer()
-		queued := float64(tr.QueuedAttempts)
-		u.ReceiverWaits = queued/queueBatch + attempts*calls.ExecutionsFailing
-		u.InFlightSeconds, u.InFlightWaits = parts[0].LambdaSeconds*queueBatch, queued
-		u.Executions = calls.ExecutionsFailing
-		u.StateTransitions = calls.ExecutionsFailing * float64(tr.Exhausted.Transitions)
-		u.DynamoDB = units.DeliverExhausted
-	}
-	for _, p := range parts {
+		p.ReceiverWaits = inv.n * inv.waits / inv.records
+		if mode == ModeQueue && i == 0 {
+			// The SQS message is in flight for its batch's invocation.
+			u.InFlightSeconds, u.InFlightWaits = p.LambdaSeconds*inv.records, inv.waits
+		}
 		u = u.plusScaled(p, 1)
 	}
 	return u, nil
 }
 
-// firstErr is the first of errs that is not nil.
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// pathUsage is a delivery's usage along a path, with the api behind kind.
-func (c *CostResult) pathUsage(lr *LambdaResult, mode Mode, kind APIKind, path string) (Usage, int, error) {
-	fanOut := 1
-	if path == PathHappy10 {
-		fanOut = 10
-	}
+// usage is the usage of a delivery of fate f, its message to fanOut
+// endpoints, with the api behind kind.
+func (c *CostResult) usage(lr *LambdaResult, mode Mode, kind APIKind, f fate, fanOut int) (Usage, error) {
 	api, err := c.apiUsage(lr, mode, kind, fanOut)
 	if err != nil {
-		return Usage{}, 0, err
+		return Usage{}, err
 	}
-	dl, err := c.deliverUsage(lr, mode, path == PathExhausted1)
+	dl, err := c.deliverUsage(lr, mode, f)
 	if err != nil {
-		return Usage{}, 0, err
+		return Usage{}, err
 	}
-	return api.plusScaled(dl, 1), fanOut, nil
+	return api.plusScaled(dl, 1), nil
+}
+
+// pathUsage is a delivery's usage along a path, with the api behind kind,
+// and the path's fan-out.
+func (c *CostResult) pathUsage(lr *LambdaResult, mode Mode, kind APIKind, path string) (Usage, int, error) {
+	shape, ok := pathShapes[path]
+	if !ok {
+		return Usage{}, 0, fmt.Errorf("cost: no path %q", path)
+	}
+	u, err := c.usage(lr, mode, kind, shape.fate, shape.fanOut)
+	return u, shape.fanOut, err
 }
 
 // price is the cost of a million deliveries of usage u in deployment d,
@@ -544,7 +627,9 @@ func (c *CostResult) model(lr *LambdaResult) error {
 		"DynamoDB: table units as dynalite reports them (ConsumedCapacity), plus global secondary index writes counted from before/after images by AWS's rules (dynalite reports table units only); every POST carries an Idempotency-Key, as the Svix SDKs send, so the api's units include its idempotency record.",
 		"Lambda duration: warm durations measured under the runtime emulator, the CPU part stretched to the function's CPU share (memory/1769 MB of a vCPU); real DynamoDB and receiver round trips are longer than on loopback: every extra 10 ms of a deliver invocation adds $0.033 per million invocations (a queue-mode batch of 10 shares one).",
 		fmt.Sprintf("Queue mode: the event source mapping takes full batches of %d at load (ReceiveMessage and DeleteMessageBatch per batch: 0.2 requests per delivery; fewer per receive when the queue runs low, and idle pollers' empty receives are not counted); SendMessageBatch as counted from the api (one per message, of up to 10 runs); ChangeMessageVisibility only for records deliver could not handle, none on these paths. Messages are ids only, far under SQS's 64 KB per request.", queueBatch),
-		"Queue mode, exhausted: deliver makes the first attempt and the immediate retry (the schedule's 0 s) off the SQS message, then starts one execution, which enters with a Deliver that finds the next attempt not due (WaitUntil) and goes on with the schedule; the transitions are walked on the definition.",
+		"Queue mode, recovers and exhausted: deliver makes the first attempt and the immediate retry (the schedule's 0 s) off the SQS message, then starts one execution, which enters with a Deliver that finds the next attempt not due (WaitUntil) and goes on with the schedule; the transitions are walked on the definition.",
+		fmt.Sprintf("Recovers: the receiver answers 500 to a message's first %d requests, then 200, on an endpoint healthy until then, so the delivery writes the endpoint's health failing (attempt 1) and back (attempt %d): an isolated blip; a longer outage of one endpoint shares those two writes among the deliveries it fails. Timed under the emulator on an endpoint each: its first and last attempts, the queue batch of 10 recovering records; the second attempt is priced as a failed attempt to an endpoint failing already and queue mode's execution entry as the exhausted path's not-due Deliver (the same work), and queue mode's last attempt as stepfunctions mode's (the same Deliver step).", recoveringFailures, recoversOnAttempt),
+		"Exhausted: the endpoint is failing already (down), so its deliveries write no health.",
 		fmt.Sprintf("Storage: the bytes each delivery leaves in the table and its indexes (items + 100 bytes each): those that expire with the message kept for the retention (30 days default, 90 before), the idempotency record for its 24 h. Logs: the functions' lines, Lambda's ~%d bytes per invocation and API Gateway's access log line (~%d bytes, estimated).", platformLogBytes, accessLogBytes),
 		"Not counted: cold-start INIT time (rare at steady load), the sweeper's runs, data transfer out to receivers, Step Functions task retries (Lambda service errors only), free tiers.",
 	)
@@ -572,11 +657,12 @@ func (c *CostResult) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "AWS cost per 1 million deliveries (USD, %s list prices as of %s)\n", c.Prices.Region, c.Prices.AsOf)
 	for _, m := range Modes {
 		tr := c.Transitions[m]
-		fmt.Fprintf(w, "  %s: state transitions happy %d (%s); exhausted %d (%s)\n", m,
-			tr.Happy.Transitions, joinStates(tr.Happy.States), tr.Exhausted.Transitions, joinStates(tr.Exhausted.States))
+		fmt.Fprintf(w, "  %s: state transitions happy %d (%s); recovers %d (%s); exhausted %d (%s)\n", m,
+			tr.Happy.Transitions, joinStates(tr.Happy.States), tr.Recovers.Transitions, joinStates(tr.Recovers.States),
+			tr.Exhausted.Transitions, joinStates(tr.Exhausted.States))
 		if calls := c.Calls[m]; calls != nil && m == ModeQueue {
-			fmt.Fprintf(w, "    api SendMessageBatch per delivery: %.2f at fan-out 1, %.2f at fan-out 10; executions deliver starts: %.0f per happy delivery, %.0f per failing delivery\n",
-				calls.APIDispatch.FanOut1, calls.APIDispatch.FanOut10, calls.ExecutionsHappy, calls.ExecutionsFailing)
+			fmt.Fprintf(w, "    api SendMessageBatch per delivery: %.2f at fan-out 1, %.2f at fan-out 10; executions deliver starts: %.0f per happy delivery, %.0f per recovering, %.0f per exhausted\n",
+				calls.APIDispatch.FanOut1, calls.APIDispatch.FanOut10, calls.ExecutionsHappy, calls.ExecutionsRecovers, calls.ExecutionsFailing)
 		} else if calls != nil {
 			fmt.Fprintf(w, "    api StartExecution per delivery: %.2f at fan-out 1, %.2f at fan-out 10\n", calls.APIDispatch.FanOut1, calls.APIDispatch.FanOut10)
 		}
@@ -591,8 +677,9 @@ func (c *CostResult) writeTable(w io.Writer) {
 			name string
 			u    Units
 		}{{"API create message, fan-out 1", d.APIFanOut1}, {"API create message, fan-out 10", d.APIFanOut10},
-			{"deliver, happy delivery", d.DeliverHappy}, {"deliver, exhausted (9 attempts + Fail)", d.DeliverExhausted}} {
-			fmt.Fprintf(w, "    %-13s %-38s WRU %5.1f (%.0f table + %.0f index)  RRU %5.1f  %v\n", m, u.name, u.u.WriteUnits(), u.u.TableWriteUnits, u.u.IndexWriteUnits, u.u.ReadUnits, u.u.Requests)
+			{"deliver, happy delivery", d.DeliverHappy}, {"deliver, recovers (2 failed, 3rd delivers)", d.DeliverRecovers},
+			{"deliver, exhausted (9 attempts + Fail)", d.DeliverExhausted}} {
+			fmt.Fprintf(w, "    %-13s %-42s WRU %5.1f (%.0f table + %.0f index)  RRU %5.1f  %v\n", m, u.name, u.u.WriteUnits(), u.u.TableWriteUnits, u.u.IndexWriteUnits, u.u.ReadUnits, u.u.Requests)
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -609,6 +696,7 @@ func (c *CostResult) writeTable(w io.Writer) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "  %s: $ per million deliveries that fail their first attempt and recover on attempt %d (the first and the immediate retry fail; 5 s later it is delivered)\n", PathRecovers1, recoversOnAttempt)
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "deployment\tpath\ttransitions\tinvocations\tGB-s\tSQS req\tWRU\tRRU\tStep Fn $\tLambda $\tSQS $\tDynamoDB $\tAPI GW $\tlogs $\tstorage $\ttotal $/1M\t")
@@ -634,7 +722,7 @@ func joinStates(states []string) string {
 	if len(states) == 0 {
 		return "no execution"
 	}
-	if len(states) > 8 {
+	if len(states) > 10 {
 		return strings.Join(states[:6], " → ") + " → ... → " + strings.Join(states[len(states)-2:], " → ")
 	}
 	return strings.Join(states, " → ")

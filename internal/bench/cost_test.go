@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -62,12 +63,16 @@ func TestPriceOfAMillionDeliveries(t *testing.T) {
 }
 
 // testModel is a cost model of measured-looking numbers: every deliver
-// invocation takes 10 ms (a batch of 10, 100 ms; a failing batch 200 ms),
-// every api invocation 20 ms, each logging 40 bytes.
+// invocation takes 10 ms (a batch of 10, 100 ms; a failing batch 200 ms,
+// a recovering one 220 ms; a recovering delivery's first attempt 12 ms,
+// its last 14 ms), every api invocation 20 ms, each logging 40 bytes.
 func testModel() (*CostResult, *LambdaResult) {
 	deliver := &FunctionResult{Name: "deliver", MemoryMB: 256}
 	api := &FunctionResult{Name: "api", MemoryMB: 512}
-	for name, ms := range map[string]float64{wHappy: 10, wFailed: 10, wMark: 10, wSQS1: 10, wSQS10: 100, wSQS10Fail: 200, wNotDue: 10} {
+	for name, ms := range map[string]float64{
+		wHappy: 10, wFailed: 10, wMark: 10, wRecoverFail: 12, wRecovered: 14,
+		wSQS1: 10, wSQS10: 100, wSQS10Fail: 200, wSQS10Recover: 220, wNotDue: 10,
+	} {
 		deliver.Workloads = append(deliver.Workloads, Workload{Name: name, EstimatedAWSMs: ms, LogBytes: 40})
 	}
 	for _, mode := range Modes {
@@ -82,16 +87,24 @@ func testModel() (*CostResult, *LambdaResult) {
 	c := &CostResult{
 		Prices: testPrices,
 		DynamoDB: map[Mode]*StepUnits{
-			ModeStepFunctions: {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverExhausted: units(40)},
-			ModeQueue:         {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverExhausted: units(40)},
+			ModeStepFunctions: {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverRecovers: units(12), DeliverExhausted: units(40)},
+			ModeQueue:         {APIFanOut1: units(4), APIFanOut10: units(31), DeliverHappy: units(4), DeliverRecovers: units(12), DeliverExhausted: units(40)},
 		},
 		Calls: map[Mode]*Calls{
 			ModeStepFunctions: {APIDispatch: PerFanOut{1, 1}},
-			ModeQueue:         {APIDispatch: PerFanOut{1, 0.1}, ExecutionsFailing: 1},
+			ModeQueue:         {APIDispatch: PerFanOut{1, 0.1}, ExecutionsRecovers: 1, ExecutionsFailing: 1},
 		},
 		Transitions: map[Mode]Transitions{
-			ModeStepFunctions: {Happy: Path{Transitions: 3, LambdaInvocations: 1}, Exhausted: Path{Transitions: 28, LambdaInvocations: 10}},
-			ModeQueue:         {Exhausted: Path{Transitions: 25, LambdaInvocations: 9}, QueuedAttempts: 2},
+			ModeStepFunctions: {
+				Happy:     Path{Transitions: 3, LambdaInvocations: 1},
+				Recovers:  Path{Transitions: 9, LambdaInvocations: 3},
+				Exhausted: Path{Transitions: 28, LambdaInvocations: 10},
+			},
+			ModeQueue: {
+				Recovers:       Path{Transitions: 6, LambdaInvocations: 2},
+				Exhausted:      Path{Transitions: 25, LambdaInvocations: 9},
+				QueuedAttempts: 2,
+			},
 		},
 	}
 	return c, lr
@@ -113,6 +126,13 @@ func TestPathUsage(t *testing.T) {
 			APIRequests: 0.1, LambdaInvocations: 1.1, LambdaGBSeconds: 0.002*0.5 + 0.01*0.25, LambdaSeconds: 0.012,
 			ReceiverWaits: 1, StateTransitions: 3, Executions: 1, LogBytes: 1.1*(40+platformLogBytes) + 0.1*accessLogBytes,
 		}},
+		// The first attempt finds the endpoint healthy (12 ms), the
+		// second fails like any (10 ms), the third delivers (14 ms); 9
+		// transitions in the api's execution.
+		{ModeStepFunctions, PathRecovers1, Usage{
+			APIRequests: 1, LambdaInvocations: 4, LambdaGBSeconds: 0.01 + 0.036*0.25, LambdaSeconds: 0.056,
+			ReceiverWaits: 3, StateTransitions: 9, Executions: 1, LogBytes: 4*(40+platformLogBytes) + accessLogBytes,
+		}},
 		// 9 failed attempts and MarkFailed.
 		{ModeStepFunctions, PathExhausted1, Usage{
 			APIRequests: 1, LambdaInvocations: 11, LambdaGBSeconds: 0.01 + 10*0.01*0.25, LambdaSeconds: 0.12,
@@ -124,6 +144,13 @@ func TestPathUsage(t *testing.T) {
 			APIRequests: 1, LambdaInvocations: 1.1, LambdaGBSeconds: 0.01 + 0.1*0.25/10, LambdaSeconds: 0.03,
 			ReceiverWaits: 0.1, InFlightSeconds: 0.1, InFlightWaits: 1, SQSRequests: 1.2,
 			LogBytes: 1.1*(40+platformLogBytes) + accessLogBytes,
+		}},
+		// A tenth of a 220 ms recovering batch (2 attempts each), then
+		// one execution: not due (no POST), the delivering attempt.
+		{ModeQueue, PathRecovers1, Usage{
+			APIRequests: 1, LambdaInvocations: 1 + 0.1 + 2, LambdaGBSeconds: 0.01 + 0.22*0.25/10 + 0.024*0.25, LambdaSeconds: 0.02 + 0.022 + 0.024,
+			ReceiverWaits: 0.2 + 1, InFlightSeconds: 0.22, InFlightWaits: 2, StateTransitions: 6, Executions: 1, SQSRequests: 1.2,
+			LogBytes: 3.1*(40+platformLogBytes) + accessLogBytes,
 		}},
 		// A tenth of a 200 ms failing batch (2 attempts each), then one
 		// execution: not due, 7 attempts, MarkFailed.
@@ -171,6 +198,7 @@ func TestPathUsageAddsTheAPIsShareOfItsUnits(t *testing.T) {
 	}{
 		{PathHappy1, 4 + 4, 1000 + 1000},
 		{PathHappy10, 3.1 + 4, 100 + 1000},
+		{PathRecovers1, 4 + 12, 1000 + 1000},
 		{PathExhausted1, 4 + 40, 1000 + 1000},
 	} {
 		u, _, err := c.pathUsage(lr, ModeQueue, APIHTTP, tt.path)
@@ -207,7 +235,8 @@ func TestModelSetsDeploymentsSideBySide(t *testing.T) {
 	}
 	var out bytes.Buffer
 	c.writeTable(&out)
-	for _, s := range []string{"queue http 30d", "stepfunctions rest 90d", PathExhausted1, "Idempotency-Key"} {
+	for _, s := range []string{"queue http 30d", "stepfunctions rest 90d", PathRecovers1, PathExhausted1, "Idempotency-Key",
+		"fail their first attempt and recover on attempt 3"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q", s)
 		}
@@ -215,7 +244,7 @@ func TestModelSetsDeploymentsSideBySide(t *testing.T) {
 }
 
 func TestModelNeedsEveryWorkload(t *testing.T) {
-	for _, missing := range []string{wHappy, wSQS10, wNotDue, apiWorkloadName(ModeQueue, APIHTTP, 10)} {
+	for _, missing := range []string{wHappy, wSQS10, wNotDue, wRecoverFail, wRecovered, wSQS10Recover, apiWorkloadName(ModeQueue, APIHTTP, 10)} {
 		c, lr := testModel()
 		for i := range lr.Functions {
 			lr.Functions[i].Workloads = slices.DeleteFunc(lr.Functions[i].Workloads, func(w Workload) bool { return w.Name == missing })
@@ -231,7 +260,7 @@ func TestCostTargets(t *testing.T) {
 	if err := c.model(lr); err != nil {
 		t.Fatal(err)
 	}
-	c.Quotas = &QuotaModel{Ceilings: []Ceiling{{Regions: bigRegions.Name, Mode: ModeQueue, FailShare: 0.02, PerSec: 12_000, LimitedBy: "x"}}}
+	c.Quotas = &QuotaModel{Ceilings: []Ceiling{{Regions: bigRegions.Name, Mode: ModeQueue, Failure: FailFirstAttempt, FailShare: 0.02, FanOut: 1, PerSec: 12_000, LimitedBy: "x"}}}
 	r := &Report{Cost: c}
 	r.CheckTargets()
 	got := map[string]bool{}
@@ -261,6 +290,61 @@ func TestCostTargets(t *testing.T) {
 		if tc.Name == "queue: ≤ 4 DynamoDB write units per extra endpoint" && tc.Measured != "7.00" {
 			t.Errorf("write units per extra endpoint measured %q, want 7.00", tc.Measured)
 		}
+	}
+}
+
+// TestQuotaTarget checks that the quota target reads queue
+// mode's ceilings in the large regions at 2% first-attempt failure (the
+// recovers mix), at either fan-out, and nothing else.
+func TestQuotaTarget(t *testing.T) {
+	ceiling := func(regions string, mode Mode, failure Failure, share float64, fanOut int, perSec float64) Ceiling {
+		return Ceiling{Regions: regions, Mode: mode, Failure: failure, FailShare: share, FanOut: fanOut, PerSec: perSec,
+			LimitedBy: fmt.Sprintf("bound %d", fanOut), TableRaisedPerSec: 2 * perSec, TableRaisedLimitedBy: "next"}
+	}
+	first := func(fanOut int, perSec float64) Ceiling {
+		return ceiling(bigRegions.Name, ModeQueue, FailFirstAttempt, 0.02, fanOut, perSec)
+	}
+	tests := []struct {
+		name     string
+		ceilings []Ceiling
+		met      bool
+		measured string
+		note     string
+	}{
+		{"holds at fan-out 10 only", []Ceiling{first(1, 9000), first(10, 12_000)}, true,
+			"fan-out 1: 9000/s, bound by bound 1; fan-out 10: 12000/s, bound by bound 10", "holds at fan-out 10 "},
+		{"holds at neither", []Ceiling{first(1, 5000), first(10, 7500)}, false,
+			"fan-out 1: 5000/s, bound by bound 1; fan-out 10: 7500/s, bound by bound 10", "holds at no fan-out modelled"},
+		{"exactly 10,000 holds", []Ceiling{first(1, 10_000)}, true, "fan-out 1: 10000/s, bound by bound 1", "holds at fan-out 1 "},
+		// Other mixes, modes, regions and shares do not count.
+		{"only other ceilings above", []Ceiling{
+			first(1, 5000),
+			ceiling(bigRegions.Name, ModeQueue, FailEveryAttempt, 0.02, 1, 20_000),
+			ceiling(bigRegions.Name, ModeStepFunctions, FailFirstAttempt, 0.02, 1, 20_000),
+			ceiling(otherRegions.Name, ModeQueue, FailFirstAttempt, 0.02, 1, 20_000),
+			ceiling(bigRegions.Name, ModeQueue, FailFirstAttempt, 0, 1, 20_000),
+		}, false, "fan-out 1: 5000/s, bound by bound 1", "raised (a quota increase request): fan-out 1 10000/s, bound by next"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []TargetCheck
+			quotaTarget(&QuotaModel{Ceilings: tt.ceilings}, func(name string, met bool, measured, note string) {
+				got = append(got, TargetCheck{Name: name, Met: met, Measured: measured, Note: note})
+			})
+			if len(got) != 1 {
+				t.Fatalf("%d targets, want 1: %+v", len(got), got)
+			}
+			if g := got[0]; g.Met != tt.met || g.Measured != tt.measured || !strings.Contains(g.Note, tt.note) ||
+				g.Name != "queue: quota ceiling ≥ 10,000 deliveries/s at 2% first-attempt failure, large regions" {
+				t.Errorf("got %+v, want met %v, measured %q, a note with %q", g, tt.met, tt.measured, tt.note)
+			}
+		})
+	}
+	var none []TargetCheck
+	quotaTarget(&QuotaModel{Ceilings: []Ceiling{ceiling(bigRegions.Name, ModeQueue, FailEveryAttempt, 0.02, 1, 20_000)}},
+		func(name string, met bool, measured, note string) { none = append(none, TargetCheck{Name: name}) })
+	if len(none) != 0 {
+		t.Errorf("no first-attempt ceiling modelled: got %+v, want the target left out", none)
 	}
 }
 

@@ -20,10 +20,13 @@
 //     delivery; queue: first attempts off SQS, an execution only for later
 //     retries), DynamoDB capacity measured against dynalite for one message
 //     accepted by the API (with an Idempotency-Key, as the Svix SDKs send)
-//     and for a delivery that succeeds or exhausts the schedule (the
-//     retries made at once by moving an injected clock to each one's due
-//     time), Step Functions state transitions counted by walking the
-//     synthesized state machine, the StartExecution and SQS calls counted,
+//     and for a delivery that succeeds, one that fails its first attempt
+//     and the immediate retry and recovers on attempt 3 (a receiver that
+//     answers 500 twice per message, then 200), and one that exhausts
+//     the schedule (the retries made at once by moving an injected clock
+//     to each one's due time), Step Functions state transitions counted
+//     by walking the synthesized state machine, the StartExecution and
+//     SQS calls counted,
 //     Lambda invocations and GB-seconds from measured durations (queue
 //     mode's SQS batches of 1 and 10 records among them), multiplied by
 //     AWS's published prices (Prices, each with its source) for each
@@ -31,7 +34,10 @@
 //     use per delivery, against the default account quotas (QuotaSources:
 //     Step Functions, Lambda, SQS, API Gateway, DynamoDB tables and
 //     partitions), gives the deliveries per second each mode sustains per
-//     region class at 0, 2 and 10% failing deliveries, and what binds.
+//     region class at fan-out 1 and 10, with 0, 2 and 10% of deliveries
+//     failing their first attempt (and recovering), and, as a second set,
+//     failing every attempt (an endpoint that is down), what binds, and
+//     what binds next once DynamoDB's per-table quota is raised.
 //
 // What is measured, and how:
 //

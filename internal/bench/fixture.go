@@ -164,7 +164,8 @@ type modeFixture struct {
 // awsFixture is hookstep's AWS side on this machine: dynalite with the
 // table, fakes of Step Functions (StartExecution), SQS (SendMessageBatch,
 // ChangeMessageVisibility) and Secrets Manager (GetSecretValue) for the
-// functions under the emulator, receivers, and in process, per dispatch
+// functions under the emulator, receivers (healthy, failing, recovering),
+// and in process, per dispatch
 // mode, the API and the delivery engine on a metered DynamoDB client.
 type awsFixture struct {
 	dynalite *helper
@@ -174,8 +175,10 @@ type awsFixture struct {
 	clock    *benchClock
 	rec      *recorder
 	modes    map[Mode]*modeFixture
-	ok, fail *receiver
-	fakes    *httptest.Server
+	// ok answers 200, fail 500, recovering 500 to the first two
+	// requests per message, then 200.
+	ok, fail, recovering *receiver
+	fakes                *httptest.Server
 
 	mu    sync.Mutex
 	calls map[string]int // requests the fakes answered, by X-Amz-Target
@@ -202,13 +205,14 @@ func newAWSFixture(ctx context.Context, opts AWSOptions) (*awsFixture, error) {
 	clientOpts.APIOptions = append(clientOpts.APIOptions, f.meter.middleware)
 	f.store = dynamo.New(dynamodb.New(clientOpts), benchTable, f.clock)
 
-	if f.ok, err = startReceiver(Healthy, 1024); err != nil {
-		f.close()
-		return nil, err
-	}
-	if f.fail, err = startReceiver(Failing, 1024); err != nil {
-		f.close()
-		return nil, err
+	for _, r := range []struct {
+		recv **receiver
+		b    Behaviour
+	}{{&f.ok, Healthy}, {&f.fail, Failing}, {&f.recovering, Recovering}} {
+		if *r.recv, err = startReceiver(r.b, 1024); err != nil {
+			f.close()
+			return nil, err
+		}
 	}
 	f.fakes = httptest.NewServer(http.HandlerFunc(f.serveFake))
 
@@ -240,11 +244,10 @@ func (f *awsFixture) close() {
 	if f.fakes != nil {
 		f.fakes.Close()
 	}
-	if f.ok != nil {
-		f.ok.close()
-	}
-	if f.fail != nil {
-		f.fail.close()
+	for _, r := range []*receiver{f.ok, f.fail, f.recovering} {
+		if r != nil {
+			r.close()
+		}
 	}
 	if f.dynalite != nil {
 		f.dynalite.stop()

@@ -40,12 +40,16 @@ type RegionQuotas struct {
 	APIGatewayRPS float64 `json:"apiGatewayRequestsPerSec"`
 }
 
+// LargeRegions is the name of the class of the three large regions, the
+// issue's target's.
+const LargeRegions = "large regions"
+
 // RegionClasses are the region classes: Step Functions' quotas are
 // higher in the three large regions, API Gateway's lower in the newer
 // ones. Sources: QuotaSources.
 var RegionClasses = []RegionQuotas{
 	{
-		Name:             "large regions",
+		Name:             LargeRegions,
 		Regions:          "us-east-1, us-west-2, eu-west-1",
 		StartExecution:   Bucket{Burst: 1300, RefillPerSec: 300},
 		StateTransitions: Bucket{Burst: 5000, RefillPerSec: 1500},
@@ -121,9 +125,41 @@ var QuotaSources = []QuotaSource{
 		"a cold table throttles a sudden peak above that; the stack's warm throughput props raise it ahead"},
 }
 
-// FailShares are the shares of deliveries whose attempts all fail, at
-// which the model gives the ceilings.
+// FailShares are the shares of failing deliveries at which the model
+// gives the ceilings.
 var FailShares = []float64{0, 0.02, 0.10}
+
+// Failure is what a failing delivery does, in a set of ceilings.
+type Failure string
+
+// The failures the model mixes with happy deliveries.
+const (
+	// FailFirstAttempt: the delivery fails its first attempt and the
+	// immediate retry and is delivered on attempt recoversOnAttempt
+	// (the recovers path): a receiver's blip. The issue's "first-attempt
+	// failure".
+	FailFirstAttempt Failure = "first attempt"
+	// FailEveryAttempt: the delivery fails every attempt until the
+	// schedule is spent (the exhausted path): an endpoint that is down,
+	// a steady state.
+	FailEveryAttempt Failure = "every attempt"
+)
+
+// Failures are the failures, in the order the report shows them.
+var Failures = []Failure{FailFirstAttempt, FailEveryAttempt}
+
+// fate is the failing deliveries' fate.
+func (f Failure) fate() fate {
+	if f == FailFirstAttempt {
+		return fateRecovers
+	}
+	return fateExhausted
+}
+
+// QuotaFanOuts are the fan-outs at which the model gives the ceilings: a
+// message per delivery (the most API requests and message writes per
+// delivery), and a message to 10 endpoints, which share them.
+var QuotaFanOuts = []int{1, 10}
 
 // receiverMs is how long the model assumes a receiver takes to answer an
 // attempt in AWS (the bench's loopback receivers answer at once): it
@@ -152,6 +188,10 @@ type Limit struct {
 	Use    float64 `json:"usePerDelivery"`
 	Unit   string  `json:"unit"`
 	PerSec float64 `json:"deliveriesPerSec"`
+	// PerTable says the bound is DynamoDB's per-table on-demand
+	// throughput quota (the table's, or one index's): soft, raised on
+	// request through Service Quotas.
+	PerTable bool `json:"perTableQuota,omitempty"`
 }
 
 func limit(name string, quota, use float64, unit string) Limit {
@@ -163,17 +203,24 @@ func limit(name string, quota, use float64, unit string) Limit {
 }
 
 // Ceiling is the sustained deliveries a second one mode allows in a
-// region class at a share of failing deliveries: the smallest of the
-// limits, and which.
+// region class at a fan-out and a share of deliveries failing as
+// Failure says: the smallest of the limits, and which.
 type Ceiling struct {
 	Regions   string  `json:"regions"` // the class's name
 	Mode      Mode    `json:"mode"`
+	Failure   Failure `json:"failure"`
 	FailShare float64 `json:"failShare"`
+	FanOut    int     `json:"fanOut"`
 	PerSec    float64 `json:"deliveriesPerSec"`
 	LimitedBy string  `json:"limitedBy"`
 	// Next is the second smallest.
 	Next       string  `json:"next"`
 	NextPerSec float64 `json:"nextPerSec"`
+	// TableRaised is the ceiling with DynamoDB's per-table on-demand
+	// throughput quotas raised (a quota increase request): the smallest
+	// of the other limits, and which.
+	TableRaisedPerSec    float64 `json:"tableQuotaRaisedPerSec"`
+	TableRaisedLimitedBy string  `json:"tableQuotaRaisedLimitedBy"`
 	// OneEndpoint is the ceiling when every delivery goes to one
 	// endpoint of one app (its partitions), and which partition.
 	OneEndpoint          float64 `json:"oneEndpointPerSec"`
@@ -210,8 +257,8 @@ func limits(q RegionQuotas, u Usage, receiverSec float64) (region, oneEndpoint [
 		limit("Lambda concurrency", lambdaConcurrency, u.LambdaSeconds+u.ReceiverWaits*receiverSec, "concurrent executions (seconds per delivery)"),
 		limit("SQS in-flight messages", sqsInFlight, u.InFlightSeconds+u.InFlightWaits*receiverSec, "messages in flight (seconds per delivery)"),
 		limit("API Gateway requests", q.APIGatewayRPS, u.APIRequests, "requests/s"),
-		limit("DynamoDB table writes", tableUnits, db.TableWriteUnits, "WRU/s"),
-		limit("DynamoDB table reads", tableUnits, db.ReadUnits, "RRU/s"),
+		perTable(limit("DynamoDB table writes", tableUnits, db.TableWriteUnits, "WRU/s")),
+		perTable(limit("DynamoDB table reads", tableUnits, db.ReadUnits, "RRU/s")),
 	}
 	perIndex := map[string]float64{}
 	for _, class := range slices.Sorted(maps.Keys(db.Partitions)) {
@@ -229,9 +276,15 @@ func limits(q RegionQuotas, u Usage, receiverSec float64) (region, oneEndpoint [
 		}
 	}
 	for _, index := range slices.Sorted(maps.Keys(perIndex)) {
-		region = append(region, limit("DynamoDB index "+index+" writes", tableUnits, perIndex[index], "WRU/s"))
+		region = append(region, perTable(limit("DynamoDB index "+index+" writes", tableUnits, perIndex[index], "WRU/s")))
 	}
 	return region, oneEndpoint
+}
+
+// perTable marks l as a bound of the per-table throughput quota.
+func perTable(l Limit) Limit {
+	l.PerTable = true
+	return l
 }
 
 // lowest returns the two smallest bounds among ls (0 = no bound).
@@ -248,15 +301,17 @@ func lowest(ls []Limit) (first, second Limit) {
 }
 
 // ceiling is what quotas q allow a mode whose deliveries use happy, a
-// share of them exhausted instead.
-func ceiling(q RegionQuotas, mode Mode, happy, exhausted Usage, share, receiverSec float64) Ceiling {
-	region, oneEndpoint := limits(q, happy.mix(exhausted, share), receiverSec)
+// share of them failing instead.
+func ceiling(q RegionQuotas, mode Mode, happy, failing Usage, share, receiverSec float64) Ceiling {
+	region, oneEndpoint := limits(q, happy.mix(failing, share), receiverSec)
+	all := append(slices.Clip(region), oneEndpoint...)
 	first, second := lowest(region)
-	c := Ceiling{Regions: q.Name, Mode: mode, FailShare: share, PerSec: first.PerSec, LimitedBy: first.Name,
-		Next: second.Name, NextPerSec: second.PerSec, Limits: append(region, oneEndpoint...)}
-	hot, _ := lowest(append(region, oneEndpoint...))
-	c.OneEndpoint, c.OneEndpointLimitedBy = hot.PerSec, hot.Name
-	return c
+	hot, _ := lowest(all)
+	raised, _ := lowest(slices.DeleteFunc(slices.Clone(region), func(l Limit) bool { return l.PerTable }))
+	return Ceiling{Regions: q.Name, Mode: mode, FailShare: share, PerSec: first.PerSec, LimitedBy: first.Name,
+		Next: second.Name, NextPerSec: second.PerSec,
+		TableRaisedPerSec: raised.PerSec, TableRaisedLimitedBy: raised.Name,
+		OneEndpoint: hot.PerSec, OneEndpointLimitedBy: hot.Name, Limits: all}
 }
 
 // burstStart is how long messages at fanOut take to start, each delivery
@@ -269,14 +324,20 @@ func burstStart(q RegionQuotas, messages, fanOut int, starts float64) BurstStart
 	}
 }
 
-// modelQuotas computes the ceilings of each mode in each region class at
-// each share of failing deliveries, from the usage of a happy and of an
-// exhausted delivery at fan-out 1 behind the REST API.
-func modelQuotas(regions []RegionQuotas, happy, exhausted map[Mode]Usage) *QuotaModel {
+// pathUsages are a mode's deliveries' usage by fate and fan-out, behind
+// the REST API: what the quota model mixes.
+type pathUsages map[pathShape]Usage
+
+// modelQuotas computes the ceilings of each mode in each region class, for
+// each failure, at each fan-out and share of failing deliveries: the
+// happy deliveries' usage mixed with the failing ones'. A fan-out whose
+// usages are missing is left out.
+func modelQuotas(regions []RegionQuotas, usages map[Mode]pathUsages) *QuotaModel {
 	m := &QuotaModel{
 		Assumptions: []string{
-			"fan-out 1 (a message per delivery: the most API requests per delivery), REST API",
-			"a failing delivery fails every attempt until the schedule is spent (an endpoint that is down), spending its executions, transitions and retries over the schedule's 27.6 h; a steady state",
+			"fan-out 1 (a message per delivery: the most API requests and message writes per delivery) and 10 (a message to 10 endpoints: its API request and writes shared by 10 deliveries), REST API",
+			fmt.Sprintf("first-attempt failure (the issue's): a failing delivery fails its first attempt and the immediate retry and is delivered on attempt %d, 5 s later (a receiver's blip), its endpoint healthy before and after", recoversOnAttempt),
+			"endpoint down: a failing delivery fails every attempt until the schedule is spent, spending its executions, transitions and retries over the schedule's 27.6 h; a steady state",
 			fmt.Sprintf("receivers answer each attempt in %d ms (assumed; the bench's loopback receivers answer at once): an invocation is busy that long per POST it waits for, a queue batch's records waiting together", receiverMs),
 			fmt.Sprintf("queue mode: full batches of %d", queueBatch),
 			"traffic spread over many apps and endpoints; \"one endpoint\" is the ceiling when all of it goes to one endpoint of one app (its index partitions; its item's reads are not counted)",
@@ -286,32 +347,91 @@ func modelQuotas(regions []RegionQuotas, happy, exhausted map[Mode]Usage) *Quota
 	}
 	for _, q := range regions {
 		for _, mode := range Modes {
-			for _, share := range FailShares {
-				m.Ceilings = append(m.Ceilings, ceiling(q, mode, happy[mode], exhausted[mode], share, receiverMs/1000.0))
+			for _, failure := range Failures {
+				for _, fanOut := range QuotaFanOuts {
+					happy, ok := usages[mode][pathShape{fateHappy, fanOut}]
+					failing, okFailing := usages[mode][pathShape{failure.fate(), fanOut}]
+					if !ok || !okFailing {
+						continue
+					}
+					for _, share := range FailShares {
+						c := ceiling(q, mode, happy, failing, share, receiverMs/1000.0)
+						c.Failure, c.FanOut = failure, fanOut
+						m.Ceilings = append(m.Ceilings, c)
+					}
+				}
 			}
 		}
-		m.Bursts = append(m.Bursts, burstStart(q, burstMessages, 1, happy[ModeStepFunctions].Executions))
+		m.Bursts = append(m.Bursts, burstStart(q, burstMessages, 1, usages[ModeStepFunctions][pathShape{fateHappy, 1}].Executions))
 	}
 	m.Notes = append(m.Notes,
 		"Sustained deliveries/s = min over the quotas of quota / use per delivery; StartExecution and transitions use their refill rates (the buckets absorb bursts only).",
 		"stepfunctions mode starts an execution per delivery (the api starts a message's first 25, the sweeper the rest at dispatchRate); queue mode only for a delivery whose attempts made off the SQS message failed.",
+		"API Gateway's account throttle (10,000 requests/s) alone caps fan-out 1 at 10,000 deliveries/s; at fan-out 10 a request carries 10 deliveries.",
 		"A default deployment is bound first by the stack's own limits, which are props: the API stage throttle (100 requests/s, burst 200), the api's reserved concurrency (100), deliver's (300), the queue's maximum concurrency (queueConcurrency, 100 batches) and the sweeper's dispatchRate (100 starts/s).",
 	)
 	return m
 }
+
+// ceiling returns the ceiling of a mode in a region class (by name) for a
+// failure at a share and fan-out, if modelled.
+func (m *QuotaModel) ceiling(regions string, mode Mode, failure Failure, share float64, fanOut int) (Ceiling, bool) {
+	i := slices.IndexFunc(m.Ceilings, func(c Ceiling) bool {
+		return c.Regions == regions && c.Mode == mode && c.Failure == failure && c.FailShare == share && c.FanOut == fanOut
+	})
+	if i < 0 {
+		return Ceiling{}, false
+	}
+	return m.Ceilings[i], true
+}
+
+// failureTitles head each failure's table.
+var failureTitles = map[Failure]string{
+	FailFirstAttempt: fmt.Sprintf("First-attempt failure: the failing share fails attempts 1 and 2 and is delivered on attempt %d (recovers); the rest on attempt 1", recoversOnAttempt),
+	FailEveryAttempt: "Endpoint down (steady state): the failing share fails every attempt until the schedule is spent (exhausted); the rest delivered on attempt 1",
+}
+
+// The issue's quota target: queue mode's ceiling in the large regions at
+// this share of first-attempt failures is at least this many deliveries
+// a second. The table also shows that ceiling with DynamoDB's per-table
+// quota raised.
+const (
+	targetFailShare = 0.02
+	targetPerSec    = 10_000
+)
 
 func (m *QuotaModel) writeTable(w io.Writer) {
 	fmt.Fprintln(w, "Sustained deliveries/s the default quotas allow (per account and region)")
 	for _, a := range m.Assumptions {
 		fmt.Fprintln(w, "  assuming", a)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  regions\tmode\tfailing\tceiling/s\tbound by\tthen\tone endpoint/s\t")
-	for _, c := range m.Ceilings {
-		fmt.Fprintf(tw, "  %s\t%s\t%.0f%%\t%.0f\t%s\t%s (%.0f)\t%.0f (%s)\t\n", c.Regions, c.Mode, c.FailShare*100,
-			c.PerSec, c.LimitedBy, c.Next, c.NextPerSec, c.OneEndpoint, c.OneEndpointLimitedBy)
+	for _, failure := range Failures {
+		fmt.Fprintln(w, " ", failureTitles[failure])
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  regions\tmode\tfailing\tfan-out 1/s\tbound by\tthen\tfan-out 10/s\tbound by\tone endpoint, fan-out 1/s\t")
+		for _, c := range m.Ceilings {
+			if c.Failure != failure || c.FanOut != 1 {
+				continue
+			}
+			ten := "-\t-"
+			if c10, ok := m.ceiling(c.Regions, c.Mode, failure, c.FailShare, 10); ok {
+				ten = fmt.Sprintf("%.0f\t%s", c10.PerSec, c10.LimitedBy)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%.0f%%\t%.0f\t%s\t%s (%.0f)\t%s\t%.0f (%s)\t\n", c.Regions, c.Mode, c.FailShare*100,
+				c.PerSec, c.LimitedBy, c.Next, c.NextPerSec, ten, c.OneEndpoint, c.OneEndpointLimitedBy)
+		}
+		tw.Flush()
 	}
-	tw.Flush()
+	var raised []string
+	for _, fanOut := range QuotaFanOuts {
+		if c, ok := m.ceiling(LargeRegions, ModeQueue, FailFirstAttempt, targetFailShare, fanOut); ok {
+			raised = append(raised, fmt.Sprintf("fan-out %d %.0f/s, bound by %s", fanOut, c.TableRaisedPerSec, c.TableRaisedLimitedBy))
+		}
+	}
+	if len(raised) > 0 {
+		fmt.Fprintf(w, "  queue, %s, %.0f%% first-attempt failure, with DynamoDB's per-table on-demand throughput quotas raised (NEEDS A QUOTA INCREASE REQUEST: Service Quotas, DynamoDB's table-level read and write throughput, 40,000 units/s each by default; the index rows, which the model derives from the same quota, lifted with them; partitions stay): %s\n",
+			LargeRegions, targetFailShare*100, strings.Join(raised, "; "))
+	}
 	for _, q := range m.Regions {
 		fmt.Fprintf(w, "  %s: %s\n", q.Name, q.Regions)
 	}

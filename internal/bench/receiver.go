@@ -18,10 +18,20 @@ const (
 	Healthy Behaviour = iota // 200 at once
 	Failing                  // 500 at once
 	Hanging                  // no answer until the client gives up
+	// Recovering answers 500 to the first recoveringFailures requests
+	// for each message id, then 200: a receiver's blip, which the
+	// schedule's retries outlast.
+	Recovering
 )
 
+// recoveringFailures is how many requests per message id a Recovering
+// receiver fails: the first attempt and the schedule's immediate retry,
+// so that the delivery succeeds on the first attempt made after a wait
+// (recoversOnAttempt).
+const recoveringFailures = recoversOnAttempt - 1
+
 func (b Behaviour) String() string {
-	return [...]string{"healthy", "failing", "hanging"}[b]
+	return [...]string{"healthy", "failing", "hanging", "recovering"}[b]
 }
 
 // receiver is one endpoint's HTTP server on 127.0.0.1. It records when
@@ -36,6 +46,7 @@ type receiver struct {
 
 	mu    sync.Mutex
 	first map[string]time.Time // webhook-id → arrival of its first request
+	tries map[string]int       // webhook-id → requests so far (Recovering only)
 	hangs []time.Duration      // how long each hanging request was held
 }
 
@@ -45,7 +56,7 @@ func startReceiver(b Behaviour, expect int) (*receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &receiver{behaviour: b, URL: "http://" + ln.Addr().String() + "/hook", first: make(map[string]time.Time, expect)}
+	r := &receiver{behaviour: b, URL: "http://" + ln.Addr().String() + "/hook", first: make(map[string]time.Time, expect), tries: map[string]int{}}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go r.srv.Serve(ln)
 	return r, nil
@@ -62,12 +73,23 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.first[id] = now
 		r.firsts.Add(1)
 	}
+	var tries int
+	if r.behaviour == Recovering {
+		r.tries[id]++
+		tries = r.tries[id]
+	}
 	r.mu.Unlock()
 	switch r.behaviour {
 	case Healthy:
 		w.WriteHeader(http.StatusOK)
 	case Failing:
 		w.WriteHeader(http.StatusInternalServerError)
+	case Recovering:
+		if tries <= recoveringFailures {
+			w.WriteHeader(http.StatusInternalServerError)
+		} else {
+			w.WriteHeader(http.StatusOK)
+		}
 	case Hanging:
 		select {
 		case <-req.Context().Done():

@@ -9,6 +9,13 @@ import (
 	"github.com/hookstep/hookstep/internal/delivery"
 )
 
+// recoversOnAttempt is the attempt on which a recovering delivery (one
+// that fails its first attempt, a receiver's blip) is delivered: the
+// first attempt and the schedule's immediate retry fail, the attempt
+// after the first wait succeeds. In queue mode the two that fail are
+// made off the SQS message, so the delivery needs one execution.
+const recoversOnAttempt = 3
+
 // Transitions are a dispatch mode's executions, walked on the state
 // machine's definition.
 type Transitions struct {
@@ -16,16 +23,26 @@ type Transitions struct {
 	// Deliver, Outcome, Done in stepfunctions mode; none in queue mode,
 	// where deliver makes that attempt off an SQS message.
 	Happy Path `json:"happy"`
+	// Recovers is the execution of a delivery that fails its first
+	// attempt and the immediate retry and is delivered on attempt
+	// recoversOnAttempt. In queue mode it is the execution deliver
+	// starts after the attempts it makes itself: it enters with a
+	// Deliver that finds the next attempt not due (WaitUntil), then
+	// delivers.
+	Recovers Path `json:"recovers"`
 	// Exhausted is the execution of a delivery whose every attempt
-	// fails, ending in MarkFailed. In queue mode it is the execution
-	// deliver starts after the attempts it makes itself: it enters with a
-	// Deliver that finds the next attempt not due (WaitUntil), then goes
-	// on with the schedule.
+	// fails, ending in MarkFailed. In queue mode it enters as Recovers
+	// does, then goes on with the schedule.
 	Exhausted Path `json:"exhausted"`
 	// QueuedAttempts is how many attempts queue mode's deliver makes in
 	// one invocation: the first and the retries the schedule makes at
 	// once (waits of 0 s, the definition's Wait states of 0 seconds).
 	QueuedAttempts int `json:"queuedAttempts,omitempty"`
+}
+
+// path is the execution of a delivery of fate f.
+func (t Transitions) path(f fate) Path {
+	return [...]Path{fateHappy: t.Happy, fateRecovers: t.Recovers, fateExhausted: t.Exhausted}[f]
 }
 
 // Path is one execution: the states entered, in order.
@@ -39,12 +56,14 @@ type Path struct {
 // mode's paths, counting the states entered: Step Functions Standard
 // bills one state transition per state entered.
 //
-//   - stepfunctions, happy: the first attempt delivers.
-//   - stepfunctions, exhausted: every attempt fails, then MarkFailed.
-//   - queue, exhausted: deliver made the attempts up to the first wait
-//     longer than 0 s; the execution's first Deliver finds the next
+//   - stepfunctions: the attempts fail until the one that delivers (the
+//     first, happy; attempt recoversOnAttempt, recovers) or, exhausted,
+//     every attempt fails, then MarkFailed.
+//   - queue: deliver made the attempts up to the first wait longer than
+//     0 s; a delivery delivered by one of those needs no execution
+//     (happy). Otherwise the execution's first Deliver finds the next
 //     attempt not due and answers retry with resumeAt (WaitUntil), then
-//     every later attempt fails, then MarkFailed.
+//     the later attempts go as in stepfunctions mode.
 func countTransitions(def []byte) (map[Mode]Transitions, error) {
 	var m aslMachine
 	if err := json.Unmarshal(def, &m); err != nil {
@@ -64,32 +83,46 @@ func countTransitions(def []byte) (map[Mode]Transitions, error) {
 			break
 		}
 	}
-	retry := func(n int) map[string]any {
+	// attempt is deliver's answer to attempt n of a delivery delivered
+	// on attempt deliveredAt (0: never).
+	attempt := func(n, deliveredAt int) map[string]any {
+		if n == deliveredAt {
+			return map[string]any{"outcome": "delivered", "attempt": float64(n), "final": true}
+		}
 		return map[string]any{"outcome": "retry", "attempt": float64(n), "final": n >= attempts}
 	}
-	happy, err := m.walk(func(n int) map[string]any {
-		return map[string]any{"outcome": "delivered", "attempt": float64(n), "final": true}
-	})
-	if err != nil {
-		return nil, err
+	stepFunctions := func(deliveredAt int) (Path, error) {
+		return m.walk(func(n int) map[string]any { return attempt(n, deliveredAt) })
 	}
-	exhausted, err := m.walk(retry)
-	if err != nil {
-		return nil, err
-	}
-	queueExhausted, err := m.walk(func(n int) map[string]any {
-		if n == 1 { // not due: the attempts deliver made, and when the next is
-			return map[string]any{"outcome": "retry", "attempt": float64(queued), "final": false, "resumeAt": "2026-12-03T00:00:05Z"}
+	queue := func(deliveredAt int) (Path, error) {
+		if deliveredAt >= 1 && deliveredAt <= queued {
+			return Path{}, nil // delivered off the SQS message
 		}
-		return retry(queued + n - 1)
-	})
-	if err != nil {
-		return nil, err
+		return m.walk(func(n int) map[string]any {
+			if n == 1 { // not due: the attempts deliver made, and when the next is
+				return map[string]any{"outcome": "retry", "attempt": float64(queued), "final": false, "resumeAt": "2026-12-03T00:00:05Z"}
+			}
+			return attempt(queued+n-1, deliveredAt)
+		})
 	}
-	return map[Mode]Transitions{
-		ModeStepFunctions: {Happy: happy, Exhausted: exhausted},
-		ModeQueue:         {Exhausted: queueExhausted, QueuedAttempts: queued},
-	}, nil
+	out := map[Mode]Transitions{}
+	for mode, walk := range map[Mode]func(int) (Path, error){ModeStepFunctions: stepFunctions, ModeQueue: queue} {
+		var t Transitions
+		var err error
+		for _, p := range []struct {
+			path        *Path
+			deliveredAt int
+		}{{&t.Happy, 1}, {&t.Recovers, recoversOnAttempt}, {&t.Exhausted, 0}} {
+			if *p.path, err = walk(p.deliveredAt); err != nil {
+				return nil, err
+			}
+		}
+		if mode == ModeQueue {
+			t.QueuedAttempts = queued
+		}
+		out[mode] = t
+	}
+	return out, nil
 }
 
 type aslMachine struct {
