@@ -246,12 +246,14 @@ func testExpireAppTokensModel(t *testing.T, e *env) {
 		made, at time.Time
 	}
 	var (
-		rng    = mrand.New(mrand.NewPCG(14, 2025))
-		apps   = []string{"app_a", "app_b"}
-		sess   = []string{"", "user_1", "user_2"}
-		toks   []*webhook.AppToken
-		calls  []call
-		ms     = func(max time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(max/time.Millisecond))+1) * time.Millisecond }
+		rng   = mrand.New(mrand.NewPCG(14, 2025))
+		apps  = []string{"app_a", "app_b"}
+		sess  = []string{"", "user_1", "user_2"}
+		toks  []*webhook.AppToken
+		calls []call
+		ms    = func(max time.Duration) time.Duration {
+			return time.Duration(rng.Int64N(int64(max/time.Millisecond))+1) * time.Millisecond
+		}
 		aliveM = func(tok *webhook.AppToken, now time.Time) bool {
 			if !now.Before(tok.ExpiresAt) {
 				return false

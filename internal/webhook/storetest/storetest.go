@@ -76,7 +76,6 @@
 //     optimistic updates, and NotFound (absent or expired) wins over
 //     ErrStale. Tasks expire as messages do, and no other operation
 //     (DeleteApp, DeleteEndpoint) is checked to remove them.
-//
 //   - App tokens (webhook.AppTokenStore, which every Store implements):
 //     ExpiresAt is checked 1 ms either side, as other expiries, and so is
 //     the at of ExpireAppTokens; a token created at the instant of an
