@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -305,4 +306,33 @@ func testExpireAppTokensModel(t *testing.T, e *env) {
 			}
 		}
 	}
+}
+
+// testExpireAppTokensRace: racing calls each leave their cut-off; the
+// earliest decides.
+func testExpireAppTokensRace(t *testing.T, e *env) {
+	tok := e.createAppToken(t, "app_a", "user_1")
+	now := e.clock.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		var sessions []string
+		if i%2 == 1 {
+			sessions = []string{"user_1"}
+		}
+		wg.Go(func() {
+			errs <- e.tokens(t).ExpireAppTokens(e.ctx, "app_a", sessions, now.Add(time.Duration(16-i)*time.Hour))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("ExpireAppTokens: %v", err)
+		}
+	}
+	e.clock.Set(now.Add(time.Hour - time.Millisecond))
+	e.wantAlive(t, true, tok)
+	e.clock.Set(now.Add(time.Hour))
+	e.wantAlive(t, false, tok)
 }

@@ -83,7 +83,8 @@
 //     exactly, and a session call never covers a token without a session.
 //
 // Stores must be safe for concurrent use: the suite races RecordAttempt
-// calls and BeginIdempotent calls against each other.
+// calls, BeginIdempotent calls and ExpireAppTokens calls against each
+// other.
 package storetest
 
 import (
@@ -184,6 +185,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"ExpireAppTokensSessions", testExpireAppTokensSessions},
 		{"ExpireAppTokensNeverExtends", testExpireAppTokensNeverExtends},
 		{"ExpireAppTokensModel", testExpireAppTokensModel},
+		{"ExpireAppTokensRace", testExpireAppTokensRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
