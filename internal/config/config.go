@@ -152,3 +152,16 @@ func (e *Env) Level(name string, dst *slog.Level) {
 	}
 	*dst = l
 }
+
+// Parse reads a variable of a kind of its own: parse gets the value when
+// it is set, and an error from it, which names what it wants, is
+// reported with the variable.
+func (e *Env) Parse(name string, parse func(string) error) {
+	v := e.getenv(name)
+	if v == "" {
+		return
+	}
+	if err := parse(v); err != nil {
+		e.fail(name, v, err.Error())
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,17 +33,20 @@ func TestEnvReadsEachKind(t *testing.T) {
 	e.Schedule("SCHED", &sched)
 	e.OneOf("WORD", &word, "text", "json")
 	e.Level("LEVEL", &level)
+	var parsed string
+	e.Parse("S", func(v string) error { parsed = "<" + v + ">"; return nil })
+	e.Parse("UNSET", func(string) error { t.Error("Parse calls parse for an unset variable"); return nil })
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if s != "x" || req != "r" || d != 90*time.Second || b || i != 7 || sched.String() != "0s,1s" ||
-		word != "json" || level != slog.LevelWarn || untouched != "keep" {
+		word != "json" || level != slog.LevelWarn || untouched != "keep" || parsed != "<x>" {
 		t.Errorf("got s=%q req=%q d=%s b=%v i=%d sched=%s word=%q level=%v untouched=%q", s, req, d, b, i, sched, word, level, untouched)
 	}
 }
 
 func TestEnvReportsEveryProblem(t *testing.T) {
-	vars := map[string]string{"D": "soon", "D0": "0s", "B": "maybe", "I": "11", "SCHED": "1s,-1s", "WORD": "xml", "LEVEL": "loud"}
+	vars := map[string]string{"D": "soon", "D0": "0s", "B": "maybe", "I": "11", "SCHED": "1s,-1s", "WORD": "xml", "LEVEL": "loud", "P": "odd"}
 	e := New(func(k string) string { return vars[k] })
 	var (
 		d     time.Duration
@@ -61,11 +65,12 @@ func TestEnvReportsEveryProblem(t *testing.T) {
 	e.OneOf("WORD", &word, "text", "json")
 	e.Level("LEVEL", &level)
 	e.Required("REQ", &req)
+	e.Parse("P", func(string) error { return errors.New("an even thing") })
 	err := e.Err()
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, name := range []string{"D=", "D0=", "B=", "I=", "SCHED=", "WORD=", "LEVEL=", "REQ is not set"} {
+	for _, name := range []string{"D=", "D0=", "B=", "I=", "SCHED=", "WORD=", "LEVEL=", "REQ is not set", `P="odd": want an even thing`} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not mention %s: %v", name, err)
 		}
