@@ -51,6 +51,12 @@ type Config struct {
 	AllowPrivate        bool             // HOOKSTEP_ALLOW_PRIVATE_TARGETS (default false in AWS)
 	RequireHTTPS        bool             // HOOKSTEP_REQUIRE_HTTPS (default true in AWS)
 	LogLevel            slog.Level       // HOOKSTEP_LOG_LEVEL
+	// The customers' portal (api only): the origins that may frame it, as
+	// the stack's portalFrameAncestors prop sets them (space-separated;
+	// functions/api reads them with dashboard.ParseFrameAncestors), and
+	// what it calls itself ("" = Webhooks).
+	PortalFrameAncestors string // HOOKSTEP_PORTAL_FRAME_ANCESTORS
+	PortalName           string // HOOKSTEP_PORTAL_NAME
 }
 
 // LoadConfig reads the configuration of fn, reporting every missing or
@@ -91,6 +97,8 @@ func LoadConfig(getenv func(string) string, fn Function) (Config, error) {
 		} else {
 			e.Required("HOOKSTEP_STATE_MACHINE_ARN", &c.StateMachineARN)
 		}
+		e.String("HOOKSTEP_PORTAL_FRAME_ANCESTORS", &c.PortalFrameAncestors)
+		e.String("HOOKSTEP_PORTAL_NAME", &c.PortalName)
 	case FunctionDeliver:
 		if queue {
 			e.Required("HOOKSTEP_STATE_MACHINE_ARN", &c.StateMachineARN)

@@ -128,6 +128,12 @@ func TestLoadConfigPerMode(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "HOOKSTEP_DISPATCH") || !strings.Contains(err.Error(), "HOOKSTEP_RETENTION") {
 		t.Errorf("unknown mode and a retention beyond 90 days: got %v", err)
 	}
+	portal := map[string]string{"HOOKSTEP_TABLE": "t", "HOOKSTEP_ADMIN_TOKEN_SECRET_ARN": "arn:secret", "HOOKSTEP_DISPATCH_FUNCTION": "sweeper",
+		"HOOKSTEP_STATE_MACHINE_ARN": "arn:sm", "HOOKSTEP_PORTAL_FRAME_ANCESTORS": "https://a.example https://b.example", "HOOKSTEP_PORTAL_NAME": "Hooks"}
+	if c, err := LoadConfig(func(k string) string { return portal[k] }, FunctionAPI); err != nil ||
+		c.PortalFrameAncestors != "https://a.example https://b.example" || c.PortalName != "Hooks" {
+		t.Errorf("portal settings of the api: got %q %q, %v", c.PortalFrameAncestors, c.PortalName, err)
+	}
 	ok := map[string]string{"HOOKSTEP_TABLE": "t", "HOOKSTEP_RETENTION": "720h"}
 	if c, err := LoadConfig(func(k string) string { return ok[k] }, FunctionDeliver); err != nil || c.Retention != 30*24*time.Hour {
 		t.Errorf("30-day retention: got %v, %v", c.Retention, err)
