@@ -366,7 +366,7 @@ func TestPortalAccessCreatesTheApp(t *testing.T) {
 	}
 	// Again, with another name: the app exists, the body is ignored.
 	h.must(http.StatusOK, "POST", "/api/v1/auth/app-portal-access/acme", map[string]any{
-		"application": map[string]any{"name": "Other", "uid": "acme"},
+		"application":  map[string]any{"name": "Other", "uid": "acme"},
 		"capabilities": []string{"CreateAttempts"}, "readOnly": true, "sessionId": "s", "featureFlags": []string{"beta", "beta"},
 		"expiry": 7200,
 	})
