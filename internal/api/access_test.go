@@ -442,3 +442,54 @@ func TestPortalURL(t *testing.T) {
 		t.Errorf("the access link was replayed from an idempotency record")
 	}
 }
+
+// TestAppTokenEventTypeFeatureFlags: an app token sees the event types
+// without feature flags and those whose flags it holds; the others read
+// as absent. The admin sees them all.
+func TestAppTokenEventTypeFeatureFlags(t *testing.T) {
+	h := newHarness(t)
+	h.createApp(map[string]any{"name": "A", "uid": "ff-a"})
+	h.createEventType("open.type")
+	h.must(http.StatusCreated, "POST", "/api/v1/event-type", map[string]any{"name": "beta.type", "description": "d", "featureFlags": []string{"beta"}})
+	h.must(http.StatusCreated, "POST", "/api/v1/event-type", map[string]any{"name": "both.type", "description": "d", "featureFlags": []string{"beta", "gamma"}})
+	names := func(res response) []string {
+		var out []string
+		for _, et := range res.Data(t) {
+			out = append(out, str(et["name"]))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  []string
+	}{
+		{"no flags", nil, []string{"open.type"}},
+		{"beta", []string{"beta"}, []string{"beta.type", "open.type"}},
+		{"beta and gamma", []string{"gamma", "beta"}, []string{"beta.type", "both.type", "open.type"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{}
+			if tc.flags != nil {
+				body["featureFlags"] = tc.flags
+			}
+			token := h.mint("ff-a", body)
+			if got := names(h.as(token, "GET", "/api/v1/event-type", nil)); !slices.Equal(got, tc.want) {
+				t.Errorf("list: got %v, want %v", got, tc.want)
+			}
+			for _, name := range []string{"open.type", "beta.type", "both.type"} {
+				res := h.as(token, "GET", "/api/v1/event-type/"+name, nil)
+				if slices.Contains(tc.want, name) {
+					if res.Status != http.StatusOK {
+						t.Errorf("get %s: status %d, want 200", name, res.Status)
+					}
+				} else {
+					wantError(t, res, http.StatusNotFound, "not_found")
+				}
+			}
+		})
+	}
+	if got := names(h.must(http.StatusOK, "GET", "/api/v1/event-type", nil)); len(got) != 3 {
+		t.Errorf("admin list: %v, want all 3", got)
+	}
+}

@@ -181,8 +181,10 @@
 //	    the task); the four access routes above but logout
 //	any token: POST /api/v1/auth/logout (the handler decides)
 //
-// Feature flags are stored with the token but do not yet filter the
-// event-type catalog for app tokens, as Svix does. Idempotency keys stay
+// Feature flags filter the catalog for app tokens, as in Svix: a token
+// sees the event types without feature flags and those whose every flag
+// it holds; the others are left out of lists and are 404 to a get.
+// Messages of hidden types are not hidden. Idempotency keys stay
 // scoped by the bearer token's hash, so an app token can never replay
 // the admin's responses (or another token's).
 package api
