@@ -493,3 +493,25 @@ func TestAppTokenEventTypeFeatureFlags(t *testing.T) {
 		t.Errorf("admin list: %v, want all 3", got)
 	}
 }
+
+// TestAppTokenIdempotencyScope: idempotency keys are scoped by the bearer
+// token, so an app token that reuses the admin's key on the same URI runs
+// its own request instead of replaying the admin's response.
+func TestAppTokenIdempotencyScope(t *testing.T) {
+	h := newHarness(t)
+	h.createApp(map[string]any{"name": "A", "uid": "idem-scope"})
+	token := h.mint("idem-scope", nil)
+	path := "/api/v1/app/idem-scope/endpoint"
+	admin := h.must(http.StatusCreated, "POST", path, map[string]any{"url": "https://example.com/admin"}, "Idempotency-Key", "same").JSON(t)
+	res := h.do("POST", path, map[string]any{"url": "https://example.com/customer"}, "Idempotency-Key", "same", "Authorization", "Bearer "+token)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("app token's POST: status %d, want 201; body %s", res.Status, res.Body)
+	}
+	if got := res.JSON(t); got["id"] == admin["id"] || got["url"] != "https://example.com/customer" {
+		t.Errorf("app token got %v: the admin's response replayed (%v)", got, admin["id"])
+	}
+	again := h.do("POST", path, map[string]any{"url": "https://example.com/customer"}, "Idempotency-Key", "same", "Authorization", "Bearer "+token)
+	if again.JSON(t)["id"] != res.JSON(t)["id"] {
+		t.Errorf("the app token's own repeat was not replayed")
+	}
+}
