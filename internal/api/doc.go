@@ -4,8 +4,9 @@
 // handler runs as a local server and, behind API Gateway, in Lambda.
 //
 // Every request goes through one chain (ServeHTTP): panic recovery → path
-// normalisation → CORS → bearer-token authentication → idempotency (POST
-// with an idempotency-key) → a Go 1.22 ServeMux route. Handlers return
+// normalisation → CORS → bearer-token authentication (the admin token or
+// an app token) → idempotency (POST with an idempotency-key) → a Go 1.22
+// ServeMux route → the route's access check (authorize) → its handler. Handlers return
 // errors; writeError is the one place where an error kind
 // (webhook.KindInvalid, KindNotFound, ...) becomes a status and a Svix error
 // body. Errors without a kind are internal: writeError logs them and answers
@@ -89,4 +90,101 @@
 //     endpoint.
 //   - Error details are the handlers' own ("Application not found"); the
 //     text of store errors is logged, never shown.
+//
+// # App tokens and the access API (issue 14: the customers' webhooks portal)
+//
+// A platform's backend asks, with the admin token, for a short-lived
+// link to one app's portal, and gives it to its customer (Svix's App
+// Portal):
+//
+//   - POST /api/v1/auth/app-portal-access/{app_id} (AppPortalAccessIn) →
+//     200 {"url", "token"}. expiry: seconds, 3600 to 604800 (1 h to 7 d),
+//     default 7 d. capabilities: any of ViewBase, ViewEndpointSecret,
+//     ManageEndpointSecret, ManageTransformations, CreateAttempts,
+//     ManageEndpoint (unknown → 422); absent or null means all of them;
+//     ViewBase is always added, so [] means ViewBase alone.
+//     ManageTransformations is accepted and grants nothing: hookstep has
+//     no transformations. readOnly, sessionId (≤ 256 chars) and
+//     featureFlags (event-type-name syntax, ≤ 50, duplicates dropped) are
+//     stored with the token. application (ApplicationIn): when {app_id}
+//     names no app, the app is created from it, as Svix does; its uid must
+//     then equal {app_id} (422 at ["body","application","uid"]) — a body
+//     without a uid takes {app_id} as the uid (Svix refuses it; hookstep
+//     is lenient). When the app exists the application is ignored, but
+//     it is still validated. Without application an unknown app is a 404.
+//     An empty body reads as {}.
+//   - POST /api/v1/auth/dashboard-access/{app_id} (Svix's older call, no
+//     body; any body is ignored) → the same shape: every capability, 7 d.
+//   - POST /api/v1/auth/logout with an app token → 204, and the token is
+//     dead at once (deleted from the store). With the admin token → 403:
+//     Svix says "trying to log out other tokens will fail", and the admin
+//     token is configuration, not something the API can revoke.
+//   - POST /api/v1/auth/app/{app_id}/expire-all ({expiry?, sessionIds?})
+//     → 204: every token of the app created so far — or, with sessionIds
+//     (≤ 100, each 1 to 256 chars), those of these sessions — dies expiry
+//     seconds from now: 0 (the default, at once) to 259200 (72 h, Svix's
+//     bound). A later call never extends an earlier one (see
+//     webhook.AppTokenStore). Tokens minted afterwards are not affected.
+//   - These four routes take no idempotency key (it is ignored): an
+//     access link's response holds a live token, which the idempotency
+//     record would keep in plain text for 24 h. A repeat mints another
+//     token, which is harmless.
+//
+// Tokens: "hsa_" + 32 random bytes (crypto/rand) in unpadded base64url
+// (authtoken.GenerateApp); the admin token starts "hsk_". Only
+// authtoken.EncodeHash(authtoken.Hash(token)) is stored (AppToken.Hash),
+// with the app's id (never the uid the path named), the capabilities,
+// readOnly, sessionId, featureFlags and the expiry. The token is never
+// logged. The URL is {public base}/portal#key={token}: the token is in the
+// fragment, which browsers send to no server and put in no Referer, never
+// in a query string. The public base is Config.PublicURL when set, else
+// the request's scheme (https when it came over TLS or X-Forwarded-Proto
+// says https, as the dashboard decides), its Host and Config.BasePath
+// (the API Gateway stage path).
+//
+// An app token is a Bearer token on the API. It is looked up (by hash) on
+// every request, so logout and expire-all take effect at once; a token
+// without the "hsa_" prefix is never looked up. Unknown, expired,
+// logged-out or expired-all tokens are 401 authentication_failed. Every
+// route is registered with the access it needs (Server.handle; the table
+// is in routes), checked in this order:
+//
+//  1. A route under {app_id} must name the token's app, by id or uid;
+//     any other app (existing or not) is 404 not_found, as if it did not
+//     exist — before any 403, so a token learns nothing of other apps.
+//  2. Admin-only routes are 403.
+//  3. The token must have the route's capability (webhook.AppToken.Can:
+//     ManageEndpoint implies ManageEndpointSecret, which implies
+//     ViewEndpointSecret; readOnly leaves only ViewBase and
+//     ViewEndpointSecret), else 403.
+//
+// 403s are {"code": "insufficient access", "detail": ...}, Svix's code
+// (space included). The matrix (A = /api/v1/app/{app_id}, E =
+// A/endpoint/{endpoint_id}, M = A/msg/{msg_id}):
+//
+//	ViewBase (every token, read-only ones too):
+//	    GET A; GET A/endpoint, E, E/headers, E/stats, E/msg;
+//	    GET A/msg, M, M/endpoint, M/attempt/{attempt_id};
+//	    GET A/attempt/endpoint/{endpoint_id}, A/attempt/msg/{msg_id};
+//	    GET /api/v1/event-type, /api/v1/event-type/{name} (the catalog)
+//	ViewEndpointSecret (read-only too): GET E/secret
+//	ManageEndpointSecret: POST E/secret/rotate
+//	CreateAttempts: POST E/recover, POST M/endpoint/{endpoint_id}/resend
+//	ManageEndpoint: POST A/endpoint; PUT, PATCH, DELETE E;
+//	    PUT, PATCH E/headers (and, through PATCH E, the secret)
+//	admin token only (403 for app tokens):
+//	    GET, POST /api/v1/app; PUT, PATCH, DELETE A;
+//	    POST, PUT, PATCH, DELETE /api/v1/event-type[/{name}];
+//	    POST A/msg (Svix: sending messages is the platform's, not the
+//	    customer's); GET /api/v1/background-task[/{task_id}] (not
+//	    scoped to an app in Svix either; recover's answer already holds
+//	    the task); the four access routes above but logout
+//	any token: POST /api/v1/auth/logout (the handler decides)
+//
+// Feature flags filter the catalog for app tokens, as in Svix: a token
+// sees the event types without feature flags and those whose every flag
+// it holds; the others are left out of lists and are 404 to a get.
+// Messages of hidden types are not hidden. Idempotency keys stay
+// scoped by the bearer token's hash, so an app token can never replay
+// the admin's responses (or another token's).
 package api

@@ -41,6 +41,8 @@ var statusFor = map[webhook.Kind]struct {
 	webhook.KindNotFound:     {http.StatusNotFound, "not_found"},
 	webhook.KindConflict:     {http.StatusConflict, "conflict"},
 	webhook.KindTooLarge:     {http.StatusRequestEntityTooLarge, "payload_too_large"},
+	// Svix's code for a 403, space and all (its HttpError::permission_denied).
+	webhook.KindForbidden: {http.StatusForbidden, "insufficient access"},
 }
 
 // genericDetail answers a NotFound or Conflict that no handler described.

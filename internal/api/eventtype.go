@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -150,6 +151,25 @@ func (in eventTypeInput) replace(et *webhook.EventType) {
 	in.apply(et)
 }
 
+// eventTypeVisible reports whether the request's principal may see et in
+// the catalog: the admin sees every type; an app token, as in Svix, the
+// types without feature flags and those whose flags it holds — all of
+// them, when a type has several, so a type gated twice stays hidden from
+// a token opened for one gate only. A hidden type reads as absent (a
+// list leaves it out, a get is 404).
+func eventTypeVisible(r *http.Request, et *webhook.EventType) bool {
+	p := principalOf(r)
+	if p == nil || p.app == nil {
+		return true
+	}
+	for _, ff := range et.FeatureFlags {
+		if !slices.Contains(p.app.FeatureFlags, ff) {
+			return false
+		}
+	}
+	return true
+}
+
 // eventTypeFromPath loads the event type named by {event_type_name},
 // archived or not.
 func (s *Server) eventTypeFromPath(r *http.Request) (*webhook.EventType, error) {
@@ -179,9 +199,11 @@ func (s *Server) listEventTypes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	conv := func(et *webhook.EventType) eventTypeOut { return newEventTypeOut(et, withContent) }
+	conv := func(et *webhook.EventType) (eventTypeOut, bool, error) {
+		return newEventTypeOut(et, withContent), eventTypeVisible(r, et), nil
+	}
 	key := func(et *webhook.EventType) string { return et.Name }
-	return writeList(s, w, r, f.ListOptions, page, key, each(conv))
+	return writeList(s, w, r, f.ListOptions, page, key, conv)
 }
 
 // createEventType creates an event type. Creating one that exists archived
@@ -234,6 +256,9 @@ func (s *Server) getEventType(w http.ResponseWriter, r *http.Request) error {
 	et, err := s.eventTypeFromPath(r)
 	if err != nil {
 		return err
+	}
+	if !eventTypeVisible(r, et) {
+		return errNotFound("Event type")
 	}
 	s.writeJSON(w, r, http.StatusOK, newEventTypeOut(et, true))
 	return nil

@@ -53,6 +53,19 @@ type Config struct {
 	// when the message names no payloadRetentionPeriod (or Hours): 1 to
 	// 90 days; zero means 90 days, Svix's default.
 	Retention time.Duration
+	// AppTokens keeps the webhooks portal's app tokens. Nil means Store,
+	// which implements it (internal/sqlite, internal/dynamo); if it does
+	// not, app tokens are refused (401) and the access routes answer 500.
+	AppTokens webhook.AppTokenStore
+	// BasePath returns the path prefix under which clients reach the
+	// server (lambdafn.RequestStagePath behind API Gateway's execute-api
+	// URL); nil means "". It builds the portal URLs of the access routes.
+	BasePath func(*http.Request) string
+	// PublicURL, when set, is the portal's public base (scheme, host and
+	// path prefix, e.g. "https://hooks.example.com"), used instead of the
+	// request's scheme, host and BasePath: set it when a proxy rewrites
+	// the Host header.
+	PublicURL string
 }
 
 // Server is the management API: an http.Handler for /api/v1/...
@@ -69,6 +82,11 @@ type Server struct {
 	mux          *http.ServeMux
 	pageBytes    int // list response budget; 0 means maxPageBytes (tests set less)
 	retention    time.Duration
+	appTokens    webhook.AppTokenStore
+	basePath     func(*http.Request) string
+	publicURL    string
+	// access is every route's access, by ServeMux pattern (see handle).
+	access map[string]access
 }
 
 // New returns the API handler for cfg.
@@ -85,6 +103,13 @@ func New(cfg Config) *Server {
 		fallback:     cfg.Fallback,
 		mux:          http.NewServeMux(),
 		retention:    webhook.DefaultRetention(cfg.Retention),
+		appTokens:    cfg.AppTokens,
+		basePath:     cfg.BasePath,
+		publicURL:    strings.TrimSuffix(cfg.PublicURL, "/"),
+		access:       map[string]access{},
+	}
+	if s.appTokens == nil {
+		s.appTokens, _ = cfg.Store.(webhook.AppTokenStore)
 	}
 	if s.clock == nil {
 		s.clock = webhook.SystemClock{}
@@ -103,10 +128,16 @@ func New(cfg Config) *Server {
 // returns any error for writeError to turn into the error response.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// handle registers an API handler for a ServeMux pattern.
-func (s *Server) handle(pattern string, h handlerFunc) {
+// handle registers an API handler for a ServeMux pattern, callable with
+// access a (checked by authorize before the handler runs).
+func (s *Server) handle(pattern string, a access, h handlerFunc) {
+	s.access[pattern] = a
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		err := s.authorize(r, a)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
@@ -125,46 +156,54 @@ func (s *Server) routes() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 
-	s.handle("GET /api/v1/app", s.listApps)
-	s.handle("POST /api/v1/app", s.createApp)
-	s.handle("GET "+app, s.getApp)
-	s.handle("PUT "+app, s.putApp)
-	s.handle("PATCH "+app, s.patchApp)
-	s.handle("DELETE "+app, s.deleteApp)
+	// The second argument is who may call the route besides the admin
+	// token: the capability an app token needs, or adminOnly (doc.go
+	// has the matrix).
+	s.handle("GET /api/v1/app", adminOnly, s.listApps)
+	s.handle("POST /api/v1/app", adminOnly, s.createApp)
+	s.handle("GET "+app, viewBase, s.getApp)
+	s.handle("PUT "+app, adminOnly, s.putApp)
+	s.handle("PATCH "+app, adminOnly, s.patchApp)
+	s.handle("DELETE "+app, adminOnly, s.deleteApp)
 
-	s.handle("GET /api/v1/event-type", s.listEventTypes)
-	s.handle("POST /api/v1/event-type", s.createEventType)
-	s.handle("GET "+et, s.getEventType)
-	s.handle("PUT "+et, s.putEventType)
-	s.handle("PATCH "+et, s.patchEventType)
-	s.handle("DELETE "+et, s.deleteEventType)
+	s.handle("GET /api/v1/event-type", viewBase, s.listEventTypes)
+	s.handle("POST /api/v1/event-type", adminOnly, s.createEventType)
+	s.handle("GET "+et, viewBase, s.getEventType)
+	s.handle("PUT "+et, adminOnly, s.putEventType)
+	s.handle("PATCH "+et, adminOnly, s.patchEventType)
+	s.handle("DELETE "+et, adminOnly, s.deleteEventType)
 
-	s.handle("GET "+app+"/endpoint", s.listEndpoints)
-	s.handle("POST "+app+"/endpoint", s.createEndpoint)
-	s.handle("GET "+ep, s.getEndpoint)
-	s.handle("PUT "+ep, s.putEndpoint)
-	s.handle("PATCH "+ep, s.patchEndpoint)
-	s.handle("DELETE "+ep, s.deleteEndpoint)
-	s.handle("GET "+ep+"/secret", s.getEndpointSecret)
-	s.handle("POST "+ep+"/secret/rotate", s.rotateEndpointSecret)
-	s.handle("GET "+ep+"/headers", s.getEndpointHeaders)
-	s.handle("PUT "+ep+"/headers", s.putEndpointHeaders)
-	s.handle("PATCH "+ep+"/headers", s.patchEndpointHeaders)
-	s.handle("GET "+ep+"/stats", s.endpointStats)
-	s.handle("POST "+ep+"/recover", s.recoverEndpoint)
-	s.handle("GET "+ep+"/msg", s.listEndpointMessages)
+	s.handle("GET "+app+"/endpoint", viewBase, s.listEndpoints)
+	s.handle("POST "+app+"/endpoint", manageEndpoint, s.createEndpoint)
+	s.handle("GET "+ep, viewBase, s.getEndpoint)
+	s.handle("PUT "+ep, manageEndpoint, s.putEndpoint)
+	s.handle("PATCH "+ep, manageEndpoint, s.patchEndpoint)
+	s.handle("DELETE "+ep, manageEndpoint, s.deleteEndpoint)
+	s.handle("GET "+ep+"/secret", viewSecret, s.getEndpointSecret)
+	s.handle("POST "+ep+"/secret/rotate", manageSecret, s.rotateEndpointSecret)
+	s.handle("GET "+ep+"/headers", viewBase, s.getEndpointHeaders)
+	s.handle("PUT "+ep+"/headers", manageEndpoint, s.putEndpointHeaders)
+	s.handle("PATCH "+ep+"/headers", manageEndpoint, s.patchEndpointHeaders)
+	s.handle("GET "+ep+"/stats", viewBase, s.endpointStats)
+	s.handle("POST "+ep+"/recover", createAttempts, s.recoverEndpoint)
+	s.handle("GET "+ep+"/msg", viewBase, s.listEndpointMessages)
 
-	s.handle("GET "+app+"/msg", s.listMessages)
-	s.handle(createMessageRoute, s.createMessage)
-	s.handle("GET "+msg, s.getMessage)
-	s.handle("GET "+msg+"/endpoint", s.listMessageEndpoints)
-	s.handle("GET "+msg+"/attempt/{attempt_id}", s.getAttempt)
-	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", s.resend)
-	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", s.listAttemptsByEndpoint)
-	s.handle("GET "+app+"/attempt/msg/{msg_id}", s.listAttemptsByMessage)
+	s.handle("GET "+app+"/msg", viewBase, s.listMessages)
+	s.handle(createMessageRoute, adminOnly, s.createMessage)
+	s.handle("GET "+msg, viewBase, s.getMessage)
+	s.handle("GET "+msg+"/endpoint", viewBase, s.listMessageEndpoints)
+	s.handle("GET "+msg+"/attempt/{attempt_id}", viewBase, s.getAttempt)
+	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", createAttempts, s.resend)
+	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", viewBase, s.listAttemptsByEndpoint)
+	s.handle("GET "+app+"/attempt/msg/{msg_id}", viewBase, s.listAttemptsByMessage)
 
-	s.handle("GET /api/v1/background-task", s.listTasks)
-	s.handle("GET /api/v1/background-task/{task_id}", s.getTask)
+	s.handle("GET /api/v1/background-task", adminOnly, s.listTasks)
+	s.handle("GET /api/v1/background-task/{task_id}", adminOnly, s.getTask)
+
+	s.handle(portalAccessRoute, adminOnly, s.appPortalAccess)
+	s.handle(dashboardAccessRoute, adminOnly, s.dashboardAccess)
+	s.handle(logoutRoute, anyToken, s.logout)
+	s.handle(expireAllRoute, adminOnly, s.expireAll)
 }
 
 // ServeHTTP serves the API. Paths outside /api/ answer 404 for now; the
@@ -198,17 +237,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !(r.Method == http.MethodGet || r.Method == http.MethodHead) || r.URL.Path != "/api/v1/health" {
-		if err := s.authenticate(r); err != nil {
+		p, err := s.authenticate(r)
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
+		r = withPrincipal(r, p)
 	}
 	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		s.unrouted(w, r)
 		return
 	}
-	if r.Method == http.MethodPost && r.Header.Get(idempotencyHeader) != "" {
+	if r.Method == http.MethodPost && r.Header.Get(idempotencyHeader) != "" && !noIdempotency[pattern] {
 		s.idempotent(w, r, pattern, s.mux)
 		return
 	}

@@ -133,7 +133,7 @@ func TestEveryNon204ResponseIsJSON(t *testing.T) {
 
 func TestPanicsBecome500JSON(t *testing.T) {
 	h := newHarness(t)
-	h.srv.handle("GET /api/v1/test-panic", func(w http.ResponseWriter, r *http.Request) error {
+	h.srv.handle("GET /api/v1/test-panic", adminOnly, func(w http.ResponseWriter, r *http.Request) error {
 		panic("boom")
 	})
 	req := httptest.NewRequest("GET", "/api/v1/test-panic", nil)

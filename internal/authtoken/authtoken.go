@@ -12,16 +12,27 @@ import (
 	"strings"
 )
 
-// Prefix starts every generated token, so a leaked one is recognisable.
+// Prefix starts every generated admin token, so a leaked one is
+// recognisable.
 const Prefix = "hsk_"
 
-// Generate returns a new random token (32 bytes of entropy).
-func Generate() (string, error) {
+// AppPrefix starts every app token (the webhooks portal's, app-scoped and
+// short-lived), so that it is told from an admin token at a glance, by
+// secret scanners, and by the API before any store lookup.
+const AppPrefix = "hsa_"
+
+// Generate returns a new random admin token (32 bytes of entropy).
+func Generate() (string, error) { return generate(Prefix) }
+
+// GenerateApp returns a new random app token (32 bytes of entropy).
+func GenerateApp() (string, error) { return generate(AppPrefix) }
+
+func generate(prefix string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("authtoken: %w", err)
 	}
-	return Prefix + base64.RawURLEncoding.EncodeToString(b), nil
+	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // Hash returns the SHA-256 of a token.

@@ -34,3 +34,23 @@ func TestGenerateHashMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateApp(t *testing.T) {
+	a, err := GenerateApp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := GenerateApp()
+	if a == b {
+		t.Fatal("two generated app tokens are equal")
+	}
+	if !strings.HasPrefix(a, AppPrefix) || len(a) < len(AppPrefix)+43 {
+		t.Fatalf("app token %q: want prefix %q and 32 bytes of entropy", a, AppPrefix)
+	}
+	if strings.HasPrefix(a, Prefix) || AppPrefix == Prefix {
+		t.Fatalf("app token %q looks like an admin token", a)
+	}
+	if got := EncodeHash(Hash(a)); len(got) != 64 {
+		t.Errorf("stored hash %q: want 64 hex digits", got)
+	}
+}
