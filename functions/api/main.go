@@ -41,6 +41,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
 		Retention: s.Config.Retention,
+		// Portal links carry the stage, as the dashboard's own links do.
+		BasePath: lambdafn.RequestStagePath,
 		Fallback: dashboard.New(dashboard.Config{
 			Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 			AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS,
