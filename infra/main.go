@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -77,6 +78,10 @@ func propsFromContext(get func(key string) string) (*stack.Props, error) {
 		DomainName:     get("domainName"),
 		CertificateARN: get("certificateArn"),
 		AlarmTopicARN:  get("alarmTopicArn"),
+		PortalName:     get("portalName"),
+	}
+	if v := get("portalFrameAncestors"); v != "" {
+		p.PortalFrameAncestors = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 	}
 	var errs []error
 	switch v := stack.Dispatch(get("dispatch")); v {

@@ -139,6 +139,12 @@ func (h *hookstep) addFunctions() {
 	// The payload retention of a message that names none: Go's
 	// duration, in whole hours.
 	h.res.api.AddEnvironment(jsii.String("HOOKSTEP_RETENTION"), jsii.String(fmt.Sprintf("%dh", 24*p.RetentionDays)), nil)
+	if len(p.PortalFrameAncestors) > 0 {
+		h.res.api.AddEnvironment(jsii.String("HOOKSTEP_PORTAL_FRAME_ANCESTORS"), jsii.String(strings.Join(p.PortalFrameAncestors, " ")), nil)
+	}
+	if p.PortalName != "" {
+		h.res.api.AddEnvironment(jsii.String("HOOKSTEP_PORTAL_NAME"), jsii.String(p.PortalName), nil)
+	}
 
 	deliverDescription := "hookstep delivery attempt (the state machine's task)"
 	if p.Dispatch == DispatchQueue {

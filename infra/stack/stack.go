@@ -15,6 +15,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -134,6 +135,15 @@ type Props struct {
 
 	// AlarmTopicARN, when set, is the SNS topic every alarm notifies.
 	AlarmTopicARN string
+
+	// PortalFrameAncestors are the origins (scheme://host[:port]) whose
+	// pages may frame the customers' webhooks portal: the platform's own
+	// dashboard. The api gets them as HOOKSTEP_PORTAL_FRAME_ANCESTORS.
+	// Empty: the portal opens in its own tab or window only.
+	PortalFrameAncestors []string
+	// PortalName is what the portal calls itself to customers
+	// (HOOKSTEP_PORTAL_NAME). Default "Webhooks".
+	PortalName string
 
 	// APIGatewayLogRoleExists says the account's API Gateway CloudWatch
 	// role is already configured in this region. A REST API needs that
@@ -477,6 +487,11 @@ func (p *Props) withDefaults() (Props, error) {
 	if out.RetentionDays < 1 || out.RetentionDays > maxRetentionDays {
 		errs = append(errs, fmt.Errorf("RetentionDays %d: want 1..%d", out.RetentionDays, maxRetentionDays))
 	}
+	for _, o := range out.PortalFrameAncestors {
+		if err := checkOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("PortalFrameAncestors: %w", err))
+		}
+	}
 	if (out.DomainName == "") != (out.CertificateARN == "") {
 		errs = append(errs, errors.New("DomainName and CertificateARN go together: set both or neither"))
 	}
@@ -510,4 +525,15 @@ func checkAsset(dir, name string, arch Architecture) error {
 // seconds converts a Go duration to a CDK one.
 func seconds(d time.Duration) awscdk.Duration {
 	return awscdk.Duration_Seconds(jsii.Number(d.Seconds()))
+}
+
+// checkOrigin accepts an origin as CSP's frame-ancestors takes it:
+// https://host[:port] (http only for localhost, for trying it out).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
+		!(u.Scheme == "https" || u.Scheme == "http" && u.Hostname() == "localhost") {
+		return fmt.Errorf("%q is not an origin (https://host[:port])", o)
+	}
+	return nil
 }

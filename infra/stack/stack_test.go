@@ -792,6 +792,8 @@ func TestPropsAreValidated(t *testing.T) {
 		{"unknown API kind", stack.Props{API: "v2"}, "API"},
 		{"retention beyond 90 days", stack.Props{RetentionDays: 91}, "RetentionDays"},
 		{"negative retention", stack.Props{RetentionDays: -1}, "RetentionDays"},
+		{"a portal frame ancestor with a path", stack.Props{PortalFrameAncestors: []string{"https://app.example.com/webhooks"}}, "PortalFrameAncestors"},
+		{"a plain-http portal frame ancestor", stack.Props{PortalFrameAncestors: []string{"http://app.example.com"}}, "PortalFrameAncestors"},
 		{"functions not built", stack.Props{AssetDir: filepath.Join(workDir, "nowhere")}, "make build"},
 	}
 	for _, tt := range tests {
@@ -853,5 +855,26 @@ func TestRetention(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPortalProps: the origins that may frame the customers' portal and
+// its name reach the api function; without them the variables are absent
+// (the portal is not framable, and is called "Webhooks").
+func TestPortalProps(t *testing.T) {
+	env := func(s synthesized, name string) map[string]any {
+		_, fn := s.tmpl.function(t, name)
+		return fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+	}
+	s := synth(t, stack.Props{PortalFrameAncestors: []string{"https://app.example.com", "https://admin.example.com:8443"}, PortalName: "Acme webhooks"})
+	api := env(s, "api")
+	if api["HOOKSTEP_PORTAL_FRAME_ANCESTORS"] != "https://app.example.com https://admin.example.com:8443" || api["HOOKSTEP_PORTAL_NAME"] != "Acme webhooks" {
+		t.Errorf("api environment: %v", api)
+	}
+	for _, name := range stack.Functions {
+		vars := env(defaultStack(), name)
+		if _, ok := vars["HOOKSTEP_PORTAL_FRAME_ANCESTORS"]; ok {
+			t.Errorf("%s: HOOKSTEP_PORTAL_FRAME_ANCESTORS without the prop", name)
+		}
 	}
 }

@@ -187,10 +187,10 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 
 // PurgeExpired deletes what expired at now: up to limit messages (their
 // deliveries and attempts go with them), up to limit further attempts, up
-// to limit idempotency records and up to limit tasks. It returns how many
-// messages, attempts, idempotency records and tasks it deleted, not
-// counting the rows that went with a message; call it until it returns 0
-// to purge everything.
+// to limit idempotency records, tasks, app tokens and app-token cut-off
+// rows each. It returns how many rows of those it deleted, not counting
+// the rows that went with a message; call it until it returns 0 to purge
+// everything.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil // SQLite reads a negative LIMIT as none
@@ -203,6 +203,8 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 			"DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE expires_at <= ? LIMIT ?)",
+			"DELETE FROM app_tokens WHERE hash IN (SELECT hash FROM app_tokens WHERE expires_at <= ? LIMIT ?)",
+			"DELETE FROM app_token_cutoffs WHERE rowid IN (SELECT rowid FROM app_token_cutoffs WHERE expires_at <= ? LIMIT ?)",
 		} {
 			n, err := rowsAffected(tx.ExecContext(ctx, stmt, at, limit))
 			if err != nil {

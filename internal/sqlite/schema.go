@@ -160,4 +160,31 @@ CREATE INDEX tasks_by_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL;
 	// 5: what the request that claimed an idempotency key creates (a
 	// message id; NULL: nothing named).
 	`ALTER TABLE idempotency ADD COLUMN resource TEXT;`,
+	// 6: app tokens (the portal's, webhook.AppTokenStore), by the hex
+	// SHA-256 of the token, and the cut-offs of ExpireAppTokens: one row
+	// per app (session_id '') and per app and session, each a JSON list of
+	// [createdBy, deadAt] pairs. No foreign keys: a token of a deleted app
+	// reaches nothing, and expires.
+	`
+CREATE TABLE app_tokens (
+	hash          TEXT PRIMARY KEY,
+	app_id        TEXT NOT NULL,
+	capabilities  TEXT NOT NULL,   -- JSON array
+	read_only     INTEGER NOT NULL,
+	session_id    TEXT NOT NULL,   -- '' when none
+	feature_flags TEXT NOT NULL,   -- JSON array
+	created_at    INTEGER NOT NULL,
+	expires_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX app_tokens_by_expiry ON app_tokens (expires_at);
+
+CREATE TABLE app_token_cutoffs (
+	app_id     TEXT NOT NULL,
+	session_id TEXT NOT NULL,      -- '' for the whole app
+	cutoffs    TEXT NOT NULL,      -- JSON array of [createdBy, deadAt] (unix ms)
+	expires_at INTEGER NOT NULL,   -- when every token it covers has expired
+	PRIMARY KEY (app_id, session_id)
+) STRICT;
+CREATE INDEX app_token_cutoffs_by_expiry ON app_token_cutoffs (expires_at);
+`,
 }

@@ -610,6 +610,14 @@ func TestPurgeExpired(t *testing.T) {
 		if err := f.s.CreateTask(f.ctx, task); err != nil {
 			t.Fatalf("CreateTask: %v", err)
 		}
+		tok := &webhook.AppToken{Hash: fmt.Sprintf("hash-%v", life), AppID: f.app.ID, ExpiresAt: now.Add(life)}
+		if err := f.s.CreateAppToken(f.ctx, tok); err != nil {
+			t.Fatalf("CreateAppToken: %v", err)
+		}
+	}
+	// A cut-off lives as long as a token it covers might.
+	if err := f.s.ExpireAppTokens(f.ctx, f.app.ID, nil, f.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("ExpireAppTokens: %v", err)
 	}
 
 	purge := func(now time.Time, limit int) int {
@@ -625,23 +633,23 @@ func TestPurgeExpired(t *testing.T) {
 	}
 	later := f.clock.Now().Add(2 * time.Hour)
 	// 2 at a time: first 2 messages, 2 attempts (the third message's and
-	// the lone one), the idempotency record and the task; then the third
-	// message.
-	for i, want := range []int{2 + 2 + 1 + 1, 1, 0} {
+	// the lone one), the idempotency record, the task and the app token;
+	// then the third message.
+	for i, want := range []int{2 + 2 + 1 + 1 + 1, 1, 0} {
 		if n := purge(later, 2); n != want {
 			t.Errorf("PurgeExpired call %d = %d, want %d", i, n, want)
 		}
 	}
 
 	counts := map[string]int{}
-	for _, table := range []string{"messages", "deliveries", "attempts", "idempotency", "tasks"} {
+	for _, table := range []string{"messages", "deliveries", "attempts", "idempotency", "tasks", "app_tokens", "app_token_cutoffs"} {
 		var n int
 		if err := f.s.db.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)
 		}
 		counts[table] = n
 	}
-	want := map[string]int{"messages": 1, "deliveries": 1, "attempts": 1, "idempotency": 1, "tasks": 1}
+	want := map[string]int{"messages": 1, "deliveries": 1, "attempts": 1, "idempotency": 1, "tasks": 1, "app_tokens": 1, "app_token_cutoffs": 1}
 	if d := cmp.Diff(want, counts); d != "" {
 		t.Errorf("rows left after purging (-want +got):\n%s", d)
 	}

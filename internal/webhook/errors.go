@@ -20,6 +20,7 @@ const (
 	KindConflict          // unique key taken, concurrent change: 409
 	KindTooLarge          // payload over its limit: 413
 	KindUnauthorized      // missing or bad credentials: 401
+	KindForbidden         // valid credentials that do not allow this: 403
 )
 
 // FieldError names one invalid input and why. Loc follows the Svix
@@ -80,6 +81,11 @@ func Conflict(format string, args ...any) error {
 // BadRequest returns a KindBadRequest error with a machine-readable code.
 func BadRequest(code, format string, args ...any) error {
 	return &Error{Kind: KindBadRequest, Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Forbidden returns a KindForbidden error.
+func Forbidden(format string, args ...any) error {
+	return &Error{Kind: KindForbidden, Msg: fmt.Sprintf(format, args...)}
 }
 
 // TooLarge returns a KindTooLarge error.

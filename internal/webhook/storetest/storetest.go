@@ -76,9 +76,15 @@
 //     optimistic updates, and NotFound (absent or expired) wins over
 //     ErrStale. Tasks expire as messages do, and no other operation
 //     (DeleteApp, DeleteEndpoint) is checked to remove them.
+//   - App tokens (webhook.AppTokenStore, which every Store implements):
+//     ExpiresAt is checked 1 ms either side, as other expiries, and so is
+//     the at of ExpireAppTokens; a token created at the instant of an
+//     ExpireAppTokens call is covered by it. Session ids are compared
+//     exactly, and a session call never covers a token without a session.
 //
 // Stores must be safe for concurrent use: the suite races RecordAttempt
-// calls and BeginIdempotent calls against each other.
+// calls, BeginIdempotent calls and ExpireAppTokens calls against each
+// other.
 package storetest
 
 import (
@@ -174,6 +180,12 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"Tasks", testTasks},
 		{"ListTasks", testListTasks},
 		{"TaskExpiry", testTaskExpiry},
+		{"AppTokens", testAppTokens},
+		{"ExpireAppTokens", testExpireAppTokens},
+		{"ExpireAppTokensSessions", testExpireAppTokensSessions},
+		{"ExpireAppTokensNeverExtends", testExpireAppTokensNeverExtends},
+		{"ExpireAppTokensModel", testExpireAppTokensModel},
+		{"ExpireAppTokensRace", testExpireAppTokensRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -409,6 +421,8 @@ func kindName(k webhook.Kind) string {
 		return "NotFound"
 	case webhook.KindConflict:
 		return "Conflict"
+	case webhook.KindInvalid:
+		return "Invalid"
 	}
 	return "other"
 }
