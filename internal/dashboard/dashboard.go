@@ -323,8 +323,15 @@ func badRequest(msg string) error { return &userError{status: http.StatusBadRequ
 // shown as a generic message.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. Try again; if it keeps happening, check the server log."
+	title := ""
 	var ue *userError
 	switch {
+	case errors.Is(err, errNoSession):
+		// The portal without a live link: the one thing to do is to
+		// come from the platform's dashboard again.
+		status = http.StatusUnauthorized
+		title = "This link has expired"
+		msg = "This link has expired — open " + h.portalName + " again from your dashboard."
 	case errors.As(err, &ue):
 		status, msg = ue.status, ue.msg
 	case webhook.IsNotFound(err):
@@ -336,12 +343,17 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		h.log.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if title == "" {
+		title = http.StatusText(status)
+	}
 	data := struct {
 		layout
 		Status  int
 		Message string
-	}{h.newPage(w, r, http.StatusText(status), ""), status, msg}
-	data.SignedIn = h.signedIn(r)
+	}{h.newPage(w, r, title, ""), status, msg}
+	if portalOf(r.Context()) == nil {
+		data.SignedIn = h.signedIn(r)
+	}
 	if rerr := h.render(w, r, status, "error.html", &data); rerr != nil {
 		h.log.ErrorContext(r.Context(), "render error page", "err", rerr)
 		http.Error(w, msg, status)
@@ -350,28 +362,54 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // layout is what the layout template of every page needs.
 type layout struct {
-	Base     string // the base path, prefixed to every link
+	Base     string // prefixed to every link: the base path, and /portal in the portal (linkBase)
+	Static   string // prefixed to the stylesheet and the script: the base path
 	CSRF     string // the form token of this browser's session
 	Title    string
+	Brand    string // what the dashboard calls itself: "hookstep", or the portal's name
 	Nav      string // the active main-menu entry: "apps" or "event-types"
 	Tab      string // the active tab of an app: "endpoints" or "messages"
-	SignedIn bool
+	SignedIn bool   // an admin, or a live portal session
 	Notice   string // the result of the last action, after a redirect
 	PlayOn   bool
+	Perms    perms // the forms to show
+	// The portal's: the session's app (its id; "" without a session), and
+	// the look the link asked for.
+	Portal    bool
+	PortalApp string
+	ThemeCSS  string // the theme's stylesheet, "" for the default look
+	Icon      string
 }
 
 // newPage returns the layout data for a page of r, setting the CSRF
 // cookie when the browser has none yet.
 func (h *handler) newPage(w http.ResponseWriter, r *http.Request, title, nav string) layout {
-	return layout{
-		Base:     basePath(r.Context()),
+	ctx := r.Context()
+	l := layout{
+		Base:     linkBase(ctx),
+		Static:   basePath(ctx),
 		CSRF:     h.csrfToken(w, r),
 		Title:    title,
+		Brand:    "hookstep",
 		Nav:      nav,
 		SignedIn: true,
 		Notice:   notices[r.URL.Query().Get("done")],
 		PlayOn:   h.play != nil,
+		Perms:    permsOf(ctx),
 	}
+	if p := portalOf(ctx); p != nil {
+		l.Portal = true
+		l.Brand = h.portalName
+		l.SignedIn = p.token != nil
+		if p.app != nil {
+			l.PortalApp = p.app.ID
+		}
+		if q := p.theme.stylesheet(); q != "" {
+			l.ThemeCSS = l.Base + "/theme.css?" + q
+		}
+		l.Icon = p.theme.Icon
+	}
+	return l
 }
 
 // notices are the messages shown after an action redirects back with

@@ -39,13 +39,15 @@ func forbidden() error {
 		msg: "Your access does not allow this. Ask the service you came from for a link with more rights."}
 }
 
-type portalKey struct{}  // a *portalRequest: the request is under /portal
-type sessionKey struct{} // the *webhook.AppToken of a live portal session
+type portalKey struct{} // a *portalRequest: the request is under /portal
 
-// portalRequest is what the portal knows of a request before its session
-// is checked.
+// portalRequest is what the portal knows of a request. It is shared by
+// pointer through the request's contexts, so that fail, which sees the
+// request as it came in, also knows the session a route checked.
 type portalRequest struct {
 	theme theme
+	token *webhook.AppToken // the live session's token, once a route checked it
+	app   *webhook.App      // the token's app
 }
 
 func portalOf(ctx context.Context) *portalRequest {
@@ -56,8 +58,10 @@ func portalOf(ctx context.Context) *portalRequest {
 // sessionOf returns the app token of a portal session, nil outside one
 // (the admin dashboard, or a portal page that needs no session).
 func sessionOf(ctx context.Context) *webhook.AppToken {
-	t, _ := ctx.Value(sessionKey{}).(*webhook.AppToken)
-	return t
+	if p := portalOf(ctx); p != nil {
+		return p.token
+	}
+	return nil
 }
 
 // linkBase prefixes every link, form action and redirect of a page: the
@@ -71,17 +75,19 @@ func linkBase(ctx context.Context) string {
 }
 
 // can reports whether the request may do what c allows: always in the
-// admin dashboard, per the token in a portal session.
+// admin dashboard, per the session's token in the portal (nothing
+// without a session).
 func can(ctx context.Context, c webhook.Capability) bool {
-	tok := sessionOf(ctx)
-	return tok == nil || tok.Can(c)
+	p := portalOf(ctx)
+	return p == nil || (p.token != nil && p.token.Can(c))
 }
 
-// inScope reports whether a portal session may see app: only its own,
-// named by the token by id (or uid). Admins see every app.
+// inScope reports whether the request may see app: admins see every app,
+// a portal session only its token's (resolved by id or uid when the
+// session was checked).
 func inScope(ctx context.Context, app *webhook.App) bool {
-	tok := sessionOf(ctx)
-	return tok == nil || tok.AppID == app.ID || (app.UID != "" && tok.AppID == app.UID)
+	p := portalOf(ctx)
+	return p == nil || (p.app != nil && p.app.ID == app.ID)
 }
 
 // perms are the capabilities a page shows the forms of.
@@ -149,11 +155,12 @@ func (h *handler) portalRoute(w http.ResponseWriter, r *http.Request, cap webhoo
 	if cap == adminOnly {
 		return notFound()
 	}
-	tok, err := h.portalSession(r)
+	tok, app, err := h.portalSession(r)
 	if err != nil {
 		return err
 	}
-	r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, tok))
+	p := portalOf(r.Context())
+	p.token, p.app = tok, app
 	w.Header().Set("Cache-Control", "no-store")
 	if form {
 		if err := h.checkForm(w, r); err != nil {
@@ -167,15 +174,33 @@ func (h *handler) portalRoute(w http.ResponseWriter, r *http.Request, cap webhoo
 }
 
 // portalSession returns the live app token of the request's session
-// cookie, read anew from the store on every request, so that a token that
-// expired, was deleted (logout) or expired early stops working at once.
-// errNoSession when there is none.
-func (h *handler) portalSession(r *http.Request) (*webhook.AppToken, error) {
+// cookie and its app, read anew from the store on every request, so that
+// a token that expired, was deleted (logout) or expired early stops
+// working at once. errNoSession when there is none, or its app is gone.
+func (h *handler) portalSession(r *http.Request) (*webhook.AppToken, *webhook.App, error) {
 	c, err := r.Cookie(portalSessionCookie)
 	if err != nil {
+		return nil, nil, errNoSession
+	}
+	tok, err := h.liveAppToken(r.Context(), c.Value)
+	if err != nil {
+		return nil, nil, err
+	}
+	app, err := h.tokenApp(r.Context(), tok)
+	return tok, app, err
+}
+
+// tokenApp returns the app of a token (by id or uid): errNoSession when
+// it was deleted.
+func (h *handler) tokenApp(ctx context.Context, tok *webhook.AppToken) (*webhook.App, error) {
+	if tok.AppID == "" || len(tok.AppID) > maxPathValue {
 		return nil, errNoSession
 	}
-	return h.liveAppToken(r.Context(), c.Value)
+	app, err := h.store.GetApp(ctx, tok.AppID)
+	if webhook.IsNotFound(err) {
+		return nil, errNoSession
+	}
+	return app, err
 }
 
 // liveAppToken looks a token up by its hash: errNoSession unless it is
@@ -234,6 +259,10 @@ func (h *handler) startPortalSession(w http.ResponseWriter, r *http.Request) err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	tok, err := h.liveAppToken(r.Context(), body.Token)
+	var app *webhook.App
+	if err == nil {
+		app, err = h.tokenApp(r.Context(), tok)
+	}
 	if errors.Is(err, errNoSession) {
 		h.setCookie(w, r, portalSessionCookie, "", -1)
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{"location": linkBase(r.Context()) + "/expired"})
@@ -243,16 +272,16 @@ func (h *handler) startPortalSession(w http.ResponseWriter, r *http.Request) err
 	}
 	h.setCookie(w, r, portalSessionCookie, body.Token, 0)
 	h.setCookie(w, r, portalCSRFCookie, newNonce(), 0)
-	return writeJSON(w, http.StatusOK, map[string]string{"location": linkBase(r.Context()) + appPath(tok.AppID)})
+	return writeJSON(w, http.StatusOK, map[string]string{"location": linkBase(r.Context()) + appPath(app.ID)})
 }
 
 // portalHome is /portal/: the session's app.
 func (h *handler) portalHome(w http.ResponseWriter, r *http.Request) error {
-	tok, err := h.portalSession(r)
+	_, app, err := h.portalSession(r)
 	if err != nil {
 		return err
 	}
-	loc := appPath(tok.AppID)
+	loc := appPath(app.ID)
 	if r.URL.RawQuery != "" {
 		loc += "?" + r.URL.RawQuery
 	}
