@@ -363,7 +363,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // layout is what the layout template of every page needs.
 type layout struct {
 	Base     string // prefixed to every link: the base path, and /portal in the portal (linkBase)
-	Static   string // prefixed to the stylesheet and the script: the base path
+	Static   string // prefixed to the stylesheet and the script: the base path, or Base in the portal
 	CSRF     string // the form token of this browser's session
 	Title    string
 	Brand    string // what the dashboard calls itself: "hookstep", or the portal's name
@@ -399,6 +399,7 @@ func (h *handler) newPage(w http.ResponseWriter, r *http.Request, title, nav str
 	}
 	if p := portalOf(ctx); p != nil {
 		l.Portal = true
+		l.Static = l.Base // a portal page names nothing outside /portal
 		l.Brand = h.portalName
 		l.SignedIn = p.token != nil
 		if p.app != nil {
