@@ -119,7 +119,7 @@ func (h *handler) playReceive(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, err = io.WriteString(w, `{"received":true,"note":"hookstep Play, for testing only"}`)
+	_, err = io.WriteString(w, `{"received":true,"note":"Play: a test receiver, for testing only"}`)
 	return err
 }
 

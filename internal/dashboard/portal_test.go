@@ -265,6 +265,9 @@ func TestPortalSignsInFromTheLinkFragment(t *testing.T) {
 			t.Errorf("GET %s: status %d, want 200", path, resp.StatusCode)
 		}
 		wantOnlyPortalLinks(t, path, body)
+		if strings.Contains(body, "hookstep") {
+			t.Errorf("%s names hookstep to the customer", path)
+		}
 	}
 	if strings.Contains(logs.String(), token) {
 		t.Errorf("the token is in the log:\n%s", logs.String())
