@@ -129,7 +129,11 @@ func isPortalPath(p string) bool {
 func (h *handler) servePortal(w http.ResponseWriter, r *http.Request) {
 	pr := &portalRequest{}
 	r = r.WithContext(context.WithValue(r.Context(), portalKey{}, pr))
-	pr.theme = h.portalTheme(w, r, r.URL.Path == portalPrefix && r.Method == http.MethodGet)
+	// The stylesheet's parameters are its content, not the session's
+	// theme; and a response that caches may not set cookies.
+	if r.URL.Path != portalPrefix+"/theme.css" {
+		pr.theme = h.portalTheme(w, r, r.URL.Path == portalPrefix && r.Method == http.MethodGet)
+	}
 	hd := w.Header()
 	img := "'self'"
 	if o := pr.theme.origin(); o != "" {

@@ -825,6 +825,9 @@ func TestThemeStylesheet(t *testing.T) {
 		t.Run(tt.query, func(t *testing.T) {
 			resp, body := c.get("/portal/theme.css?" + tt.query)
 			wantStatus(t, resp, body, http.StatusOK)
+			if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+				t.Errorf("theme.css, which caches, sets cookies %q", got)
+			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/css") {
 				t.Errorf("Content-Type %q, want text/css", ct)
 			}
