@@ -857,3 +857,22 @@ func TestThemeStylesheet(t *testing.T) {
 		t.Errorf("a link without a theme keeps the previous one:\n%s", body)
 	}
 }
+
+// TestPortalAppByUID: a token of an app named by its uid, and the app's
+// pages by uid, are the same app's.
+func TestPortalAppByUID(t *testing.T) {
+	h := newHarness(t, withPortal(""))
+	now := h.clock.Now()
+	app := &webhook.App{ID: webhook.NewID(webhook.PrefixApp), UID: "acme", Name: "Acme", Metadata: map[string]string{}, CreatedAt: now, UpdatedAt: now}
+	if err := h.store.CreateApp(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	byUID := &webhook.App{ID: "acme"} // what the token names
+	c := h.customer()
+	resp, loc := c.startSession(h.appToken(byUID, false), nil)
+	if resp.StatusCode != http.StatusOK || loc != "/portal/app/"+app.ID {
+		t.Fatalf("POST /portal/session: %d, %q; want 200, /portal/app/%s", resp.StatusCode, loc, app.ID)
+	}
+	resp, body := c.get("/portal/app/acme")
+	wantStatus(t, resp, body, http.StatusOK)
+}
