@@ -24,8 +24,8 @@ func (h *handler) loadApp(r *http.Request) (*webhook.App, error) {
 		return nil, notFound()
 	}
 	app, err := h.store.GetApp(r.Context(), idOrUID)
-	if webhook.IsNotFound(err) {
-		return nil, notFound()
+	if webhook.IsNotFound(err) || (err == nil && !inScope(r.Context(), app)) {
+		return nil, notFound() // a portal session's other apps do not exist for it
 	}
 	return app, err
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/hookstep/hookstep/internal/localqueue"
 	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
+	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -41,9 +42,11 @@ const screenshotDir = "testdata/output"
 type stack struct {
 	url      string
 	receiver *receiver
+	store    *sqlite.Store
 }
 
-func startStack(t *testing.T) *stack {
+// startStack starts local mode; opts change the dashboard's Config.
+func startStack(t *testing.T, opts ...harnessOption) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	clock := webhook.SystemClock{}
@@ -74,8 +77,12 @@ func startStack(t *testing.T) *stack {
 	tokenHash := authtoken.Hash(testToken)
 	apiHandler := api.New(api.Config{Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash,
 		Logger: logger, AllowPrivateTargets: true})
-	dashboard := New(Config{Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash,
-		Logger: logger, AllowPrivateTargets: true, Play: play.NewMemory(clock)})
+	cfg := Config{Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash,
+		Logger: logger, AllowPrivateTargets: true, Play: play.NewMemory(clock)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	dashboard := New(cfg)
 	// /api/ → the API, everything else → the dashboard. Not an
 	// http.ServeMux: it would redirect the "//api/..." paths that SDKs
 	// send, which the API accepts as they are.
@@ -94,7 +101,7 @@ func startStack(t *testing.T) *stack {
 	rsrv := httptest.NewServer(rcv)
 	t.Cleanup(rsrv.Close)
 	rcv.url = rsrv.URL + "/hooks"
-	return &stack{url: srv.URL, receiver: rcv}
+	return &stack{url: srv.URL, receiver: rcv, store: store}
 }
 
 // receiver is a webhook receiver on 127.0.0.1 that answers with a status
@@ -167,8 +174,9 @@ func (s *stack) sendMessage(t *testing.T, appID, eventType, marker string) strin
 
 // browser drives a headless Chromium.
 type browser struct {
-	ctx  context.Context
-	base string
+	ctx    context.Context
+	base   string
+	frames *[]context.CancelFunc // of the contexts attached to frames, ended with the browser
 }
 
 // needChromium skips the test when Chromium is not installed, or fails it
@@ -185,11 +193,11 @@ func needChromium(t *testing.T) {
 }
 
 // startBrowser starts Chromium headless, with a fresh profile and without
-// any background networking.
-func startBrowser(t *testing.T, base string) *browser {
+// any background networking; extra adds options.
+func startBrowser(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	profile := t.TempDir()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -209,23 +217,33 @@ func startBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("safebrowsing-disable-auto-update", true),
 		chromedp.Flag("no-pings", true),
 		chromedp.Flag("dns-prefetch-disable", true),
-		// Every host name but the test servers' address fails to resolve:
-		// nothing can leave the machine.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		// Every host name but the test servers' address (and localhost,
+		// which is the same) fails to resolve: nothing can leave the
+		// machine.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"),
 		chromedp.Flag("lang", "en-US"),
 		// A time zone other than UTC, to see times converted.
 		chromedp.Env("TZ=Asia/Tokyo"),
-	)
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	ctx, cancelTab := chromedp.NewContext(alloc)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
+	var frames []context.CancelFunc
+	t.Cleanup(func() {
+		for _, cancel := range frames {
+			cancel()
+		}
+		cancelTimeout()
+		cancelTab()
+		cancelAlloc()
+	})
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &browser{ctx: ctx, base: base}
+	return &browser{ctx: ctx, base: base, frames: &frames}
 }
 
 func (b *browser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {

@@ -60,6 +60,15 @@ type Config struct {
 	// Retention is how long an example message sent from an event type's
 	// page is kept (see api.Config.Retention); zero means 90 days.
 	Retention time.Duration
+	// AppTokens checks the app tokens that sign customers into the portal
+	// (/portal, see doc.go). Nil turns the portal off: /portal is 404.
+	AppTokens webhook.AppTokenStore
+	// PortalFrameAncestors are the origins that may embed the portal in a
+	// frame (its CSP frame-ancestors), each as ParseFrameAncestors returns
+	// it; none means no site may. The admin dashboard may never be framed.
+	PortalFrameAncestors []string
+	// PortalName is what the portal calls itself; "" means "Webhooks".
+	PortalName string
 }
 
 type basePathKey struct{}
@@ -95,11 +104,18 @@ type handler struct {
 	basePathOf func(*http.Request) string
 	retention  time.Duration // of an example message
 	pages      map[string]*template.Template
-	mux        *http.ServeMux
+	mux        *http.ServeMux // the dashboard's routes, of the admin and (under /portal) the portal
+	// The portal; portal is nil when it is off.
+	appTokens      webhook.AppTokenStore
+	frameAncestors string // the portal's CSP frame-ancestors
+	portalName     string
+	portal         *http.ServeMux
 }
 
 // New returns the dashboard: an http.Handler for every path outside /api/.
-// It panics if its embedded templates do not parse, which a test catches.
+// It panics if its embedded templates do not parse, which a test catches,
+// or if an entry of cfg.PortalFrameAncestors is not an origin (read them
+// with ParseFrameAncestors).
 func New(cfg Config) http.Handler {
 	h := &handler{
 		store:      cfg.Store,
@@ -113,6 +129,20 @@ func New(cfg Config) http.Handler {
 		retention:  webhook.DefaultRetention(cfg.Retention),
 		pages:      parsePages(),
 		mux:        http.NewServeMux(),
+		appTokens:  cfg.AppTokens,
+		portalName: cfg.PortalName,
+	}
+	if h.portalName == "" {
+		h.portalName = defaultPortalName
+	}
+	h.frameAncestors = "'none'"
+	if len(cfg.PortalFrameAncestors) > 0 {
+		for _, o := range cfg.PortalFrameAncestors {
+			if _, ok := frameAncestor(o); !ok {
+				panic("dashboard: PortalFrameAncestors: " + o + " is not an origin")
+			}
+		}
+		h.frameAncestors = strings.Join(cfg.PortalFrameAncestors, " ")
 	}
 	if h.clock == nil {
 		h.clock = webhook.SystemClock{}
@@ -121,54 +151,68 @@ func New(cfg Config) http.Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.routes()
+	if h.appTokens != nil {
+		h.portal = http.NewServeMux()
+		h.portalRoutes()
+	}
 	return h
 }
 
+// adminOnly is the capability of a route that the portal does not have.
+const adminOnly webhook.Capability = ""
+
 // routes registers every page. A = /app/{app_id}, E = A/endpoint/{endpoint_id}.
-// page routes need a signed-in user; action routes (POST) also need the
-// CSRF token.
+// page routes need a signed-in admin, or a portal session whose token
+// allows the route's capability; action routes (POST) also need the CSRF
+// token. Under /portal the same routes serve the portal (portalRoute).
 func (h *handler) routes() {
 	const (
 		app = "/app/{app_id}"
 		ep  = app + "/endpoint/{endpoint_id}"
 		msg = app + "/msg/{msg_id}"
 	)
+	const (
+		view    = webhook.CapViewBase
+		manage  = webhook.CapManageEndpoint
+		rotate  = webhook.CapManageEndpointSecret
+		attempt = webhook.CapCreateAttempts
+	)
 	static, _ := fs.Sub(staticFiles, "static")
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	h.handle("GET /signin", h.signInPage)
 	h.handle("POST /signin", h.signIn)
-	h.action("POST /signout", h.signOut)
+	h.action("POST /signout", adminOnly, h.signOut)
 
-	h.page("GET /{$}", h.appsPage)
-	h.action("POST /app", h.createApp)
-	h.page("GET "+app, h.appPage)
-	h.page("GET "+app+"/endpoint/new", h.newEndpointPage)
-	h.action("POST "+app+"/endpoint", h.createEndpoint)
-	h.page("GET "+ep, h.endpointPage)
-	h.action("POST "+ep+"/event-types", h.saveEventTypes)
-	h.action("POST "+ep+"/secret/rotate", h.rotateSecret)
-	h.action("POST "+ep+"/headers", h.saveHeader)
-	h.action("POST "+ep+"/headers/delete", h.deleteHeader)
-	h.action("POST "+ep+"/disable", h.disableEndpoint)
-	h.action("POST "+ep+"/enable", h.enableEndpoint)
-	h.page("GET "+ep+"/recover", h.recoverPage)
-	h.action("POST "+ep+"/recover", h.recoverEndpoint)
-	h.page("GET "+ep+"/delete", h.deleteEndpointPage)
-	h.action("POST "+ep+"/delete", h.deleteEndpoint)
-	h.action("POST "+ep+"/send-example", h.sendExample)
-	h.page("GET "+app+"/msg", h.messagesPage)
-	h.page("GET "+msg, h.messagePage)
-	h.action("POST "+msg+"/resend", h.resend)
-	h.page("GET /event-types", h.eventTypesPage)
-	h.action("POST /event-types/send-example", h.sendExample)
+	h.page("GET /{$}", adminOnly, h.appsPage)
+	h.action("POST /app", adminOnly, h.createApp)
+	h.page("GET "+app, view, h.appPage)
+	h.page("GET "+app+"/endpoint/new", manage, h.newEndpointPage)
+	h.action("POST "+app+"/endpoint", manage, h.createEndpoint)
+	h.page("GET "+ep, view, h.endpointPage) // ?reveal=secret: ViewEndpointSecret
+	h.action("POST "+ep+"/event-types", manage, h.saveEventTypes)
+	h.action("POST "+ep+"/secret/rotate", rotate, h.rotateSecret)
+	h.action("POST "+ep+"/headers", manage, h.saveHeader)
+	h.action("POST "+ep+"/headers/delete", manage, h.deleteHeader)
+	h.action("POST "+ep+"/disable", manage, h.disableEndpoint)
+	h.action("POST "+ep+"/enable", manage, h.enableEndpoint)
+	h.page("GET "+ep+"/recover", attempt, h.recoverPage)
+	h.action("POST "+ep+"/recover", attempt, h.recoverEndpoint)
+	h.page("GET "+ep+"/delete", manage, h.deleteEndpointPage)
+	h.action("POST "+ep+"/delete", manage, h.deleteEndpoint)
+	h.action("POST "+ep+"/send-example", attempt, h.sendExample)
+	h.page("GET "+app+"/msg", view, h.messagesPage)
+	h.page("GET "+msg, view, h.messagePage)
+	h.action("POST "+msg+"/resend", attempt, h.resend)
+	h.page("GET /event-types", view, h.eventTypesPage)
+	h.action("POST /event-types/send-example", attempt, h.sendExample)
 
 	h.handle("POST /play/{token}", h.playReceive)
-	h.page("GET /play/{token}", h.playPage)
-	h.page("GET /play/{token}/requests", h.playRequests)
+	h.page("GET /play/{token}", view, h.playPage)
+	h.page("GET /play/{token}/requests", view, h.playRequests)
 
-	h.handle("/", func(w http.ResponseWriter, r *http.Request) error {
+	h.mux.Handle("/", h.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound()
-	})
+	}))
 }
 
 // ServeHTTP serves the dashboard with the headers every response gets.
@@ -187,8 +231,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(WithBasePath(r.Context(), h.basePathOf(r)))
 	}
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'")
 	hd.Set("X-Content-Type-Options", "nosniff")
+	if h.portal != nil && isPortalPath(r.URL.Path) {
+		h.servePortal(w, r)
+		return
+	}
+	hd.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'")
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("X-Frame-Options", "DENY")
 	h.mux.ServeHTTP(w, r)
@@ -197,45 +245,61 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handlerFunc serves a route and returns any error for fail.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// handle registers a route that needs no sign-in.
-func (h *handler) handle(pattern string, f handlerFunc) {
-	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+// serve adapts f, sending its error to fail.
+func (h *handler) serve(f handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		if err := f(w, r); err != nil {
 			h.fail(w, r, err)
 		}
-	})
+	}
 }
 
-// page registers a route for signed-in users; others are sent to sign in.
-func (h *handler) page(pattern string, f handlerFunc) {
-	h.handle(pattern, func(w http.ResponseWriter, r *http.Request) error {
+// handle registers a route of the admin dashboard that needs no sign-in;
+// the portal does not have it.
+func (h *handler) handle(pattern string, f handlerFunc) {
+	h.mux.Handle(pattern, h.serve(func(w http.ResponseWriter, r *http.Request) error {
+		if portalOf(r.Context()) != nil {
+			return notFound()
+		}
+		return f(w, r)
+	}))
+}
+
+// page registers a page for signed-in admins, and for portal sessions
+// allowed cap; signed-out admins are sent to sign in.
+func (h *handler) page(pattern string, cap webhook.Capability, f handlerFunc) {
+	h.route(pattern, cap, false, f)
+}
+
+// action registers a form POST, for the same users as page, with a valid
+// CSRF token, and a body of at most maxFormBytes.
+func (h *handler) action(pattern string, cap webhook.Capability, f handlerFunc) {
+	h.route(pattern, cap, true, f)
+}
+
+func (h *handler) route(pattern string, cap webhook.Capability, form bool, f handlerFunc) {
+	h.mux.Handle(pattern, h.serve(func(w http.ResponseWriter, r *http.Request) error {
+		if portalOf(r.Context()) != nil {
+			return h.portalRoute(w, r, cap, form, f)
+		}
 		if !h.signedIn(r) {
 			h.toSignIn(w, r)
 			return nil
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		return f(w, r)
-	})
-}
-
-// action registers a form POST: signed-in users only, with a valid CSRF
-// token, and a body of at most maxFormBytes.
-func (h *handler) action(pattern string, f handlerFunc) {
-	h.handle(pattern, func(w http.ResponseWriter, r *http.Request) error {
-		if !h.signedIn(r) {
-			h.toSignIn(w, r)
-			return nil
-		}
-		if err := h.checkForm(w, r); err != nil {
-			return err
+		if form {
+			if err := h.checkForm(w, r); err != nil {
+				return err
+			}
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
 		}
 		return f(w, r)
-	})
+	}))
 }
 
 // redirect answers a form POST with 303 See Other to a dashboard path.
 func redirect(w http.ResponseWriter, r *http.Request, path string) error {
-	http.Redirect(w, r, basePath(r.Context())+path, http.StatusSeeOther)
+	http.Redirect(w, r, linkBase(r.Context())+path, http.StatusSeeOther)
 	return nil
 }
 
@@ -259,8 +323,15 @@ func badRequest(msg string) error { return &userError{status: http.StatusBadRequ
 // shown as a generic message.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. Try again; if it keeps happening, check the server log."
+	title := ""
 	var ue *userError
 	switch {
+	case errors.Is(err, errNoSession):
+		// The portal without a live link: the one thing to do is to
+		// come from the platform's dashboard again.
+		status = http.StatusUnauthorized
+		title = "This link has expired"
+		msg = "This link has expired — open " + h.portalName + " again from your dashboard."
 	case errors.As(err, &ue):
 		status, msg = ue.status, ue.msg
 	case webhook.IsNotFound(err):
@@ -272,12 +343,17 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		h.log.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if title == "" {
+		title = http.StatusText(status)
+	}
 	data := struct {
 		layout
 		Status  int
 		Message string
-	}{h.newPage(w, r, http.StatusText(status), ""), status, msg}
-	data.SignedIn = h.signedIn(r)
+	}{h.newPage(w, r, title, ""), status, msg}
+	if portalOf(r.Context()) == nil {
+		data.SignedIn = h.signedIn(r)
+	}
 	if rerr := h.render(w, r, status, "error.html", &data); rerr != nil {
 		h.log.ErrorContext(r.Context(), "render error page", "err", rerr)
 		http.Error(w, msg, status)
@@ -286,28 +362,55 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // layout is what the layout template of every page needs.
 type layout struct {
-	Base     string // the base path, prefixed to every link
+	Base     string // prefixed to every link: the base path, and /portal in the portal (linkBase)
+	Static   string // prefixed to the stylesheet and the script: the base path, or Base in the portal
 	CSRF     string // the form token of this browser's session
 	Title    string
+	Brand    string // what the dashboard calls itself: "hookstep", or the portal's name
 	Nav      string // the active main-menu entry: "apps" or "event-types"
 	Tab      string // the active tab of an app: "endpoints" or "messages"
-	SignedIn bool
+	SignedIn bool   // an admin, or a live portal session
 	Notice   string // the result of the last action, after a redirect
 	PlayOn   bool
+	Perms    perms // the forms to show
+	// The portal's: the session's app (its id; "" without a session), and
+	// the look the link asked for.
+	Portal    bool
+	PortalApp string
+	ThemeCSS  string // the theme's stylesheet, "" for the default look
+	Icon      string
 }
 
 // newPage returns the layout data for a page of r, setting the CSRF
 // cookie when the browser has none yet.
 func (h *handler) newPage(w http.ResponseWriter, r *http.Request, title, nav string) layout {
-	return layout{
-		Base:     basePath(r.Context()),
+	ctx := r.Context()
+	l := layout{
+		Base:     linkBase(ctx),
+		Static:   basePath(ctx),
 		CSRF:     h.csrfToken(w, r),
 		Title:    title,
+		Brand:    "hookstep",
 		Nav:      nav,
 		SignedIn: true,
 		Notice:   notices[r.URL.Query().Get("done")],
 		PlayOn:   h.play != nil,
+		Perms:    permsOf(ctx),
 	}
+	if p := portalOf(ctx); p != nil {
+		l.Portal = true
+		l.Static = l.Base // a portal page names nothing outside /portal
+		l.Brand = h.portalName
+		l.SignedIn = p.token != nil
+		if p.app != nil {
+			l.PortalApp = p.app.ID
+		}
+		if q := p.theme.stylesheet(); q != "" {
+			l.ThemeCSS = l.Base + "/theme.css?" + q
+		}
+		l.Icon = p.theme.Icon
+	}
+	return l
 }
 
 // notices are the messages shown after an action redirects back with

@@ -165,7 +165,7 @@ func TestUnknownOrForeignIDsAreNotFound(t *testing.T) {
 	t.Run("resend to another app's endpoint", func(t *testing.T) {
 		msgA := h.createMessage(a, "v1.end_user.created")
 		resp, body := h.post("/app/"+a.ID+"/msg/"+msgA.ID+"/resend", url.Values{"endpoint_id": {epB.ID}})
-		wantStatus(t, resp, body, http.StatusBadRequest)
+		wantStatus(t, resp, body, http.StatusNotFound)
 		if len(h.deliveries.resent) != 0 {
 			t.Errorf("resent %v, want nothing", h.deliveries.resent)
 		}

@@ -1,9 +1,12 @@
 // Package dashboard is hookstep's web UI: the webhooks dashboard of the
 // seed page (apps, endpoints, the message and attempt logs, resend,
-// recover, disable/enable, secrets, the event-type catalog) and Play, a
-// test receiver. It is a plain http.Handler for every path outside /api/,
-// served next to the API by the same process in local mode and by the
-// same Lambda behind API Gateway.
+// recover, disable/enable, secrets, the event-type catalog), Play, a
+// test receiver, and the portal: the same pages scoped to one app, for
+// that app's owner, signed in with an app token and embeddable in the
+// platform's own dashboard (Svix's App Portal). It is a plain
+// http.Handler for every path outside /api/, served next to the API by
+// the same process in local mode and by the same Lambda behind API
+// Gateway.
 //
 // # Pages
 //
@@ -37,6 +40,7 @@
 //	GET  /play/{token}          the Play page (and /requests, the part it polls)
 //	POST /play/{token}          the Play receiver
 //	GET  /signin, POST /signin, POST /signout, GET /static/...
+//	/portal/...                 the portal (see The portal)
 //
 // # Sign-in and CSRF
 //
@@ -55,6 +59,114 @@
 // already keeps other sites' forms from carrying the cookies; the token
 // also covers same-site attackers who can plant a cookie, since they
 // cannot compute its HMAC.
+//
+// # The portal
+//
+// A platform's backend asks the API for an app's access link
+// (POST /api/v1/auth/app-portal-access/{app_id}, internal/api), which is
+// {public base}/portal#key=<app token>, and opens it or puts it in an
+// iframe, as Svix users do with Svix's App Portal; svix-react's
+// <AppPortal url=...> works with it unchanged. Config.AppTokens nil turns
+// the portal off (/portal is 404).
+//
+// Routes: GET /portal is the link's landing page; POST /portal/session
+// starts a session; GET /portal/ goes to the session's app;
+// GET /portal/expired is the "link expired" page; GET /portal/theme.css
+// is a theme (below). Every other /portal/<path> is the dashboard's
+// route <path>, served for the session's app (linkBase prefixes every
+// link, form action and redirect with /portal, so a portal page names
+// nothing outside /portal), with the capability each route is
+// registered with (routes):
+//
+//	ViewBase              the app's endpoints (without secrets), their
+//	                      stats, headers (not the sensitive ones) and
+//	                      Message Attempts, the messages log and each
+//	                      message, the event-type catalog, Play pages
+//	ViewEndpointSecret    Reveal the signing secret (?reveal=secret)
+//	ManageEndpointSecret  Rotate secret
+//	CreateAttempts        Resend, Recover Failed Messages, Send example
+//	ManageEndpoint        Add Endpoint (all event types ticked, Use Play),
+//	                      event types, headers, Disable/Enable, delete
+//
+// as webhook.AppToken.Can decides: ManageEndpoint implies the secret
+// capabilities; readOnly allows ViewBase and ViewEndpointSecret only.
+// Pages show only the forms the token allows (perms), and a read-only
+// token sees no form that changes anything (the logs' GET filters stay).
+// The server checks the capability of every route whatever the page
+// showed: without it a page or a form is 403, before the handler reads
+// or writes anything. The admin's routes (the app list, creating apps,
+// sign-in and sign-out) do not exist in the portal (404), and any id of
+// another app — in a path or in a form field — is 404 as if it did not
+// exist (loadApp, appEndpoint, endpointByRef; a Play page linked to
+// another app's endpoint too). The portal calls itself Config.PortalName
+// ("Webhooks" by default), never hookstep.
+//
+// Session. The token is in the link's fragment, which browsers never
+// send, so it is in no query string, server log or Referer. The landing
+// page's script (static/app.js) reads location.hash, replaces the
+// address (history.replaceState) so that the token leaves the address
+// bar and the history, and POSTs it as JSON to /portal/session, which
+// checks it (AppTokenStore.GetAppToken by authtoken's hash) and keeps it
+// in the session cookie; then the script goes to the app's page. Only
+// that script can start a session: a cross-site form cannot send JSON, a
+// cross-site fetch of JSON needs a preflight that is not answered, and
+// a Sec-Fetch-Site other than same-origin is refused — another site
+// cannot sign a browser into its own app's portal. Like the admin's, the
+// session keeps no state on the server: every request reads the token
+// (and its app) from the store again, so that expiry, logout and
+// expire-all end a session at its next request, on any Lambda
+// instance. A request without a live token, at the landing page or in
+// the middle of a session, gets the page "This link has expired — open
+// <PortalName> again from your dashboard" (401).
+//
+// Cookies. In a frame of another site the portal is a third party, and
+// browsers block or isolate third-party cookies (Chromium when they are
+// turned off, as it planned for everyone; Safari always; Firefox keeps
+// them per top-level site). The portal's cookies are
+// therefore Partitioned (CHIPS): the browser keeps them in a jar of the
+// top-level site, so the platform's page gets the portal's cookies and
+// no other site sees them. Partitioned needs Secure, and a cookie sent in
+// a cross-site frame needs SameSite=None; they are also HttpOnly and
+// scoped to /portal (under the base path), so the admin dashboard never
+// gets them. Browsers accept Secure cookies from http://localhost and
+// http://127.0.0.1 (secure contexts), so local mode works over http; on
+// another host the portal needs https. Safari does not implement
+// Partitioned cookies (at the time of writing): there an embedded portal
+// cannot keep a session, while the link opened in a tab of its own works.
+//
+// CSRF. Portal forms carry a token as the admin's do (a signed
+// double-submit cookie), with the portal's own nonce cookie, renewed
+// when a link starts a session, and an HMAC that also covers the
+// session's token hash, so a form of one session does not work in
+// another. SameSite=None cookies go with cross-site requests, so this
+// token is what keeps other sites' forms out.
+//
+// Embedding. The portal's Content-Security-Policy is the admin's with
+// frame-ancestors set to Config.PortalFrameAncestors (origins, read with
+// ParseFrameAncestors from HOOKSTEP_PORTAL_FRAME_ANCESTORS or the AWS
+// stack's prop), 'none' and X-Frame-Options DENY when there are none.
+// The admin dashboard always has frame-ancestors 'none' and
+// X-Frame-Options DENY. Portal responses have Referrer-Policy
+// no-referrer.
+//
+// Theme. svix-react's <AppPortal> adds query parameters to the link:
+// primaryColor (#rgb or #rrggbb, with or without #), darkMode (true:
+// always; auto: the viewer's prefers-color-scheme), fontFamily (font
+// names) and icon (an http or https URL, shown in the header; its origin
+// joins the CSP's img-src). parseTheme validates them; a value that is
+// not valid is dropped. The CSP has no 'unsafe-inline', so there is no
+// inline style: pages link /portal/theme.css?<the validated
+// parameters>, a stylesheet that overrides style.css's custom
+// properties (the accent and a text colour that contrasts with it, the
+// dark palette, the font). The landing page keeps the link's theme in a
+// (partitioned) cookie for the session's pages; a link without
+// parameters starts with the default look.
+//
+// Size. With fullSize, svix-react sizes its iframe from the messages
+// {type: "svix.iframe-resizer-height", payload: {height: <px>}} that the
+// portal posts to window.parent (app.js: on load, and whenever the body
+// changes size, by a ResizeObserver, or a menu or log row opens). They
+// carry only a height, so they are posted to any origin ("*").
 //
 // # Base path
 //

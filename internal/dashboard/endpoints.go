@@ -270,7 +270,7 @@ func (h *handler) renderEndpoint(w http.ResponseWriter, r *http.Request, status 
 			data.Examples = append(data.Examples, et.Name)
 		}
 	}
-	if q.Get("reveal") == "secret" && len(ep.Keys) > 0 {
+	if q.Get("reveal") == "secret" && len(ep.Keys) > 0 && can(ctx, webhook.CapViewEndpointSecret) {
 		data.Secret = signing.FormatSecret(ep.Keys[0].Key)
 	}
 	for _, name := range slices.Sorted(maps.Keys(ep.Headers)) {

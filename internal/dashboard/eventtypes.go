@@ -3,7 +3,6 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -67,11 +66,17 @@ func (h *handler) eventTypesPage(w http.ResponseWriter, r *http.Request) error {
 	for _, et := range cat {
 		data.Types = append(data.Types, eventTypeRow{EventType: et, Example: examplePayload(et.Schemas)})
 	}
-	apps, err := h.store.ListApps(ctx, webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true})
-	if err != nil {
-		return err
+	var apps []webhook.App
+	if p := portalOf(ctx); p != nil {
+		apps = []webhook.App{*p.app} // the session's app only
+	} else {
+		page, err := h.store.ListApps(ctx, webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true})
+		if err != nil {
+			return err
+		}
+		apps = page.Items
 	}
-	for _, app := range apps.Items {
+	for _, app := range apps {
 		eps, err := h.allEndpoints(ctx, app.ID)
 		if err != nil {
 			return err
@@ -136,24 +141,22 @@ func (h *handler) sendExample(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, "/app/"+app.ID+"/msg/"+msg.ID+"?done=example")
 }
 
-// endpointByRef finds the endpoint of a "app_id/endpoint_id" form value.
+// endpointByRef finds the endpoint of a "app_id/endpoint_id" form value:
+// BadRequest when it is not one, not found when there is no such
+// endpoint (or, in the portal, it is another app's).
 func (h *handler) endpointByRef(ctx context.Context, ref string) (*webhook.App, *webhook.Endpoint, error) {
 	appID, epID, ok := strings.Cut(ref, "/")
-	if !ok || appID == "" || len(appID) > maxPathValue {
+	if !ok || appID == "" || len(appID) > maxPathValue || epID == "" {
 		return nil, nil, badRequest("Choose an endpoint to send the example to.")
 	}
 	app, err := h.store.GetApp(ctx, appID)
-	if webhook.IsNotFound(err) {
-		return nil, nil, badRequest("Choose an endpoint to send the example to.")
+	if webhook.IsNotFound(err) || (err == nil && !inScope(ctx, app)) {
+		return nil, nil, notFound()
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	ep, err := h.appEndpoint(ctx, app, epID)
-	var ue *userError
-	if errors.As(err, &ue) {
-		return nil, nil, badRequest("Choose an endpoint to send the example to.")
-	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -225,11 +224,12 @@ func (h *handler) resend(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ep, err := h.appEndpoint(r.Context(), app, r.PostFormValue("endpoint_id"))
-	var ue *userError
-	if errors.As(err, &ue) {
+	epID := r.PostFormValue("endpoint_id")
+	if epID == "" {
 		return badRequest("Choose one of the app's endpoints to resend to.")
 	}
+	// Another app's endpoint is not found, as in a path.
+	ep, err := h.appEndpoint(r.Context(), app, epID)
 	if err != nil {
 		return err
 	}

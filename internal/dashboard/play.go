@@ -119,7 +119,7 @@ func (h *handler) playReceive(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, err = io.WriteString(w, `{"received":true,"note":"hookstep Play, for testing only"}`)
+	_, err = io.WriteString(w, `{"received":true,"note":"Play: a test receiver, for testing only"}`)
 	return err
 }
 
@@ -170,6 +170,11 @@ func (h *handler) loadPlay(w http.ResponseWriter, r *http.Request) (*playData, e
 	}
 	data := &playData{layout: h.newPage(w, r, "Play", ""), Token: token, URL: playURL(r, token), Requests: reqs, Keep: play.Keep}
 	if link, err := h.play.LinkOf(ctx, token); err == nil {
+		if p := portalOf(ctx); p != nil && link.AppID != p.app.ID {
+			// Another app's Play URL: what it received is not this
+			// session's to see.
+			return nil, notFound()
+		}
 		if ep, err := h.store.GetEndpoint(ctx, link.AppID, link.EndpointID); err == nil {
 			data.Endpoint = ep
 		}

@@ -91,10 +91,16 @@ func (h *handler) signOut(w http.ResponseWriter, r *http.Request) error {
 }
 
 // setCookie sets (maxAge 0: for the browser session) or deletes (maxAge
-// -1) a dashboard cookie, scoped to the base path. Secure when the
-// browser reached us over https, directly or through API Gateway.
+// -1) a dashboard cookie. The admin dashboard's are scoped to the base
+// path, SameSite=Strict, and Secure when the browser reached us over
+// https, directly or through API Gateway. The portal's are scoped to the
+// portal and made to work inside another site's frame, where browsers
+// block third-party cookies: Partitioned (CHIPS: kept per top-level site,
+// so the platform's page gets its own jar), which needs Secure and
+// SameSite=None. Browsers take Secure cookies from http://localhost and
+// 127.0.0.1 too (secure contexts), so local mode works over http.
 func (h *handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
+	c := &http.Cookie{
 		Name:     name,
 		Value:    value,
 		Path:     basePath(r.Context()) + "/",
@@ -102,7 +108,23 @@ func (h *handler) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 		HttpOnly: true,
 		Secure:   isHTTPS(r),
 		SameSite: http.SameSiteStrictMode,
-	})
+	}
+	if portalOf(r.Context()) != nil {
+		c.Path = basePath(r.Context()) + portalPrefix
+		c.Secure = true
+		c.SameSite = http.SameSiteNoneMode
+		c.Partitioned = true
+	}
+	http.SetCookie(w, c)
+}
+
+// csrfCookieOf is the name of the CSRF nonce cookie: the portal keeps its
+// own, renewed when a link starts a session.
+func csrfCookieOf(r *http.Request) string {
+	if portalOf(r.Context()) != nil {
+		return portalCSRFCookie
+	}
+	return csrfCookie
 }
 
 // isHTTPS reports whether the browser's request came over TLS, to us or
@@ -127,21 +149,33 @@ func newNonce() string {
 // (cookie tossing) is useless without the matching token, and no state is
 // kept on the server (several Lambda instances agree).
 func (h *handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	name := csrfCookieOf(r)
 	nonce := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(name); err == nil && c.Value != "" {
 		nonce = c.Value
 	} else {
 		nonce = newNonce()
-		h.setCookie(w, r, csrfCookie, nonce, 0)
+		h.setCookie(w, r, name, nonce, 0)
 		// The page being rendered may set it again; later cookies win.
-		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: nonce})
+		r.AddCookie(&http.Cookie{Name: name, Value: nonce})
 	}
-	return h.csrfFor(nonce)
+	return h.csrfFor(r, nonce)
 }
 
-func (h *handler) csrfFor(nonce string) string {
+// csrfFor is the form token of a nonce. A portal session's is also bound
+// to its app token (by hash), so a form of one session does not work in
+// another.
+func (h *handler) csrfFor(r *http.Request, nonce string) string {
 	m := hmac.New(sha256.New, h.tokenHash[:])
-	m.Write([]byte("hookstep dashboard csrf\x00" + nonce))
+	if p := portalOf(r.Context()); p != nil {
+		session := ""
+		if p.token != nil {
+			session = p.token.Hash
+		}
+		m.Write([]byte("hookstep portal csrf\x00" + session + "\x00" + nonce))
+	} else {
+		m.Write([]byte("hookstep dashboard csrf\x00" + nonce))
+	}
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -153,9 +187,9 @@ func (h *handler) checkForm(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return &userError{status: http.StatusBadRequest, msg: "The form could not be read."}
 	}
-	c, err := r.Cookie(csrfCookie)
+	c, err := r.Cookie(csrfCookieOf(r))
 	got := r.PostFormValue(csrfField)
-	if err != nil || c.Value == "" || got == "" || !hmac.Equal([]byte(got), []byte(h.csrfFor(c.Value))) {
+	if err != nil || c.Value == "" || got == "" || !hmac.Equal([]byte(got), []byte(h.csrfFor(r, c.Value))) {
 		return &userError{status: http.StatusForbidden,
 			msg: "This form has expired or did not come from this dashboard. Go back, reload the page and try again."}
 	}

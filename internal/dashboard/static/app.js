@@ -1,5 +1,6 @@
 // hookstep dashboard: small progressive enhancements. Every page works
-// without this script.
+// without this script, but for the portal's landing page, which reads
+// the link's token from the fragment.
 (function () {
   "use strict";
 
@@ -85,7 +86,69 @@
     }
   }
 
+  // The portal link's landing page: the token is in the fragment
+  // (#key=...), which browsers never send to a server, put in a Referer
+  // or log. It leaves the address bar and the history at once, goes to
+  // the server in a POST body, and the session cookie takes over.
+  function portalLanding() {
+    var box = document.getElementById("portal-landing");
+    if (!box) return;
+    var status = document.getElementById("portal-status");
+    var m = /(?:^#|&)key=([^&]*)/.exec(window.location.hash);
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    if (!m) {
+      // A reload of the landing page: the session, if any, goes on.
+      window.location.replace(box.getAttribute("data-home"));
+      return;
+    }
+    var token;
+    try {
+      token = decodeURIComponent(m[1]);
+    } catch (e) {
+      token = m[1];
+    }
+    fetch(box.getAttribute("data-session"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify({ token: token })
+    })
+      .then(function (res) { return res.json(); })
+      .then(function (body) {
+        if (!body || typeof body.location !== "string" || body.location.charAt(0) !== "/") throw new Error("no location");
+        window.location.replace(body.location);
+      })
+      .catch(function () {
+        status.textContent = "This page could not be opened. Reload it, or open it again from your dashboard.";
+      });
+  }
+
+  // In a frame, the portal tells the page around it how tall it is, as
+  // Svix's App Portal does: svix-react's <AppPortal fullSize> sets the
+  // iframe's height from these messages. They carry nothing but a height,
+  // so any parent may read them.
+  function resizer() {
+    if (window.parent === window) return;
+    var last = -1;
+    function post() {
+      var body = document.body;
+      var height = Math.ceil(Math.max(body.scrollHeight, body.getBoundingClientRect().height));
+      if (height === last) return;
+      last = height;
+      window.parent.postMessage({ type: "svix.iframe-resizer-height", payload: { height: height } }, "*");
+    }
+    post();
+    window.addEventListener("load", post);
+    if (window.ResizeObserver) {
+      new ResizeObserver(post).observe(document.body);
+    }
+    // An opened menu or log row changes the height too.
+    document.addEventListener("toggle", post, true);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    portalLanding();
+    resizer();
     localTimes(document);
     menus();
     forgetNotice();
