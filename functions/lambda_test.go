@@ -297,8 +297,12 @@ func functionEnv(dbURL, sfnURL, lambdaURL, secretsURL string) []string {
 		"HOOKSTEP_DISPATCH_FUNCTION=arn:aws:lambda:eu-west-1:123456789012:function:hookstep-sweeper",
 		"HOOKSTEP_ALLOW_PRIVATE_TARGETS=true", "HOOKSTEP_REQUIRE_HTTPS=false", "HOOKSTEP_HTTP_TIMEOUT=5s",
 		"HOOKSTEP_REDRIVE_AFTER=1ms",
+		"HOOKSTEP_PORTAL_FRAME_ANCESTORS=" + portalOrigin,
 	}
 }
+
+// portalOrigin may frame the customers' portal of the api function.
+const portalOrigin = "https://platform.example"
 
 // handTo makes the fake Lambda pass the api's asynchronous invokes of the
 // sweeper function to the sweeper bootstrap under the emulator.

@@ -71,14 +71,16 @@ func newTable(t *testing.T, dbURL, name string) *dynamo.Store {
 // API at url and fails the test if the suite fails or skips.
 func runSDKSuite(t *testing.T, url string) {
 	t.Helper()
-	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "^(TestSvixSDKEndToEnd|TestSvixSDKErrors)$", "./functions/local")
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "^(TestSvixSDKEndToEnd|TestSvixSDKErrors|TestSvixSDKAppPortal)$", "./functions/local")
 	cmd.Dir = lambdatest.Root(t)
-	cmd.Env = append(os.Environ(), "HOOKSTEP_E2E_URL="+url, "HOOKSTEP_E2E_TOKEN="+token)
+	cmd.Env = append(os.Environ(), "HOOKSTEP_E2E_URL="+url, "HOOKSTEP_E2E_TOKEN="+token,
+		// What the api function's links and portal carry (functionEnv).
+		"HOOKSTEP_E2E_BASE_PATH=/prod", "HOOKSTEP_E2E_FRAME_ANCESTORS="+portalOrigin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the SDK suite failed against the api function: %v\n%s", err, out)
 	}
-	for _, name := range []string{"--- PASS: TestSvixSDKEndToEnd", "--- PASS: TestSvixSDKErrors"} {
+	for _, name := range []string{"--- PASS: TestSvixSDKEndToEnd", "--- PASS: TestSvixSDKErrors", "--- PASS: TestSvixSDKAppPortal"} {
 		if !strings.Contains(string(out), name) {
 			t.Errorf("%q not in the suite's output (skipped?):\n%s", name, out)
 		}

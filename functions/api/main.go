@@ -37,6 +37,10 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
+	ancestors, err := dashboard.ParseFrameAncestors(s.Config.PortalFrameAncestors)
+	if err != nil {
+		return fmt.Errorf("configuration: HOOKSTEP_PORTAL_FRAME_ANCESTORS: %w", err)
+	}
 	h := api.New(api.Config{
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
@@ -51,6 +55,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 			Play:      s.Store.Play(),
 			BasePath:  lambdafn.RequestStagePath,
 			Retention: s.Config.Retention,
+			// The portal's tokens are in the table too, with a TTL.
+			AppTokens: s.Store, PortalFrameAncestors: ancestors, PortalName: s.Config.PortalName,
 		}),
 	})
 	lambda.StartWithOptions(lambdafn.ProxyAny(h), lambda.WithContext(ctx))

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	env "github.com/hookstep/hookstep/internal/config"
+	"github.com/hookstep/hookstep/internal/dashboard"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -25,6 +29,10 @@ type config struct {
 	LogFormat     string           // HOOKSTEP_LOG_FORMAT: text or json
 	LogLevel      slog.Level       // HOOKSTEP_LOG_LEVEL: debug, info, warn, error
 	PprofAddr     string           // HOOKSTEP_PPROF_ADDR: net/http/pprof listener; "" = off
+	// The customers' portal.
+	PortalFrameAncestors []string // HOOKSTEP_PORTAL_FRAME_ANCESTORS: origins that may frame it; none = no site
+	PortalName           string   // HOOKSTEP_PORTAL_NAME: what it calls itself; "" = Webhooks
+	PublicURL            string   // HOOKSTEP_PUBLIC_URL: base of the portal links; "" = from each request
 }
 
 // loadConfig reads the configuration, reporting every bad variable at once.
@@ -57,5 +65,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 	e.OneOf("HOOKSTEP_LOG_FORMAT", &c.LogFormat, "text", "json")
 	e.Level("HOOKSTEP_LOG_LEVEL", &c.LogLevel)
 	e.String("HOOKSTEP_PPROF_ADDR", &c.PprofAddr)
+	e.Parse("HOOKSTEP_PORTAL_FRAME_ANCESTORS", func(v string) (err error) {
+		c.PortalFrameAncestors, err = dashboard.ParseFrameAncestors(v)
+		return err
+	})
+	e.String("HOOKSTEP_PORTAL_NAME", &c.PortalName)
+	e.Parse("HOOKSTEP_PUBLIC_URL", func(v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return errors.New("the URL your users reach hookstep at, such as https://hooks.example.com")
+		}
+		c.PublicURL = strings.TrimSuffix(v, "/")
+		return nil
+	})
 	return c, e.Err()
 }

@@ -156,12 +156,13 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	handler := api.New(api.Config{
 		Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
 		AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS, Version: version,
-		Retention: cfg.Retention,
+		Retention: cfg.Retention, PublicURL: cfg.PublicURL,
 		Fallback: dashboard.New(dashboard.Config{
 			Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
 			AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS,
 			Play:      play.NewMemory(clock),
 			Retention: cfg.Retention,
+			AppTokens: store, PortalFrameAncestors: cfg.PortalFrameAncestors, PortalName: cfg.PortalName,
 		}),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
