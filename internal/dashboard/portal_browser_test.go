@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,7 +131,7 @@ func blockThirdPartyCookies(t *testing.T) []chromedp.ExecAllocatorOption {
 // appToken stores an app token as the access API mints it and returns it.
 func (s *stack) appToken(t *testing.T, appID string, readOnly bool, caps ...webhook.Capability) string {
 	t.Helper()
-	token, err := authtoken.Generate()
+	token, err := authtoken.GenerateApp()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,6 +359,24 @@ func TestPortalBrowser(t *testing.T) {
 		}
 		wantNoInnerScrollbar(t, b, f)
 		b.screenshotEmbedded(t, "portal-01-endpoints")
+	})
+
+	// svix-react's data hooks call the API from the platform's page with
+	// the app token: a cross-origin fetch with an Authorization header,
+	// which the browser lets through only after a CORS preflight.
+	step("the platform's page calls the API with the app token", func(t *testing.T) {
+		token := s.appToken(t, appID, true, webhook.CapViewBase)
+		fetch := func(path string) string {
+			return eval[string](t, b, `fetch(`+strconv.Quote(s.url+path)+`, {headers: {Authorization: "Bearer `+token+`"}})
+				.then(r => r.json().then(j => r.status + " " + (j.data ? j.data.length : j.code)))`,
+				chromedp.EvalAwaitPromise)
+		}
+		if got := fetch("/api/v1/app/" + appID + "/endpoint"); got != "200 1" {
+			t.Errorf("the app's endpoints from %s: got %q, want 200 and its one endpoint", host, got)
+		}
+		if got := fetch("/api/v1/app/" + other["id"].(string) + "/endpoint"); got != "404 not_found" {
+			t.Errorf("another app's endpoints: got %q, want 404", got)
+		}
 	})
 
 	step("add an endpoint with Use Play", func(t *testing.T) {
