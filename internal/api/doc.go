@@ -91,7 +91,7 @@
 //   - Error details are the handlers' own ("Application not found"); the
 //     text of store errors is logged, never shown.
 //
-// # App tokens and the access API (issue 14: the customers' webhooks portal)
+// # App tokens and the access API (the customers' webhooks portal)
 //
 // A platform's backend asks, with the admin token, for a short-lived
 // link to one app's portal, and gives it to its customer (Svix's App
