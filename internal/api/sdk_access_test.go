@@ -34,16 +34,7 @@ func TestSvixGoSDKAppPortal(t *testing.T) {
 		}
 		admin := sdk(testToken)
 		ctx := context.Background()
-		check := func(what string, err error) {
-			t.Helper()
-			if err != nil {
-				var se *svix.Error
-				if errors.As(err, &se) {
-					t.Fatalf("%s: %v: %s", what, err, se.Body())
-				}
-				t.Fatalf("%s: %v", what, err)
-			}
-		}
+		check := sdkCheck(t)
 		wantStatus := func(what string, err error, status int) {
 			t.Helper()
 			var se *svix.Error

@@ -33,16 +33,7 @@ func TestSvixGoSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	check := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			var se *svix.Error
-			if errors.As(err, &se) {
-				t.Fatalf("%s: %v: %s", what, err, se.Body())
-			}
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	check := sdkCheck(t)
 
 	check("health", client.Health.Get(ctx))
 
@@ -213,4 +204,19 @@ func TestSvixGoSDK(t *testing.T) {
 
 	check("delete endpoint", client.Endpoint.Delete(ctx, app.Id, ep.Id))
 	check("delete app", client.Application.Delete(ctx, app.Id))
+}
+
+// sdkCheck returns a check that fails t on an SDK error, with the body of
+// the API's answer.
+func sdkCheck(t *testing.T) func(what string, err error) {
+	return func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			var se *svix.Error
+			if errors.As(err, &se) {
+				t.Fatalf("%s: %v: %s", what, err, se.Body())
+			}
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
 }

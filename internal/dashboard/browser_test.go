@@ -342,6 +342,13 @@ func (b *browser) waitText(t *testing.T, sel, want string) {
 // string (deliveries happen in the background).
 func (b *browser) reloadUntil(t *testing.T, sel string, want ...string) {
 	t.Helper()
+	b.untilShown(t, sel, want, func() { b.do(t, chromedp.Sleep(150*time.Millisecond), chromedp.Reload()) })
+}
+
+// untilShown calls reload until the element's text contains every string
+// of want, for up to 20 s.
+func (b *browser) untilShown(t *testing.T, sel string, want []string, reload func()) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got, err := b.tryText(sel, 5*time.Second)
@@ -351,7 +358,7 @@ func (b *browser) reloadUntil(t *testing.T, sel string, want ...string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s shows %q, want it to contain %q (err %v)", sel, got, want, err)
 		}
-		b.do(t, chromedp.Sleep(150*time.Millisecond), chromedp.Reload())
+		reload()
 	}
 }
 
@@ -373,6 +380,12 @@ func jsString(s string) string {
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	saveScreenshot(t, name, png, err)
+}
+
+// saveScreenshot writes a capture, or fails t with its error.
+func saveScreenshot(t *testing.T, name string, png []byte, err error) {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}

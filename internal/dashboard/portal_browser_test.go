@@ -227,18 +227,10 @@ func (b *browser) goTo(t *testing.T, path string) {
 // every string.
 func (b *browser) reloadFrameUntil(t *testing.T, sel string, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, err := b.tryText(sel, 5*time.Second)
-		if err == nil && containsAll(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s shows %q, want it to contain %q (err %v)", sel, got, want, err)
-		}
+	b.untilShown(t, sel, want, func() {
 		time.Sleep(150 * time.Millisecond)
 		b.navigate(t, `window.location.reload()`)
-	}
+	})
 }
 
 // path is the frame's path and query, without the origin.
@@ -277,12 +269,7 @@ func (b *browser) screenshotEmbedded(t *testing.T, name string) {
 	b.do(t, chromedp.EmulateViewport(1280, int64(height)), chromedp.Sleep(300*time.Millisecond))
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	b.do(t, chromedp.EmulateViewport(1280, 900))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveScreenshot(t, name, png, err)
 }
 
 // TestPortalBrowser embeds the portal in a page of another site, in

@@ -40,13 +40,7 @@ func (s *Store) CreateApp(ctx context.Context, app *webhook.App) error {
 		}
 		claimed = res == claimMade
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{
-		Item:                     it,
-		ConditionExpression:      &cond,
-		ExpressionAttributeNames: e.nameMap(),
-	})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		if claimed {
 			_ = s.release(ctx, appUIDKey(app.UID), app.ID, nil) // else taken over after claimGrace
@@ -279,9 +273,7 @@ func (s *Store) CreateEventType(ctx context.Context, et *webhook.EventType) erro
 	if err != nil {
 		return wrapf(err, "create event type %s", et.Name)
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		return webhook.Conflict("event type %s already exists", et.Name)
 	}

@@ -84,13 +84,7 @@ func (s *Store) CreateAppToken(ctx context.Context, t *webhook.AppToken) error {
 	if err != nil {
 		return wrapf(err, "create app token")
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{
-		Item:                     it,
-		ConditionExpression:      &cond,
-		ExpressionAttributeNames: e.nameMap(),
-	})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		return webhook.Conflict("an app token with this hash exists")
 	}

@@ -153,9 +153,7 @@ func (s *Store) recordFirst(ctx context.Context, res *webhook.AttemptResult, fai
 	if err != nil {
 		return nil, wrapf(err, "record attempt %s", a.ID)
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		now, err := s.GetDelivery(ctx, a.AppID, a.MsgID, a.EndpointID)
 		return now, wrapf(err, "record attempt %s", a.ID)
@@ -172,9 +170,7 @@ func (s *Store) putAttempt(ctx context.Context, a *webhook.Attempt) error {
 	if err != nil {
 		return wrapf(err, "record attempt %s", a.ID)
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		return webhook.Conflict("attempt %s already exists", a.ID)
 	}

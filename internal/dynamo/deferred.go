@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -98,9 +97,7 @@ func (s *Store) materialize(ctx context.Context, ref webhook.Ref) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		return true, nil // written meanwhile
 	}

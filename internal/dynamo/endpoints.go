@@ -61,9 +61,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *webhook.Endpoint) error 
 		}
 		claimed = res == claimMade
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		if claimed {
 			_ = s.release(ctx, endpointUIDKey(ep.AppID, ep.UID), ep.ID, nil) // else taken over after claimGrace

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -124,9 +123,7 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 	}
 
 	// 4. The message.
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: msgItem, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, msgItem)
 	if conditionFailed(err) {
 		// The id was taken between steps 1 and 4, which only a client
 		// reusing a KSUID can do. Undo steps 3 and 2; what an undo

@@ -367,6 +367,15 @@ func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) (*dynamo
 	return out, nil
 }
 
+// putNew puts it unless an item with its key exists, which
+// conditionFailed tells from the error.
+func (s *Store) putNew(ctx context.Context, it item) error {
+	var e expr
+	cond := e.missing(AttrPK)
+	_, err := s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	return err
+}
+
 func (s *Store) updateItem(ctx context.Context, in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal

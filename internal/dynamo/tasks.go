@@ -70,9 +70,7 @@ func (s *Store) CreateTask(ctx context.Context, t *webhook.Task) error {
 	if err != nil {
 		return wrapf(err, "create task %s", t.ID)
 	}
-	var e expr
-	cond := e.missing(AttrPK)
-	_, err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: &cond, ExpressionAttributeNames: e.nameMap()})
+	err = s.putNew(ctx, it)
 	if conditionFailed(err) {
 		return webhook.Conflict("task %s already exists", t.ID)
 	}
