@@ -32,7 +32,10 @@ func queueSchedule(t *testing.T) webhook.Schedule {
 		t.Fatalf("the default schedule %v starts with a wait: the queue makes no immediate retry", webhook.DefaultSchedule)
 	}
 	s := make(webhook.Schedule, len(webhook.DefaultSchedule))
-	s[1] = 3 * time.Second
+	// Long enough that the execution's first Task, which starts a Step
+	// Functions emulator (a node process, seconds on a loaded machine),
+	// comes more than the second before the due time that counts as due.
+	s[1] = 6 * time.Second
 	return s
 }
 
