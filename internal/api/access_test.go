@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"slices"
@@ -485,6 +486,45 @@ func TestAppTokenEventTypeFeatureFlags(t *testing.T) {
 					}
 				} else {
 					wantError(t, res, http.StatusNotFound, "not_found")
+				}
+			}
+			// Paged one at a time, forwards and back, the list gives the
+			// same types, and no iterator names a hidden one.
+			var paged []string
+			iterators := []string{}
+			for path := "/api/v1/event-type?limit=1"; ; {
+				res := h.as(token, "GET", path, nil)
+				body := res.JSON(t)
+				paged = append(paged, names(res)...)
+				for _, k := range []string{"iterator", "prevIterator"} {
+					if it, ok := body[k].(string); ok {
+						iterators = append(iterators, it)
+					}
+				}
+				it, _ := body["iterator"].(string)
+				if body["done"] == true || it == "" {
+					break
+				}
+				path = "/api/v1/event-type?limit=1&iterator=" + url.QueryEscape(it)
+			}
+			if !slices.Equal(paged, tc.want) {
+				t.Errorf("paged by one: got %v, want %v", paged, tc.want)
+			}
+			for _, it := range iterators {
+				raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(it, "~"))
+				if len(raw) > 1 && !slices.Contains(tc.want, string(raw[1:])) {
+					t.Errorf("iterator %s names %q, which the token may not see", it, raw[1:])
+				}
+			}
+			// An endpoint filter of a hidden type reads as an unknown type.
+			for _, name := range []string{"open.type", "beta.type", "both.type"} {
+				res := h.as(token, "POST", "/api/v1/app/ff-a/endpoint", map[string]any{"url": "https://example.com/" + name, "filterTypes": []string{name}})
+				if slices.Contains(tc.want, name) {
+					if res.Status != http.StatusCreated {
+						t.Errorf("endpoint for %s: status %d, want 201; %s", name, res.Status, res.Body)
+					}
+				} else {
+					wantError(t, res, http.StatusUnprocessableEntity, "validation")
 				}
 			}
 		})

@@ -190,8 +190,9 @@ func checkFilterTypes(p *webhook.Problems, name string, types []string) []string
 }
 
 // checkEventTypesExist reports, as one problem, the event types of a filter
-// that do not exist or are archived.
-func (s *Server) checkEventTypesExist(ctx context.Context, name string, types []string) error {
+// that do not exist, are archived, or are hidden from tok (nil: the
+// admin), for which they do not exist either.
+func (s *Server) checkEventTypesExist(ctx context.Context, tok *webhook.AppToken, name string, types []string) error {
 	var missing []string
 	for _, t := range types {
 		et, err := s.store.GetEventType(ctx, t)
@@ -200,7 +201,7 @@ func (s *Server) checkEventTypesExist(ctx context.Context, name string, types []
 			missing = append(missing, t)
 		case err != nil:
 			return err
-		case et.Archived:
+		case et.Archived || !tok.SeesEventType(et):
 			missing = append(missing, t)
 		}
 	}
@@ -420,7 +421,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.checkEventTypesExist(ctx, in.filterName, in.filterTypes.V); err != nil {
+	if err := s.checkEventTypesExist(ctx, appTokenOf(r), in.filterName, in.filterTypes.V); err != nil {
 		return err
 	}
 	key := in.key
@@ -488,7 +489,7 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 		return err
 	}
 	if in.filterTypes.Value() {
-		if err := s.checkEventTypesExist(ctx, in.filterName, in.filterTypes.V); err != nil {
+		if err := s.checkEventTypesExist(ctx, appTokenOf(r), in.filterName, in.filterTypes.V); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -152,22 +151,19 @@ func (in eventTypeInput) replace(et *webhook.EventType) {
 }
 
 // eventTypeVisible reports whether the request's principal may see et in
-// the catalog: the admin sees every type; an app token, as in Svix, the
-// types without feature flags and those whose flags it holds — all of
-// them, when a type has several, so a type gated twice stays hidden from
-// a token opened for one gate only. A hidden type reads as absent (a
-// list leaves it out, a get is 404).
+// the catalog (webhook.AppToken.SeesEventType). A hidden type reads as
+// absent: a list leaves it out, and its name is in no iterator; a get is
+// 404; an endpoint filter naming it is refused as naming an unknown type.
 func eventTypeVisible(r *http.Request, et *webhook.EventType) bool {
-	p := principalOf(r)
-	if p == nil || p.app == nil {
-		return true
+	return appTokenOf(r).SeesEventType(et)
+}
+
+// appTokenOf returns the request's app token, nil for the admin.
+func appTokenOf(r *http.Request) *webhook.AppToken {
+	if p := principalOf(r); p != nil {
+		return p.app
 	}
-	for _, ff := range et.FeatureFlags {
-		if !slices.Contains(p.app.FeatureFlags, ff) {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 // eventTypeFromPath loads the event type named by {event_type_name},
@@ -195,15 +191,54 @@ func (s *Server) listEventTypes(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	page, err := s.store.ListEventTypes(r.Context(), f)
+	page, err := s.visibleEventTypes(r.Context(), f, appTokenOf(r))
 	if err != nil {
 		return err
 	}
 	conv := func(et *webhook.EventType) (eventTypeOut, bool, error) {
-		return newEventTypeOut(et, withContent), eventTypeVisible(r, et), nil
+		return newEventTypeOut(et, withContent), true, nil
 	}
 	key := func(et *webhook.EventType) string { return et.Name }
 	return writeList(s, w, r, f.ListOptions, page, key, conv)
+}
+
+// visibleEventTypes reads a page of the event types tok may see: for the
+// admin the store's page; for an app token the store's pages from the
+// cursor on, until the page is full of visible types, so that the page
+// and its iterators (the names of its first and last items) hold no
+// hidden type.
+func (s *Server) visibleEventTypes(ctx context.Context, f webhook.EventTypeFilter, tok *webhook.AppToken) (webhook.Page[webhook.EventType], error) {
+	if tok == nil {
+		return s.store.ListEventTypes(ctx, f)
+	}
+	want := f.Limit
+	if want == 0 {
+		want = webhook.DefaultLimit
+	}
+	if f.Cursor == "" {
+		f.Backward = false // the stores read forwards without a cursor
+	}
+	var out webhook.Page[webhook.EventType]
+	for {
+		page, err := s.store.ListEventTypes(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		for i := range page.Items {
+			if !tok.SeesEventType(&page.Items[i]) {
+				continue
+			}
+			if len(out.Items) == want {
+				out.More = true
+				return out, nil
+			}
+			out.Items = append(out.Items, page.Items[i])
+		}
+		if !page.More || len(page.Items) == 0 {
+			return out, nil
+		}
+		f.Cursor = page.Items[len(page.Items)-1].Name
+	}
 }
 
 // createEventType creates an event type. Creating one that exists archived

@@ -19,18 +19,27 @@ import (
 // maxRecoverSpan is the longest recover window, as in the API.
 const maxRecoverSpan = 14 * 24 * time.Hour
 
-// catalog lists the event types endpoints can subscribe to (not archived).
-func (h *handler) catalog(ctx context.Context) ([]webhook.EventType, error) {
-	var out []webhook.EventType
+// catalog returns the event types of the catalog that are not archived
+// and that the page's viewer may see: every one for the admin, those
+// its token's feature flags allow in the portal
+// (webhook.AppToken.SeesEventType). hidden says whether it left any out.
+func (h *handler) catalog(ctx context.Context) (cat []webhook.EventType, hidden bool, err error) {
+	tok := sessionOf(ctx)
 	f := webhook.EventTypeFilter{ListOptions: webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}}
 	for {
 		page, err := h.store.ListEventTypes(ctx, f)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		out = append(out, page.Items...)
+		for _, et := range page.Items {
+			if tok.SeesEventType(&et) {
+				cat = append(cat, et)
+			} else {
+				hidden = true
+			}
+		}
 		if !page.More || len(page.Items) == 0 {
-			return out, nil
+			return cat, hidden, nil
 		}
 		f.Cursor = page.Items[len(page.Items)-1].Name
 	}
@@ -53,8 +62,10 @@ func choices(catalog []webhook.EventType, selected func(name string) bool) []typ
 
 // filterTypes checks the event types ticked in a form against the catalog
 // and returns the endpoint filter: nil (every type, including types added
-// later) when all are ticked. Problems go to loc "event_types".
-func filterTypes(p *webhook.Problems, catalog []webhook.EventType, ticked []string) []string {
+// later) when all are ticked and the catalog hides none from the viewer
+// (else the ticked ones, so a portal never subscribes its customer to a
+// type kept from it). Problems go to loc "event_types".
+func filterTypes(p *webhook.Problems, catalog []webhook.EventType, hidden bool, ticked []string) []string {
 	if len(catalog) == 0 {
 		return nil
 	}
@@ -72,7 +83,7 @@ func filterTypes(p *webhook.Problems, catalog []webhook.EventType, ticked []stri
 			out = append(out, name)
 		}
 	}
-	if len(out) == len(catalog) {
+	if len(out) == len(catalog) && !hidden {
 		return nil
 	}
 	return out
@@ -96,7 +107,7 @@ func (h *handler) newEndpointPage(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	cat, err := h.catalog(r.Context())
+	cat, _, err := h.catalog(r.Context())
 	if err != nil {
 		return err
 	}
@@ -121,7 +132,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	cat, err := h.catalog(ctx)
+	cat, hidden, err := h.catalog(ctx)
 	if err != nil {
 		return err
 	}
@@ -143,7 +154,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	var p webhook.Problems
 	h.checkURL(&p, form.URL)
 	webhook.ValidateDescription(&p, []string{"description"}, form.Description)
-	types := filterTypes(&p, cat, ticked)
+	types := filterTypes(&p, cat, hidden, ticked)
 	channels := splitList(form.Channels)
 	if len(channels) > 0 {
 		webhook.ValidateChannels(&p, []string{"channels"}, channels, true)
@@ -260,7 +271,7 @@ func (h *handler) renderEndpoint(w http.ResponseWriter, r *http.Request, status 
 		PlayToken: h.playTokenOf(r, ep.URL), Header: header, Errors: errs,
 		AllTypes: len(ep.FilterTypes) == 0,
 	}
-	cat, err := h.catalog(ctx)
+	cat, _, err := h.catalog(ctx)
 	if err != nil {
 		return err
 	}
@@ -370,12 +381,12 @@ func (h *handler) saveEventTypes(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	cat, err := h.catalog(ctx)
+	cat, hidden, err := h.catalog(ctx)
 	if err != nil {
 		return err
 	}
 	var p webhook.Problems
-	types := filterTypes(&p, cat, r.PostForm["event_types"])
+	types := filterTypes(&p, cat, hidden, r.PostForm["event_types"])
 	if errs := fieldErrors(p.Err()); errs != nil {
 		return h.renderEndpoint(w, r, http.StatusUnprocessableEntity, app, ep, headerRow{}, errs)
 	}

@@ -58,7 +58,7 @@ type eventTypesData struct {
 
 func (h *handler) eventTypesPage(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	cat, err := h.catalog(ctx)
+	cat, _, err := h.catalog(ctx)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (h *handler) sendExample(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("That endpoint is disabled. Enable it before sending to it.")
 	}
 	et, err := h.store.GetEventType(ctx, r.PostFormValue("event_type"))
-	if webhook.IsNotFound(err) || (err == nil && et.Archived) {
+	if webhook.IsNotFound(err) || (err == nil && (et.Archived || !sessionOf(ctx).SeesEventType(et))) {
 		return badRequest("Choose an event type of the catalog.")
 	}
 	if err != nil {

@@ -86,7 +86,7 @@ func (h *handler) messagesPage(w http.ResponseWriter, r *http.Request) error {
 	data := messagesData{layout: h.newPage(w, r, "Messages", "apps"), App: app,
 		EventType: q.Get("event_type"), Status: q.Get("status"), Before: q.Get("before")}
 	data.Tab = "messages"
-	if data.Types, err = h.catalog(ctx); err != nil {
+	if data.Types, _, err = h.catalog(ctx); err != nil {
 		return err
 	}
 	if data.Endpoints, err = h.allEndpoints(ctx, app.ID); err != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstep/hookstep/events"
 	"github.com/hookstep/hookstep/internal/authtoken"
 	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -875,4 +876,91 @@ func TestPortalAppByUID(t *testing.T) {
 	}
 	resp, body := c.get("/portal/app/acme")
 	wantStatus(t, resp, body, http.StatusOK)
+}
+
+// TestPortalFeatureFlags: a type gated by a feature flag the token lacks
+// is not in the portal's catalog, its Add Endpoint and filter forms, or
+// its messages' filter; it cannot be sent as an example; and ticking
+// every type the portal shows subscribes to those, not to every type
+// (which would include the hidden one). A token with the flag sees it.
+func TestPortalFeatureFlags(t *testing.T) {
+	h := newHarness(t, withPortal(""))
+	ctx := context.Background()
+	a := h.createApp("A")
+	ep := h.createEndpoint(a, "https://a.example/hooks")
+	base, err := h.store.GetEventType(ctx, "v1.end_user.created")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gated := *base
+	gated.Name, gated.FeatureFlags = "v1.beta.feature", []string{"beta"}
+	if err := h.store.CreateEventType(ctx, &gated); err != nil {
+		t.Fatal(err)
+	}
+	token := func(flags ...string) string {
+		raw := h.appToken(a, false, webhook.Capabilities...)
+		tok, err := h.store.GetAppToken(ctx, authtoken.EncodeHash(authtoken.Hash(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.store.DeleteAppToken(ctx, tok.Hash); err != nil {
+			t.Fatal(err)
+		}
+		tok.FeatureFlags = flags
+		if err := h.store.CreateAppToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	pages := []string{"/portal/event-types", "/portal/app/" + a.ID + "/endpoint/new",
+		"/portal/app/" + a.ID + "/endpoint/" + ep.ID, "/portal/app/" + a.ID + "/msg"}
+
+	c := h.customer()
+	c.open(token())
+	for _, path := range pages {
+		resp, body := c.get(path)
+		wantStatus(t, resp, body, http.StatusOK)
+		if strings.Contains(body, gated.Name) {
+			t.Errorf("%s shows %s to a token without its flag", path, gated.Name)
+		}
+	}
+	resp, body := c.post("/portal/event-types/send-example", url.Values{"event_type": {gated.Name}, "endpoint": {a.ID + "/" + ep.ID}})
+	wantStatus(t, resp, body, http.StatusBadRequest)
+
+	cat, err := events.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var visible []string
+	for _, e := range cat {
+		visible = append(visible, e.Name)
+	}
+	resp, body = c.post("/portal/app/"+a.ID+"/endpoint", url.Values{"url": {"https://a.example/all"}, "event_types": visible})
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("Add Endpoint: status %d\n%s", resp.StatusCode, body)
+	}
+	eps, err := h.store.ListEndpoints(ctx, a.ID, webhook.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added *webhook.Endpoint
+	for i := range eps.Items {
+		if eps.Items[i].URL == "https://a.example/all" {
+			added = &eps.Items[i]
+		}
+	}
+	if added == nil {
+		t.Fatal("Add Endpoint stored no endpoint")
+	}
+	slices.Sort(visible)
+	got := slices.Sorted(slices.Values(added.FilterTypes))
+	if !slices.Equal(got, visible) {
+		t.Errorf("every shown type ticked: filter %v, want the shown types %v (nil would subscribe to the hidden one)", added.FilterTypes, visible)
+	}
+
+	c = h.customer()
+	c.open(token("beta"))
+	if resp, body := c.get("/portal/event-types"); !strings.Contains(body, gated.Name) {
+		t.Errorf("a token with the flag does not see %s (status %d)", gated.Name, resp.StatusCode)
+	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // defaultLimit is the page size when ListOptions.Limit is 0.
-const defaultLimit = 50
+const defaultLimit = webhook.DefaultLimit
 
 // maxRune sorts after every character of an id or a name, so that prefix
 // + maxRune bounds the sort keys that start with prefix.

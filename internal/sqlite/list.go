@@ -10,7 +10,7 @@ import (
 )
 
 // defaultLimit is the page size when ListOptions.Limit is 0.
-const defaultLimit = 50
+const defaultLimit = webhook.DefaultLimit
 
 // query is a SELECT under construction: the columns and table, and the
 // conditions (ANDed) with their arguments.

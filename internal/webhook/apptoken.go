@@ -71,6 +71,23 @@ func (t *AppToken) Can(c Capability) bool {
 	return has(c)
 }
 
+// SeesEventType reports whether the token's holder may see et in the
+// catalog, as in Svix: a type without feature flags, or one whose every
+// flag the token holds (a type gated twice stays hidden from a token
+// opened for one gate only). A nil token is the admin's, who sees every
+// type. A hidden type reads as absent wherever the holder looks.
+func (t *AppToken) SeesEventType(et *EventType) bool {
+	if t == nil {
+		return true
+	}
+	for _, ff := range et.FeatureFlags {
+		if !slices.Contains(t.FeatureFlags, ff) {
+			return false
+		}
+	}
+	return true
+}
+
 // MaxAppTokenLife is the longest an app token lives (Svix's bound on
 // the portal access expiry: 7 days). Stores rely on it to forget a
 // cut-off of ExpireAppTokens once every token it covers has expired.

@@ -6,8 +6,12 @@ import (
 	"time"
 )
 
-// MaxLimit is the largest page a list returns.
-const MaxLimit = 250
+// MaxLimit is the largest page a list returns; DefaultLimit the page
+// size when ListOptions.Limit is 0.
+const (
+	MaxLimit     = 250
+	DefaultLimit = 50
+)
 
 // ListOptions selects one page of a list ordered by key (ids are KSUIDs, so
 // id order is creation order; event types are ordered by name).
@@ -354,7 +358,7 @@ func PageOf[T any](items []T, opts ListOptions, key func(T) string) ([]T, bool) 
 	}
 	limit := opts.Limit
 	if limit <= 0 {
-		limit = 50
+		limit = DefaultLimit
 	}
 	if opts.Cursor == "" {
 		n := min(limit, len(order))
