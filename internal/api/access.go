@@ -324,6 +324,12 @@ func (s *Server) expireAll(w http.ResponseWriter, r *http.Request) error {
 	if err := s.appTokens.ExpireAppTokens(r.Context(), app.ID, sessions, s.now().Add(delay)); err != nil {
 		return err
 	}
+	// The stores stamp tokens and cut-offs to the millisecond, so a token
+	// minted in the cut-off's millisecond would read as covered by it:
+	// answer once that millisecond is over, so that every link asked for
+	// after this answer ("log out everywhere, then open Webhooks again")
+	// works.
+	webhook.SleepPastMillisecond(s.clock)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

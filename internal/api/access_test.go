@@ -555,3 +555,21 @@ func TestAppTokenIdempotencyScope(t *testing.T) {
 		t.Errorf("the app token's own repeat was not replayed")
 	}
 }
+
+// TestExpireAllThenOpenAgain: "log out everywhere, then open Webhooks
+// again" on the real clock. Tokens are stamped to the millisecond, so
+// without the answer waiting out the cut-off's millisecond, a link asked
+// for right after expire-all could be born dead (a third of them were).
+func TestExpireAllThenOpenAgain(t *testing.T) {
+	clock := webhook.SystemClock{}
+	h := newHarnessOn(t, func(t testing.TB, _ webhook.Clock) webhook.Store { return openSQLite(t, clock) },
+		func(c *Config) { c.Clock = clock })
+	app := str(h.createApp(map[string]any{"name": "A", "uid": "again"})["id"])
+	for i := range 100 {
+		h.must(http.StatusNoContent, "POST", "/api/v1/auth/app/again/expire-all", map[string]any{})
+		token := h.mint("again", nil)
+		if res := h.as(token, "GET", "/api/v1/app/"+app, nil); res.Status != http.StatusOK {
+			t.Fatalf("round %d: the link asked for right after expire-all: status %d, want 200", i, res.Status)
+		}
+	}
+}

@@ -88,6 +88,17 @@ func (t *AppToken) SeesEventType(et *EventType) bool {
 	return true
 }
 
+// SleepPastMillisecond returns once c's clock is in a later millisecond
+// than when it was called, sleeping at most a millisecond: stores stamp
+// app tokens and the cut-offs of ExpireAppTokens to the millisecond, and
+// a token created in the millisecond of a cut-off is covered by it.
+func SleepPastMillisecond(c Clock) {
+	now := c.Now()
+	if d := now.Truncate(time.Millisecond).Add(time.Millisecond).Sub(now); d > 0 {
+		time.Sleep(d)
+	}
+}
+
 // MaxAppTokenLife is the longest an app token lives (Svix's bound on
 // the portal access expiry: 7 days). Stores rely on it to forget a
 // cut-off of ExpireAppTokens once every token it covers has expired.
