@@ -184,7 +184,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := h.store.CreateEndpoint(ctx, ep); err != nil {
 		return err
 	}
-	if token := h.playTokenOf(r, ep.URL); token != "" {
+	if token := h.playTokenOf(r, ep.URL); token != "" && h.playLinkFree(ctx, token, app.ID) {
 		if err := h.play.Link(ctx, token, play.Link{AppID: app.ID, EndpointID: ep.ID}); err != nil {
 			// The endpoint stands; Play will say it cannot check signatures.
 			h.log.WarnContext(ctx, "play: link endpoint", "endpoint_id", ep.ID, "err", err)

@@ -157,6 +157,15 @@ type playData struct {
 	Keep     int
 }
 
+// playLinkFree reports whether a Play URL may be linked to an endpoint of
+// app: one of no endpoint yet, or of the same app. A Play URL linked to
+// another app's endpoint stays so, or an endpoint added elsewhere with
+// that URL would let its app read what the other app's endpoint received.
+func (h *handler) playLinkFree(ctx context.Context, token, appID string) bool {
+	link, err := h.play.LinkOf(ctx, token)
+	return webhook.IsNotFound(err) || (err == nil && link.AppID == appID)
+}
+
 // loadPlay reads what the Play page shows.
 func (h *handler) loadPlay(w http.ResponseWriter, r *http.Request) (*playData, error) {
 	token := r.PathValue("token")
@@ -169,12 +178,14 @@ func (h *handler) loadPlay(w http.ResponseWriter, r *http.Request) (*playData, e
 		return nil, err
 	}
 	data := &playData{layout: h.newPage(w, r, "Play", ""), Token: token, URL: playURL(r, token), Requests: reqs, Keep: play.Keep}
-	if link, err := h.play.LinkOf(ctx, token); err == nil {
-		if p := portalOf(ctx); p != nil && link.AppID != p.app.ID {
-			// Another app's Play URL: what it received is not this
-			// session's to see.
-			return nil, notFound()
-		}
+	link, err := h.play.LinkOf(ctx, token)
+	if p := portalOf(ctx); p != nil && (webhook.IsNotFound(err) || (err == nil && link.AppID != p.app.ID)) {
+		// What a Play URL of another app, or of no endpoint yet (one an
+		// API client may have used), received is not this session's to
+		// see; its own Play URLs are linked to its endpoints.
+		return nil, notFound()
+	}
+	if err == nil {
 		if ep, err := h.store.GetEndpoint(ctx, link.AppID, link.EndpointID); err == nil {
 			data.Endpoint = ep
 		}

@@ -964,3 +964,32 @@ func TestPortalFeatureFlags(t *testing.T) {
 		t.Errorf("a token with the flag does not see %s (status %d)", gated.Name, resp.StatusCode)
 	}
 }
+
+// TestPortalPlayURLsStayWithTheirApp: a portal session cannot read what
+// another app's Play URL received by adding an endpoint with that URL
+// (the link stays with the other app), nor read a Play URL no endpoint
+// of its own uses.
+func TestPortalPlayURLsStayWithTheirApp(t *testing.T) {
+	h := newHarness(t, withPortal(""))
+	ctx := context.Background()
+	a, b := h.createApp("A"), h.createApp("B")
+	epB := h.createEndpoint(b, "https://b.example/hooks")
+	admin := h.adminHandler()
+	linked, unlinked := admin.newPlayToken(), admin.newPlayToken()
+	if err := h.play.Link(ctx, linked, play.Link{AppID: b.ID, EndpointID: epB.ID}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.customer()
+	c.open(h.appToken(a, false, webhook.Capabilities...))
+	resp, body := c.post("/portal/app/"+a.ID+"/endpoint", url.Values{"url": {h.srv.URL + "/play/" + linked}, "event_types": {"v1.end_user.created"}})
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("Add Endpoint with B's Play URL: status %d\n%s", resp.StatusCode, body)
+	}
+	if link, err := h.play.LinkOf(ctx, linked); err != nil || link.AppID != b.ID || link.EndpointID != epB.ID {
+		t.Errorf("B's Play URL is now linked to %+v (%v), want B's endpoint still", link, err)
+	}
+	for _, token := range []string{linked, unlinked} {
+		resp, body := c.get("/portal/play/" + token)
+		wantStatus(t, resp, body, http.StatusNotFound)
+	}
+}
