@@ -117,6 +117,9 @@ func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
 	if idOrUID == "" || len(idOrUID) > maxPathValue {
 		return nil, errNotFound("Application")
 	}
+	if p := principalOf(r); p != nil && p.pathApp != nil {
+		return p.pathApp, nil // an app token's, resolved by authorize
+	}
 	app, err := s.store.GetApp(r.Context(), idOrUID)
 	if webhook.IsNotFound(err) {
 		return nil, errNotFound("Application")

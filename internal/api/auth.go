@@ -14,6 +14,10 @@ import (
 // the holder of an app token.
 type principal struct {
 	app *webhook.AppToken
+	// pathApp is the app of the path's {app_id} as authorize resolved it
+	// for an app token, so that the handler acts on the app authorize
+	// checked (and reads it once).
+	pathApp *webhook.App
 }
 
 type principalKey struct{}
@@ -114,6 +118,7 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		if app.ID != p.app.AppID {
 			return errNotFound("Application")
 		}
+		p.pathApp = app
 	}
 	if a.admin {
 		return webhook.Forbidden("This operation needs the admin token; an app token cannot do it")
