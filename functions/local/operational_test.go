@@ -284,6 +284,32 @@ func TestSvixSDKOperationalWebhooksOfFailures(t *testing.T) {
 			hasEvent(evs, "message.attempt.failing", of(recovering.Id)) &&
 			hasEvent(evs, "message.attempt.recovered", of(recovering.Id))
 	})
+	// Which attempt each event names: failing the 4th, exhausted the
+	// 9th (last), recovered the 5th (the success after failing).
+	nth := func(ep string, n int) string {
+		t.Helper()
+		page, err := c.MessageAttempt.ListByEndpoint(ctx, app.Id, ep, &svix.MessageAttemptListByEndpointOptions{Limit: ptr(uint64(50))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		atts := page.Data
+		slices.SortFunc(atts, func(a, b models.MessageAttemptOut) int { return a.Timestamp.Compare(b.Timestamp) })
+		if len(atts) < n {
+			t.Fatalf("%s has %d attempts, want at least %d", ep, len(atts), n)
+		}
+		return atts[n-1].Id
+	}
+	wantAttempt := map[string]string{
+		"message.attempt.failing " + bad.Id:          nth(bad.Id, 4),
+		"message.attempt.exhausted " + bad.Id:        nth(bad.Id, 9),
+		"message.attempt.failing " + recovering.Id:   nth(recovering.Id, 4),
+		"message.attempt.recovered " + recovering.Id: nth(recovering.Id, 5),
+	}
+	for _, e := range evs {
+		if want, ok := wantAttempt[e.Type+" "+e.Data.EndpointID]; ok && (e.Data.LastAttempt == nil || e.Data.LastAttempt.ID != want) {
+			t.Errorf("%s of %s names attempt %+v, want %s", e.Type, e.Data.EndpointID, e.Data.LastAttempt, want)
+		}
+	}
 	count := map[string]int{}
 	for _, e := range evs {
 		count[e.Type+" "+e.Data.EndpointID]++
