@@ -41,6 +41,35 @@
 //     done.
 //   - Before the first operational endpoint is created the reserved app
 //     does not exist and an event costs one read (GetApp) and is dropped.
+//   - Operational endpoints are endpoints like others to the sweeper: one
+//     that fails for the disable-after period is disabled (silently, as
+//     nothing is emitted about them); re-enable it with a PUT.
+//
+// Where each event is emitted (the component that observes the change):
+//
+//	endpoint.created/.updated/.deleted/.enabled, endpoint.disabled (manual)
+//	    internal/api (PUT, PATCH, DELETE, headers, rotation) and
+//	    internal/dashboard (the admin's and the portal's actions)
+//	endpoint.disabled (automatic)
+//	    internal/sweeper, after its DisableEndpoint wins
+//	message.attempt.failing/.exhausted/.recovered
+//	    internal/delivery's Attempt, after RecordAttempt applied the
+//	    attempt (so a lost race emits nothing): in local mode the queue's
+//	    worker, on AWS the deliver function — the step that makes the
+//	    schedule's last attempt is the one that sees it exhausted
+//	background_task.finished
+//	    internal/delivery's RunTask, by the worker whose write ended the
+//	    task (local mode: in process; AWS: the sweeper function)
+//
+// On AWS an event published by the api or the sweeper function is
+// dispatched at once (their dispatchers). The deliver function may neither
+// start executions (stepfunctions mode) nor invoke the sweeper (the
+// reference would make the stack circular), so it stores its events'
+// deliveries undispatched and the sweeper dispatches them on its next pass
+// after HOOKSTEP_REDRIVE_AFTER (30 s by default): message.attempt.* reach
+// the operational endpoints within about a minute, every other event at
+// once. A deliver function that dies between recording an attempt and
+// publishing its event loses that event (the best-effort window above).
 package operational
 
 import (
