@@ -44,7 +44,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	h := api.New(api.Config{
 		Store: s.Store, Deliveries: s.Delivery, Clock: s.Clock, TokenHash: tokenHash, Logger: s.Logger,
 		AllowPrivateTargets: s.Config.AllowPrivate, RequireHTTPS: s.Config.RequireHTTPS, Version: version,
-		Retention: s.Config.Retention,
+		Retention: s.Config.Retention, Operational: s.Operational,
 		// Portal links carry the stage, as the dashboard's own links do.
 		BasePath: lambdafn.RequestStagePath,
 		Fallback: dashboard.New(dashboard.Config{
@@ -54,7 +54,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 			// Play URL received.
 			Play:      s.Store.Play(),
 			BasePath:  lambdafn.RequestStagePath,
-			Retention: s.Config.Retention,
+			Retention: s.Config.Retention, Operational: s.Operational,
 			// The portal's tokens are in the table too, with a TTL.
 			AppTokens: s.Store, PortalFrameAncestors: ancestors, PortalName: s.Config.PortalName,
 		}),

@@ -29,6 +29,7 @@ import (
 	"github.com/hookstep/hookstep/internal/dashboard"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/localqueue"
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/sqlite"
@@ -140,9 +141,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 		Gather: 20 * time.Millisecond,
 	})
 	svc.Dispatcher = queue
+	// Operational webhooks are messages of a reserved app, published
+	// and delivered by svc like any other (internal/operational).
+	ops := operational.New(operational.Config{Store: store, Publisher: svc, Clock: clock, Logger: logger, Retention: cfg.Retention})
+	svc.Operational = ops
 	sw := &sweeper.Sweeper{
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
 		DisableAfter: cfg.DisableAfter, RedriveAfter: 2 * time.Minute, Batch: 500,
+		Operational: ops,
 	}
 
 	// Background tasks a previous process left running (a recover cut
@@ -156,12 +162,12 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 	handler := api.New(api.Config{
 		Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
 		AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS, Version: version,
-		Retention: cfg.Retention, PublicURL: cfg.PublicURL,
+		Retention: cfg.Retention, PublicURL: cfg.PublicURL, Operational: ops,
 		Fallback: dashboard.New(dashboard.Config{
 			Store: store, Deliveries: svc, Clock: clock, TokenHash: tokenHash, Logger: logger,
 			AllowPrivateTargets: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS,
 			Play:      play.NewMemory(clock),
-			Retention: cfg.Retention,
+			Retention: cfg.Retention, Operational: ops,
 			AppTokens: store, PortalFrameAncestors: cfg.PortalFrameAncestors, PortalName: cfg.PortalName,
 		}),
 	})

@@ -25,10 +25,15 @@ var (
 	// (BatchGetItem of delivery and endpoint, PutItem of the attempt,
 	// UpdateItem of the endpoint's health and the delivery, GetItem
 	// after a lost race); a run's end (Attempt's stop, Fail) is a
-	// conditional UpdateItem and a GetItem when it is refused. It never
-	// queries, deletes or batch-writes.
+	// conditional UpdateItem and a GetItem when it is refused. An
+	// attempt that calls for an operational webhook (the fourth failure,
+	// the last, a recovery: internal/operational) publishes it as a
+	// message of the reserved app: it queries that app's endpoints
+	// (Query, on the table only) and writes the message with its
+	// deliveries (BatchWriteItem, PutItem). It never deletes.
 	deliverTableActions = []string{
-		"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+		"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
+		"dynamodb:Query", "dynamodb:UpdateItem",
 	}
 
 	// sweeperTableActions: the sweep (internal/sweeper) queries the

@@ -205,7 +205,8 @@ func grantContext(t *testing.T, s synthesized) grants {
 			// version or alias.
 			allow([]string{"lambda:InvokeFunction"}, getAttArn(sweeperID)),
 		},
-		deliverTable: allow([]string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, table),
+		deliverTable: allow([]string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
+			"dynamodb:Query", "dynamodb:UpdateItem"}, table),
 		sweeperBase: []grant{
 			allow([]string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
 				"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, table),

@@ -120,6 +120,17 @@ func portalRoutes() []portalRoute {
 		{"GET /api/v1/background-task", "admin", fixed("/api/v1/background-task"), nil},
 		{"GET /api/v1/background-task/{task_id}", "admin", fixed("/api/v1/background-task/qtask_2x"), nil},
 
+		// The platform's operational webhooks: never an app token's.
+		{"GET /api/v1/operational-webhook/endpoint", "admin", fixed("/api/v1/operational-webhook/endpoint"), nil},
+		{"POST /api/v1/operational-webhook/endpoint", "admin", fixed("/api/v1/operational-webhook/endpoint"), map[string]any{"url": "https://example.com/ops"}},
+		{"GET /api/v1/operational-webhook/endpoint/{endpoint_id}", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x"), nil},
+		{"PUT /api/v1/operational-webhook/endpoint/{endpoint_id}", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x"), map[string]any{"url": "https://example.com/ops"}},
+		{"DELETE /api/v1/operational-webhook/endpoint/{endpoint_id}", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x"), nil},
+		{"GET /api/v1/operational-webhook/endpoint/{endpoint_id}/secret", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x/secret"), nil},
+		{"POST /api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x/secret/rotate"), map[string]any{}},
+		{"GET /api/v1/operational-webhook/endpoint/{endpoint_id}/headers", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x/headers"), nil},
+		{"PUT /api/v1/operational-webhook/endpoint/{endpoint_id}/headers", "admin", fixed("/api/v1/operational-webhook/endpoint/ep_2x/headers"), map[string]any{"headers": map[string]string{"X-A": "a"}}},
+
 		{"POST /api/v1/auth/app-portal-access/{app_id}", "admin", app(func(f portalFixture) string { return "/api/v1/auth/app-portal-access/" + f.app }), map[string]any{}},
 		{"POST /api/v1/auth/dashboard-access/{app_id}", "admin", app(func(f portalFixture) string { return "/api/v1/auth/dashboard-access/" + f.app }), nil},
 		{"POST /api/v1/auth/app/{app_id}/expire-all", "admin", app(func(f portalFixture) string { return "/api/v1/auth/app/" + f.app + "/expire-all" }), map[string]any{}},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -121,7 +122,7 @@ func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
 		return p.pathApp, nil // an app token's, resolved by authorize
 	}
 	app, err := s.store.GetApp(r.Context(), idOrUID)
-	if webhook.IsNotFound(err) {
+	if webhook.IsNotFound(err) || (err == nil && operational.Reserved(app.ID) && !isOps(r)) {
 		return nil, errNotFound("Application")
 	}
 	return app, err
@@ -146,7 +147,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := func(a *webhook.App) string { return a.ID }
-	return writeList(s, w, r, opts, page, key, each(newAppOut))
+	return writeList(s, w, r, opts, page, key, func(a *webhook.App) (appOut, bool, error) {
+		return newAppOut(a), !operational.Reserved(a.ID), nil
+	})
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {

@@ -178,8 +178,44 @@
 //	    POST A/msg (Svix: sending messages is the platform's, not the
 //	    customer's); GET /api/v1/background-task[/{task_id}] (not
 //	    scoped to an app in Svix either; recover's answer already holds
-//	    the task); the four access routes above but logout
+//	    the task); the four access routes above but logout; every
+//	    /api/v1/operational-webhook/endpoint route
 //	any token: POST /api/v1/auth/logout (the handler decides)
+//
+// # Operational webhooks
+//
+// Svix's OperationalWebhookEndpoint calls, admin token only (403 for
+// app tokens), with its shapes (OperationalWebhookEndpointIn, ...Out,
+// ...Update, ...SecretIn/Out, ...HeadersIn/Out):
+//
+//	GET, POST /api/v1/operational-webhook/endpoint
+//	GET, PUT, DELETE /api/v1/operational-webhook/endpoint/{endpoint_id}
+//	GET .../{endpoint_id}/secret, POST .../{endpoint_id}/secret/rotate
+//	GET, PUT .../{endpoint_id}/headers
+//
+// An operational endpoint is an endpoint of the reserved app
+// operational.AppID ("app_operational"), created by the first call of
+// these routes; the routes are the endpoint handlers run on that app
+// (opsRoute), so validation, optimistic updates, secrets and headers
+// behave as for any endpoint. Differences: the response is
+// OperationalWebhookEndpointOut (no version, channels, failingSince);
+// filterTypes must name operational event types
+// (operational.EventTypes), not the catalog's (422 otherwise); channels
+// are refused (422: operational events have none). PUT is the full update
+// of endpoints (absent filterTypes means all types). {endpoint_id} is an
+// id or a uid of an operational endpoint; a customer's endpoint id is a
+// 404 there, and the reserved app is a 404 on every other route and is
+// left out of GET /api/v1/app, so no customer (nor app token, nor portal
+// link: app-portal-access answers 404) ever reaches it.
+//
+// The events and when they are sent are internal/operational's (its
+// package doc). The API sends, after the change is stored:
+// endpoint.created (POST E; also endpoint.disabled, manual, when created
+// disabled), endpoint.updated (PUT, PATCH E; PUT, PATCH E/headers; POST
+// E/secret/rotate), endpoint.disabled with trigger manual or
+// endpoint.enabled when a PUT or PATCH flips disabled, endpoint.deleted
+// (DELETE E). A failure to publish is logged and does not fail the
+// request.
 //
 // Feature flags filter the catalog for app tokens, as in Svix: a token
 // sees the event types without feature flags and those whose every flag

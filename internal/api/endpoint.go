@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -403,7 +404,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := func(ep *webhook.Endpoint) string { return ep.ID }
-	return writeList(s, w, r, opts, page, key, each(newEndpointOut))
+	return writeList(s, w, r, opts, page, key, each(endpointView(r)))
 }
 
 func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
@@ -413,6 +414,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in := s.readEndpointInput(f, endpointCreate)
+	checkOpsInput(r, &p, in)
 	if err := p.Err(); err != nil {
 		return err
 	}
@@ -421,7 +423,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.checkEventTypesExist(ctx, appTokenOf(r), in.filterName, in.filterTypes.V); err != nil {
+	if err := s.checkFilterExists(r, in.filterName, in.filterTypes.V); err != nil {
 		return err
 	}
 	key := in.key
@@ -449,7 +451,11 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	s.writeJSON(w, r, http.StatusCreated, newEndpointOut(ep))
+	s.ops.Endpoint(ctx, operational.EndpointCreated, app, ep)
+	if ep.Disabled {
+		s.ops.Disabled(ctx, app, ep, operational.TriggerManual, ep.FailingSince)
+	}
+	s.writeJSON(w, r, http.StatusCreated, endpointView(r)(ep))
 	return nil
 }
 
@@ -458,7 +464,7 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, newEndpointOut(ep))
+	s.writeJSON(w, r, http.StatusOK, endpointView(r)(ep))
 	return nil
 }
 
@@ -480,16 +486,17 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 		return err
 	}
 	in := s.readEndpointInput(f, mode)
+	checkOpsInput(r, &p, in)
 	if err := p.Err(); err != nil {
 		return err
 	}
 	ctx := r.Context()
-	_, ep, err := s.endpointFromPath(r)
+	app, ep, err := s.endpointFromPath(r)
 	if err != nil {
 		return err
 	}
 	if in.filterTypes.Value() {
-		if err := s.checkEventTypesExist(ctx, appTokenOf(r), in.filterName, in.filterTypes.V); err != nil {
+		if err := s.checkFilterExists(r, in.filterName, in.filterTypes.V); err != nil {
 			return err
 		}
 	}
@@ -502,7 +509,9 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 			return err
 		}
 	}
+	var wasDisabled bool
 	ep, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
+		wasDisabled = ep.Disabled
 		if mode == endpointPut {
 			ep.Description, ep.FilterTypes, ep.Channels = "", nil, nil
 			ep.Metadata, ep.ThrottleRate = map[string]string{}, nil
@@ -514,7 +523,8 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, newEndpointOut(ep))
+	s.ops.Changed(ctx, app, ep, wasDisabled)
+	s.writeJSON(w, r, http.StatusOK, endpointView(r)(ep))
 	return nil
 }
 
@@ -529,6 +539,7 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	s.ops.Endpoint(r.Context(), operational.EndpointDeleted, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

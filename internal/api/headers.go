@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -49,17 +50,18 @@ func (s *Server) putEndpointHeaders(w http.ResponseWriter, r *http.Request) erro
 	if err := p.Err(); err != nil {
 		return err
 	}
-	_, ep, err := s.endpointFromPath(r)
+	app, ep, err := s.endpointFromPath(r)
 	if err != nil {
 		return err
 	}
-	_, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
+	ep, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
 		ep.Headers = headers
 		return false, nil
 	})
 	if err != nil {
 		return err
 	}
+	s.ops.Endpoint(r.Context(), operational.EndpointUpdated, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -87,11 +89,11 @@ func (s *Server) patchEndpointHeaders(w http.ResponseWriter, r *http.Request) er
 	if err := p.Err(); err != nil {
 		return err
 	}
-	_, ep, err := s.endpointFromPath(r)
+	app, ep, err := s.endpointFromPath(r)
 	if err != nil {
 		return err
 	}
-	_, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
+	ep, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
 		headers := make(map[string]string, len(ep.Headers)+len(patch.V))
 		for k, v := range ep.Headers {
 			headers[k] = v
@@ -121,6 +123,7 @@ func (s *Server) patchEndpointHeaders(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
+	s.ops.Endpoint(r.Context(), operational.EndpointUpdated, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

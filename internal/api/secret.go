@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -61,7 +62,7 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	ctx := r.Context()
-	_, ep, err := s.endpointFromPath(r)
+	app, ep, err := s.endpointFromPath(r)
 	if err != nil {
 		return err
 	}
@@ -70,12 +71,13 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 	}
-	_, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
+	ep, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
 		return false, ep.RotateKey(key, time.Duration(grace)*time.Second, s.now())
 	})
 	if err != nil {
 		return err
 	}
+	s.ops.Endpoint(ctx, operational.EndpointUpdated, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

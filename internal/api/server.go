@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	// request's scheme, host and BasePath: set it when a proxy rewrites
 	// the Host header.
 	PublicURL string
+	// Operational sends the operational webhooks of endpoint changes;
+	// nil sends none.
+	Operational *operational.Emitter
 }
 
 // Server is the management API: an http.Handler for /api/v1/...
@@ -85,6 +89,7 @@ type Server struct {
 	appTokens    webhook.AppTokenStore
 	basePath     func(*http.Request) string
 	publicURL    string
+	ops          *operational.Emitter
 	// access is every route's access, by ServeMux pattern (see handle).
 	access map[string]access
 }
@@ -107,6 +112,7 @@ func New(cfg Config) *Server {
 		basePath:     cfg.BasePath,
 		publicURL:    strings.TrimSuffix(cfg.PublicURL, "/"),
 		access:       map[string]access{},
+		ops:          cfg.Operational,
 	}
 	if s.appTokens == nil {
 		s.appTokens, _ = cfg.Store.(webhook.AppTokenStore)
@@ -199,6 +205,17 @@ func (s *Server) routes() {
 
 	s.handle("GET /api/v1/background-task", adminOnly, s.listTasks)
 	s.handle("GET /api/v1/background-task/{task_id}", adminOnly, s.getTask)
+
+	const ops = "/api/v1/operational-webhook/endpoint"
+	s.handle("GET "+ops, adminOnly, s.opsRoute(s.listEndpoints))
+	s.handle("POST "+ops, adminOnly, s.opsRoute(s.createEndpoint))
+	s.handle("GET "+ops+"/{endpoint_id}", adminOnly, s.opsRoute(s.getEndpoint))
+	s.handle("PUT "+ops+"/{endpoint_id}", adminOnly, s.opsRoute(s.putEndpoint))
+	s.handle("DELETE "+ops+"/{endpoint_id}", adminOnly, s.opsRoute(s.deleteEndpoint))
+	s.handle("GET "+ops+"/{endpoint_id}/secret", adminOnly, s.opsRoute(s.getEndpointSecret))
+	s.handle("POST "+ops+"/{endpoint_id}/secret/rotate", adminOnly, s.opsRoute(s.rotateEndpointSecret))
+	s.handle("GET "+ops+"/{endpoint_id}/headers", adminOnly, s.opsRoute(s.getEndpointHeaders))
+	s.handle("PUT "+ops+"/{endpoint_id}/headers", adminOnly, s.opsRoute(s.putEndpointHeaders))
 
 	s.handle(portalAccessRoute, adminOnly, s.appPortalAccess)
 	s.handle(dashboardAccessRoute, adminOnly, s.dashboardAccess)

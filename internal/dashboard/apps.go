@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -24,7 +26,7 @@ func (h *handler) loadApp(r *http.Request) (*webhook.App, error) {
 		return nil, notFound()
 	}
 	app, err := h.store.GetApp(r.Context(), idOrUID)
-	if webhook.IsNotFound(err) || (err == nil && !inScope(r.Context(), app)) {
+	if webhook.IsNotFound(err) || (err == nil && (!inScope(r.Context(), app) || operational.Reserved(app.ID))) {
 		return nil, notFound() // a portal session's other apps do not exist for it
 	}
 	return app, err
@@ -83,7 +85,7 @@ func (h *handler) renderApps(w http.ResponseWriter, r *http.Request, status int,
 	if err != nil {
 		return err
 	}
-	data := appsData{layout: h.newPage(w, r, "Apps", "apps"), Apps: page.Items, Form: form, Errors: errs}
+	data := appsData{layout: h.newPage(w, r, "Apps", "apps"), Apps: customerApps(page.Items), Form: form, Errors: errs}
 	if page.More && len(page.Items) > 0 {
 		data.More = page.Items[len(page.Items)-1].ID
 	}
@@ -188,4 +190,10 @@ func (h *handler) appPage(w http.ResponseWriter, r *http.Request) error {
 		data.Endpoints = append(data.Endpoints, endpointRow{Endpoint: ep, Rate: rate})
 	}
 	return h.render(w, r, http.StatusOK, "app.html", &data)
+}
+
+// customerApps returns apps without the reserved app of the operational
+// webhooks, which the dashboard does not show.
+func customerApps(apps []webhook.App) []webhook.App {
+	return slices.DeleteFunc(slices.Clone(apps), func(a webhook.App) bool { return operational.Reserved(a.ID) })
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -60,6 +61,9 @@ type Config struct {
 	// Retention is how long an example message sent from an event type's
 	// page is kept (see api.Config.Retention); zero means 90 days.
 	Retention time.Duration
+	// Operational sends the operational webhooks of the endpoint changes
+	// made here (admin and portal); nil sends none.
+	Operational *operational.Emitter
 	// AppTokens checks the app tokens that sign customers into the portal
 	// (/portal, see doc.go). Nil turns the portal off: /portal is 404.
 	AppTokens webhook.AppTokenStore
@@ -103,6 +107,7 @@ type handler struct {
 	play       play.Store
 	basePathOf func(*http.Request) string
 	retention  time.Duration // of an example message
+	ops        *operational.Emitter
 	pages      map[string]*template.Template
 	mux        *http.ServeMux // the dashboard's routes, of the admin and (under /portal) the portal
 	// The portal; portal is nil when it is off.
@@ -127,6 +132,7 @@ func New(cfg Config) http.Handler {
 		play:       cfg.Play,
 		basePathOf: cfg.BasePath,
 		retention:  webhook.DefaultRetention(cfg.Retention),
+		ops:        cfg.Operational,
 		pages:      parsePages(),
 		mux:        http.NewServeMux(),
 		appTokens:  cfg.AppTokens,

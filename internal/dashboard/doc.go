@@ -185,6 +185,14 @@
 //     on disable) — are domain methods they share.
 //   - Endpoint updates are optimistic (Store.UpdateEndpoint with the
 //     UpdatedAt read): a stale write is read again and retried twice.
+//   - Operational webhooks (Config.Operational): every stored endpoint
+//     change here — the admin's and the portal's — sends what the API's
+//     would: endpoint.created, endpoint.updated (event types, secret,
+//     headers, disable, enable), endpoint.disabled (trigger manual) or
+//     endpoint.enabled, endpoint.deleted. The reserved app of the
+//     operational endpoints (operational.AppID) is left out of the apps
+//     page and the event types page's targets and is a 404 by URL: the
+//     platform manages operational endpoints through the API.
 //   - Event types: the Add Endpoint form ticks every type of the catalog.
 //     Keeping all ticked stores no filter, which means every type,
 //     including types added later (as in the API, where an empty filter

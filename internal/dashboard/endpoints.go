@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/signing"
@@ -184,6 +185,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := h.store.CreateEndpoint(ctx, ep); err != nil {
 		return err
 	}
+	h.ops.Endpoint(ctx, operational.EndpointCreated, app, ep)
 	if token := h.playTokenOf(r, ep.URL); token != "" && h.playLinkFree(ctx, token, app.ID) {
 		if err := h.play.Link(ctx, token, play.Link{AppID: app.ID, EndpointID: ep.ID}); err != nil {
 			// The endpoint stands; Play will say it cannot check signatures.
@@ -363,6 +365,7 @@ func (h *handler) updateEndpoint(ctx context.Context, ep *webhook.Endpoint, chan
 		next.UpdatedAt = h.clock.Now()
 		err := h.store.UpdateEndpoint(ctx, &next, read)
 		if err == nil {
+			h.ops.Changed(ctx, nil, &next, ep.Disabled)
 			return &next, nil
 		}
 		if !errors.Is(err, webhook.ErrStale) || try == 2 {
@@ -637,5 +640,6 @@ func (h *handler) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := h.store.DeleteEndpoint(r.Context(), app.ID, ep.ID); err != nil {
 		return err
 	}
+	h.ops.Endpoint(r.Context(), operational.EndpointDeleted, app, ep)
 	return redirect(w, r, "/app/"+app.ID+"?done=deleted")
 }

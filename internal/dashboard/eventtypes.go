@@ -74,7 +74,7 @@ func (h *handler) eventTypesPage(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		apps = page.Items
+		apps = customerApps(page.Items)
 	}
 	for _, app := range apps {
 		eps, err := h.allEndpoints(ctx, app.ID)

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -123,6 +124,10 @@ type Service struct {
 	// task's progress or end, with the task as stored; it runs on the
 	// task's goroutine, which waits for it. Tests pause a task with it.
 	TaskProgress func(ctx context.Context, t webhook.Task)
+	// Operational, when set, hears of recorded attempts and finished
+	// tasks, and sends the operational webhooks they call for
+	// (message.attempt.*, background_task.finished).
+	Operational *operational.Emitter
 }
 
 // Publish stores msg with one Pending delivery per subscribed endpoint and
@@ -440,6 +445,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		Endpoint: ep,
 	}
 	out := Result{Attempt: n, StatusCode: resp.StatusCode}
+	exhausted := false
 	switch wait, more := s.Schedule.Next(n); {
 	case resp.OK():
 		res.Attempt.Status, res.Status = webhook.StatusSuccess, webhook.StatusSuccess
@@ -454,6 +460,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 	default:
 		res.Attempt.Status, res.Status = webhook.StatusFail, webhook.StatusFail
 		out.Outcome, out.Final = Retry, true
+		exhausted = true
 	}
 
 	after, err := s.Store.RecordAttempt(ctx, res)
@@ -475,6 +482,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		s.Logger.Warn("delivery failed: retry schedule exhausted",
 			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "run", ref.Run, "attempts", n)
 	}
+	s.Operational.Attempt(ctx, msg, &res.Attempt, n, exhausted)
 	return out, nil
 }
 

@@ -179,6 +179,10 @@ func (s *Service) saveTask(ctx context.Context, t *webhook.Task, status webhook.
 	if s.TaskProgress != nil {
 		s.TaskProgress(ctx, *t)
 	}
+	if status != webhook.TaskRunning {
+		// Only the worker whose write ended the task gets here.
+		s.Operational.TaskFinished(ctx, t)
+	}
 	return nil
 }
 

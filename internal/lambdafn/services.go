@@ -19,6 +19,7 @@ import (
 	"github.com/hookstep/hookstep/internal/authtoken"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/dynamo"
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/sfn"
 	"github.com/hookstep/hookstep/internal/sqs"
@@ -39,6 +40,8 @@ type Services struct {
 	Store    *dynamo.Store
 	Delivery *delivery.Service
 	Sweeper  *sweeper.Sweeper
+	// Operational publishes the operational webhooks through Delivery.
+	Operational *operational.Emitter
 	// Later delays a queue record the deliver function could not handle
 	// (queue mode's deliver function; nil otherwise).
 	Later LaterFunc
@@ -124,11 +127,15 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		Clock:       clock,
 		Logger:      logger,
 	}
+	ops := operational.New(operational.Config{Store: store, Publisher: svc, Clock: clock, Logger: logger, Retention: cfg.Retention})
+	svc.Operational = ops
 	sw := &sweeper.Sweeper{
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
 		DisableAfter: cfg.DisableAfter, RedriveAfter: cfg.RedriveAfter, Batch: cfg.SweepBatch,
+		Operational: ops,
 	}
-	return &Services{Config: cfg, AWS: awsCfg, Logger: logger, Metrics: logw, Clock: clock, Store: store, Delivery: svc, Sweeper: sw}
+	return &Services{Config: cfg, AWS: awsCfg, Logger: logger, Metrics: logw, Clock: clock, Store: store, Delivery: svc, Sweeper: sw,
+		Operational: ops}
 }
 
 // WireAPI gives the api function its dispatch: the first runs of a
@@ -159,6 +166,12 @@ func WireAPI(s *Services) {
 // records it could not handle.
 func WireDeliver(s *Services) {
 	cfg := s.Config
+	// The operational webhooks an attempt calls for (message.attempt.*)
+	// are stored undispatched: the sweeper dispatches them on its next
+	// pass after HOOKSTEP_REDRIVE_AFTER. The deliver function may not
+	// start executions in stepfunctions mode, nor invoke the sweeper
+	// (its ARN would make the stack's references circular).
+	s.Delivery.Dispatcher = leaveToSweeper{}
 	if cfg.Dispatch != DispatchQueue {
 		return
 	}
@@ -211,4 +224,13 @@ func AdminTokenHash(ctx context.Context, getSecretValue GetSecretValueFunc, arn 
 		return [32]byte{}, fmt.Errorf("admin token: secret %s has no string value", arn)
 	}
 	return authtoken.Hash(token), nil
+}
+
+// leaveToSweeper is the deliver function's Dispatcher for what it
+// publishes (operational webhooks): it takes no run, so each stays
+// undispatched in the table until the sweeper re-drives it.
+type leaveToSweeper struct{}
+
+func (leaveToSweeper) Dispatch(context.Context, []webhook.Ref) ([]webhook.Ref, error) {
+	return nil, nil
 }

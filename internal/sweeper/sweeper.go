@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -97,6 +98,9 @@ type Sweeper struct {
 	// DeadLetters, when set, is drained back into the delivery queue,
 	// up to Batch runs a pass.
 	DeadLetters DeadLetters
+	// Operational, when set, sends endpoint.disabled (trigger
+	// automatic) for each endpoint the sweeper disables.
+	Operational *operational.Emitter
 }
 
 // Report says what a sweep did. More is true when a batch was full and
@@ -133,6 +137,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		if err != nil {
 			return r, err
 		}
+		s.Operational.Disabled(ctx, nil, &ep, operational.TriggerAutomatic, ep.FailingSince)
 		n, err := s.Store.CancelDeliveries(ctx, ep.AppID, ep.ID, now)
 		if err != nil {
 			return r, err
