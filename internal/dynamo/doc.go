@@ -81,6 +81,8 @@
 //	endpoints failing since before T (sweeper)             Query IndexSweep "FAILING", sweepSk < <T+1ms>; BatchGetItem, re-checked
 //	message by id (API, deliver)                           GetItem MSG#<app>#<msg>/M
 //	message by eventId, the newest (API)                   GetItem EVT#<app>#<eventId>/EVT → owner → message
+//	expunge a message's payload (API)                      UpdateItem MSG#<app>#<msg>/M REMOVE payload, conditional on
+//	                                                         exists, not expired
 //	eventId unused within 24 h (CreateMessage)             conditional PutItem of the event-id claim
 //	an app's messages, newest or oldest first, filtered    Query IndexList MSG#<app>[#<s>], each of the 8 shards, filter
 //	  by event types, channel, before/after (API)            eventType IN, contains(channels), ts range, not expired;
