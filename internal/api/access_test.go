@@ -110,6 +110,7 @@ func portalRoutes() []portalRoute {
 		{"GET /api/v1/app/{app_id}/msg", "view", app(func(f portalFixture) string { return A(f) + "/msg" }), nil},
 		{"POST /api/v1/app/{app_id}/msg", "admin", app(func(f portalFixture) string { return A(f) + "/msg" }), map[string]any{"eventType": "user.created", "payload": map[string]any{}}},
 		{"GET /api/v1/app/{app_id}/msg/{msg_id}", "view", app(M), nil},
+		{"DELETE /api/v1/app/{app_id}/msg/{msg_id}/content", "admin", app(func(f portalFixture) string { return M(f) + "/content" }), nil},
 		{"GET /api/v1/app/{app_id}/msg/{msg_id}/endpoint", "view", app(func(f portalFixture) string { return M(f) + "/endpoint" }), nil},
 		{"GET /api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", "view", app(func(f portalFixture) string { return M(f) + "/attempt/" + f.attempt }), nil},
 		{"POST /api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", "attempts", app(func(f portalFixture) string { return M(f) + "/endpoint/" + f.ep + "/resend" }), nil},

@@ -73,6 +73,15 @@
 //     canceled deliveries. with_content=false empties message payloads
 //     ({}) and attempt responses ("").
 //   - Resend and recover to a disabled endpoint: 400 generic_error.
+//   - Expunge (DELETE M/content, 204; 404 for an unknown or expired
+//     message; again on an expunged one, 204): the payload is deleted
+//     from the store for good, as Svix does. The message, its deliveries
+//     and attempts stay (the delivery log survives); every view of the
+//     payload (GET M, the message lists, attempts' msg) shows Svix's
+//     {"expired":true}, and with_content=false still shows {}. The
+//     message can no longer be sent: a resend is a 400 generic_error,
+//     recover skips it, and a run still pending is canceled at its next
+//     attempt instead of sending an empty body.
 //   - Background tasks: recover answers with a task that is stored
 //     running before its work starts, so GET /background-task/{id} finds
 //     it at once. Lists are newest first; status and task filters take
@@ -176,7 +185,8 @@
 //	    GET, POST /api/v1/app; PUT, PATCH, DELETE A;
 //	    POST, PUT, PATCH, DELETE /api/v1/event-type[/{name}];
 //	    POST A/msg (Svix: sending messages is the platform's, not the
-//	    customer's); GET /api/v1/background-task[/{task_id}] (not
+//	    customer's); DELETE M/content (Svix: an organization permission);
+//	    GET /api/v1/background-task[/{task_id}] (not
 //	    scoped to an app in Svix either; recover's answer already holds
 //	    the task); the four access routes above but logout
 //	any token: POST /api/v1/auth/logout (the handler decides)

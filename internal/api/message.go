@@ -24,6 +24,10 @@ type messageOut struct {
 // emptyPayload stands in for the payload when with_content=false.
 var emptyPayload = json.RawMessage("{}")
 
+// expiredPayload stands in for a payload that was expunged, as Svix
+// shows a payload it no longer has (expunged or past its retention).
+var expiredPayload = json.RawMessage(`{"expired":true}`)
+
 func newMessageOut(m *webhook.Message, withContent bool) messageOut {
 	out := messageOut{
 		ID:        m.ID,
@@ -34,7 +38,11 @@ func newMessageOut(m *webhook.Message, withContent bool) messageOut {
 		Tags:      listOrNull(m.Tags),
 		Timestamp: timestamp(m.Timestamp),
 	}
-	if withContent && len(m.Payload) > 0 {
+	switch {
+	case !withContent:
+	case m.Expunged():
+		out.Payload = expiredPayload
+	default:
 		out.Payload = m.Payload
 	}
 	return out
@@ -251,6 +259,9 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 	if ep.Disabled {
 		return errEndpointDisabled("resending")
 	}
+	if msg.Expunged() {
+		return errExpunged()
+	}
 	if err := s.deliveries.Resend(r.Context(), msg, ep); err != nil {
 		if webhook.IsNotFound(err) {
 			return errNotFound("Endpoint") // deleted meanwhile (the message was just read)
@@ -258,5 +269,32 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.writeJSON(w, r, http.StatusAccepted, struct{}{})
+	return nil
+}
+
+// errExpunged refuses to resend a message whose payload was expunged:
+// there is nothing left to send (Svix: "The message can't be replayed or
+// resent once its payload has been deleted or expired").
+func errExpunged() error {
+	return webhook.BadRequest("generic_error", "The message's payload was expunged; it can no longer be resent")
+}
+
+// expungeContent answers DELETE .../msg/{msg_id}/content (Svix's
+// ExpungeContent): the message's payload is deleted for good (204). The
+// message, its deliveries and its attempts stay, and every view of the
+// payload shows {"expired":true}. Deliveries still pending are stopped
+// (canceled) at their next attempt; resends are refused.
+func (s *Server) expungeContent(w http.ResponseWriter, r *http.Request) error {
+	app, msg, err := s.messageFromPath(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.ExpungeContent(r.Context(), app.ID, msg.ID); err != nil {
+		if webhook.IsNotFound(err) {
+			return errNotFound("Message") // expired meanwhile
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -191,6 +191,7 @@ func (s *Server) routes() {
 	s.handle("GET "+app+"/msg", viewBase, s.listMessages)
 	s.handle(createMessageRoute, adminOnly, s.createMessage)
 	s.handle("GET "+msg, viewBase, s.getMessage)
+	s.handle("DELETE "+msg+"/content", adminOnly, s.expungeContent)
 	s.handle("GET "+msg+"/endpoint", viewBase, s.listMessageEndpoints)
 	s.handle("GET "+msg+"/attempt/{attempt_id}", viewBase, s.getAttempt)
 	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", createAttempts, s.resend)

@@ -299,6 +299,9 @@ func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID st
 	if err != nil {
 		return webhook.Ref{}, false, err
 	}
+	if msg.Expunged() {
+		return webhook.Ref{}, false, nil // nothing left to send
+	}
 	run, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
 	if err != nil {
 		return webhook.Ref{}, false, err
