@@ -44,7 +44,11 @@ func TestExpungedMessagePage(t *testing.T) {
 			t.Errorf("%s lost the delivery log:\n%s", path, body)
 		}
 	}
-	if _, body = h.get(msgPage); strings.Contains(body, `id="resend"`) {
+	_, body = h.get(msgPage)
+	if !strings.Contains(body, `id="payload">The payload was expunged`) {
+		t.Errorf("the message's payload section does not say it was expunged:\n%s", body)
+	}
+	if strings.Contains(body, `id="resend"`) {
 		t.Errorf("the page of an expunged message offers a resend")
 	}
 	resp, body = h.post(msgPage+"/resend", url.Values{"endpoint_id": {ep.ID}})
