@@ -63,7 +63,9 @@
 //     DELETE of an archived type is a 204 no-op.
 //   - Messages: the event type need not be in the catalog. deliverAt
 //     (scheduled delivery) is refused with a 422 rather than ignored;
-//     application and transformationsParams are ignored;
+//     application creates the path's app when it does not exist (as the
+//     app-portal-access call does; ignored when it exists), and
+//     transformationsParams is ignored;
 //     payloadRetentionHours is accepted as an alternative to
 //     payloadRetentionPeriod. The tag and channel filters of the attempt
 //     lists, and the tag filter of the message list, are ignored: the Store
