@@ -16,6 +16,7 @@
 //	app             APP#<app>             APP
 //	app uid claim   APPUID#<uid>          UID
 //	event type      ET#<name>             ET
+//	seeded marker   ET#<name>             SEEDED (SeedEventTypes: the catalog created the type once)
 //	endpoint        APP#<app>             EP#<ep>
 //	endpoint uid    APP#<app>             EPUID#<uid>
 //	message         MSG#<app>#<msg>       M
@@ -75,6 +76,8 @@
 //	apps by id (API)                                       Query IndexList "APP", BatchGetItem
 //	event type by name (API, fan-out)                      GetItem ET#<name>/ET
 //	event types by name, archived or not (API)             Query IndexList "ET", filter archived; BatchGetItem
+//	seed the catalog's event types (api cold start)        BatchGetItem of the SEEDED markers (consistent); for each
+//	                                                         unmarked type: conditional PutItem of the type, then of its marker
 //	endpoint by id (API, deliver, sweeper)                 GetItem APP#<app>/EP#<ep>
 //	endpoint by uid (API)                                  GetItem APP#<app>/EPUID#<uid> → owner → endpoint
 //	an app's endpoints by id (API, fan-out)                Query APP#<app>, begins_with(sk, "EP#")
