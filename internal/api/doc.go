@@ -88,9 +88,19 @@
 //     running before its work starts, so GET /background-task/{id} finds
 //     it at once. Lists are newest first; status and task filters take
 //     Svix's enum values (every BackgroundTaskType, although only
-//     endpoint.recover tasks exist), others are a 422. An endpoint.recover
-//     task's data is {"recovered": n, "since", "until"} and, when it
-//     failed, "error" (Svix leaves data's keys undocumented).
+//     endpoint.recover and application.stats tasks exist), others are a
+//     422. An endpoint.recover task's data is {"recovered": n, "since",
+//     "until"} and, when it failed, "error" (Svix leaves data's keys
+//     undocumented).
+//   - Usage stats (POST /api/v1/stats/usage/app, Svix's
+//     AggregateAppStats): 202 with an application.stats task whose data
+//     is Svix's {"appStats": [{"messageDestinations", "appId",
+//     "appUid"}]}, one entry per app (those appIds names — at most 1000,
+//     ids or uids — or every app), counting the deliveries (one per
+//     message and endpoint) created in [since, until). Deliveries to
+//     endpoints deleted since are gone and not counted. appIds that name
+//     no app come back in unresolvedAppIds; when none resolves, 422. The
+//     other Statistics call, AggregateEventTypes, is not served (404).
 //   - Idempotency keys longer than 256 characters: 400 generic_error. A key
 //     whose first request has not finished after a minute was claimed by
 //     a process that died: the next request with it runs.
@@ -188,6 +198,7 @@
 //	    POST, PUT, PATCH, DELETE /api/v1/event-type[/{name}];
 //	    POST A/msg (Svix: sending messages is the platform's, not the
 //	    customer's); DELETE M/content (Svix: an organization permission);
+//	    POST /api/v1/stats/usage/app (the stats span every app);
 //	    GET /api/v1/background-task[/{task_id}] (not
 //	    scoped to an app in Svix either; recover's answer already holds
 //	    the task); the four access routes above but logout

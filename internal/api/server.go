@@ -28,6 +28,10 @@ type Deliveries interface {
 	// attempts to ep failed in [since, until) and whose delivery there
 	// ended without success. BadRequest if ep is disabled.
 	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
+	// AppStats stores a running background task (application.stats) and
+	// starts it, in the background: per app of appIDs (every app when
+	// empty), the deliveries created in [since, until).
+	AppStats(ctx context.Context, appIDs []string, since, until time.Time) (webhook.Task, error)
 }
 
 // Config is everything the API handler needs.
@@ -197,6 +201,8 @@ func (s *Server) routes() {
 	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", createAttempts, s.resend)
 	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", viewBase, s.listAttemptsByEndpoint)
 	s.handle("GET "+app+"/attempt/msg/{msg_id}", viewBase, s.listAttemptsByMessage)
+
+	s.handle("POST /api/v1/stats/usage/app", adminOnly, s.aggregateAppStats)
 
 	s.handle("GET /api/v1/background-task", adminOnly, s.listTasks)
 	s.handle("GET /api/v1/background-task/{task_id}", adminOnly, s.getTask)

@@ -156,6 +156,8 @@ func (s *Service) RunTask(ctx context.Context, id string) error {
 	switch t.Kind {
 	case webhook.TaskEndpointRecover:
 		err = s.runRecover(ctx, t)
+	case webhook.TaskAppStats:
+		err = s.runAppStats(ctx, t)
 	default:
 		t.Data, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("hookstep does not run %s tasks", t.Kind)})
 		err = s.saveTask(ctx, t, webhook.TaskFailed)
