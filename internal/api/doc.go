@@ -99,8 +99,13 @@
 //     ids or uids — or every app), counting the deliveries (one per
 //     message and endpoint) created in [since, until). Deliveries to
 //     endpoints deleted since are gone and not counted. appIds that name
-//     no app come back in unresolvedAppIds; when none resolves, 422. The
-//     other Statistics call, AggregateEventTypes, is not served (404).
+//     no app come back in unresolvedAppIds; when none resolves, 422.
+//     PUT /api/v1/stats/usage/event-types (AggregateEventTypes, any body
+//     ignored): 202 with an event-type.aggregate task whose data is
+//     Svix's {"event_types": [{"appId", "explicitlySubscribedEventTypes",
+//     "hasCatchAllEndpoint"}]}, one entry per app: the sorted union of
+//     its endpoints' filterTypes (disabled endpoints too), and whether one
+//     endpoint has none.
 //   - Idempotency keys longer than 256 characters: 400 generic_error. A key
 //     whose first request has not finished after a minute was claimed by
 //     a process that died: the next request with it runs.
@@ -198,7 +203,8 @@
 //	    POST, PUT, PATCH, DELETE /api/v1/event-type[/{name}];
 //	    POST A/msg (Svix: sending messages is the platform's, not the
 //	    customer's); DELETE M/content (Svix: an organization permission);
-//	    POST /api/v1/stats/usage/app (the stats span every app);
+//	    POST /api/v1/stats/usage/app, PUT /api/v1/stats/usage/event-types
+//	    (the stats span every app);
 //	    GET /api/v1/background-task[/{task_id}] (not
 //	    scoped to an app in Svix either; recover's answer already holds
 //	    the task); the four access routes above but logout

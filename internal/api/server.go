@@ -32,6 +32,10 @@ type Deliveries interface {
 	// starts it, in the background: per app of appIDs (every app when
 	// empty), the deliveries created in [since, until).
 	AppStats(ctx context.Context, appIDs []string, since, until time.Time) (webhook.Task, error)
+	// AggregateEventTypes stores a running background task
+	// (event-type.aggregate) and starts it, in the background: per app,
+	// the event types its endpoints subscribe to.
+	AggregateEventTypes(ctx context.Context) (webhook.Task, error)
 }
 
 // Config is everything the API handler needs.
@@ -203,6 +207,7 @@ func (s *Server) routes() {
 	s.handle("GET "+app+"/attempt/msg/{msg_id}", viewBase, s.listAttemptsByMessage)
 
 	s.handle("POST /api/v1/stats/usage/app", adminOnly, s.aggregateAppStats)
+	s.handle("PUT /api/v1/stats/usage/event-types", adminOnly, s.aggregateEventTypes)
 
 	s.handle("GET /api/v1/background-task", adminOnly, s.listTasks)
 	s.handle("GET /api/v1/background-task/{task_id}", adminOnly, s.getTask)

@@ -82,3 +82,27 @@ func (s *Server) aggregateAppStats(w http.ResponseWriter, r *http.Request) error
 	})
 	return nil
 }
+
+// aggregateEventTypesOut is AggregateEventTypesOut: the
+// event-type.aggregate task a PUT /api/v1/stats/usage/event-types started.
+type aggregateEventTypesOut struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Task      string    `json:"task"`
+	UpdatedAt timestamp `json:"updatedAt"`
+}
+
+// aggregateEventTypes answers PUT /api/v1/stats/usage/event-types (Svix's
+// AggregateEventTypes, no body): a background task that lists, per app,
+// the event types its endpoints subscribe to explicitly and whether one
+// of them takes every type. Admin only, as the app stats.
+func (s *Server) aggregateEventTypes(w http.ResponseWriter, r *http.Request) error {
+	task, err := s.deliveries.AggregateEventTypes(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusAccepted, aggregateEventTypesOut{
+		ID: task.ID, Status: string(task.Status), Task: string(task.Kind), UpdatedAt: timestamp(task.UpdatedAt),
+	})
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,86 @@ func (d *fakeDeliveries) AppStats(ctx context.Context, appIDs []string, since, u
 	engine := &delivery.Service{Store: d.store, Dispatcher: noDispatch{}, Clock: d.clock,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	return engine.AppStats(ctx, appIDs, since, until)
+}
+
+// AggregateEventTypes runs the real engine's task, inline.
+func (d *fakeDeliveries) AggregateEventTypes(ctx context.Context) (webhook.Task, error) {
+	engine := &delivery.Service{Store: d.store, Dispatcher: noDispatch{}, Clock: d.clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return engine.AggregateEventTypes(ctx)
+}
+
+// TestSvixGoSDKAggregateEventTypes drives Statistics.AggregateEventTypes
+// through the official Go SDK on both stores: per app, the sorted union of
+// its endpoints' filterTypes and whether one endpoint takes everything.
+func TestSvixGoSDKAggregateEventTypes(t *testing.T) {
+	eachStore(t, func(t *testing.T, open storeOpener) {
+		h := newHarnessOn(t, open)
+		ts := httptest.NewServer(h.srv)
+		defer ts.Close()
+		server, _ := url.Parse(ts.URL + "/")
+		sdk, err := svix.New(testToken, &svix.SvixOptions{ServerUrl: server})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		check := sdkCheck(t)
+		newApp := func(uid string, filters ...[]string) string {
+			t.Helper()
+			app, err := sdk.Application.Create(ctx, models.ApplicationIn{Name: uid, Uid: ptr(uid)}, nil)
+			check("create app", err)
+			for _, types := range filters {
+				in := models.EndpointIn{Url: "https://example.com/" + uid}
+				if types != nil {
+					in.FilterTypes = types
+				}
+				_, err := sdk.Endpoint.Create(ctx, app.Id, in, nil)
+				check("create endpoint", err)
+			}
+			return app.Id
+		}
+		for _, name := range []string{"user.created", "user.deleted", "order.paid"} {
+			_, err := sdk.EventType.Create(ctx, models.EventTypeIn{Name: name, Description: name}, nil)
+			check("create event type", err)
+		}
+		a := newApp("a", []string{"user.deleted", "user.created"}, []string{"user.created", "order.paid"})
+		b := newApp("b", []string{"user.created"}, nil)
+		c := newApp("c")
+
+		out, err := sdk.Statistics.AggregateEventTypes(ctx)
+		check("aggregate event types", err)
+		if out.Task != models.BACKGROUNDTASKTYPE_EVENT_TYPE_AGGREGATE {
+			t.Errorf("AggregateEventTypes: %+v, want an event-type.aggregate task", out)
+		}
+		task, err := sdk.BackgroundTask.Get(ctx, out.Id)
+		check("get the task", err)
+		if task.Status != models.BACKGROUNDTASKSTATUS_FINISHED {
+			t.Fatalf("task %+v, want finished", task)
+		}
+		type entry struct {
+			types    string
+			catchAll bool
+		}
+		got := map[string]entry{}
+		entries, _ := task.Data["event_types"].([]any)
+		for _, e := range entries {
+			m, _ := e.(map[string]any)
+			var names []string
+			for _, n := range m["explicitlySubscribedEventTypes"].([]any) {
+				names = append(names, n.(string))
+			}
+			catchAll, _ := m["hasCatchAllEndpoint"].(bool)
+			got[m["appId"].(string)] = entry{strings.Join(names, ","), catchAll}
+		}
+		want := map[string]entry{
+			a: {"order.paid,user.created,user.deleted", false},
+			b: {"user.created", true},
+			c: {"", false},
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("event_types: got %v, want %v", got, want)
+		}
+	})
 }
 
 // TestSvixGoSDKAggregateAppStats drives Statistics.AggregateAppStats

@@ -158,6 +158,8 @@ func (s *Service) RunTask(ctx context.Context, id string) error {
 		err = s.runRecover(ctx, t)
 	case webhook.TaskAppStats:
 		err = s.runAppStats(ctx, t)
+	case webhook.TaskEventTypeAggregate:
+		err = s.runEventTypes(ctx, t)
 	default:
 		t.Data, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("hookstep does not run %s tasks", t.Kind)})
 		err = s.saveTask(ctx, t, webhook.TaskFailed)
