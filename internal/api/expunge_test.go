@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 	svix "github.com/svix/svix-webhooks/go"
@@ -115,4 +117,37 @@ func TestExpungeContentAccess(t *testing.T) {
 	}
 	h.must(http.StatusNoContent, "DELETE", "/api/v1/app/"+app+"/msg/"+msg+"/content", nil)
 	wantError(t, h.do("DELETE", "/api/v1/app/nope/msg/"+msg+"/content", nil), http.StatusNotFound, "not_found")
+}
+
+// TestRetentionEndsAMessage: on both stores, a message past its
+// payloadRetentionPeriod is gone from every view — the message, the
+// lists, its attempts — while a message inside its retention stays.
+func TestRetentionEndsAMessage(t *testing.T) {
+	eachStore(t, func(t *testing.T, open storeOpener) {
+		h := newHarnessOn(t, open)
+		app := str(h.createApp(map[string]any{"name": "a"})["id"])
+		ep := str(h.createEndpoint(app, map[string]any{"url": "https://example.com/hook"})["id"])
+		short := str(h.sendMessage(app, map[string]any{"payload": map[string]any{"k": "short"}, "payloadRetentionPeriod": 1})["id"])
+		long := str(h.sendMessage(app, map[string]any{"payload": map[string]any{"k": "long"}})["id"])
+		h.recordAttempt(app, short, ep, 500, webhook.StatusFail)
+		keep := h.recordAttempt(app, long, ep, 200, webhook.StatusSuccess)
+
+		h.clock.Advance(24*time.Hour + time.Millisecond)
+		wantError(t, h.do("GET", "/api/v1/app/"+app+"/msg/"+short, nil), http.StatusNotFound, "not_found")
+		wantError(t, h.do("GET", "/api/v1/app/"+app+"/attempt/msg/"+short, nil), http.StatusNotFound, "not_found")
+		var ids []string
+		for _, m := range h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/msg", nil).Data(t) {
+			ids = append(ids, str(m["id"]))
+		}
+		if !slices.Equal(ids, []string{long}) {
+			t.Errorf("messages after a day: %v, want only %s", ids, long)
+		}
+		ids = nil
+		for _, a := range h.must(http.StatusOK, "GET", "/api/v1/app/"+app+"/attempt/endpoint/"+ep, nil).Data(t) {
+			ids = append(ids, str(a["id"]))
+		}
+		if !slices.Equal(ids, []string{keep}) {
+			t.Errorf("attempts after a day: %v, want only %s", ids, keep)
+		}
+	})
 }
