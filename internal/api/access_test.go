@@ -112,6 +112,7 @@ func portalRoutes() []portalRoute {
 		{"GET /api/v1/app/{app_id}/msg/{msg_id}", "view", app(M), nil},
 		{"PUT /api/v1/stats/usage/event-types", "admin", fixed("/api/v1/stats/usage/event-types"), nil},
 		{"POST /api/v1/stats/usage/app", "admin", fixed("/api/v1/stats/usage/app"), map[string]any{"since": "2025-06-01T00:00:00Z", "until": "2025-06-02T00:00:00Z"}},
+		{"DELETE /api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content", "admin", app(func(f portalFixture) string { return M(f) + "/attempt/" + f.attempt + "/content" }), nil},
 		{"DELETE /api/v1/app/{app_id}/msg/{msg_id}/content", "admin", app(func(f portalFixture) string { return M(f) + "/content" }), nil},
 		{"GET /api/v1/app/{app_id}/msg/{msg_id}/endpoint", "view", app(func(f portalFixture) string { return M(f) + "/endpoint" }), nil},
 		{"GET /api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", "view", app(func(f portalFixture) string { return M(f) + "/attempt/" + f.attempt }), nil},

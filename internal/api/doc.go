@@ -81,9 +81,12 @@
 //     and attempts stay (the delivery log survives); every view of the
 //     payload (GET M, the message lists, attempts' msg) shows Svix's
 //     {"expired":true}, and with_content=false still shows {}. The
-//     message can no longer be sent: a resend is a 400 generic_error,
-//     recover skips it, and a run still pending is canceled at its next
-//     attempt instead of sending an empty body.
+//     message can no longer be sent: a resend is a 400 missing_payload
+//     (Svix's code), recover skips it, and a run still pending is
+//     canceled at its next attempt instead of sending an empty body. DELETE
+//     M/attempt/{attempt_id}/content (MessageAttempt.ExpungeContent,
+//     204, 404 for an unknown attempt) replaces that attempt's response
+//     body with "EXPUNGED", as Svix does.
 //   - Background tasks: recover answers with a task that is stored
 //     running before its work starts, so GET /background-task/{id} finds
 //     it at once. Lists are newest first; status and task filters take
@@ -202,7 +205,8 @@
 //	    GET, POST /api/v1/app; PUT, PATCH, DELETE A;
 //	    POST, PUT, PATCH, DELETE /api/v1/event-type[/{name}];
 //	    POST A/msg (Svix: sending messages is the platform's, not the
-//	    customer's); DELETE M/content (Svix: an organization permission);
+//	    customer's); DELETE M/content, M/attempt/{attempt_id}/content
+//	    (Svix: an organization permission);
 //	    POST /api/v1/stats/usage/app, PUT /api/v1/stats/usage/event-types
 //	    (the stats span every app);
 //	    GET /api/v1/background-task[/{task_id}] (not

@@ -94,9 +94,19 @@ func TestSvixGoSDKExpungeContent(t *testing.T) {
 			t.Errorf("attempt with_msg: msg %v, want payload %v", res["msg"], expired)
 		}
 
+		// An attempt's response body, expunged on its own.
+		wantStatus("expunge an unknown attempt", sdk.MessageAttempt.ExpungeContent(ctx, app.Id, msg.Id, "atmpt_unknown"), http.StatusNotFound)
+		check("expunge the attempt's response", sdk.MessageAttempt.ExpungeContent(ctx, app.Id, msg.Id, attempt))
+		got2, err := sdk.MessageAttempt.Get(ctx, app.Id, msg.Id, attempt, nil)
+		check("get the attempt", err)
+		if got2.Response != "EXPUNGED" || got2.ResponseStatusCode != 500 {
+			t.Errorf("attempt after its expunge: response %q, status %d; want EXPUNGED and the status kept", got2.Response, got2.ResponseStatusCode)
+		}
+
 		// Nothing left to send.
 		_, err = sdk.MessageAttempt.Resend(ctx, app.Id, msg.Id, ep.Id, nil)
 		wantStatus("resend expunged", err, http.StatusBadRequest)
+		wantError(t, h.do("POST", "/api/v1/app/"+app.Id+"/msg/"+msg.Id+"/endpoint/"+ep.Id+"/resend", nil), http.StatusBadRequest, "missing_payload")
 		_, err = sdk.MessageAttempt.Resend(ctx, app.Id, kept.Id, ep.Id, nil)
 		check("resend the other message", err)
 	})

@@ -278,30 +278,3 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusAccepted, struct{}{})
 	return nil
 }
-
-// errExpunged refuses to resend a message whose payload was expunged:
-// there is nothing left to send (Svix: "The message can't be replayed or
-// resent once its payload has been deleted or expired").
-func errExpunged() error {
-	return webhook.BadRequest("generic_error", "The message's payload was expunged; it can no longer be resent")
-}
-
-// expungeContent answers DELETE .../msg/{msg_id}/content (Svix's
-// ExpungeContent): the message's payload is deleted for good (204). The
-// message, its deliveries and its attempts stay, and every view of the
-// payload shows {"expired":true}. Deliveries still pending are stopped
-// (canceled) at their next attempt; resends are refused.
-func (s *Server) expungeContent(w http.ResponseWriter, r *http.Request) error {
-	app, msg, err := s.messageFromPath(r)
-	if err != nil {
-		return err
-	}
-	if err := s.store.ExpungeContent(r.Context(), app.ID, msg.ID); err != nil {
-		if webhook.IsNotFound(err) {
-			return errNotFound("Message") // expired meanwhile
-		}
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}

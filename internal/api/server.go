@@ -202,6 +202,7 @@ func (s *Server) routes() {
 	s.handle("DELETE "+msg+"/content", adminOnly, s.expungeContent)
 	s.handle("GET "+msg+"/endpoint", viewBase, s.listMessageEndpoints)
 	s.handle("GET "+msg+"/attempt/{attempt_id}", viewBase, s.getAttempt)
+	s.handle("DELETE "+msg+"/attempt/{attempt_id}/content", adminOnly, s.expungeAttemptContent)
 	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", createAttempts, s.resend)
 	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", viewBase, s.listAttemptsByEndpoint)
 	s.handle("GET "+app+"/attempt/msg/{msg_id}", viewBase, s.listAttemptsByMessage)

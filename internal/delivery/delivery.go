@@ -332,7 +332,7 @@ func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.
 		return webhook.BadRequest("generic_error", "endpoint %s is disabled; enable it before resending", ep.ID)
 	}
 	if msg.Expunged() {
-		return webhook.BadRequest("generic_error", "message %s's payload was expunged; it can no longer be resent", msg.ID)
+		return webhook.BadRequest("missing_payload", "message %s's payload was expunged; it can no longer be resent", msg.ID)
 	}
 	d, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
 	if err != nil {

@@ -86,6 +86,8 @@
 //	message by eventId, the newest (API)                   GetItem EVT#<app>#<eventId>/EVT → owner → message
 //	expunge a message's payload (API)                      UpdateItem MSG#<app>#<msg>/M REMOVE payload, conditional on
 //	                                                         exists, not expired
+//	expunge an attempt's response (API)                    UpdateItem MSG#<app>#<msg>/A#<att> SET response, conditional
+//	                                                         on exists, not expired
 //	eventId unused within 24 h (CreateMessage)             conditional PutItem of the event-id claim
 //	an app's messages, newest or oldest first, filtered    Query IndexList MSG#<app>[#<s>], each of the 8 shards, filter
 //	  by event types, channel, before/after (API)            eventType IN, contains(channels), ts range, not expired;

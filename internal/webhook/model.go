@@ -188,6 +188,10 @@ type Loaded struct {
 	At       time.Time
 }
 
+// ExpungedResponse is what an attempt's Response reads once it was
+// expunged (Store.ExpungeAttemptContent), as in Svix.
+const ExpungedResponse = "EXPUNGED"
+
 // Attempt is the record of one HTTP request made for a delivery.
 // ResponseStatusCode is 0 when no response arrived.
 type Attempt struct {

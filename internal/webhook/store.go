@@ -238,6 +238,10 @@ type Store interface {
 	// twice is not an error. NotFound if the message does not exist or
 	// has expired.
 	ExpungeContent(ctx context.Context, appID, msgID string) error
+	// ExpungeAttemptContent replaces the response body of an attempt of
+	// an app's message with ExpungedResponse, for good. NotFound if the
+	// attempt does not exist or has expired.
+	ExpungeAttemptContent(ctx context.Context, appID, msgID, attemptID string) error
 
 	// GetDelivery returns the delivery of a message to an endpoint.
 	GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*Delivery, error)

@@ -11,7 +11,8 @@ import (
 // testExpungeContent: ExpungeContent empties one message's payload for
 // every read, keeps the rest of the message, its delivery and its
 // attempts, leaves other messages alone, and answers NotFound for a
-// message that is not the app's or has expired.
+// message that is not the app's or has expired; ExpungeAttemptContent
+// does the same for one attempt's response.
 func testExpungeContent(t *testing.T, e *env) {
 	app := e.createApp(t, "")
 	other := e.createApp(t, "")
@@ -74,7 +75,36 @@ func testExpungeContent(t *testing.T, e *env) {
 		}
 	}
 
-	// A message past its retention is gone: nothing left to expunge.
-	e.clock.Set(kept.ExpiresAt.Add(time.Millisecond))
+	// An attempt's response: only that attempt's, and only its response.
+	target, untouched := atts.Items[0], atts.Items[1]
+	wantNotFound(t, "ExpungeAttemptContent(other message)", e.s.ExpungeAttemptContent(e.ctx, app.ID, kept.ID, target.ID))
+	wantNotFound(t, "ExpungeAttemptContent(unknown)", e.s.ExpungeAttemptContent(e.ctx, app.ID, msg.ID, webhook.NewID(webhook.PrefixAttempt)))
+	if err := e.s.ExpungeAttemptContent(e.ctx, app.ID, msg.ID, target.ID); err != nil {
+		t.Fatalf("ExpungeAttemptContent: %v", err)
+	}
+	wantAtt := target
+	wantAtt.Response = webhook.ExpungedResponse
+	gotAtt, err := e.s.GetAttempt(e.ctx, app.ID, msg.ID, target.ID)
+	if err != nil {
+		t.Fatalf("GetAttempt(expunged): %v", err)
+	}
+	if d := diff(&wantAtt, gotAtt); d != "" {
+		t.Errorf("GetAttempt after ExpungeAttemptContent (-want +got):\n%s", d)
+	}
+	listed, err := e.s.ListAttempts(e.ctx, webhook.AttemptFilter{AppID: app.ID, EndpointID: ep.ID})
+	if err != nil {
+		t.Fatalf("ListAttempts: %v", err)
+	}
+	for _, a := range listed.Items {
+		want := a.ID == target.ID
+		if got := a.Response == webhook.ExpungedResponse; got != want {
+			t.Errorf("ListAttempts: attempt %s response %q; expunged %v, want %v", a.ID, a.Response, got, want)
+		}
+	}
+
+	// Past their retention, messages and attempts are gone: nothing left
+	// to expunge.
+	e.clock.Set(untouched.ExpiresAt.Add(time.Millisecond))
 	wantNotFound(t, "ExpungeContent(expired)", e.s.ExpungeContent(e.ctx, app.ID, kept.ID))
+	wantNotFound(t, "ExpungeAttemptContent(expired)", e.s.ExpungeAttemptContent(e.ctx, app.ID, msg.ID, untouched.ID))
 }
