@@ -1,7 +1,9 @@
 // Package events holds hookstep's sample data: the catalog of the five Ada
 // event types (each with a JSON Schema and a realistic example payload),
-// which local mode loads as event types on first start, and — in lambda/ —
-// one sample event per Lambda function.
+// which both modes load as event types (EventTypes): local mode on its
+// first start, the api function on AWS at each cold start, once per type
+// per table (dynamo.Store.SeedEventTypes) — and, in lambda/, one sample
+// event per Lambda function.
 package events
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -86,4 +87,47 @@ func decode(t *testing.T, raw json.RawMessage) any {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestEventTypesCarryTheirExamples: what both modes seed is the catalog,
+// each type's schema as version "1" with its example in "examples".
+func TestEventTypesCarryTheirExamples(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	ets, err := EventTypes(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ets) != len(cat) {
+		t.Fatalf("got %d event types, want %d", len(ets), len(cat))
+	}
+	for i, et := range ets {
+		c := cat[i]
+		if et.Name != c.Name || et.Description != c.Description || et.GroupName != c.GroupName || !et.CreatedAt.Equal(now) || !et.UpdatedAt.Equal(now) {
+			t.Errorf("event type %d: got %+v, want the catalog's %s at %v", i, et, c.Name, now)
+		}
+		var schemas map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(et.Schemas, &schemas); err != nil {
+			t.Fatalf("%s: schemas: %v", et.Name, err)
+		}
+		var examples []json.RawMessage
+		if err := json.Unmarshal(schemas["1"]["examples"], &examples); err != nil || len(examples) != 1 {
+			t.Fatalf("%s: examples %s, want one (%v)", et.Name, schemas["1"]["examples"], err)
+		}
+		if !bytes.Equal(compact(t, examples[0]), compact(t, c.Example)) {
+			t.Errorf("%s: example %s, want %s", et.Name, examples[0], c.Example)
+		}
+	}
+}
+
+func compact(t *testing.T, raw json.RawMessage) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

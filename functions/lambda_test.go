@@ -195,7 +195,8 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	}
 
 	// A failing receiver yields retry.
-	call("POST", "/api/v1/event-type", `{"name":"v1.end_user.updated","description":"A profile changed."}`, 201)
+	// The type is in the catalog the function seeded on its cold start.
+	call("GET", "/api/v1/event-type/v1.end_user.updated", "", 200)
 	fail := call("POST", "/api/v1/app/acme/endpoint", `{"url":"`+rcv.URL+`/fail","filterTypes":["v1.end_user.updated"]}`, 201)["id"].(string)
 	msg2 := call("POST", "/api/v1/app/acme/msg", `{"eventType":"v1.end_user.updated","payload":{"n":2}}`, 202)["id"].(string)
 	ref := map[string]any{"appId": app, "msgId": msg2, "endpointId": fail, "run": 0}

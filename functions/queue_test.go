@@ -239,8 +239,8 @@ func TestSvixSDKSuiteInQueueMode(t *testing.T) {
 		t.Errorf("StartExecution calls %+v, want none: every delivery succeeded at its first attempt, from the queue", calls)
 	}
 	// The suite's background tasks (the operational webhooks test starts
-	// a recover) run in the sweeper, a hand-off each; no delivery is
-	// handed off.
+	// a recover, TestSvixSDKMessagesAndStats the usage stats) run in the
+	// sweeper, a hand-off each; no delivery is handed off.
 	tasks, err := r.store.ListTasks(context.Background(), webhook.TaskFilter{ListOptions: webhook.ListOptions{Limit: webhook.MaxLimit}})
 	if err != nil {
 		t.Fatal(err)

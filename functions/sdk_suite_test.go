@@ -71,7 +71,7 @@ func newTable(t *testing.T, dbURL, name string) *dynamo.Store {
 // API at url and fails the test if the suite fails or skips.
 func runSDKSuite(t *testing.T, url string) {
 	t.Helper()
-	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "^(TestSvixSDKEndToEnd|TestSvixSDKErrors|TestSvixSDKAppPortal|TestSvixSDKOperationalWebhooks)$", "./functions/local")
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "^(TestSvixSDKEndToEnd|TestSvixSDKErrors|TestSvixSDKAppPortal|TestSvixSDKOperationalWebhooks|TestSvixSDKMessagesAndStats)$", "./functions/local")
 	cmd.Dir = lambdatest.Root(t)
 	cmd.Env = append(os.Environ(), "HOOKSTEP_E2E_URL="+url, "HOOKSTEP_E2E_TOKEN="+token,
 		// What the api function's links and portal carry (functionEnv).
@@ -80,7 +80,7 @@ func runSDKSuite(t *testing.T, url string) {
 	if err != nil {
 		t.Fatalf("the SDK suite failed against the api function: %v\n%s", err, out)
 	}
-	for _, name := range []string{"--- PASS: TestSvixSDKEndToEnd", "--- PASS: TestSvixSDKErrors", "--- PASS: TestSvixSDKAppPortal", "--- PASS: TestSvixSDKOperationalWebhooks"} {
+	for _, name := range []string{"--- PASS: TestSvixSDKEndToEnd", "--- PASS: TestSvixSDKErrors", "--- PASS: TestSvixSDKAppPortal", "--- PASS: TestSvixSDKOperationalWebhooks", "--- PASS: TestSvixSDKMessagesAndStats"} {
 		if !strings.Contains(string(out), name) {
 			t.Errorf("%q not in the suite's output (skipped?):\n%s", name, out)
 		}

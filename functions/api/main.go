@@ -3,16 +3,22 @@
 // http.Handler local mode serves. The admin
 // token's hash is read from Secrets Manager once per cold start. See
 // internal/lambdafn.
+//
+// Each cold start also seeds the catalog of events/eventtypes, so that the
+// event types are there right after a deploy with no manual step (see
+// seedCatalog).
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/hookstep/hookstep/events"
 	"github.com/hookstep/hookstep/internal/api"
 	"github.com/hookstep/hookstep/internal/dashboard"
 	"github.com/hookstep/hookstep/internal/lambdafn"
@@ -37,6 +43,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
+	seedCatalog(ctx, s)
 	ancestors, err := dashboard.ParseFrameAncestors(s.Config.PortalFrameAncestors)
 	if err != nil {
 		return fmt.Errorf("configuration: HOOKSTEP_PORTAL_FRAME_ANCESTORS: %w", err)
@@ -61,4 +68,32 @@ func run(ctx context.Context, getenv func(string) string) error {
 	})
 	lambda.StartWithOptions(lambdafn.ProxyAny(h), lambda.WithContext(ctx))
 	return nil
+}
+
+// seedTimeout bounds the catalog seed, which runs in the init phase
+// (10 s in all).
+const seedTimeout = 3 * time.Second
+
+// seedCatalog creates the event types of events/eventtypes that this
+// table never had (dynamo.Store.SeedEventTypes: one BatchGetItem once
+// they all did). It runs on every cold start rather than from a CDK
+// custom resource, because the item format is the store's, which the
+// infra module cannot import, and a marker per type keeps edits,
+// archives and expunges made through the API. A failure is logged, not
+// fatal: the API serves without the sample catalog, and the next cold
+// start tries again.
+func seedCatalog(ctx context.Context, s *lambdafn.Services) {
+	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	ets, err := events.EventTypes(s.Clock.Now())
+	if err == nil {
+		var created []string
+		created, err = s.Store.SeedEventTypes(ctx, ets)
+		if len(created) > 0 {
+			s.Logger.Info("seeded event types", "event_types", created)
+		}
+	}
+	if err != nil {
+		s.Logger.Error("seed event types", "err", err)
+	}
 }

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -316,28 +315,13 @@ func seedOnce(ctx context.Context, store webhook.Store, dir string, now time.Tim
 
 // seedEventTypes stores the catalog's event types, keeping existing ones.
 func seedEventTypes(ctx context.Context, store webhook.Store, now time.Time) error {
-	cat, err := events.Catalog()
+	ets, err := events.EventTypes(now)
 	if err != nil {
 		return err
 	}
-	for _, e := range cat {
-		// Svix keeps an event type's example payload in its schema's
-		// "examples"; so do we.
-		var schema map[string]json.RawMessage
-		if err := json.Unmarshal(e.Schema, &schema); err != nil {
-			return fmt.Errorf("seed event type %s: %w", e.Name, err)
-		}
-		schema["examples"] = json.RawMessage("[" + string(e.Example) + "]")
-		schemas, err := json.Marshal(map[string]any{"1": schema})
-		if err != nil {
-			return err
-		}
-		et := &webhook.EventType{
-			Name: e.Name, Description: e.Description, GroupName: e.GroupName,
-			Schemas: schemas, CreatedAt: now, UpdatedAt: now,
-		}
-		if err := store.CreateEventType(ctx, et); err != nil && !webhook.IsConflict(err) {
-			return fmt.Errorf("seed event type %s: %w", e.Name, err)
+	for i := range ets {
+		if err := store.CreateEventType(ctx, &ets[i]); err != nil && !webhook.IsConflict(err) {
+			return fmt.Errorf("seed event type %s: %w", ets[i].Name, err)
 		}
 	}
 	return nil

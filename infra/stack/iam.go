@@ -14,7 +14,9 @@ import (
 var (
 	// apiTableActions: the api serves every Store path (apps, endpoints,
 	// messages and their fan-out, attempts, idempotency, deletions, the
-	// dashboard's Play URLs).
+	// dashboard's Play URLs), and seeds the event-type catalog on each
+	// cold start (BatchGetItem of the seed markers, PutItem of the types
+	// and markers: dynamo.Store.SeedEventTypes).
 	apiTableActions = []string{
 		"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem",
 		"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",

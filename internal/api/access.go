@@ -83,7 +83,7 @@ func (s *Server) appPortalAccess(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	app, err := s.portalApp(r, appIn)
+	app, err := s.appOrCreate(r, appIn)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,8 @@ func capabilityNames() string {
 	return strings.Join(names, ", ")
 }
 
-// readNestedApp reads AppPortalAccessIn's "application" (ApplicationIn),
+// readNestedApp reads the "application" (ApplicationIn) of
+// AppPortalAccessIn or MessageIn,
 // reporting its problems under ["body", "application", ...].
 func readNestedApp(p *webhook.Problems, raw json.RawMessage) *appInput {
 	var inner webhook.Problems
@@ -177,10 +178,11 @@ func readNestedApp(p *webhook.Problems, raw json.RawMessage) *appInput {
 	return &in
 }
 
-// portalApp returns the app of {app_id}; when it does not exist and the
+// appOrCreate returns the app of {app_id}; when it does not exist and the
 // request has an application, it creates it, as Svix does: the body's uid
-// must then be the path's (a body without a uid takes the path's).
-func (s *Server) portalApp(r *http.Request, in *appInput) (*webhook.App, error) {
+// must then be the path's (a body without a uid takes the path's). Both
+// AppPortalAccessIn and MessageIn carry such an application.
+func (s *Server) appOrCreate(r *http.Request, in *appInput) (*webhook.App, error) {
 	app, err := s.appFromPath(r)
 	if in == nil || !webhook.IsNotFound(err) {
 		return app, err

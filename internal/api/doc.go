@@ -63,7 +63,9 @@
 //     DELETE of an archived type is a 204 no-op.
 //   - Messages: the event type need not be in the catalog. deliverAt
 //     (scheduled delivery) is refused with a 422 rather than ignored;
-//     application and transformationsParams are ignored;
+//     application creates the path's app when it does not exist (as the
+//     app-portal-access call does; ignored when it exists), and
+//     transformationsParams is ignored;
 //     payloadRetentionHours is accepted as an alternative to
 //     payloadRetentionPeriod. The tag and channel filters of the attempt
 //     lists, and the tag filter of the message list, are ignored: the Store
@@ -73,13 +75,40 @@
 //     canceled deliveries. with_content=false empties message payloads
 //     ({}) and attempt responses ("").
 //   - Resend and recover to a disabled endpoint: 400 generic_error.
+//   - Expunge (DELETE M/content, 204; 404 for an unknown or expired
+//     message; again on an expunged one, 204): the payload is deleted
+//     from the store for good, as Svix does. The message, its deliveries
+//     and attempts stay (the delivery log survives); every view of the
+//     payload (GET M, the message lists, attempts' msg) shows Svix's
+//     {"expired":true}, and with_content=false still shows {}. The
+//     message can no longer be sent: a resend is a 400 missing_payload
+//     (Svix's code), recover skips it, and a run still pending is
+//     canceled at its next attempt instead of sending an empty body. DELETE
+//     M/attempt/{attempt_id}/content (MessageAttempt.ExpungeContent,
+//     204, 404 for an unknown attempt) replaces that attempt's response
+//     body with "EXPUNGED", as Svix does.
 //   - Background tasks: recover answers with a task that is stored
 //     running before its work starts, so GET /background-task/{id} finds
 //     it at once. Lists are newest first; status and task filters take
 //     Svix's enum values (every BackgroundTaskType, although only
-//     endpoint.recover tasks exist), others are a 422. An endpoint.recover
-//     task's data is {"recovered": n, "since", "until"} and, when it
-//     failed, "error" (Svix leaves data's keys undocumented).
+//     endpoint.recover and application.stats tasks exist), others are a
+//     422. An endpoint.recover task's data is {"recovered": n, "since",
+//     "until"} and, when it failed, "error" (Svix leaves data's keys
+//     undocumented).
+//   - Usage stats (POST /api/v1/stats/usage/app, Svix's
+//     AggregateAppStats): 202 with an application.stats task whose data
+//     is Svix's {"appStats": [{"messageDestinations", "appId",
+//     "appUid"}]}, one entry per app (those appIds names — at most 1000,
+//     ids or uids — or every app), counting the deliveries (one per
+//     message and endpoint) created in [since, until). Deliveries to
+//     endpoints deleted since are gone and not counted. appIds that name
+//     no app come back in unresolvedAppIds; when none resolves, 422.
+//     PUT /api/v1/stats/usage/event-types (AggregateEventTypes, any body
+//     ignored): 202 with an event-type.aggregate task whose data is
+//     Svix's {"event_types": [{"appId", "explicitlySubscribedEventTypes",
+//     "hasCatchAllEndpoint"}]}, one entry per app: the sorted union of
+//     its endpoints' filterTypes (disabled endpoints too), and whether one
+//     endpoint has none.
 //   - Idempotency keys longer than 256 characters: 400 generic_error. A key
 //     whose first request has not finished after a minute was claimed by
 //     a process that died: the next request with it runs.
@@ -176,7 +205,11 @@
 //	    GET, POST /api/v1/app; PUT, PATCH, DELETE A;
 //	    POST, PUT, PATCH, DELETE /api/v1/event-type[/{name}];
 //	    POST A/msg (Svix: sending messages is the platform's, not the
-//	    customer's); GET /api/v1/background-task[/{task_id}] (not
+//	    customer's); DELETE M/content, M/attempt/{attempt_id}/content
+//	    (Svix: an organization permission);
+//	    POST /api/v1/stats/usage/app, PUT /api/v1/stats/usage/event-types
+//	    (the stats span every app);
+//	    GET /api/v1/background-task[/{task_id}] (not
 //	    scoped to an app in Svix either; recover's answer already holds
 //	    the task); the four access routes above but logout; every
 //	    /api/v1/operational-webhook/endpoint route

@@ -314,6 +314,10 @@ func (h *harness) recordAttempt(appID, msgID, epID string, code int, final webho
 	if err != nil {
 		h.t.Fatalf("get delivery: %v", err)
 	}
+	msg, err := h.store.GetMessage(ctx, appID, msgID)
+	if err != nil {
+		h.t.Fatalf("get message: %v", err)
+	}
 	st := webhook.StatusFail
 	if code >= 200 && code < 300 {
 		st = webhook.StatusSuccess
@@ -324,7 +328,7 @@ func (h *harness) recordAttempt(appID, msgID, epID string, code int, final webho
 			ID: id, AppID: appID, MsgID: msgID, EndpointID: epID, EventType: d.EventType,
 			URL: "https://example.com/hook", Response: `{"ok":true}`, ResponseStatusCode: code,
 			ResponseDurationMs: 12, Status: st, Trigger: d.Trigger, Timestamp: h.clock.Now(),
-			ExpiresAt: h.clock.Now().Add(90 * 24 * time.Hour),
+			ExpiresAt: msg.ExpiresAt, // as the delivery engine sets it
 		},
 		Run:      d.Run,
 		Attempts: d.Attempts + 1,

@@ -24,6 +24,10 @@ type messageOut struct {
 // emptyPayload stands in for the payload when with_content=false.
 var emptyPayload = json.RawMessage("{}")
 
+// expiredPayload stands in for a payload that was expunged, as Svix
+// shows a payload it no longer has (expunged or past its retention).
+var expiredPayload = json.RawMessage(`{"expired":true}`)
+
 func newMessageOut(m *webhook.Message, withContent bool) messageOut {
 	out := messageOut{
 		ID:        m.ID,
@@ -34,7 +38,11 @@ func newMessageOut(m *webhook.Message, withContent bool) messageOut {
 		Tags:      listOrNull(m.Tags),
 		Timestamp: timestamp(m.Timestamp),
 	}
-	if withContent && len(m.Payload) > 0 {
+	switch {
+	case !withContent:
+	case m.Expunged():
+		out.Payload = expiredPayload
+	default:
 		out.Payload = m.Payload
 	}
 	return out
@@ -49,9 +57,10 @@ var eventIDPattern = regexp.MustCompile(`^[a-zA-Z0-9\-_.]+$`)
 
 const maxRetentionHours = webhook.MaxRetentionDays * 24
 
-// readMessageInput decodes and checks a MessageIn. Unknown or unsupported
-// fields that do not change delivery (application, transformationsParams)
-// are ignored; deliverAt, which would, is refused.
+// readMessageInput decodes and checks a MessageIn, but for its
+// application (see createMessage). Unknown or unsupported fields that do
+// not change delivery (transformationsParams) are ignored; deliverAt,
+// which would, is refused.
 func readMessageInput(f *fields, now time.Time, retention time.Duration) *webhook.Message {
 	msg := &webhook.Message{Timestamp: now}
 	eventType, ok := required[string](f, "eventType")
@@ -139,7 +148,9 @@ func (s *Server) appMessage(ctx context.Context, app *webhook.App, idOrEventID s
 const createMessageRoute = "POST /api/v1/app/{app_id}/msg"
 
 // createMessage accepts a message for delivery: 202 once it and its
-// deliveries are stored.
+// deliveries are stored. With an application, an app that does not exist
+// is created first (Svix's implicit creation, as in appPortalAccess); an
+// app that exists ignores it.
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 	var p webhook.Problems
 	withContent := newQuery(r, &p).bool("with_content", true)
@@ -148,10 +159,14 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	msg := readMessageInput(f, s.now(), s.retention)
+	var appIn *appInput
+	if raw := field[json.RawMessage](f, "application"); raw.Value() {
+		appIn = readNestedApp(&p, raw.V)
+	}
 	if err := p.Err(); err != nil {
 		return err
 	}
-	app, err := s.appFromPath(r)
+	app, err := s.appOrCreate(r, appIn)
 	if err != nil {
 		return err
 	}
@@ -250,6 +265,9 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ep.Disabled {
 		return errEndpointDisabled("resending")
+	}
+	if msg.Expunged() {
+		return errExpunged()
 	}
 	if err := s.deliveries.Resend(r.Context(), msg, ep); err != nil {
 		if webhook.IsNotFound(err) {

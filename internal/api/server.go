@@ -29,6 +29,14 @@ type Deliveries interface {
 	// attempts to ep failed in [since, until) and whose delivery there
 	// ended without success. BadRequest if ep is disabled.
 	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
+	// AppStats stores a running background task (application.stats) and
+	// starts it, in the background: per app of appIDs (every app when
+	// empty), the deliveries created in [since, until).
+	AppStats(ctx context.Context, appIDs []string, since, until time.Time) (webhook.Task, error)
+	// AggregateEventTypes stores a running background task
+	// (event-type.aggregate) and starts it, in the background: per app,
+	// the event types its endpoints subscribe to.
+	AggregateEventTypes(ctx context.Context) (webhook.Task, error)
 }
 
 // Config is everything the API handler needs.
@@ -197,11 +205,16 @@ func (s *Server) routes() {
 	s.handle("GET "+app+"/msg", viewBase, s.listMessages)
 	s.handle(createMessageRoute, adminOnly, s.createMessage)
 	s.handle("GET "+msg, viewBase, s.getMessage)
+	s.handle("DELETE "+msg+"/content", adminOnly, s.expungeContent)
 	s.handle("GET "+msg+"/endpoint", viewBase, s.listMessageEndpoints)
 	s.handle("GET "+msg+"/attempt/{attempt_id}", viewBase, s.getAttempt)
+	s.handle("DELETE "+msg+"/attempt/{attempt_id}/content", adminOnly, s.expungeAttemptContent)
 	s.handle("POST "+msg+"/endpoint/{endpoint_id}/resend", createAttempts, s.resend)
 	s.handle("GET "+app+"/attempt/endpoint/{endpoint_id}", viewBase, s.listAttemptsByEndpoint)
 	s.handle("GET "+app+"/attempt/msg/{msg_id}", viewBase, s.listAttemptsByMessage)
+
+	s.handle("POST /api/v1/stats/usage/app", adminOnly, s.aggregateAppStats)
+	s.handle("PUT /api/v1/stats/usage/event-types", adminOnly, s.aggregateEventTypes)
 
 	s.handle("GET /api/v1/background-task", adminOnly, s.listTasks)
 	s.handle("GET /api/v1/background-task/{task_id}", adminOnly, s.getTask)

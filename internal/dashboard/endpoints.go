@@ -252,7 +252,8 @@ type attemptsList struct {
 // attemptRow is an attempt with the request body it sent.
 type attemptRow struct {
 	webhook.Attempt
-	Payload []byte // nil when the message is no longer kept
+	Payload  []byte // nil when the message is no longer kept or was expunged
+	Expunged bool   // the message's payload was expunged
 }
 
 func (h *handler) endpointPage(w http.ResponseWriter, r *http.Request) error {
@@ -331,20 +332,21 @@ func (h *handler) attempts(ctx context.Context, r *http.Request, f webhook.Attem
 	if err != nil {
 		return list, err
 	}
-	payloads := map[string][]byte{}
+	bodies := map[string]attemptRow{} // by message id, without the attempt
 	for _, a := range page.Items {
-		p, ok := payloads[a.MsgID]
+		row, ok := bodies[a.MsgID]
 		if !ok {
 			msg, err := h.store.GetMessage(ctx, a.AppID, a.MsgID)
 			switch {
 			case err == nil:
-				p = msg.Payload
+				row.Payload, row.Expunged = msg.Payload, msg.Expunged()
 			case !webhook.IsNotFound(err):
 				return list, err
 			}
-			payloads[a.MsgID] = p
+			bodies[a.MsgID] = row
 		}
-		list.Attempts = append(list.Attempts, attemptRow{Attempt: a, Payload: p})
+		row.Attempt = a
+		list.Attempts = append(list.Attempts, row)
 	}
 	if page.More && len(page.Items) > 0 {
 		list.Older = page.Items[len(page.Items)-1].ID

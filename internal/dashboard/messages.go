@@ -236,6 +236,9 @@ func (h *handler) resend(w http.ResponseWriter, r *http.Request) error {
 	if ep.Disabled {
 		return badRequest("That endpoint is disabled. Enable it before resending to it.")
 	}
+	if msg.Expunged() {
+		return badRequest("This message's payload was expunged: it can no longer be resent.")
+	}
 	if err := h.deliveries.Resend(r.Context(), msg, ep); err != nil {
 		return err
 	}

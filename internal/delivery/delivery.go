@@ -330,10 +330,14 @@ func (s *Service) dispatchLogged(ctx context.Context, ref webhook.Ref) {
 }
 
 // Resend starts a new manual run of msg to ep, whatever the endpoint's
-// filters say, and dispatches it. A disabled endpoint is refused.
+// filters say, and dispatches it. A disabled endpoint, and a message whose
+// payload was expunged, are refused.
 func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error {
 	if ep.Disabled {
 		return webhook.BadRequest("generic_error", "endpoint %s is disabled; enable it before resending", ep.ID)
+	}
+	if msg.Expunged() {
+		return webhook.BadRequest("missing_payload", "message %s's payload was expunged; it can no longer be resent", msg.ID)
 	}
 	d, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
 	if err != nil {
@@ -392,6 +396,9 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 	}
 	if msg == nil {
 		return s.stop(ctx, ref, "message expired")
+	}
+	if msg.Expunged() {
+		return s.stop(ctx, ref, "payload expunged")
 	}
 
 	if early && d.Attempts > 0 && d.NextAttemptAt.Sub(s.Clock.Now()) > notDue {

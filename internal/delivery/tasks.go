@@ -156,6 +156,10 @@ func (s *Service) RunTask(ctx context.Context, id string) error {
 	switch t.Kind {
 	case webhook.TaskEndpointRecover:
 		err = s.runRecover(ctx, t)
+	case webhook.TaskAppStats:
+		err = s.runAppStats(ctx, t)
+	case webhook.TaskEventTypeAggregate:
+		err = s.runEventTypes(ctx, t)
 	default:
 		t.Data, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("hookstep does not run %s tasks", t.Kind)})
 		err = s.saveTask(ctx, t, webhook.TaskFailed)
@@ -302,6 +306,9 @@ func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID st
 	}
 	if err != nil {
 		return webhook.Ref{}, false, err
+	}
+	if msg.Expunged() {
+		return webhook.Ref{}, false, nil // nothing left to send
 	}
 	run, err := s.Store.StartRun(ctx, msg, ep.ID, s.Clock.Now())
 	if err != nil {

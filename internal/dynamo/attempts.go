@@ -211,8 +211,30 @@ func (s *Store) recordHealth(ctx context.Context, a *webhook.Attempt, failing bo
 	return wrapf(err, "record attempt %s: endpoint health", a.ID)
 }
 
-// GetAttempt implements webhook.Store. Attempts never change, so a miss
-// of the eventually consistent read is read again, consistently.
+// ExpungeAttemptContent implements webhook.Store: one UpdateItem of the
+// attempt's response, on condition that it exists and has not expired.
+func (s *Store) ExpungeAttemptContent(ctx context.Context, appID, msgID, attemptID string) error {
+	var e expr
+	u := update{e: &e}
+	u.set("response", str(webhook.ExpungedResponse))
+	cond := and(e.exists(AttrPK), e.notExpired(s.clock.Now()))
+	_, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
+		Key:                       attemptKey(appID, msgID, attemptID).item(),
+		UpdateExpression:          aws.String(u.String()),
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	})
+	if conditionFailed(err) {
+		return webhook.NotFound("attempt %s not found", attemptID)
+	}
+	return wrapf(err, "expunge attempt content %s", attemptID)
+}
+
+// GetAttempt implements webhook.Store. An attempt changes at most once,
+// when its response is expunged, so a miss of the eventually consistent
+// read is read again, consistently; a read within a second or so of the
+// expunge may still see the response.
 func (s *Store) GetAttempt(ctx context.Context, appID, msgID, attemptID string) (*webhook.Attempt, error) {
 	k := attemptKey(appID, msgID, attemptID)
 	it, found, err := s.getItem(ctx, k, false)

@@ -16,6 +16,7 @@
 //	app             APP#<app>             APP
 //	app uid claim   APPUID#<uid>          UID
 //	event type      ET#<name>             ET
+//	seeded marker   ET#<name>             SEEDED (SeedEventTypes: the catalog created the type once)
 //	endpoint        APP#<app>             EP#<ep>
 //	endpoint uid    APP#<app>             EPUID#<uid>
 //	message         MSG#<app>#<msg>       M
@@ -75,12 +76,18 @@
 //	apps by id (API)                                       Query IndexList "APP", BatchGetItem
 //	event type by name (API, fan-out)                      GetItem ET#<name>/ET
 //	event types by name, archived or not (API)             Query IndexList "ET", filter archived; BatchGetItem
+//	seed the catalog's event types (api cold start)        BatchGetItem of the SEEDED markers (consistent); for each
+//	                                                         unmarked type: conditional PutItem of the type, then of its marker
 //	endpoint by id (API, deliver, sweeper)                 GetItem APP#<app>/EP#<ep>
 //	endpoint by uid (API)                                  GetItem APP#<app>/EPUID#<uid> → owner → endpoint
 //	an app's endpoints by id (API, fan-out)                Query APP#<app>, begins_with(sk, "EP#")
 //	endpoints failing since before T (sweeper)             Query IndexSweep "FAILING", sweepSk < <T+1ms>; BatchGetItem, re-checked
 //	message by id (API, deliver)                           GetItem MSG#<app>#<msg>/M
 //	message by eventId, the newest (API)                   GetItem EVT#<app>#<eventId>/EVT → owner → message
+//	expunge a message's payload (API)                      UpdateItem MSG#<app>#<msg>/M REMOVE payload, conditional on
+//	                                                         exists, not expired
+//	expunge an attempt's response (API)                    UpdateItem MSG#<app>#<msg>/A#<att> SET response, conditional
+//	                                                         on exists, not expired
 //	eventId unused within 24 h (CreateMessage)             conditional PutItem of the event-id claim
 //	an app's messages, newest or oldest first, filtered    Query IndexList MSG#<app>[#<s>], each of the 8 shards, filter
 //	  by event types, channel, before/after (API)            eventType IN, contains(channels), ts range, not expired;

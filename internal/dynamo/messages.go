@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -164,10 +166,13 @@ func (s *Store) GetMessage(ctx context.Context, appID, idOrEventID string) (*web
 	return nil, webhook.NotFound("message %s not found", idOrEventID)
 }
 
-// readMessage reads a message that has not expired. Messages never
-// change, so an eventually consistent read that finds one is as good as a
-// consistent read at half the price; only a miss (the message may be
-// milliseconds old) is read again, consistently.
+// readMessage reads a message that has not expired. A message changes
+// at most once, when its payload is expunged, so an eventually consistent
+// read that finds one is as good as a consistent read at half the price;
+// only a miss (the message may be milliseconds old) is read again,
+// consistently. The price is that a read within a second or so of an
+// expunge may still see the payload (DynamoDB's replicas converge within
+// about a second); after that no read does.
 func (s *Store) readMessage(ctx context.Context, appID, id string, now time.Time) (*webhook.Message, bool, error) {
 	k := messageKey(appID, id)
 	it, found, err := s.getItem(ctx, k, false)
@@ -182,6 +187,27 @@ func (s *Store) readMessage(ctx context.Context, appID, id string, now time.Time
 		return nil, false, err
 	}
 	return &m, true, nil
+}
+
+// ExpungeContent implements webhook.Store: one UpdateItem removes the
+// payload attribute, on condition that the message exists and has not
+// expired. No other item holds a payload.
+func (s *Store) ExpungeContent(ctx context.Context, appID, msgID string) error {
+	var e expr
+	u := update{e: &e}
+	u.del("payload")
+	cond := and(e.exists(AttrPK), e.notExpired(s.clock.Now()))
+	_, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
+		Key:                       messageKey(appID, msgID).item(),
+		UpdateExpression:          aws.String(u.String()),
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	})
+	if conditionFailed(err) {
+		return webhook.NotFound("message %s not found", msgID)
+	}
+	return wrapf(err, "expunge message content %s", msgID)
 }
 
 // ListMessages implements webhook.Store: the app's IndexList shards,

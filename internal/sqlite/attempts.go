@@ -76,6 +76,19 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 	return d, nil
 }
 
+// ExpungeAttemptContent implements webhook.Store.
+func (s *Store) ExpungeAttemptContent(ctx context.Context, appID, msgID, attemptID string) error {
+	n, err := rowsAffected(s.exec(ctx, `UPDATE attempts SET response = ?
+		WHERE id = ? AND app_id = ? AND msg_id = ? AND `+visible, webhook.ExpungedResponse, attemptID, appID, msgID, s.now()))
+	if err != nil {
+		return wrap("expunge attempt content", err)
+	}
+	if n == 0 {
+		return webhook.NotFound("attempt %s not found", attemptID)
+	}
+	return nil
+}
+
 // GetAttempt implements webhook.Store.
 func (s *Store) GetAttempt(ctx context.Context, appID, msgID, attemptID string) (*webhook.Attempt, error) {
 	row := s.r.QueryRowContext(ctx, "SELECT "+attemptCols+` FROM attempts

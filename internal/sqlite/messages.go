@@ -126,6 +126,20 @@ func (s *Store) GetMessage(ctx context.Context, appID, idOrEventID string) (*web
 	return &m, nil
 }
 
+// ExpungeContent implements webhook.Store: the payload becomes an empty
+// blob, which reads return as an empty Payload.
+func (s *Store) ExpungeContent(ctx context.Context, appID, msgID string) error {
+	n, err := rowsAffected(s.exec(ctx, `UPDATE messages SET payload = X''
+		WHERE id = ? AND app_id = ? AND `+visible, msgID, appID, s.now()))
+	if err != nil {
+		return wrap("expunge message content", err)
+	}
+	if n == 0 {
+		return webhook.NotFound("message %s not found", msgID)
+	}
+	return nil
+}
+
 // ListMessages implements webhook.Store.
 func (s *Store) ListMessages(ctx context.Context, f webhook.MessageFilter) (webhook.Page[webhook.Message], error) {
 	q := query{from: messageCols + " FROM messages"}

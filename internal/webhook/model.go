@@ -70,7 +70,8 @@ const (
 )
 
 // Message is one event sent by the platform for an app. Payload is the JSON
-// object exactly as it is signed and sent. ExpiresAt ends its retention.
+// object exactly as it is signed and sent, and empty once the payload was
+// expunged (Store.ExpungeContent). ExpiresAt ends its retention.
 type Message struct {
 	ID        string
 	AppID     string
@@ -82,6 +83,10 @@ type Message struct {
 	Timestamp time.Time
 	ExpiresAt time.Time
 }
+
+// Expunged reports whether the message's payload was deleted
+// (Store.ExpungeContent): it can no longer be sent, resent or shown.
+func (m *Message) Expunged() bool { return len(m.Payload) == 0 }
 
 // Status is the state of a delivery or an attempt, numbered as in Svix.
 type Status int
@@ -182,6 +187,10 @@ type Loaded struct {
 	Message  *Message
 	At       time.Time
 }
+
+// ExpungedResponse is what an attempt's Response reads once it was
+// expunged (Store.ExpungeAttemptContent), as in Svix.
+const ExpungedResponse = "EXPUNGED"
 
 // Attempt is the record of one HTTP request made for a delivery.
 // ResponseStatusCode is 0 when no response arrived.

@@ -236,6 +236,16 @@ type Store interface {
 	GetMessage(ctx context.Context, appID, idOrEventID string) (*Message, error)
 	// ListMessages lists an app's messages by id.
 	ListMessages(ctx context.Context, f MessageFilter) (Page[Message], error)
+	// ExpungeContent deletes the payload of an app's message (by id)
+	// for good; the message, its deliveries and attempts stay, and reads
+	// return it with an empty Payload (see Message.Expunged). Expunging
+	// twice is not an error. NotFound if the message does not exist or
+	// has expired.
+	ExpungeContent(ctx context.Context, appID, msgID string) error
+	// ExpungeAttemptContent replaces the response body of an attempt of
+	// an app's message with ExpungedResponse, for good. NotFound if the
+	// attempt does not exist or has expired.
+	ExpungeAttemptContent(ctx context.Context, appID, msgID, attemptID string) error
 
 	// GetDelivery returns the delivery of a message to an endpoint.
 	GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*Delivery, error)

@@ -26,16 +26,25 @@ func (s TaskStatus) Valid() bool {
 // TaskKind is what a background task does, as Svix's BackgroundTaskType.
 type TaskKind string
 
-// TaskEndpointRecover re-sends an endpoint's failed messages of a window
-// (Svix's "endpoint.recover"); it is the only kind hookstep runs.
-const TaskEndpointRecover TaskKind = "endpoint.recover"
+// The kinds of task hookstep runs: TaskEndpointRecover re-sends an
+// endpoint's failed messages of a window (Svix's "endpoint.recover");
+// TaskAppStats counts each app's deliveries of a window (Svix's
+// "application.stats", AggregateAppStats); TaskEventTypeAggregate lists
+// the event types each app's endpoints subscribe to (Svix's
+// "event-type.aggregate", AggregateEventTypes).
+const (
+	TaskEndpointRecover    TaskKind = "endpoint.recover"
+	TaskAppStats           TaskKind = "application.stats"
+	TaskEventTypeAggregate TaskKind = "event-type.aggregate"
+)
 
 // taskKinds are every BackgroundTaskType Svix defines (SDK v1.99.1). The
 // API accepts each as a list filter, so that an SDK's filter never fails,
-// although only TaskEndpointRecover tasks exist.
+// although only TaskEndpointRecover, TaskAppStats and
+// TaskEventTypeAggregate tasks exist.
 var taskKinds = []TaskKind{
-	"endpoint.replay", TaskEndpointRecover, "application.stats", "message.broadcast",
-	"sdk.generate", "event-type.aggregate", "application.purge_content", "endpoint.bulk-replay",
+	"endpoint.replay", TaskEndpointRecover, TaskAppStats, "message.broadcast",
+	"sdk.generate", TaskEventTypeAggregate, "application.purge_content", "endpoint.bulk-replay",
 }
 
 // Valid reports whether k is a BackgroundTaskType of Svix.

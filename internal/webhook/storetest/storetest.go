@@ -156,6 +156,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"EventID", testEventID},
 		{"ListMessages", testListMessages},
 		{"Expiry", testExpiry},
+		{"ExpungeContent", testExpungeContent},
 		{"ListDeliveriesByEndpoint", testListDeliveriesByEndpoint},
 		{"ListDeliveriesByMessage", testListDeliveriesByMessage},
 		{"StartRun", testStartRun},
