@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -151,14 +152,14 @@ func (s *Service) runPerApp(ctx context.Context, t *webhook.Task, st any, cur *a
 }
 
 // nextApps returns the next page of apps and moves cur past it; more
-// reports whether apps remain after it. A named app deleted since is left
-// out.
+// reports whether apps remain after it. A named app deleted since, and
+// the operational webhooks' reserved app, are left out.
 func (s *Service) nextApps(ctx context.Context, cur *appCursor) (apps []webhook.App, more bool, err error) {
 	if len(cur.AppIDs) > 0 {
 		end := min(cur.Done+appStatsPage, len(cur.AppIDs))
 		for _, id := range cur.AppIDs[cur.Done:end] {
 			app, err := s.Store.GetApp(ctx, id)
-			if webhook.IsNotFound(err) {
+			if webhook.IsNotFound(err) || (err == nil && operational.Reserved(app.ID)) {
 				continue
 			}
 			if err != nil {
@@ -173,10 +174,14 @@ func (s *Service) nextApps(ctx context.Context, cur *appCursor) (apps []webhook.
 	if err != nil {
 		return nil, false, err
 	}
+	more = page.More && len(page.Items) > 0
 	if len(page.Items) > 0 {
 		cur.Cursor = page.Items[len(page.Items)-1].ID
 	}
-	return page.Items, page.More && len(page.Items) > 0, nil
+	// The operational webhooks' reserved app is hookstep's, not a
+	// customer's: it is in no usage statistics.
+	apps = slices.DeleteFunc(page.Items, func(a webhook.App) bool { return operational.Reserved(a.ID) })
+	return apps, more, nil
 }
 
 // countDestinations sums the deliveries of every endpoint of the app

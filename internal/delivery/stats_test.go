@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -89,5 +90,38 @@ func TestPerAppTasksResumeWithoutCountingTwice(t *testing.T) {
 	stored, _ = f.store.GetTask(ctx, task.ID)
 	if got := appsIn(stored, "event_types"); stored.Status != webhook.TaskFinished || len(got) != 120 {
 		t.Errorf("event-type.aggregate: status %s with %d apps, want finished with 120", stored.Status, len(got))
+	}
+}
+
+// TestStatsLeaveOutTheReservedApp: the operational webhooks' app is
+// hookstep's, not a customer's, and is in no usage statistics, whether
+// the task lists every app or is given its id.
+func TestStatsLeaveOutTheReservedApp(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	now := f.clock.Now()
+	if err := f.store.CreateApp(ctx, &webhook.App{ID: operational.AppID, Name: "operational", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ids := range [][]string{nil, {operational.AppID, f.app.ID}} {
+		task, err := f.svc.AppStats(ctx, ids, now.Add(-1), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := f.store.GetTask(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data struct {
+			AppStats []struct {
+				AppID string `json:"appId"`
+			} `json:"appStats"`
+		}
+		if err := json.Unmarshal(stored.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		if len(data.AppStats) != 1 || data.AppStats[0].AppID != f.app.ID {
+			t.Errorf("app stats of %v: %+v, want only the customer's app %s", ids, data.AppStats, f.app.ID)
+		}
 	}
 }
