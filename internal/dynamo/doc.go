@@ -26,6 +26,7 @@
 //	background task TASK#<task>           TASK
 //	Play link       PLAY#<token>          LINK
 //	Play request    PLAY#<token>          R#<receivedAt>#<ksuid>
+//	token log       THROTTLE#<app>#<ep>   T                     throttled endpoints only (throttle.go)
 //
 // and in the indexes (partition key / sort key):
 //
