@@ -26,6 +26,11 @@ type DeliverInput struct {
 	// StartedAt is when the execution started ($$.Execution.StartTime),
 	// for the reconcile action.
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// ReservedAt is the throttle token a Throttled attempt reserved for
+	// the run (its resumeAt), passed back by the state machine's
+	// DeliverReserved step after its Throttle wait: the attempt uses it
+	// instead of asking for another (delivery.Service.AttemptReserved).
+	ReservedAt time.Time `json:"reservedAt,omitzero"`
 }
 
 // The actions of the deliver function besides an attempt (no action).
@@ -53,6 +58,9 @@ func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, Del
 		}
 		switch in.Action {
 		case "":
+			if !in.ReservedAt.IsZero() {
+				return svc.AttemptReserved(ctx, in.Ref, in.ReservedAt)
+			}
 			return svc.Attempt(ctx, in.Ref)
 		case ActionReconcile:
 			return svc.Reconcile(ctx, in.Ref, in.StartedAt)

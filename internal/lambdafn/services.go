@@ -123,6 +123,9 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		AwaitCommit: awaitCommit,
 		Clock:       clock,
 		Logger:      logger,
+		// Endpoints' throttleRate: a token log item per throttled
+		// endpoint, shared by every deliver function.
+		Throttle: dynamo.NewThrottle(store),
 	}
 	sw := &sweeper.Sweeper{
 		Store: store, Dispatch: svc.Dispatch, Clock: clock, Logger: logger,
