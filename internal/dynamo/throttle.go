@@ -174,4 +174,3 @@ func (t *Throttle) remember(k key, b bucket) {
 
 // maxSeen bounds the logs a process remembers.
 const maxSeen = 10_000
-
