@@ -656,7 +656,24 @@ func retryAt(d *webhook.Delivery, now time.Time) Result {
 // attempt is already recorded is not sent again: only what is missing is
 // done (Retries, which is idempotent). An error leaves the run to the
 // queue, which hands it over again later.
+//
+// A first attempt the endpoint's throttle holds back is not made: the
+// result is Throttled, and the caller hands the run back to the queue
+// until the reservation (ResumeAt), then calls AttemptQueuedReserved. An
+// immediate retry held back is left to the run's execution (Retries).
 func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, error) {
+	return s.AttemptQueuedReserved(ctx, ref, time.Time{})
+}
+
+// AttemptQueuedReserved is AttemptQueued for a run whose first attempt
+// holds the throttle reservation reservedAt (see AttemptReserved); zero
+// is none.
+func (s *Service) AttemptQueuedReserved(ctx context.Context, ref webhook.Ref, reservedAt time.Time) (Result, error) {
+	if !reservedAt.IsZero() {
+		if err := s.awaitReservation(ctx, reservedAt); err != nil {
+			return Result{}, err
+		}
+	}
 	d, ep, msg, err := s.loadCurrent(ctx, ref)
 	if err != nil {
 		return Result{}, err
@@ -669,10 +686,15 @@ func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, e
 		// The first attempt uses what was just read; a retry reads again.
 		loaded := &webhook.Loaded{Delivery: d, Endpoint: ep, Message: msg, At: s.Clock.Now()}
 		for {
-			if res, err = s.attempt(ctx, ref, loaded, false, time.Time{}); err != nil {
+			if res, err = s.attempt(ctx, ref, loaded, false, reservedAt); err != nil {
 				return Result{}, err
 			}
-			loaded = nil
+			loaded, reservedAt = nil, time.Time{}
+			if res.Outcome == Throttled && res.Attempt > 0 {
+				// An immediate retry held back: the execution waits for it.
+				res = Result{Outcome: Retry, Attempt: res.Attempt}
+				break
+			}
 			if res.Outcome != Retry || res.Final || res.Wait > 0 {
 				break
 			}
