@@ -33,9 +33,37 @@ import (
 //
 // An endpoint whose throttleRate is unset, or 0, never asks the Limiter:
 // it costs nothing. A change of throttleRate applies from the next
-// attempt; reservations already made stand. A run that ends while it
-// waits (the endpoint was disabled, the message expired) leaves its
-// token unused: the endpoint gets one request fewer in that second.
+// attempt; reservations already made stand (setting it to 0 lets every
+// later attempt go at once; those waiting still wait for their tokens).
+// A run that ends while it waits (the endpoint was disabled, the message
+// expired) leaves its token unused: the endpoint gets one request fewer
+// in that second. Retries are attempts like any other: each takes a
+// token. The app's throttleRate (Svix's per-app rate limit) is stored
+// only; it is not enforced.
+//
+// The window is the limiter's: it grants N tokens in any second, and
+// the requests leave when their attempts run, a few milliseconds later
+// in local mode, the latency of a Wait and a Lambda invocation on AWS;
+// that lateness varies, so a receiver may see the edge of one second's
+// burst a little closer to the next one's than a second.
+//
+// What it costs on AWS, for throttled endpoints only:
+//   - DynamoDB: one conditional UpdateItem of the endpoint's token log
+//     (dynamo.Throttle, one write unit) per attempt asked for, plus a
+//     refused write and a retry each time another deliver function
+//     wrote the log first. The item takes ~1,000 writes a second (a
+//     partition's limit), refused ones included: a throttleRate above a
+//     few hundred is bounded by that item rather than by the rate.
+//   - Lambda: an attempt held back is a deliver invocation that sends
+//     nothing (tens of milliseconds), and its reserved attempt another:
+//     in a backlog, about two invocations per delivery instead of one.
+//   - Step Functions: the Throttle Wait and DeliverReserved add three
+//     state transitions per held-back attempt; the wait itself is free
+//     and may be as long as the backlog needs (an execution lives up to
+//     a year).
+//   - SQS (queue mode): a held-back first attempt sends one delayed
+//     message, and one more per 15 minutes of waiting (SQS's longest
+//     delay); the deliver role needs sqs:SendMessage on the queue.
 
 // Limiter hands out the tokens of throttled endpoints.
 type Limiter interface {
