@@ -427,6 +427,7 @@ func TestDeliverTasks(t *testing.T) {
 		catchTo       string // the Catch's Next
 	}{
 		{stack.DeliverState, "", false, stack.PauseState},
+		{stack.DeliverReservedState, "", false, stack.PauseState},
 		{stack.ReconcileState, "reconcile", true, stack.HandOffState},
 		{stack.HandOffState, "handoff", true, stack.StrandedState},
 		{stack.MarkFailedState, "fail", false, stack.PauseState},
@@ -453,6 +454,9 @@ func TestDeliverTasks(t *testing.T) {
 			if tt.action == "reconcile" {
 				want["startedAt.$"] = "$$.Execution.StartTime"
 			}
+			if tt.state == stack.DeliverReservedState {
+				want["reservedAt.$"] = stack.ResultPath + ".resumeAt"
+			}
 			if !jsonEqual(st.Parameters, want) {
 				t.Errorf("Parameters: got %v, want %v", st.Parameters, want)
 			}
@@ -476,7 +480,7 @@ func TestDeliverTasks(t *testing.T) {
 				}
 			}
 			for _, r := range st.Retry {
-				if tt.state == stack.DeliverState && slices.ContainsFunc(r.ErrorEquals, func(e string) bool {
+				if tt.action == "" && slices.ContainsFunc(r.ErrorEquals, func(e string) bool {
 					return e == "States.ALL" || e == "Lambda.Unknown" || e == "States.TaskFailed" || e == "Lambda.ClientExecutionTimeoutException"
 				}) {
 					t.Errorf("the attempt retries %v: the POST may already have happened", r.ErrorEquals)
