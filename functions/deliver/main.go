@@ -25,6 +25,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	lambda.StartWithOptions(lambdafn.DeliverEvents(s.Delivery, s.Later, s.Metrics), lambda.WithContext(ctx))
+	lambda.StartWithOptions(lambdafn.DeliverEvents(s.Delivery, s.Later, s.Throttled, s.Metrics), lambda.WithContext(ctx))
 	return nil
 }

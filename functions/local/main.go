@@ -119,6 +119,9 @@ func run(ctx context.Context, getenv func(string) string, stdout, logw io.Writer
 			go func() { defer bg.Done(); task(ctx) }()
 		},
 		TaskProgress: taskProgress,
+		// Endpoints' throttleRate: their tokens are kept in memory, and
+		// the queue holds a throttled delivery back without a worker.
+		Throttle: localqueue.NewThrottle(),
 	}
 	queue := localqueue.New(store, svc.AttemptNext, clock, logger, localqueue.Config{
 		Workers: cfg.Workers, Lease: cfg.HTTPTimeout + 30*time.Second,

@@ -76,11 +76,13 @@ var (
 
 	// queueConsumeActions: what Lambda's event source mapping does with
 	// the deliver function's role (the actions AWS documents for it),
-	// and ChangeMessageVisibility, which the function calls to have a
-	// message whose delivery is not written yet come back sooner.
-	// CDK's SqsEventSource would grant these and sqs:GetQueueUrl.
+	// ChangeMessageVisibility, which the function calls to have a
+	// message whose delivery is not written yet come back sooner, and
+	// SendMessage, with which it sends a run its endpoint's throttleRate
+	// holds back to the queue again, delayed until its token.
+	// CDK's SqsEventSource would grant the first four and sqs:GetQueueUrl.
 	queueConsumeActions = []string{
-		"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage",
+		"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage",
 	}
 
 	// deadLetterDrainActions: the sweeper receives what the dead-letter

@@ -152,8 +152,9 @@ func TestIAMGrants(t *testing.T) {
 			"deliver": {
 				c.deliverTable,
 				// The event source mapping's receive, delete and
-				// attributes; the function's own visibility change.
-				allow([]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}, queue),
+				// attributes; the function's own visibility change, and
+				// its re-send of a throttled run, delayed.
+				allow([]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}, queue),
 				// A delivery that needs a retry: the state machine by
 				// the ARN its name gives (see TestQueueStateMachine).
 				allow([]string{"states:StartExecution"}, stateMachineARN("Hookstep-delivery")),

@@ -24,6 +24,7 @@ const (
 	outcomeStop      = "stop"
 	outcomeAgain     = "again"
 	outcomeHandOff   = "handoff"
+	outcomeThrottled = "throttled"
 	actionFail       = "fail"
 	actionReconcile  = "reconcile"
 	actionHandOff    = "handoff"
@@ -47,21 +48,27 @@ var TransientLambdaErrors = []string{
 // and then DeliverState again. An attempt that fails without a result
 // goes to PauseState and ReconcileState, which find out where the run
 // stands; a run that cannot go on is handed back to the sweeper
-// (HandOffState, then HandedOffState).
+// (HandOffState, then HandedOffState). An attempt the endpoint's
+// throttleRate holds back (outcome throttled: nothing was sent or
+// recorded) waits in ThrottleState until the token it reserved comes
+// back, and is made by DeliverReservedState, which passes the
+// reservation on.
 const (
-	DeliverState    = "Deliver"
-	OutcomeState    = "Outcome"
-	WaitStatePrefix = "Wait"
-	WaitUntilState  = "WaitUntil"
-	PauseState      = "Pause"
-	ReconcileState  = "Reconcile"
-	HandOffState    = "HandOff"
-	MarkFailedState = "MarkFailed"
-	DoneState       = "Done"
-	ExhaustedState  = "Exhausted"
-	HandedOffState  = "HandedOff"
-	UnknownState    = "UnknownOutcome"
-	StrandedState   = "Stranded"
+	DeliverState         = "Deliver"
+	ThrottleState        = "Throttle"
+	DeliverReservedState = "DeliverReserved"
+	OutcomeState         = "Outcome"
+	WaitStatePrefix      = "Wait"
+	WaitUntilState       = "WaitUntil"
+	PauseState           = "Pause"
+	ReconcileState       = "Reconcile"
+	HandOffState         = "HandOff"
+	MarkFailedState      = "MarkFailed"
+	DoneState            = "Done"
+	ExhaustedState       = "Exhausted"
+	HandedOffState       = "HandedOff"
+	UnknownState         = "UnknownOutcome"
+	StrandedState        = "Stranded"
 )
 
 // ResultPath is where each Task puts the deliver function's result, so
@@ -122,6 +129,7 @@ func (h *hookstep) addStateMachine() {
 //	                  ─ retry, resumeAt (from Reconcile) → WaitUntil → Deliver
 //	                  ─ retry, attempt k < N   → Wait<k> (Schedule[k-1]) → Deliver
 //	                  ─ again                  → Deliver
+//	                  ─ throttled              → Throttle (until resumeAt) → DeliverReserved → Outcome
 //	                  ─ handoff                → HandOff → HandedOff
 //	Deliver fails (Catch) → Pause → Reconcile → Outcome
 //	Reconcile or MarkFailed fails beyond its retries → HandOff / Pause
@@ -150,6 +158,15 @@ func deliveryDefinition(scope constructs.Construct, deliver awslambda.IFunction,
 	})
 
 	attempt := deliverTask(scope, DeliverState, deliver, "")
+	// A throttled attempt waits for its reserved token, as long as it
+	// takes (a Wait costs one state transition, not a poll), then is
+	// made with it: DeliverReserved is Deliver with the reservation.
+	reserved := deliverTask(scope, DeliverReservedState, deliver, "", withReservation)
+	throttleWait := sfn.NewWait(scope, jsii.String(ThrottleState), &sfn.WaitProps{
+		Comment: jsii.String("the endpoint's throttleRate holds the attempt back: wait for the token it reserved"),
+		Time:    sfn.WaitTime_TimestampPath(jsii.String(ResultPath + ".resumeAt")),
+	})
+	throttleWait.Next(reserved)
 	reconcile := deliverTask(scope, ReconcileState, deliver, actionReconcile)
 	handOff := deliverTask(scope, HandOffState, deliver, actionHandOff)
 	markFailed := deliverTask(scope, MarkFailedState, deliver, actionFail)
@@ -168,6 +185,7 @@ func deliveryDefinition(scope constructs.Construct, deliver awslambda.IFunction,
 	outcome := sfn.NewChoice(scope, jsii.String(OutcomeState), nil).
 		When(outcomeIs(outcomeDelivered), done, nil).
 		When(outcomeIs(outcomeStop), done, nil).
+		When(outcomeIs(outcomeThrottled), throttleWait, nil).
 		When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_BooleanEquals(jsii.String(ResultPath+".final"), jsii.Bool(true))), markFailed, nil).
 		When(sfn.Condition_And(outcomeIs(outcomeRetry), sfn.Condition_IsPresent(jsii.String(ResultPath+".resumeAt"))), waitUntil, nil)
 	for k := 1; k < schedule.MaxAttempts(); k++ {
@@ -187,8 +205,10 @@ func deliveryDefinition(scope constructs.Construct, deliver awslambda.IFunction,
 
 	// An attempt's own error may come after its POST: never retried
 	// blindly, it is reconciled.
-	attempt.AddCatch(pause, &sfn.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String(ErrorPath)})
-	attempt.Next(outcome)
+	for _, task := range []tasks.LambdaInvoke{attempt, reserved} {
+		task.AddCatch(pause, &sfn.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String(ErrorPath)})
+		task.Next(outcome)
+	}
 	pause.Next(reconcile)
 	// Reconcile and HandOff only read and write the store: retrying them
 	// sends nothing twice.
@@ -216,7 +236,7 @@ func deliveryDefinition(scope constructs.Construct, deliver awslambda.IFunction,
 // payload is the result (payloadResponseOnly), stored at ResultPath so
 // that the ids stay. Every Task first retries TransientLambdaErrors:
 // Lambda failed or throttled before the function ran.
-func deliverTask(scope constructs.Construct, id string, fn awslambda.IFunction, action string) tasks.LambdaInvoke {
+func deliverTask(scope constructs.Construct, id string, fn awslambda.IFunction, action string, opts ...taskOption) tasks.LambdaInvoke {
 	payload := map[string]any{
 		"appId":      sfn.JsonPath_StringAt(jsii.String("$.appId")),
 		"msgId":      sfn.JsonPath_StringAt(jsii.String("$.msgId")),
@@ -225,6 +245,9 @@ func deliverTask(scope constructs.Construct, id string, fn awslambda.IFunction, 
 	}
 	if action != "" {
 		payload["action"] = action
+	}
+	for _, o := range opts {
+		o(payload)
 	}
 	if action == actionReconcile {
 		// ReconcileFor counts from the execution's start at the latest.
@@ -246,6 +269,15 @@ func deliverTask(scope constructs.Construct, id string, fn awslambda.IFunction, 
 		JitterStrategy: sfn.JitterType_FULL,
 	})
 	return task
+}
+
+// taskOption adds to a deliver Task's payload.
+type taskOption func(payload map[string]any)
+
+// withReservation passes the throttle token the last attempt reserved
+// (its result's resumeAt) as reservedAt (lambdafn.DeliverInput).
+func withReservation(payload map[string]any) {
+	payload["reservedAt"] = sfn.JsonPath_StringAt(jsii.String(ResultPath + ".resumeAt"))
 }
 
 func outcomeIs(outcome string) sfn.Condition {

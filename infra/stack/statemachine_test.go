@@ -256,6 +256,7 @@ func TestWaitStatesFollowSchedule(t *testing.T) {
 
 			// The states are one Wait per retry and the fixed ones.
 			fixed := []string{stack.DeliverState, stack.OutcomeState, stack.WaitUntilState, stack.PauseState, stack.ReconcileState,
+				stack.ThrottleState, stack.DeliverReservedState,
 				stack.HandOffState, stack.MarkFailedState, stack.DoneState, stack.ExhaustedState,
 				stack.HandedOffState, stack.UnknownState, stack.StrandedState}
 			if got, want := len(d.States), len(fixed)+max-1; got != want {
@@ -426,6 +427,7 @@ func TestDeliverTasks(t *testing.T) {
 		catchTo       string // the Catch's Next
 	}{
 		{stack.DeliverState, "", false, stack.PauseState},
+		{stack.DeliverReservedState, "", false, stack.PauseState},
 		{stack.ReconcileState, "reconcile", true, stack.HandOffState},
 		{stack.HandOffState, "handoff", true, stack.StrandedState},
 		{stack.MarkFailedState, "fail", false, stack.PauseState},
@@ -452,6 +454,9 @@ func TestDeliverTasks(t *testing.T) {
 			if tt.action == "reconcile" {
 				want["startedAt.$"] = "$$.Execution.StartTime"
 			}
+			if tt.state == stack.DeliverReservedState {
+				want["reservedAt.$"] = stack.ResultPath + ".resumeAt"
+			}
 			if !jsonEqual(st.Parameters, want) {
 				t.Errorf("Parameters: got %v, want %v", st.Parameters, want)
 			}
@@ -475,7 +480,7 @@ func TestDeliverTasks(t *testing.T) {
 				}
 			}
 			for _, r := range st.Retry {
-				if tt.state == stack.DeliverState && slices.ContainsFunc(r.ErrorEquals, func(e string) bool {
+				if tt.action == "" && slices.ContainsFunc(r.ErrorEquals, func(e string) bool {
 					return e == "States.ALL" || e == "Lambda.Unknown" || e == "States.TaskFailed" || e == "Lambda.ClientExecutionTimeoutException"
 				}) {
 					t.Errorf("the attempt retries %v: the POST may already have happened", r.ErrorEquals)
@@ -570,5 +575,69 @@ func TestDefinitionIsValidASL(t *testing.T) {
 				t.Errorf("asl-validator %s: %v\n%s", path, err, out)
 			}
 		})
+	}
+}
+
+// TestAThrottledAttemptWaitsForItsToken: an attempt the endpoint's
+// throttle holds back (outcome throttled, nothing recorded) waits until
+// its reservation (resumeAt, a TimestampPath: as long as the backlog
+// needs, in one Wait), then DeliverReserved makes it with the
+// reservation; an answer throttled again waits again; a failure is
+// reconciled like any attempt's. No schedule Wait is spent on it.
+func TestAThrottledAttemptWaitsForItsToken(t *testing.T) {
+	d, _ := definitionFor(t, nil)
+	resumeAt := "2026-12-03T17:00:05Z"
+	path, waits := d.walk(t, func(state string, n int) task {
+		switch {
+		case state == stack.DeliverState:
+			return task{res: result{Outcome: "throttled", Attempt: 0, ResumeAt: resumeAt}}
+		case state == stack.DeliverReservedState && n == 1:
+			return task{res: result{Outcome: "throttled", Attempt: 0, ResumeAt: resumeAt}} // asked early
+		case state == stack.DeliverReservedState:
+			return task{res: result{Outcome: "delivered", Attempt: 1, Final: true}}
+		}
+		t.Fatalf("unexpected Task %s", state)
+		return task{}
+	})
+	want := []string{stack.DeliverState, stack.OutcomeState, stack.ThrottleState, stack.DeliverReservedState, stack.OutcomeState,
+		stack.ThrottleState, stack.DeliverReservedState, stack.OutcomeState, stack.DoneState}
+	if !slices.Equal(path, want) {
+		t.Errorf("path of a throttled attempt:\n got %v\nwant %v", path, want)
+	}
+	if len(waits) != 0 {
+		t.Errorf("fixed waits %v on the way, want none: the throttle waits until resumeAt", waits)
+	}
+
+	wait := d.States[stack.ThrottleState]
+	if wait.Type != "Wait" || wait.TimestampPath != stack.ResultPath+".resumeAt" || wait.Next != stack.DeliverReservedState {
+		t.Errorf("%s: got %+v, want a Wait until %s.resumeAt, then %s", stack.ThrottleState, wait, stack.ResultPath, stack.DeliverReservedState)
+	}
+	reserved, deliver := d.States[stack.DeliverReservedState], d.States[stack.DeliverState]
+	payload := reserved.Parameters // the Payload itself: payloadResponseOnly
+	if payload["reservedAt.$"] != stack.ResultPath+".resumeAt" || payload["action"] != nil {
+		t.Errorf("%s payload %v: want reservedAt.$ = %s.resumeAt and no action", stack.DeliverReservedState, payload, stack.ResultPath)
+	}
+	for k, v := range deliver.Parameters {
+		if payload[k] != v {
+			t.Errorf("%s payload %s = %v, want %v as %s", stack.DeliverReservedState, k, payload[k], v, stack.DeliverState)
+		}
+	}
+	if reserved.Resource != deliver.Resource || reserved.Next != stack.OutcomeState || reserved.ResultPath != deliver.ResultPath ||
+		len(reserved.Catch) != 1 || reserved.Catch[0].Next != stack.PauseState || len(reserved.Retry) != len(deliver.Retry) {
+		t.Errorf("%s: got %+v, want %s's resource, retries and catch (to %s), then %s", stack.DeliverReservedState, reserved,
+			stack.DeliverState, stack.PauseState, stack.OutcomeState)
+	}
+	// An answer that failed is reconciled: the walk follows the Catch.
+	path, _ = d.walk(t, func(state string, n int) task {
+		switch state {
+		case stack.DeliverState:
+			return task{res: result{Outcome: "throttled", ResumeAt: resumeAt}}
+		case stack.DeliverReservedState:
+			return task{fail: true}
+		}
+		return task{res: result{Outcome: "stop", Final: true}}
+	})
+	if !slices.Contains(path, stack.PauseState) || !slices.Contains(path, stack.ReconcileState) {
+		t.Errorf("a failed reserved attempt: path %v, want it reconciled (%s, %s)", path, stack.PauseState, stack.ReconcileState)
 	}
 }

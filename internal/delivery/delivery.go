@@ -20,6 +20,9 @@
 //     dashboard) records every one, and a line per attempt at info would
 //     flood the logs, and cost CPU, in a retry storm. A run that exhausts
 //     its schedule is logged at warn, a canceled one at info.
+//   - An endpoint's throttleRate N allows at most N requests in any
+//     second, in bursts of at most N; an attempt held back waits for its
+//     token and is not an attempt (throttle.go, with what each mode does).
 package delivery
 
 import (
@@ -57,6 +60,11 @@ const (
 	// HandOff: the run's attempt has gone unrecorded for ReconcileFor:
 	// hand the run back to the sweeper for a fresh dispatch (Reconcile).
 	HandOff Outcome = "handoff"
+	// Throttled: the endpoint's throttleRate holds the attempt back; it
+	// was not made and is not counted. The run has a token reserved at
+	// Result.ResumeAt: wait until then and attempt it with that
+	// reservation (AttemptReserved). See throttle.go.
+	Throttled Outcome = "throttled"
 )
 
 // DefaultReconcileFor is the default of Service.ReconcileFor.
@@ -120,6 +128,9 @@ type Service struct {
 	// it through Go; a task it fails to hand over stays running, and the
 	// sweeper resumes it (ResumeTasks).
 	HandTask func(ctx context.Context, taskID string) error
+	// Throttle, when set, enforces endpoints' throttleRate (throttle.go);
+	// nil sends to every endpoint at once.
+	Throttle Limiter
 	// TaskProgress, when set, is called by RunTask after each write of a
 	// task's progress or end, with the task as stored; it runs on the
 	// task's goroutine, which waits for it. Tests pause a task with it.
@@ -351,8 +362,14 @@ func (s *Service) Resend(ctx context.Context, msg *webhook.Message, ep *webhook.
 // returns when the run's next attempt is due, zero when there is none.
 // loaded, when not nil, is what Publish read for a held delivery; it is
 // used instead of reading the store when it is no older than Fresh.
+//
+// An attempt the endpoint's throttle holds back is not made: the error is
+// a *ThrottledError saying until when (the token is reserved for ref).
 func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded) (time.Time, error) {
-	res, err := s.attempt(ctx, ref, loaded, false)
+	res, err := s.attempt(ctx, ref, loaded, false, time.Time{})
+	if err == nil && res.Outcome == Throttled {
+		return time.Time{}, &ThrottledError{Ref: ref, Until: res.NextAttemptAt}
+	}
 	return res.NextAttemptAt, err
 }
 
@@ -367,13 +384,14 @@ func (s *Service) AttemptNext(ctx context.Context, ref webhook.Ref, loaded *webh
 // started for a run whose first attempts were made elsewhere (queue
 // mode, AttemptQueued) enters at the right wait.
 func (s *Service) Attempt(ctx context.Context, ref webhook.Ref) (Result, error) {
-	return s.attempt(ctx, ref, nil, true)
+	return s.attempt(ctx, ref, nil, true, time.Time{})
 }
 
 // attempt is Attempt; early says whether an attempt that is not due yet
 // waits (the local queue's claims move a run's due time, so it never
-// asks early).
-func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded, early bool) (Result, error) {
+// asks early); reserved, when set, is the time of a throttle token that
+// a Throttled result reserved for the run.
+func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.Loaded, early bool, reserved time.Time) (Result, error) {
 	var (
 		d   *webhook.Delivery
 		ep  *webhook.Endpoint
@@ -413,6 +431,9 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 			return Result{}, err
 		}
 		return Result{Outcome: Retry, Attempt: d.Attempts, Final: true}, nil
+	}
+	if res, held, err := s.throttle(ctx, ref, d, ep, reserved); err != nil || held {
+		return res, err
 	}
 	n := d.Attempts + 1
 	trigger := webhook.TriggerScheduled
@@ -650,7 +671,24 @@ func retryAt(d *webhook.Delivery, now time.Time) Result {
 // attempt is already recorded is not sent again: only what is missing is
 // done (Retries, which is idempotent). An error leaves the run to the
 // queue, which hands it over again later.
+//
+// A first attempt the endpoint's throttle holds back is not made: the
+// result is Throttled, and the caller hands the run back to the queue
+// until the reservation (ResumeAt), then calls AttemptQueuedReserved. An
+// immediate retry held back is left to the run's execution (Retries).
 func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, error) {
+	return s.AttemptQueuedReserved(ctx, ref, time.Time{})
+}
+
+// AttemptQueuedReserved is AttemptQueued for a run whose first attempt
+// holds the throttle reservation reservedAt (see AttemptReserved); zero
+// is none.
+func (s *Service) AttemptQueuedReserved(ctx context.Context, ref webhook.Ref, reservedAt time.Time) (Result, error) {
+	if !reservedAt.IsZero() {
+		if err := s.awaitReservation(ctx, reservedAt); err != nil {
+			return Result{}, err
+		}
+	}
 	d, ep, msg, err := s.loadCurrent(ctx, ref)
 	if err != nil {
 		return Result{}, err
@@ -663,10 +701,15 @@ func (s *Service) AttemptQueued(ctx context.Context, ref webhook.Ref) (Result, e
 		// The first attempt uses what was just read; a retry reads again.
 		loaded := &webhook.Loaded{Delivery: d, Endpoint: ep, Message: msg, At: s.Clock.Now()}
 		for {
-			if res, err = s.attempt(ctx, ref, loaded, false); err != nil {
+			if res, err = s.attempt(ctx, ref, loaded, false, reservedAt); err != nil {
 				return Result{}, err
 			}
-			loaded = nil
+			loaded, reservedAt = nil, time.Time{}
+			if res.Outcome == Throttled && res.Attempt > 0 {
+				// An immediate retry held back: the execution waits for it.
+				res = Result{Outcome: Retry, Attempt: res.Attempt}
+				break
+			}
 			if res.Outcome != Retry || res.Final || res.Wait > 0 {
 				break
 			}

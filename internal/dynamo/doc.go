@@ -27,6 +27,7 @@
 //	background task TASK#<task>           TASK
 //	Play link       PLAY#<token>          LINK
 //	Play request    PLAY#<token>          R#<receivedAt>#<ksuid>
+//	token log       THROTTLE#<app>#<ep>   T                     throttled endpoints only (throttle.go)
 //
 // and in the indexes (partition key / sort key):
 //
@@ -93,6 +94,7 @@
 //	  by event types, channel, before/after (API)            eventType IN, contains(channels), ts range, not expired;
 //	                                                         merged by id; BatchGetItem
 //	delivery of a message to an endpoint (deliver, API)    GetItem MSG#<app>#<msg>/D#<ep>
+//	a throttled endpoint's token (deliver)                 conditional UpdateItem THROTTLE#<app>#<ep>/T (Throttle)
 //	deliveries by message (API)                            Query MSG#<app>#<msg>, begins_with(sk, "D#"), filters
 //	deliveries by endpoint, filtered by status, event      Query IndexEndpoint EP#<app>#<ep>[#<s>], each of the 8 shards,
 //	  type, channel, created in [since, until) — the         begins_with(epSk, "D#"), filters; merged by message id

@@ -3,6 +3,7 @@ package lambdafn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -26,6 +27,11 @@ type DeliverInput struct {
 	// StartedAt is when the execution started ($$.Execution.StartTime),
 	// for the reconcile action.
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// ReservedAt is the throttle token a Throttled attempt reserved for
+	// the run (its resumeAt), passed back by the state machine's
+	// DeliverReserved step after its Throttle wait: the attempt uses it
+	// instead of asking for another (delivery.Service.AttemptReserved).
+	ReservedAt time.Time `json:"reservedAt,omitzero"`
 }
 
 // The actions of the deliver function besides an attempt (no action).
@@ -53,6 +59,9 @@ func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, Del
 		}
 		switch in.Action {
 		case "":
+			if !in.ReservedAt.IsZero() {
+				return svc.AttemptReserved(ctx, in.Ref, in.ReservedAt)
+			}
 			return svc.Attempt(ctx, in.Ref)
 		case ActionReconcile:
 			return svc.Reconcile(ctx, in.Ref, in.StartedAt)
@@ -79,13 +88,18 @@ func Deliver(svc *delivery.Service, metrics io.Writer) func(context.Context, Del
 // (sqs.Backoff.Later).
 type LaterFunc func(ctx context.Context, receiptHandle string, receiveCount int) error
 
+// ThrottledFunc sends a run whose first attempt the endpoint's throttle
+// held back to the queue again, delayed until its reservation and
+// carrying it (sqs.Throttled.Until).
+type ThrottledFunc func(ctx context.Context, ref webhook.Ref, reservedAt, now time.Time) error
+
 // DeliverEvents returns the deliver function's handler for both of its
 // event sources: an SQS event (queue mode's first attempts, DeliverQueued)
-// or a state machine step (DeliverInput, Deliver). later may be nil
-// (stepfunctions mode, which has no queue).
-func DeliverEvents(svc *delivery.Service, later LaterFunc, metrics io.Writer) func(context.Context, json.RawMessage) (any, error) {
+// or a state machine step (DeliverInput, Deliver). later and throttled
+// may be nil (stepfunctions mode, which has no queue).
+func DeliverEvents(svc *delivery.Service, later LaterFunc, throttled ThrottledFunc, metrics io.Writer) func(context.Context, json.RawMessage) (any, error) {
 	step := Deliver(svc, metrics)
-	queued := DeliverQueued(svc, later)
+	queued := DeliverQueued(svc, later, throttled)
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var probe struct {
 			Records json.RawMessage `json:"Records"`
@@ -116,8 +130,12 @@ func DeliverEvents(svc *delivery.Service, later LaterFunc, metrics io.Writer) fu
 // leaves it in the queue, and comes back after a backoff (later) or the
 // queue's visibility timeout; a record received too often goes to the
 // dead-letter queue, which the sweeper drains back. A record that names
-// no run is dropped with an error in the log: no retry can mend it.
-func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+// no run is dropped with an error in the log: no retry can mend it. A run
+// whose first attempt the endpoint's throttle holds back is sent to the
+// queue again, delayed until its reservation (throttled), and its record
+// is done; one that comes back with its reservation makes the attempt
+// with it.
+func DeliverQueued(svc *delivery.Service, later LaterFunc, throttled ThrottledFunc) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		// The attempts end a moment before the function does, so that
 		// the records they could not finish are still reported and
@@ -132,12 +150,20 @@ func DeliverQueued(svc *delivery.Service, later LaterFunc) func(context.Context,
 		var wg sync.WaitGroup
 		for i, rec := range ev.Records {
 			wg.Go(func() {
-				ref, err := sqs.DecodeRun(rec.Body)
+				ref, reservedAt, err := sqs.DecodeReserved(rec.Body)
 				if err != nil {
 					svc.Logger.Error("queue record dropped", "message_id", rec.MessageId, "err", err)
 					return
 				}
-				if _, err := svc.AttemptQueued(actx, ref); err != nil {
+				res, err := svc.AttemptQueuedReserved(actx, ref, reservedAt)
+				if err == nil && res.Outcome == delivery.Throttled {
+					if throttled == nil {
+						err = errors.New("deliver: a throttled run and no queue to wait in")
+					} else {
+						err = throttled(actx, ref, *res.ResumeAt, svc.Clock.Now())
+					}
+				}
+				if err != nil {
 					failed[i] = true
 					count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
 					svc.Logger.Warn("queued run not handled; the queue hands it over again",

@@ -636,7 +636,7 @@ func TestDeliverQueuedRecords(t *testing.T) {
 				*failRetries = errors.New("StartExecution: throttled")
 			}
 			l := &laterCalls{calls: map[string]int{}}
-			out, err := DeliverEvents(r.svc, l.later, io.Discard)(context.Background(), ev)
+			out, err := DeliverEvents(r.svc, l.later, nil, io.Discard)(context.Background(), ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -663,7 +663,7 @@ func TestDeliverQueuedRecords(t *testing.T) {
 			// The queue hands the record over again: the attempts are
 			// recorded, so no POST, only the execution.
 			*failRetries = nil
-			out, err = DeliverEvents(r.svc, l.later, io.Discard)(context.Background(), ev)
+			out, err = DeliverEvents(r.svc, l.later, nil, io.Discard)(context.Background(), ev)
 			if err != nil || len(out.(events.SQSEventResponse).BatchItemFailures) != 0 {
 				t.Fatalf("redelivered: %+v, %v", out, err)
 			}
@@ -684,7 +684,7 @@ func TestDeliverEventsRoutesStateMachineSteps(t *testing.T) {
 	seedSample(t, r, rcv.URL)
 	var in json.RawMessage
 	sample(t, "deliver-input.json", &in)
-	out, err := DeliverEvents(r.svc, nil, io.Discard)(context.Background(), in)
+	out, err := DeliverEvents(r.svc, nil, nil, io.Discard)(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,7 +692,7 @@ func TestDeliverEventsRoutesStateMachineSteps(t *testing.T) {
 		t.Errorf("got %#v, want a delivered result", out)
 	}
 	for _, bad := range []string{`[1]`, `"x"`, `{"Records":"no"}`, `{"appId":1}`, `{}`} {
-		if _, err := DeliverEvents(r.svc, nil, io.Discard)(context.Background(), json.RawMessage(bad)); err == nil {
+		if _, err := DeliverEvents(r.svc, nil, nil, io.Discard)(context.Background(), json.RawMessage(bad)); err == nil {
 			t.Errorf("event %s: want an error", bad)
 		}
 	}
@@ -1026,7 +1026,7 @@ func TestDeliverQueuedReportsWhatItsDeadlineCut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), reportMargin+300*time.Millisecond)
 	defer cancel()
 	l := &laterCalls{calls: map[string]int{}}
-	resp, err := DeliverQueued(r.svc, l.later)(ctx, ev)
+	resp, err := DeliverQueued(r.svc, l.later, nil)(ctx, ev)
 	if err != nil || len(resp.BatchItemFailures) != 1 || l.calls[ev.Records[0].ReceiptHandle] != 1 {
 		t.Errorf("got %+v, %v, backoffs %v; want the record failed and backed off", resp, err, l.calls)
 	}

@@ -45,6 +45,9 @@ type Services struct {
 	// Later delays a queue record the deliver function could not handle
 	// (queue mode's deliver function; nil otherwise).
 	Later LaterFunc
+	// Throttled sends a queue record whose attempt the endpoint's
+	// throttle held back to the queue again, delayed (deliver, queue mode).
+	Throttled ThrottledFunc
 }
 
 // Load reads fn's configuration from getenv and the AWS SDK configuration
@@ -126,6 +129,9 @@ func NewServices(cfg Config, awsCfg aws.Config, logw io.Writer) *Services {
 		AwaitCommit: awaitCommit,
 		Clock:       clock,
 		Logger:      logger,
+		// Endpoints' throttleRate: a token log item per throttled
+		// endpoint, shared by every deliver function.
+		Throttle: dynamo.NewThrottle(store),
 	}
 	ops := operational.New(operational.Config{Store: store, Publisher: svc, Clock: clock, Logger: logger, Retention: cfg.Retention})
 	svc.Operational = ops
@@ -175,7 +181,9 @@ func WireDeliver(s *Services) {
 	if cfg.Dispatch != DispatchQueue {
 		return
 	}
-	s.Later = sqs.NewBackoff(awssqs.NewFromConfig(s.AWS).ChangeMessageVisibility, cfg.QueueURL).Later
+	q := awssqs.NewFromConfig(s.AWS)
+	s.Later = sqs.NewBackoff(q.ChangeMessageVisibility, cfg.QueueURL).Later
+	s.Throttled = sqs.NewThrottled(q.SendMessage, cfg.QueueURL).Until
 	// A throttled start fails the queue's record, which comes back.
 	starts := sfn.New(awssfn.NewFromConfig(s.AWS).StartExecution, sfn.Config{StateMachineARN: cfg.StateMachineARN})
 	s.Delivery.Retries = func(ctx context.Context, ref webhook.Ref) error {

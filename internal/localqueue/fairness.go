@@ -77,6 +77,9 @@ type endpointLoad struct {
 	// back from there that are not admitted yet.
 	waiting          bool
 	toWait, incoming int
+	// sleeping: how many of its deliveries the throttle holds back,
+	// kept aside until their reservations (throttle.go).
+	sleeping int
 }
 
 func newShares(share, slowShare, failingShare int, slowAfter time.Duration, kick func()) *shares {
@@ -124,9 +127,19 @@ func (s *shares) admit(c claimed, now time.Time, fresh bool) admission {
 	if c.fromStore {
 		e.incoming--
 	}
+	slept := c.slept
+	if slept {
+		e.sleeping--
+		c.slept = false
+	}
 	limit := s.limit(e, now)
 	switch {
 	case !fresh:
+	case !c.held && !slept && e.sleeping >= s.parkLimit(e, now):
+		// The endpoint's throttle holds a park's worth back already: a
+		// delivery claimed from the store waits there (memory holds a
+		// bounded part of a throttled backlog, and parked it would
+		// count as outstanding for a second or more).
 	case len(e.starts) < limit:
 		e.starts = append(e.starts, now)
 		return runNow
@@ -156,6 +169,25 @@ func (s *shares) done(endpointID string, start, now time.Time, failed bool) (cla
 	}
 	e.slow = now.Sub(start) >= s.slowAfter
 	e.failing = failed
+	return s.handOff(endpointID, e, now)
+}
+
+// throttled records that the endpoint's attempt started at start was
+// not made — its throttle holds the delivery back, which the queue keeps
+// aside until then (counted as sleeping until it is admitted again) —
+// and passes the slot on as done does. The endpoint's health is
+// unchanged: nothing was sent.
+func (s *shares) throttled(endpointID string, start, now time.Time) (claimed, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.eps[endpointID]
+	if e == nil {
+		return claimed{}, false
+	}
+	if i := slices.Index(e.starts, start); i >= 0 {
+		e.starts = slices.Delete(e.starts, i, i+1)
+	}
+	e.sleeping++
 	return s.handOff(endpointID, e, now)
 }
 
@@ -203,7 +235,7 @@ func (s *shares) handOff(endpointID string, e *endpointLoad, now time.Time) (cla
 // forgetIdle stops tracking a healthy endpoint that has nothing in
 // flight, parked, or waiting in the store.
 func (s *shares) forgetIdle(endpointID string, e *endpointLoad) {
-	if len(e.starts) == 0 && len(e.parked) == 0 && !e.slow && !e.failing && !e.waiting && e.incoming == 0 {
+	if len(e.starts) == 0 && len(e.parked) == 0 && !e.slow && !e.failing && !e.waiting && e.incoming == 0 && e.sleeping == 0 {
 		delete(s.eps, endpointID)
 	}
 }
@@ -211,7 +243,13 @@ func (s *shares) forgetIdle(endpointID string, e *endpointLoad) {
 // room is how many more of the endpoint's deliveries may be in flight or
 // parked at now, counting those on their way from the store.
 func (s *shares) room(e *endpointLoad, now time.Time) int {
-	return s.limit(e, now) + s.parkLimit(e, now) - len(e.starts) - len(e.parked) - e.incoming
+	room := s.limit(e, now) + s.parkLimit(e, now) - len(e.starts) - len(e.parked) - e.incoming
+	if e.sleeping > 0 {
+		// Held back by its throttle: no more than a park's worth (see
+		// admit).
+		room = min(room-e.sleeping, s.parkLimit(e, now)-e.sleeping-e.incoming)
+	}
+	return room
 }
 
 // refillAt is the room at which deliveries waiting in the store are

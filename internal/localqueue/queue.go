@@ -19,10 +19,16 @@
 // first attempt thus waits for no write but the message's own, reads
 // nothing (it comes with what Publish read), and a retry storm queues
 // behind new messages instead of in front of them.
+//
+// Endpoints' throttleRate is enforced here too (throttle.go): Throttle is
+// local mode's delivery.Limiter, and a delivery its endpoint's throttle
+// holds back waits in memory, without a worker, until its token comes
+// back.
 package localqueue
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -228,6 +234,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		q.stopped.Store(true)
 		close(r.ready)
 		wg.Wait()
+		r.sleepers.Wait()
 	}()
 	r.loop()
 	return nil
@@ -255,12 +262,17 @@ type runner struct {
 	// parked or in flight; a held one only while it is not parked.
 	outstanding atomic.Int64
 
+	// woken hands the deliveries its throttle held back to a worker once
+	// their reservation is due (sleep); sleepers are those waiting.
+	woken    chan claimed
+	sleepers sync.WaitGroup
+
 	mu     sync.Mutex
 	toWait map[string]map[webhook.Ref]time.Time // by endpoint: the runs to put back in the store, and their claims' ends
 }
 
 func newRunner(ctx context.Context, q *Queue) *runner {
-	r := &runner{q: q, ctx: ctx, done: make(chan struct{}, 1), toWait: map[string]map[webhook.Ref]time.Time{}}
+	r := &runner{q: q, ctx: ctx, done: make(chan struct{}, 1), toWait: map[string]map[webhook.Ref]time.Time{}, woken: make(chan claimed)}
 	if r.maxWait = q.cfg.Lease - q.cfg.AttemptTimeout; q.cfg.AttemptTimeout > 0 && r.maxWait > 0 {
 		r.prefetch = q.cfg.Workers
 	}
@@ -349,14 +361,16 @@ func (r *runner) putBack(now time.Time) {
 
 // work is a worker: it takes deliveries, held ones first, and attempts
 // each one its endpoint's share admits, then those parked for the
-// endpoint that the slot passes to.
+// endpoint that the slot passes to. A delivery its endpoint's throttle
+// holds back is kept aside until its reservation (sleep), and the slot
+// passes on.
 func (r *runner) work() {
 	for pick := 0; ; pick++ {
-		c, held, ok := r.q.next(r.ready, pick)
+		c, counted, ok := r.q.next(r.ready, r.woken, pick)
 		if !ok {
 			return
 		}
-		if held {
+		if !counted {
 			r.outstanding.Add(1)
 		}
 		if r.ctx.Err() != nil {
@@ -373,10 +387,15 @@ func (r *runner) work() {
 			continue
 		}
 		for ok := true; ok; {
-			retry := r.q.run(r.ctx, c)
-			r.finished(c)
+			retry, until := r.q.run(r.ctx, c)
 			end := time.Now()
-			c, ok = r.fair.done(c.ref.EndpointID, start, end, retry)
+			if !until.IsZero() {
+				r.sleep(c, until)
+				c, ok = r.fair.throttled(c.ref.EndpointID, start, end)
+			} else {
+				r.finished(c)
+				c, ok = r.fair.done(c.ref.EndpointID, start, end, retry)
+			}
 			r.unpark(c, ok)
 			start = end
 			for ok && (r.ctx.Err() != nil || !r.fresh(c)) {
@@ -392,6 +411,37 @@ func (r *runner) work() {
 			}
 		}
 	}
+}
+
+// sleep keeps aside a delivery its endpoint's throttle holds back until
+// until, and hands it to a worker then (through woken), to be admitted
+// again. Meanwhile it takes no worker and is not outstanding (its
+// endpoint counts it as sleeping, within its room: fairness.go), so that
+// a throttled backlog does not stop the claims for other endpoints; a
+// held one keeps its room of Hold. When the queue stops first, it stays
+// claimed in the store, for the next start.
+func (r *runner) sleep(c claimed, until time.Time) {
+	c.slept = true
+	r.outstanding.Add(-1)
+	select {
+	case r.done <- struct{}{}:
+	default:
+	}
+	r.sleepers.Add(1)
+	t := time.NewTimer(until.Sub(r.q.clock.Now()))
+	go func() {
+		defer r.sleepers.Done()
+		defer t.Stop()
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		select {
+		case <-r.ctx.Done():
+		case r.woken <- c:
+		}
+	}()
 }
 
 // fresh reports whether a claimed delivery may still be attempted: not
@@ -452,28 +502,37 @@ func (r *runner) unpark(c claimed, ok bool) {
 	}
 }
 
-// next returns a worker's next delivery, and whether it was held (not
-// counted as outstanding yet); false once ready is closed. Held
-// deliveries come first, except at every fourth pick, which prefers one
-// claimed from the store: a stream of new messages cannot starve retries.
-func (q *Queue) next(ready <-chan claimed, pick int) (claimed, bool, bool) {
+// next returns a worker's next delivery, and whether it is counted as
+// outstanding already (one from ready is; a held one, or one woken from
+// its throttle's wait, is not yet); false once ready is closed. Woken
+// deliveries come first (their reservation is due), then held ones,
+// except at every fourth pick, which prefers one claimed from the store:
+// a stream of new messages cannot starve retries.
+func (q *Queue) next(ready <-chan claimed, woken <-chan claimed, pick int) (claimed, bool, bool) {
+	select {
+	case c := <-woken:
+		return c, false, true
+	default:
+	}
 	if pick%4 == 3 {
 		select {
 		case c, ok := <-ready:
-			return c, false, ok
+			return c, true, ok
 		default:
 		}
 	}
 	select {
 	case c := <-q.held:
-		return c, true, true
+		return c, false, true
 	default:
 	}
 	select {
+	case c := <-woken:
+		return c, false, true
 	case c := <-q.held:
-		return c, true, true
+		return c, false, true
 	case c, ok := <-ready:
-		return c, false, ok
+		return c, true, ok
 	}
 }
 
@@ -484,6 +543,7 @@ type claimed struct {
 	at        time.Time
 	held      bool            // handed over by Hold
 	fromStore bool            // claimed back from those waiting for their endpoint
+	slept     bool            // woken from its throttle's wait (sleep), not admitted yet
 	loaded    *webhook.Loaded // what Publish read; nil beyond HoldBytes
 	bytes     int64           // of loaded's payload
 }
@@ -497,22 +557,34 @@ func (q *Queue) unhold(c claimed) {
 	}
 }
 
-// run makes one attempt and reports whether it scheduled a retry. The
+// run makes one attempt and reports whether it scheduled a retry, or, if
+// the endpoint's throttle held it back (see AttemptFunc), until when. The
 // attempt outlives a shutdown request: it is bounded by the sender's
 // budget, and finishing it avoids a duplicate POST after restart.
-func (q *Queue) run(ctx context.Context, c claimed) bool {
+func (q *Queue) run(ctx context.Context, c claimed) (retry bool, throttledUntil time.Time) {
 	ref := c.ref
 	next, err := q.attempt(context.WithoutCancel(ctx), ref, c.loaded)
+	var th throttled
+	if errors.As(err, &th) {
+		return false, th.ThrottledUntil()
+	}
 	if err != nil {
 		q.log.Error("attempt failed; it will be retried after the lease",
 			"msg_id", ref.MsgID, "endpoint_id", ref.EndpointID, "err", err)
-		return false
+		return false, time.Time{}
 	}
 	if next.IsZero() {
-		return false
+		return false, time.Time{}
 	}
 	q.dueAt(next)
-	return true
+	return true, time.Time{}
+}
+
+// throttled is the error of an attempt that its endpoint's throttle held
+// back (delivery.ThrottledError).
+type throttled interface {
+	error
+	ThrottledUntil() time.Time
 }
 
 // dueAt tells the loop that a delivery is due at t, if it would sleep

@@ -294,3 +294,64 @@ func (b *Backoff) Later(ctx context.Context, receiptHandle string, receiveCount 
 	}
 	return nil
 }
+
+// SendMessageFunc is (*sqs.Client).SendMessage.
+type SendMessageFunc func(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+
+// MaxDelay is the longest SQS delays a message (DelaySeconds).
+const MaxDelay = 15 * time.Minute
+
+// reservedRun is the body of a run sent back to the queue to wait for
+// the throttle token its first attempt reserved.
+type reservedRun struct {
+	webhook.Ref
+	ReservedAt time.Time `json:"reservedAt"`
+}
+
+// DecodeReserved reads a record's run, as DecodeRun, and the throttle
+// reservation it carries (zero: none; see Throttled).
+func DecodeReserved(body string) (webhook.Ref, time.Time, error) {
+	ref, err := DecodeRun(body)
+	if err != nil {
+		return ref, time.Time{}, err
+	}
+	var r reservedRun
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return ref, time.Time{}, fmt.Errorf("not a run: %w", err)
+	}
+	return ref, r.ReservedAt, nil
+}
+
+// Throttled sends runs whose first attempt the endpoint's throttle held
+// back to the queue again, delayed until the token reserved for them
+// comes back and carrying the reservation, so that the deliver function
+// then makes the attempt with it (delivery.Service.AttemptQueuedReserved)
+// rather than reserving another. A reservation beyond MaxDelay comes back
+// early, finds it is not due, and is sent again with the rest of the
+// wait: one message per 15 minutes of waiting, never a poll.
+type Throttled struct {
+	send     SendMessageFunc
+	queueURL string
+}
+
+// NewThrottled returns a Throttled for the queue at queueURL.
+func NewThrottled(send SendMessageFunc, queueURL string) *Throttled {
+	return &Throttled{send: send, queueURL: queueURL}
+}
+
+// Until sends ref back to the queue, delayed from now until reservedAt
+// (rounded up to the second, at most MaxDelay).
+func (q *Throttled) Until(ctx context.Context, ref webhook.Ref, reservedAt, now time.Time) error {
+	body, err := json.Marshal(reservedRun{Ref: ref, ReservedAt: reservedAt})
+	if err != nil {
+		return fmt.Errorf("sqs: encode run: %w", err)
+	}
+	delay := min(MaxDelay, max(0, reservedAt.Sub(now)+time.Second-1)) / time.Second
+	_, err = q.send(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(q.queueURL), MessageBody: aws.String(string(body)), DelaySeconds: int32(delay),
+	})
+	if err != nil {
+		return fmt.Errorf("sqs: send throttled run %s/%s: %w", ref.MsgID, ref.EndpointID, err)
+	}
+	return nil
+}

@@ -177,3 +177,40 @@ func TestRequeueMovesDeadLettersBack(t *testing.T) {
 		t.Errorf("%d sent, deleted %v; want 10 sent, the refused h10 kept", len(q.bodies), dl.deleted)
 	}
 }
+
+func TestThrottledSendsTheRunBackDelayed(t *testing.T) {
+	ref := webhook.Ref{AppID: "app_1", MsgID: "msg_1", EndpointID: "ep_1", Run: 2}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		reservedAt time.Time
+		delay      int32
+	}{
+		{"in 1.2 s: rounded up", now.Add(1200 * time.Millisecond), 2},
+		{"in 20 min: SQS's longest delay, then again", now.Add(20 * time.Minute), 900},
+		{"past", now.Add(-time.Second), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *awssqs.SendMessageInput
+			send := func(_ context.Context, in *awssqs.SendMessageInput, _ ...func(*awssqs.Options)) (*awssqs.SendMessageOutput, error) {
+				got = in
+				return &awssqs.SendMessageOutput{}, nil
+			}
+			if err := sqs.NewThrottled(send, "https://q.invalid/q").Until(context.Background(), ref, tt.reservedAt, now); err != nil {
+				t.Fatal(err)
+			}
+			if got.DelaySeconds != tt.delay || *got.QueueUrl != "https://q.invalid/q" {
+				t.Errorf("sent %+v, want DelaySeconds %d to the queue", got, tt.delay)
+			}
+			gotRef, at, err := sqs.DecodeReserved(*got.MessageBody)
+			if err != nil || gotRef != ref || !at.Equal(tt.reservedAt) {
+				t.Errorf("body %s decodes to %v %v %v, want the run and its reservation", *got.MessageBody, gotRef, at, err)
+			}
+		})
+	}
+	// A run as the api sends it carries no reservation.
+	if _, at, err := sqs.DecodeReserved(`{"appId":"a","msgId":"m","endpointId":"e","run":0}`); err != nil || !at.IsZero() {
+		t.Errorf("a plain run: reservation %v, %v; want none", at, err)
+	}
+}
