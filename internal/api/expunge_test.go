@@ -2,10 +2,7 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"slices"
 	"testing"
@@ -22,23 +19,10 @@ import (
 // survives, and an unknown message is a 404.
 func TestSvixGoSDKExpungeContent(t *testing.T) {
 	eachStore(t, func(t *testing.T, open storeOpener) {
-		h := newHarnessOn(t, open)
-		ts := httptest.NewServer(h.srv)
-		defer ts.Close()
-		server, _ := url.Parse(ts.URL + "/")
-		sdk, err := svix.New(testToken, &svix.SvixOptions{ServerUrl: server})
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, _, client := sdkHarness(t, open)
+		sdk := client(testToken)
 		ctx := context.Background()
 		check := sdkCheck(t)
-		wantStatus := func(what string, err error, status int) {
-			t.Helper()
-			var se *svix.Error
-			if !errors.As(err, &se) || se.Status() != status {
-				t.Errorf("%s: got %v, want status %d", what, err, status)
-			}
-		}
 		expired := map[string]any{"expired": true}
 		secret := map[string]any{"ssn": "123-45-6789"}
 
@@ -52,7 +36,7 @@ func TestSvixGoSDKExpungeContent(t *testing.T) {
 		check("create other message", err)
 		attempt := h.recordAttempt(app.Id, msg.Id, ep.Id, 500, webhook.StatusFail)
 
-		wantStatus("expunge unknown message", sdk.Message.ExpungeContent(ctx, app.Id, "msg_unknown"), http.StatusNotFound)
+		wantSDKStatus(t, "expunge unknown message", sdk.Message.ExpungeContent(ctx, app.Id, "msg_unknown"), http.StatusNotFound)
 		check("expunge", sdk.Message.ExpungeContent(ctx, app.Id, "evt-1")) // by eventId, as every M route
 		check("expunge again", sdk.Message.ExpungeContent(ctx, app.Id, msg.Id))
 
@@ -95,7 +79,7 @@ func TestSvixGoSDKExpungeContent(t *testing.T) {
 		}
 
 		// An attempt's response body, expunged on its own.
-		wantStatus("expunge an unknown attempt", sdk.MessageAttempt.ExpungeContent(ctx, app.Id, msg.Id, "atmpt_unknown"), http.StatusNotFound)
+		wantSDKStatus(t, "expunge an unknown attempt", sdk.MessageAttempt.ExpungeContent(ctx, app.Id, msg.Id, "atmpt_unknown"), http.StatusNotFound)
 		check("expunge the attempt's response", sdk.MessageAttempt.ExpungeContent(ctx, app.Id, msg.Id, attempt))
 		got2, err := sdk.MessageAttempt.Get(ctx, app.Id, msg.Id, attempt, nil)
 		check("get the attempt", err)
@@ -105,7 +89,7 @@ func TestSvixGoSDKExpungeContent(t *testing.T) {
 
 		// Nothing left to send.
 		_, err = sdk.MessageAttempt.Resend(ctx, app.Id, msg.Id, ep.Id, nil)
-		wantStatus("resend expunged", err, http.StatusBadRequest)
+		wantSDKStatus(t, "resend expunged", err, http.StatusBadRequest)
 		wantError(t, h.do("POST", "/api/v1/app/"+app.Id+"/msg/"+msg.Id+"/endpoint/"+ep.Id+"/resend", nil), http.StatusBadRequest, "missing_payload")
 		_, err = sdk.MessageAttempt.Resend(ctx, app.Id, kept.Id, ep.Id, nil)
 		check("resend the other message", err)

@@ -2,13 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"testing"
 
-	svix "github.com/svix/svix-webhooks/go"
 	"github.com/svix/svix-webhooks/go/models"
 )
 
@@ -19,27 +15,15 @@ import (
 // application an unknown app stays a 404.
 func TestSvixGoSDKMessageCreatesItsApp(t *testing.T) {
 	eachStore(t, func(t *testing.T, open storeOpener) {
-		h := newHarnessOn(t, open)
-		ts := httptest.NewServer(h.srv)
-		defer ts.Close()
-		server, _ := url.Parse(ts.URL + "/")
-		sdk, err := svix.New(testToken, &svix.SvixOptions{ServerUrl: server})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, _, client := sdkHarness(t, open)
+		sdk := client(testToken)
+		var err error
 		ctx := context.Background()
 		check := sdkCheck(t)
-		wantStatus := func(what string, err error, status int) {
-			t.Helper()
-			var se *svix.Error
-			if !errors.As(err, &se) || se.Status() != status {
-				t.Errorf("%s: got %v, want status %d", what, err, status)
-			}
-		}
 		payload := map[string]any{"n": 1.0}
 
 		_, err = sdk.Message.Create(ctx, "cust-1", models.MessageIn{EventType: "user.created", Payload: payload}, nil)
-		wantStatus("message to an unknown app without application", err, http.StatusNotFound)
+		wantSDKStatus(t, "message to an unknown app without application", err, http.StatusNotFound)
 
 		msg, err := sdk.Message.Create(ctx, "cust-1", models.MessageIn{EventType: "user.created", Payload: payload,
 			Application: &models.ApplicationIn{Name: "Customer 1", Metadata: &map[string]string{"tier": "gold"}}}, nil)
@@ -69,9 +53,9 @@ func TestSvixGoSDKMessageCreatesItsApp(t *testing.T) {
 
 		_, err = sdk.Message.Create(ctx, "cust-2", models.MessageIn{EventType: "user.created", Payload: payload,
 			Application: &models.ApplicationIn{Name: "Customer 2", Uid: ptr("cust-3")}}, nil)
-		wantStatus("application uid other than the path's", err, http.StatusUnprocessableEntity)
+		wantSDKStatus(t, "application uid other than the path's", err, http.StatusUnprocessableEntity)
 		_, err = sdk.Application.Get(ctx, "cust-2")
-		wantStatus("no app after a refused message", err, http.StatusNotFound)
+		wantSDKStatus(t, "no app after a refused message", err, http.StatusNotFound)
 	})
 }
 

@@ -2,14 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	svix "github.com/svix/svix-webhooks/go"
 	"github.com/svix/svix-webhooks/go/models"
 )
 
@@ -20,34 +17,16 @@ import (
 // else, logs out, and is cut off by an expire-all of its session.
 func TestSvixGoSDKAppPortal(t *testing.T) {
 	eachStore(t, func(t *testing.T, open storeOpener) {
-		h := newHarnessOn(t, open)
-		ts := httptest.NewServer(h.srv)
-		defer ts.Close()
-		server, _ := url.Parse(ts.URL + "/")
-		sdk := func(token string) *svix.Svix {
-			t.Helper()
-			c, err := svix.New(token, &svix.SvixOptions{ServerUrl: server})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}
+		_, base, sdk := sdkHarness(t, open)
 		admin := sdk(testToken)
 		ctx := context.Background()
 		check := sdkCheck(t)
-		wantStatus := func(what string, err error, status int) {
-			t.Helper()
-			var se *svix.Error
-			if !errors.As(err, &se) || se.Status() != status {
-				t.Errorf("%s: got %v, want status %d", what, err, status)
-			}
-		}
 		checkURL := func(what, raw, token string) {
 			t.Helper()
 			u, err := url.Parse(raw)
 			if err != nil || !strings.Contains(raw, "/portal#key=") || u.RawQuery != "" || u.Fragment != "key="+token ||
-				!strings.HasPrefix(raw, ts.URL+"/") {
-				t.Errorf("%s: url %q: want %s/portal#key=<token>, no query", what, raw, ts.URL)
+				!strings.HasPrefix(raw, base+"/") {
+				t.Errorf("%s: url %q: want %s/portal#key=<token>, no query", what, raw, base)
 			}
 		}
 
@@ -71,7 +50,7 @@ func TestSvixGoSDKAppPortal(t *testing.T) {
 		check("dashboard access", err)
 		checkURL("dashboard access", dash.Url, dash.Token)
 		_, err = admin.Authentication.AppPortalAccess(ctx, "customer-c", models.AppPortalAccessIn{}, nil)
-		wantStatus("app portal access to an unknown app without application", err, http.StatusNotFound)
+		wantSDKStatus(t, "app portal access to an unknown app without application", err, http.StatusNotFound)
 
 		customer := sdk(access.Token)
 		eps, err := customer.Endpoint.List(ctx, "customer-a", nil)
@@ -80,13 +59,13 @@ func TestSvixGoSDKAppPortal(t *testing.T) {
 			t.Errorf("A's endpoints: %+v", eps.Data)
 		}
 		_, err = customer.Endpoint.List(ctx, appB.Id, nil)
-		wantStatus("list B's endpoints with A's token", err, http.StatusNotFound)
+		wantSDKStatus(t, "list B's endpoints with A's token", err, http.StatusNotFound)
 		_, err = customer.Application.Get(ctx, appB.Id)
-		wantStatus("get B with A's token", err, http.StatusNotFound)
+		wantSDKStatus(t, "get B with A's token", err, http.StatusNotFound)
 		_, err = customer.Application.List(ctx, nil)
-		wantStatus("list apps with A's token", err, http.StatusForbidden)
+		wantSDKStatus(t, "list apps with A's token", err, http.StatusForbidden)
 		_, err = customer.Message.Create(ctx, appA.Id, models.MessageIn{EventType: "x", Payload: map[string]any{}}, nil)
-		wantStatus("create a message with A's token", err, http.StatusForbidden)
+		wantSDKStatus(t, "create a message with A's token", err, http.StatusForbidden)
 		_, err = customer.EventType.List(ctx, nil)
 		check("read the event-type catalog with A's token", err)
 
@@ -95,8 +74,8 @@ func TestSvixGoSDKAppPortal(t *testing.T) {
 
 		check("logout", customer.Authentication.Logout(ctx, nil))
 		_, err = customer.Endpoint.List(ctx, "customer-a", nil)
-		wantStatus("a logged-out token", err, http.StatusUnauthorized)
-		wantStatus("logout with the admin token", admin.Authentication.Logout(ctx, nil), http.StatusForbidden)
+		wantSDKStatus(t, "a logged-out token", err, http.StatusUnauthorized)
+		wantSDKStatus(t, "logout with the admin token", admin.Authentication.Logout(ctx, nil), http.StatusForbidden)
 
 		s1, err := admin.Authentication.AppPortalAccess(ctx, appA.Id, models.AppPortalAccessIn{SessionId: ptr("s1")}, nil)
 		check("access for session s1", err)
@@ -108,18 +87,18 @@ func TestSvixGoSDKAppPortal(t *testing.T) {
 		check("access for session s2", err)
 		check("expire-all of session s1", admin.Authentication.ExpireAll(ctx, "customer-a", models.ApplicationTokenExpireIn{SessionIds: []string{"s1"}}, nil))
 		_, err = sdk(s1.Token).Endpoint.List(ctx, appA.Id, nil)
-		wantStatus("session s1 after its expire-all", err, http.StatusUnauthorized)
+		wantSDKStatus(t, "session s1 after its expire-all", err, http.StatusUnauthorized)
 		_, err = sdk(s2.Token).Endpoint.List(ctx, appA.Id, nil)
 		check("session s2 after s1's expire-all", err)
 		_, err = sdk(s2.Token).Endpoint.Create(ctx, appA.Id, models.EndpointIn{Url: "https://example.com/ro"}, nil)
-		wantStatus("a read-only token creating an endpoint", err, http.StatusForbidden)
+		wantSDKStatus(t, "a read-only token creating an endpoint", err, http.StatusForbidden)
 		_, err = sdk(dash.Token).Endpoint.List(ctx, appA.Id, nil)
 		check("a token without a session after s1's expire-all", err)
 
 		check("expire-all of the app", admin.Authentication.ExpireAll(ctx, appA.Id, models.ApplicationTokenExpireIn{}, nil))
 		_, err = sdk(dash.Token).Endpoint.List(ctx, appA.Id, nil)
-		wantStatus("a token after the app's expire-all", err, http.StatusUnauthorized)
+		wantSDKStatus(t, "a token after the app's expire-all", err, http.StatusUnauthorized)
 		err = admin.Authentication.ExpireAll(ctx, appA.Id, models.ApplicationTokenExpireIn{Expiry: ptr(int64(259201))}, nil)
-		wantStatus("expire-all over 72 h", err, http.StatusUnprocessableEntity)
+		wantSDKStatus(t, "expire-all over 72 h", err, http.StatusUnprocessableEntity)
 	})
 }

@@ -220,3 +220,30 @@ func sdkCheck(t *testing.T) func(what string, err error) {
 		}
 	}
 }
+
+// sdkHarness serves a harness over the store open returns and gives its
+// URL and a maker of official SDK clients of it, one per bearer token.
+func sdkHarness(t *testing.T, open storeOpener) (*harness, string, func(token string) *svix.Svix) {
+	t.Helper()
+	h := newHarnessOn(t, open)
+	ts := httptest.NewServer(h.srv)
+	t.Cleanup(ts.Close)
+	server, _ := url.Parse(ts.URL + "/")
+	return h, ts.URL, func(token string) *svix.Svix {
+		t.Helper()
+		c, err := svix.New(token, &svix.SvixOptions{ServerUrl: server})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// wantSDKStatus fails t unless err is an API error of status.
+func wantSDKStatus(t *testing.T, what string, err error, status int) {
+	t.Helper()
+	var se *svix.Error
+	if !errors.As(err, &se) || se.Status() != status {
+		t.Errorf("%s: got %v, want status %d", what, err, status)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -40,14 +38,8 @@ func (d *fakeDeliveries) AggregateEventTypes(ctx context.Context) (webhook.Task,
 // its endpoints' filterTypes and whether one endpoint takes everything.
 func TestSvixGoSDKAggregateEventTypes(t *testing.T) {
 	eachStore(t, func(t *testing.T, open storeOpener) {
-		h := newHarnessOn(t, open)
-		ts := httptest.NewServer(h.srv)
-		defer ts.Close()
-		server, _ := url.Parse(ts.URL + "/")
-		sdk, err := svix.New(testToken, &svix.SvixOptions{ServerUrl: server})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, _, client := sdkHarness(t, open)
+		sdk := client(testToken)
 		ctx := context.Background()
 		check := sdkCheck(t)
 		newApp := func(uid string, filters ...[]string) string {
@@ -114,14 +106,8 @@ func TestSvixGoSDKAggregateEventTypes(t *testing.T) {
 // or those appIds names, with the unknown ones returned as unresolved.
 func TestSvixGoSDKAggregateAppStats(t *testing.T) {
 	eachStore(t, func(t *testing.T, open storeOpener) {
-		h := newHarnessOn(t, open)
-		ts := httptest.NewServer(h.srv)
-		defer ts.Close()
-		server, _ := url.Parse(ts.URL + "/")
-		sdk, err := svix.New(testToken, &svix.SvixOptions{ServerUrl: server})
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, _, client := sdkHarness(t, open)
+		sdk := client(testToken)
 		ctx := context.Background()
 		check := sdkCheck(t)
 
@@ -183,7 +169,7 @@ func TestSvixGoSDKAggregateAppStats(t *testing.T) {
 			t.Errorf("apps b and a over a longer window: messageDestinations %v, want %v", got, want)
 		}
 
-		_, err = sdk.Statistics.AggregateAppStats(ctx, models.AppUsageStatsIn{Since: since, Until: until, AppIds: []string{"nope"}}, nil)
+		_, err := sdk.Statistics.AggregateAppStats(ctx, models.AppUsageStatsIn{Since: since, Until: until, AppIds: []string{"nope"}}, nil)
 		var se *svix.Error
 		if !errors.As(err, &se) || se.Status() != http.StatusUnprocessableEntity {
 			t.Errorf("no app resolves: got %v, want 422", err)
