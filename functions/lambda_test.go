@@ -99,6 +99,23 @@ func (r *receiver) ids() []string {
 
 // apiEvent turns a request into an API Gateway REST proxy event, starting
 // from the sample in events/lambda so the shape is the one AWS sends.
+// apiCaller returns a function that sends a request to the api function
+// as API Gateway would, fails t unless it answers want, and returns the
+// answer's JSON object.
+func apiCaller(t *testing.T, api *lambdatest.Function, root string) func(method, path, body string, want int) map[string]any {
+	return func(method, path, body string, want int) map[string]any {
+		t.Helper()
+		var res events.APIGatewayProxyResponse
+		api.InvokeInto(t, apiEvent(t, root, method, path, body), &res)
+		if res.StatusCode != want {
+			t.Fatalf("%s %s: got %d %s, want %d", method, path, res.StatusCode, res.Body, want)
+		}
+		var out map[string]any
+		json.Unmarshal([]byte(res.Body), &out)
+		return out
+	}
+}
+
 func apiEvent(t *testing.T, root, method, path, body string) events.APIGatewayProxyRequest {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "events", "lambda", "api-create-message.json"))
@@ -134,17 +151,7 @@ func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	handTo(t, invokes, sweeper)
 	rcv := newReceiver(t)
 
-	call := func(method, path, body string, want int) map[string]any {
-		t.Helper()
-		var res events.APIGatewayProxyResponse
-		api.InvokeInto(t, apiEvent(t, root, method, path, body), &res)
-		if res.StatusCode != want {
-			t.Fatalf("%s %s: got %d %s, want %d", method, path, res.StatusCode, res.Body, want)
-		}
-		var out map[string]any
-		json.Unmarshal([]byte(res.Body), &out)
-		return out
-	}
+	call := apiCaller(t, api, root)
 
 	// The api function accepts a message (202) and starts one execution.
 	app := call("POST", "/api/v1/app", `{"name":"Acme","uid":"acme"}`, 201)["id"].(string)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/hookstep/hookstep/internal/lambdatest"
@@ -42,17 +41,7 @@ func TestOperationalWebhooksFromTheFunctions(t *testing.T) {
 	sweeper := lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env)
 	handTo(t, invokes, sweeper)
 
-	call := func(method, path, body string, want int) map[string]any {
-		t.Helper()
-		var res events.APIGatewayProxyResponse
-		api.InvokeInto(t, apiEvent(t, root, method, path, body), &res)
-		if res.StatusCode != want {
-			t.Fatalf("%s %s: got %d %s, want %d", method, path, res.StatusCode, res.Body, want)
-		}
-		var out map[string]any
-		json.Unmarshal([]byte(res.Body), &out)
-		return out
-	}
+	call := apiCaller(t, api, root)
 	ops := newReceiver(t)
 	customer := newReceiver(t)
 	opsEp := call("POST", "/api/v1/operational-webhook/endpoint", `{"url":"`+ops.URL+`/ok"}`, http.StatusCreated)

@@ -112,16 +112,7 @@ func (s *Service) runAppStats(ctx context.Context, t *webhook.Task) error {
 // resumes; its apps are not in Data yet, so none is done twice. A State
 // that cannot be read fails the task, with the reason in *why.
 func (s *Service) runPerApp(ctx context.Context, t *webhook.Task, st any, cur *appCursor, data any, why *string, each func(*webhook.App) error) error {
-	save := func(status webhook.TaskStatus) error {
-		var err error
-		if t.Data, err = json.Marshal(data); err != nil {
-			return fmt.Errorf("delivery: task %s: %w", t.ID, err)
-		}
-		if t.State, err = json.Marshal(st); err != nil {
-			return fmt.Errorf("delivery: task %s: %w", t.ID, err)
-		}
-		return s.saveTask(ctx, t, status)
-	}
+	save := func(status webhook.TaskStatus) error { return s.saveTaskProgress(ctx, t, st, data, status) }
 	if err := json.Unmarshal(t.State, st); err != nil {
 		*why = "the task's state cannot be read"
 		return save(webhook.TaskFailed)

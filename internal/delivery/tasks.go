@@ -203,16 +203,7 @@ func (s *Service) saveTask(ctx context.Context, t *webhook.Task, status webhook.
 func (s *Service) runRecover(ctx context.Context, t *webhook.Task) error {
 	var st recoverState
 	var data recoverData
-	save := func(status webhook.TaskStatus) error {
-		var err error
-		if t.Data, err = json.Marshal(data); err != nil {
-			return fmt.Errorf("delivery: task %s: %w", t.ID, err)
-		}
-		if t.State, err = json.Marshal(st); err != nil {
-			return fmt.Errorf("delivery: task %s: %w", t.ID, err)
-		}
-		return s.saveTask(ctx, t, status)
-	}
+	save := func(status webhook.TaskStatus) error { return s.saveTaskProgress(ctx, t, st, data, status) }
 	fail := func(why string) error {
 		data.Error = why
 		s.Logger.Warn("recover failed", "task_id", t.ID, "endpoint_id", t.EndpointID, "recovered", data.Recovered, "reason", why)
@@ -315,4 +306,17 @@ func (s *Service) recoverOne(ctx context.Context, ep *webhook.Endpoint, msgID st
 		return webhook.Ref{}, false, err
 	}
 	return run.Ref(), true, nil
+}
+
+// saveTaskProgress stores t with status and its progress: data (what the
+// task shows) and st (where it resumes).
+func (s *Service) saveTaskProgress(ctx context.Context, t *webhook.Task, st, data any, status webhook.TaskStatus) error {
+	var err error
+	if t.Data, err = json.Marshal(data); err != nil {
+		return fmt.Errorf("delivery: task %s: %w", t.ID, err)
+	}
+	if t.State, err = json.Marshal(st); err != nil {
+		return fmt.Errorf("delivery: task %s: %w", t.ID, err)
+	}
+	return s.saveTask(ctx, t, status)
 }

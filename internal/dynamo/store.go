@@ -507,7 +507,11 @@ func backoff(ctx context.Context, try int) error {
 	if try == 0 {
 		return nil
 	}
-	d := min(25*time.Millisecond<<min(try, 6), time.Second)
+	return sleep(ctx, min(25*time.Millisecond<<min(try, 6), time.Second))
+}
+
+// sleep waits d, or less if ctx ends first (its error then).
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

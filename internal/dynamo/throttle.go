@@ -124,15 +124,7 @@ const (
 
 // backOff waits a random time up to 2^try ms, at most maxBackOff.
 func backOff(ctx context.Context, try int) error {
-	limit := min(maxBackOff, time.Millisecond<<min(try, 10))
-	t := time.NewTimer(rand.N(limit))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return sleep(ctx, rand.N(min(maxBackOff, time.Millisecond<<min(try, 10))))
 }
 
 // errContended: every try to write the log lost to another caller.
