@@ -16,23 +16,38 @@ LAMBDA_ARCH = $(if $(filter amd64,$(ARCH)),x86_64,$(ARCH))
 # The Lambda runtime emulator, pinned (the module proxy serves a pseudo-version).
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 TOOLS    := $(CURDIR)/build/tools
+RIE      := $(TOOLS)/aws-lambda-rie
+# The pinned Node tools (dynalite, the CDK CLI, Node 22 first on PATH for
+# it and for jsii), installed by npm ci in infra/.
+INFRA_NODE := infra/node_modules/.package-lock.json
+# A file named by the pinned version: the emulator is installed once per
+# version, and again when RIE_VERSION changes.
+RIE_STAMP := $(TOOLS)/.aws-lambda-rie-$(RIE_VERSION)
 
-.PHONY: run test deps tools lint fmt vet build build-local clean
+.PHONY: help run test deps tools lint fmt vet build build-local clean
+
+## help: list these targets
+help:
+	@awk '/^## [a-z0-9-]+:/ { sub(/^## /, ""); i = index($$0, ":"); printf "  %-18s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
 ## run: start hookstep in local mode (API + workers + sweeper, SQLite in $(DATA_DIR))
 run:
 	HOOKSTEP_DATA_DIR=$(DATA_DIR) $(GO) run ./functions/local
 
 ## deps: download the Go modules, install the pinned Node tools and the Lambda runtime emulator
-deps:
+# (npm ci runs only when infra's package files changed, the emulator's
+# install only for a new RIE_VERSION: both are file targets.)
+deps: $(INFRA_NODE) $(RIE_STAMP)
 	$(GO) mod download
-	cd infra && npm ci --no-audit --no-fund --loglevel=error
-	@test -x $(TOOLS)/aws-lambda-rie || GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+$(RIE_STAMP):
+	GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	@rm -f $(TOOLS)/.aws-lambda-rie-* && touch $@
 
 ## test: install what the tests need, then run every test
 test: deps
 	$(GO) vet $(PKGS)
-	HOOKSTEP_REQUIRE_DYNALITE=1 HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(TOOLS)/aws-lambda-rie $(GO) test -count=1 -timeout 15m $(PKGS)
+	HOOKSTEP_REQUIRE_DYNALITE=1 HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(RIE) $(GO) test -count=1 -timeout 15m $(PKGS)
 	@$(MAKE) --no-print-directory infra-test
 
 ## lint: gofmt and go vet
@@ -61,8 +76,7 @@ clean:
 
 # --- AWS: the CDK app in infra/ (its own Go module, so the root build never links jsii)
 
-# The pinned Node tools: the CDK CLI, and Node 22 first on PATH for it and for jsii.
-INFRA_NODE := infra/node_modules/.package-lock.json
+# (INFRA_NODE, the pinned Node tools, is set at the top: deps needs it.)
 INFRA_PATH := $(CURDIR)/infra/node_modules/.bin:$(PATH)
 # Extra CDK CLI arguments, e.g. CDK_ARGS='-c retrySchedule=0s,5s,10s -c removalPolicy=destroy'
 # or CDK_ARGS='-c dispatch=queue -c api=http -c retentionDays=30' (infra/README.md lists the keys;
@@ -77,6 +91,7 @@ CDK := cd infra && PATH="$(INFRA_PATH)" CDK_DISABLE_CLI_TELEMETRY=1 CDK_DISABLE_
 
 $(INFRA_NODE): infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ## synth: build the functions and synthesize the stack into infra/cdk.out (offline: no AWS account or lookups)
 synth: build $(INFRA_NODE)
@@ -96,9 +111,9 @@ destroy: build $(INFRA_NODE)
 	$(CDK) destroy --no-notices $(CDK_CONTEXT) $(CDK_ARGS)
 
 ## infra-test: the CDK assertion tests and the ASL check of the generated state machine
-infra-test: $(INFRA_NODE)
+infra-test: $(INFRA_NODE) $(RIE_STAMP)
 	@start=$$(date +%s); \
-	cd infra && PATH="$(INFRA_PATH)" HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(TOOLS)/aws-lambda-rie $(GO) test -count=1 -timeout 15m ./... && \
+	cd infra && PATH="$(INFRA_PATH)" HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(RIE) $(GO) test -count=1 -timeout 15m ./... && \
 	echo "infra tests (CDK): $$(( $$(date +%s) - start )) s wall time"
 
 # --- LocalStack (needs Docker; see localstack/README.md)
@@ -145,10 +160,9 @@ BENCH_DEF  := $(BENCH_DIR)/definition.json
 .PHONY: bench
 
 ## bench: local-mode throughput/latency/CPU, Lambda footprint and AWS cost per 1M deliveries; JSON under build/bench/
-bench: $(INFRA_NODE) $(BENCH_DEF)
-	@test -x $(TOOLS)/aws-lambda-rie || GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+bench: $(INFRA_NODE) $(RIE_STAMP) $(BENCH_DEF)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_DIR)/hookstep ./functions/local
-	$(GO) run ./functions/bench -server $(BENCH_DIR)/hookstep -out $(BENCH_DIR) -rie $(TOOLS)/aws-lambda-rie \
+	$(GO) run ./functions/bench -server $(BENCH_DIR)/hookstep -out $(BENCH_DIR) -rie $(RIE) \
 		-dynalite infra/node_modules/.bin/dynalite -definition $(BENCH_DEF) $(BENCH_ARGS)
 
 $(BENCH_DEF): $(INFRA_NODE) $(wildcard infra/stack/*.go infra/cmd/definition/*.go internal/webhook/schedule.go)
