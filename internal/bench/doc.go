@@ -56,5 +56,35 @@
 //     made. Peak RSS is the server's VmHWM.
 //
 // The load generator and the receivers share the machine with the server:
-// on 2 cores their CPU is part of what bounds the numbers.
+// on 2 cores their CPU is part of what bounds the numbers. The report also
+// shows how much CPU other processes took during each scenario: on a
+// shared VM a neighbour's disk I/O or CPU can double the tails and slow
+// even CPU-only numbers by a third. The runs "as fast as it goes" vary by
+// about ±15% between runs on one VM, and VMs differ more than that
+// (the same commit measured 7,156 and 1,640–1,780 deliveries/s at fan-out
+// 10 on two 2-core VMs a week apart): compare runs made close together on
+// one machine, and re-run when in doubt.
+//
+// The disk matters as much: a VM's disk may take 150–500 ms for an fsync
+// now and then, every message accepted meanwhile waits for it, and one
+// such stall in a 10 s run sets the p99. So each scenario runs a probe
+// that fsyncs a block in the data dir every 20 ms (disk.go); the report
+// shows its stalls (≥ 20 ms), and a target comparison made across one is
+// marked noisy. -data-dir /dev/shm takes the disk out, and durability
+// with it.
+//
+// -profile D writes a CPU profile of the server per scenario. What bounds
+// local mode is SQLite's one writer (group commit, internal/sqlite): at
+// fan-out 10 it is busy most of the time, and with 10% of endpoints
+// failing its transactions were about half of the server's CPU in the last
+// profile, RecordAttempt most of it; then the API, the POSTs, allocation,
+// the read per retry (LoadRun) and the claims. The local queue's design
+// (new messages skip the claim, claims only when something is due, fair
+// shares per endpoint) is in internal/localqueue. Micro-benchmarks of the
+// hot paths:
+//
+//	go test -run '^$' -bench . -benchmem ./internal/signing ./internal/webhook ./internal/api ./internal/sqlite ./internal/delivery
+//
+// The targets the report checks are in targets.go; the README keeps only
+// the latest table and the cost per million per mode.
 package bench
