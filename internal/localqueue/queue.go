@@ -305,7 +305,7 @@ func (r *runner) loop() {
 			t.Stop()
 			continue
 		}
-		for _, rf := range r.fair.refills(time.Now(), free) {
+		for _, rf := range r.fair.refills(q.clock.Now(), free) {
 			now := q.clock.Now()
 			refs, err := q.store.ClaimWaiting(r.ctx, rf.endpointID, now, q.cfg.Lease, rf.n)
 			if err != nil && r.ctx.Err() == nil {
@@ -342,7 +342,7 @@ func (r *runner) hand(refs []webhook.Ref, now time.Time, fromStore bool) {
 // waited too long, back in the store to wait for a slot of it (with those
 // that shed takes from endpoints turned slow or failing).
 func (r *runner) putBack(now time.Time) {
-	for _, c := range r.fair.shed(time.Now()) {
+	for _, c := range r.fair.shed(now) {
 		r.unpark(c, true)
 		r.toStore(c)
 	}
@@ -377,7 +377,7 @@ func (r *runner) work() {
 			r.finished(c) // stopping: it stays claimed for the next start
 			continue
 		}
-		start := time.Now()
+		start := r.q.clock.Now()
 		switch r.fair.admit(c, start, r.fresh(c)) {
 		case parked:
 			r.park(c)
@@ -388,7 +388,7 @@ func (r *runner) work() {
 		}
 		for ok := true; ok; {
 			retry, until := r.q.run(r.ctx, c)
-			end := time.Now()
+			end := r.q.clock.Now()
 			if !until.IsZero() {
 				r.sleep(c, until)
 				c, ok = r.fair.throttled(c.ref.EndpointID, start, end)
@@ -399,7 +399,7 @@ func (r *runner) work() {
 			r.unpark(c, ok)
 			start = end
 			for ok && (r.ctx.Err() != nil || !r.fresh(c)) {
-				stopping, stale, now := r.ctx.Err() != nil, c, time.Now()
+				stopping, stale, now := r.ctx.Err() != nil, c, r.q.clock.Now()
 				c, ok = r.fair.skip(stale.ref.EndpointID, start, now, !stopping)
 				if stopping {
 					r.finished(stale)
