@@ -307,9 +307,7 @@ func TestHeldDeliveryTooOldWaitsInTheStore(t *testing.T) {
 		if fromMemory[ref(0)] || !fromMemory[ref(1)] {
 			t.Errorf("attempted from memory: %v; want only the fresh %v", fromMemory, ref(1))
 		}
-		store.mu.Lock()
-		defer store.mu.Unlock()
-		if store.waits == 0 {
+		if store.waitCalls() == 0 {
 			t.Error("the old held delivery was attempted without going back to the store")
 		}
 	})

@@ -96,6 +96,13 @@ func (m *memStore) NextDue(context.Context) (time.Time, bool, error) {
 	return next, !next.IsZero(), nil
 }
 
+// waitCalls is how many times Wait was called.
+func (m *memStore) waitCalls() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waits
+}
+
 func (m *memStore) set(ref webhook.Ref, at time.Time) {
 	m.mu.Lock()
 	m.due[ref] = at
@@ -556,9 +563,7 @@ func TestABacklogDrainsAtTheEndpointsPace(t *testing.T) {
 			}
 			last = at[i]
 		}
-		store.mu.Lock()
-		defer store.mu.Unlock()
-		if store.waits == 0 {
+		if store.waitCalls() == 0 {
 			t.Error("the backlog never went back to the store: it was not beyond the share and park")
 		}
 	})
