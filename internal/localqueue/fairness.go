@@ -160,12 +160,9 @@ func (s *shares) admit(c claimed, now time.Time, fresh bool) admission {
 func (s *shares) done(endpointID string, start, now time.Time, failed bool) (claimed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.eps[endpointID]
+	e := s.ended(endpointID, start)
 	if e == nil {
 		return claimed{}, false // not admitted here
-	}
-	if i := slices.Index(e.starts, start); i >= 0 {
-		e.starts = slices.Delete(e.starts, i, i+1)
 	}
 	e.slow = now.Sub(start) >= s.slowAfter
 	e.failing = failed
@@ -180,12 +177,9 @@ func (s *shares) done(endpointID string, start, now time.Time, failed bool) (cla
 func (s *shares) throttled(endpointID string, start, now time.Time) (claimed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.eps[endpointID]
+	e := s.ended(endpointID, start)
 	if e == nil {
 		return claimed{}, false
-	}
-	if i := slices.Index(e.starts, start); i >= 0 {
-		e.starts = slices.Delete(e.starts, i, i+1)
 	}
 	e.sleeping++
 	return s.handOff(endpointID, e, now)
@@ -197,18 +191,28 @@ func (s *shares) throttled(endpointID string, start, now time.Time) (claimed, bo
 func (s *shares) skip(endpointID string, start, now time.Time, toStore bool) (claimed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.eps[endpointID]
+	e := s.ended(endpointID, start)
 	if e == nil {
 		return claimed{}, false
-	}
-	if i := slices.Index(e.starts, start); i >= 0 {
-		e.starts = slices.Delete(e.starts, i, i+1)
 	}
 	if toStore {
 		e.waiting = true
 		e.toWait++
 	}
 	return s.handOff(endpointID, e, now)
+}
+
+// ended removes the endpoint's attempt started at start from those in
+// flight (the caller holds mu), and returns the endpoint's load; nil if
+// the endpoint is not tracked (the delivery was not admitted here).
+func (s *shares) ended(endpointID string, start time.Time) *endpointLoad {
+	e := s.eps[endpointID]
+	if e != nil {
+		if i := slices.Index(e.starts, start); i >= 0 {
+			e.starts = slices.Delete(e.starts, i, i+1)
+		}
+	}
+	return e
 }
 
 // handOff passes a freed slot (already removed from starts) to the first

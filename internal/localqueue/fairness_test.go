@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -142,54 +143,50 @@ func TestRefillsAsSlotsFree(t *testing.T) {
 // most its share of the workers, and the other's deliveries all run
 // meanwhile.
 func TestHangingEndpointLeavesWorkersToOthers(t *testing.T) {
-	store := &memStore{due: map[webhook.Ref]time.Time{}}
-	const n = 40
-	for i := range n {
-		store.set(refTo("ep_hang", i), time.Now())
-		store.set(refTo("ep_ok", i), time.Now())
-	}
-	release := make(chan struct{})
-	var mu sync.Mutex
-	hanging, peakHanging, ok := 0, 0, 0
-	_, stop := start(t, store, func(ctx context.Context, r webhook.Ref) error {
-		if r.EndpointID == "ep_hang" {
+	synctest.Test(t, func(t *testing.T) {
+		store := &memStore{due: map[webhook.Ref]time.Time{}}
+		const n = 40
+		for i := range n {
+			store.set(refTo("ep_hang", i), time.Now())
+			store.set(refTo("ep_ok", i), time.Now())
+		}
+		release := make(chan struct{})
+		var mu sync.Mutex
+		hanging, peakHanging, ok := 0, 0, 0
+		_, stop := start(t, store, func(ctx context.Context, r webhook.Ref) error {
+			if r.EndpointID == "ep_hang" {
+				mu.Lock()
+				hanging++
+				peakHanging = max(peakHanging, hanging)
+				mu.Unlock()
+				<-release
+				mu.Lock()
+				hanging--
+				mu.Unlock()
+				return nil
+			}
+			store.done(r)
 			mu.Lock()
-			hanging++
-			peakHanging = max(peakHanging, hanging)
-			mu.Unlock()
-			<-release
-			mu.Lock()
-			hanging--
+			ok++
 			mu.Unlock()
 			return nil
-		}
-		store.done(r)
-		mu.Lock()
-		ok++
-		mu.Unlock()
-		return nil
-	}, Config{Workers: 4, EndpointShare: 2, SlowShare: 1, SlowAfter: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
-	defer stop()
-	defer close(release)
+		}, Config{Workers: 4, EndpointShare: 2, SlowShare: 1, SlowAfter: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
+		defer stop()
+		defer close(release)
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+		// A second is twenty times SlowAfter; the healthy endpoint's
+		// attempts take no time.
+		time.Sleep(time.Second)
+		synctest.Wait()
 		mu.Lock()
-		done := ok
-		mu.Unlock()
-		if done == n {
-			break
+		defer mu.Unlock()
+		if ok != n {
+			t.Errorf("ran %d of the %d deliveries to the healthy endpoint while the other hung", ok, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ran %d of the %d deliveries to the healthy endpoint while the other hung", done, n)
+		if peakHanging > 2 {
+			t.Errorf("the hanging endpoint held %d workers at once, want at most its share of 2", peakHanging)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if peakHanging > 2 {
-		t.Errorf("the hanging endpoint held %d workers at once, want at most its share of 2", peakHanging)
-	}
+	})
 }
 
 func TestSharesOfAFailingEndpoint(t *testing.T) {
@@ -302,42 +299,50 @@ func TestSharesOfASlowFailingEndpoint(t *testing.T) {
 // retries use at most its FailingShare of the workers, while a healthy
 // endpoint's deliveries all run.
 func TestFailingEndpointRunsOnItsShare(t *testing.T) {
-	store := &memStore{due: map[webhook.Ref]time.Time{}}
-	var failing gauge
-	var mu sync.Mutex
-	ok := 0
-	q, stop := startNext(t, store, func(ctx context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
-		if r.EndpointID == "ep_ok" {
-			store.done(r)
-			mu.Lock()
-			ok++
-			mu.Unlock()
-			return time.Time{}, nil
-		}
-		failing.attempt(5 * time.Millisecond)
-		next := time.Now().Add(time.Hour)
-		store.set(r, next) // as RecordAttempt does
-		return next, nil
-	}, Config{Workers: 8, EndpointShare: 8, FailingShare: 2, Poll: 10 * time.Millisecond})
-	defer stop()
+	synctest.Test(t, func(t *testing.T) {
+		store := &memStore{due: map[webhook.Ref]time.Time{}}
+		var failing gauge
+		var mu sync.Mutex
+		ok := 0
+		q, stop := startNext(t, store, func(ctx context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
+			if r.EndpointID == "ep_ok" {
+				store.done(r)
+				mu.Lock()
+				ok++
+				mu.Unlock()
+				return time.Time{}, nil
+			}
+			failing.attempt(5 * time.Millisecond)
+			next := time.Now().Add(time.Hour)
+			store.set(r, next) // as RecordAttempt does
+			return next, nil
+		}, Config{Workers: 8, EndpointShare: 8, FailingShare: 2, Poll: 10 * time.Millisecond})
+		defer stop()
 
-	// The first attempt fails: from then on the endpoint is failing.
-	store.set(refTo("ep_fail", 0), time.Now())
-	waitFor(t, func() bool { _, n := failing.read(); return n == 1 })
-	time.Sleep(50 * time.Millisecond) // for the queue to record the failure
-	const n = 30
-	for i := 1; i <= n; i++ {
-		store.set(refTo("ep_fail", i), time.Now())
-		store.set(refTo("ep_ok", i), time.Now())
-	}
-	q.Dispatch(context.Background(), []webhook.Ref{refTo("ep_ok", 1)})
-	waitFor(t, func() bool {
+		// The first attempt fails: from then on the endpoint is failing.
+		store.set(refTo("ep_fail", 0), time.Now())
+		time.Sleep(5 * time.Millisecond) // the attempt's length
+		synctest.Wait()                  // the queue has recorded the failure
+		if _, n := failing.read(); n != 1 {
+			t.Fatalf("%d attempts to the failing endpoint ended, want 1", n)
+		}
+		const n = 30
+		for i := 1; i <= n; i++ {
+			store.set(refTo("ep_fail", i), time.Now())
+			store.set(refTo("ep_ok", i), time.Now())
+		}
+		q.Dispatch(context.Background(), []webhook.Ref{refTo("ep_ok", 1)})
+		// 30 attempts of 5ms at a share of 2: 75ms.
+		time.Sleep(time.Second)
+		synctest.Wait()
 		mu.Lock()
-		defer mu.Unlock()
 		_, ended := failing.read()
-		return ok == n && ended == n+1
+		if ok != n || ended != n+1 {
+			t.Errorf("attempts ended: %d to the healthy endpoint, %d to the failing one; want %d and %d", ok, ended, n, n+1)
+		}
+		mu.Unlock()
+		if peak, _ := failing.read(); peak > 2 {
+			t.Errorf("the failing endpoint held %d workers at once, want at most its share of 2", peak)
+		}
 	})
-	if peak, _ := failing.read(); peak > 2 {
-		t.Errorf("the failing endpoint held %d workers at once, want at most its share of 2", peak)
-	}
 }

@@ -18,7 +18,7 @@ import (
 // fails with an error that says until when (delivery.ThrottledError); the
 // queue then keeps the delivery aside, without a worker and without
 // counting it against the endpoint's share or as failing, and gives it to
-// a worker again at that time (runner.sleep). Throttle remembers the
+// a worker again at that time (runner.keepAside). Throttle remembers the
 // reservation by run, so that attempt sends without a new token: each
 // delivery takes one token, however long it waited.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -117,50 +118,52 @@ func (e throttledUntil) ThrottledUntil() time.Time { return time.Time(e) }
 // deliveries go first, and each held-back one is attempted again at its
 // time, once.
 func TestAThrottledDeliveryWaitsWithoutAWorker(t *testing.T) {
-	store := &memStore{due: map[webhook.Ref]time.Time{}}
-	var mu sync.Mutex
-	calls := map[webhook.Ref]int{}
-	var order []string
-	wait := 150 * time.Millisecond
-	done := make(chan struct{}, 10)
-	attempt := func(_ context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &memStore{due: map[webhook.Ref]time.Time{}}
+		var mu sync.Mutex
+		calls := map[webhook.Ref]int{}
+		var order []string
+		wait := 150 * time.Millisecond
+		done := make(chan struct{}, 10)
+		attempt := func(_ context.Context, r webhook.Ref, _ *webhook.Loaded) (time.Time, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[r]++
+			if r.EndpointID == "ep_slow" && calls[r] == 1 {
+				return time.Time{}, throttledUntil(time.Now().Add(wait))
+			}
+			order = append(order, r.EndpointID)
+			store.done(r)
+			done <- struct{}{}
+			return time.Time{}, nil
+		}
+		now := time.Now()
+		for i := range 2 {
+			store.set(refTo("ep_slow", i), now.Add(-time.Second))
+		}
+		_, stop := startNext(t, store, attempt, Config{Workers: 1, Poll: 10 * time.Millisecond})
+		defer stop()
+		synctest.Wait() // both slow ones are held back now
+		for i := range 3 {
+			store.set(refTo("ep_fast", i), time.Now())
+		}
+		for range 5 {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("attempts made: %v", order)
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		calls[r]++
-		if r.EndpointID == "ep_slow" && calls[r] == 1 {
-			return time.Time{}, throttledUntil(time.Now().Add(wait))
+		want := []string{"ep_fast", "ep_fast", "ep_fast", "ep_slow", "ep_slow"}
+		if len(order) != len(want) || order[0] != "ep_fast" || order[3] != "ep_slow" {
+			t.Errorf("attempts in order %v, want %v: the held-back deliveries took the only worker", order, want)
 		}
-		order = append(order, r.EndpointID)
-		store.done(r)
-		done <- struct{}{}
-		return time.Time{}, nil
-	}
-	now := time.Now()
-	for i := range 2 {
-		store.set(refTo("ep_slow", i), now.Add(-time.Second))
-	}
-	_, stop := startNext(t, store, attempt, Config{Workers: 1, Poll: 10 * time.Millisecond})
-	defer stop()
-	time.Sleep(20 * time.Millisecond) // both slow ones are held back now
-	for i := range 3 {
-		store.set(refTo("ep_fast", i), time.Now())
-	}
-	for range 5 {
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("attempts made: %v", order)
+		for i := range 2 {
+			if got := calls[refTo("ep_slow", i)]; got != 2 {
+				t.Errorf("held-back delivery %d: %d calls, want 2 (held back, then made)", i, got)
+			}
 		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"ep_fast", "ep_fast", "ep_fast", "ep_slow", "ep_slow"}
-	if len(order) != len(want) || order[0] != "ep_fast" || order[3] != "ep_slow" {
-		t.Errorf("attempts in order %v, want %v: the held-back deliveries took the only worker", order, want)
-	}
-	for i := range 2 {
-		if got := calls[refTo("ep_slow", i)]; got != 2 {
-			t.Errorf("held-back delivery %d: %d calls, want 2 (held back, then made)", i, got)
-		}
-	}
+	})
 }
