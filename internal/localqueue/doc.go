@@ -25,6 +25,40 @@
 // holds back waits in memory, without a worker, until its token comes
 // back.
 //
+// # Throughput
+//
+// What bounds local mode is SQLite's one writer (internal/sqlite commits
+// concurrent writes in groups, each still returning only once durable);
+// the queue's part is to ask it for as little as it can:
+//
+//   - New messages skip the claim (above). The room for held deliveries
+//     is bounded (64 per worker, counted until each attempt ends), and so
+//     are the payloads held with them (64 MiB); beyond, a delivery is
+//     stored due and claimed like any other, or keeps only its reference
+//     and reads what its attempt needs. What Publish read stands in for a
+//     read for one second (delivery.Fresh): an endpoint changed in that
+//     window is seen by the next attempt, as one changed mid-attempt is.
+//     Every fourth pick prefers deliveries claimed from the store, so
+//     retries are not starved by new messages.
+//   - The queue claims from the store only when something is due: an
+//     attempt that ends does not wake it; one that schedules a retry tells
+//     it when, and retries coming due within Gather (20 ms) of each other
+//     are claimed in one write. A claim is one SELECT and one UPDATE.
+//   - An attempt reads its delivery, endpoint and message in one query
+//     (the store's LoadRun).
+//   - Workers are long-lived and shared fairly (fairness.go): one endpoint
+//     may use at most half of them, one whose attempts take a second or
+//     more an eighth, one whose last attempt failed a sixteenth (the
+//     smaller when both). Due deliveries beyond an endpoint's share park
+//     in memory for its slots; beyond as many again they wait in the
+//     store (one write for the endpoint's whole due backlog) and are
+//     claimed back half a park at a time as its slots free.
+//   - Each attempt is logged at debug level only (the attempt log has
+//     them all), and local mode sets GOGC=400 unless GOGC is set.
+//
+// internal/bench's package doc says how this is measured (make bench,
+// -profile) and what the last profile showed.
+//
 // The files: queue.go is the Queue (its configuration, Hold, Dispatch,
 // Run, and the loop's sleep until the next due time); run.go is what one
 // Run is made of (the claim loop, the workers, the count of deliveries in
