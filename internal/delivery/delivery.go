@@ -159,18 +159,7 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 			if !webhook.Subscribed(ep, msg) {
 				continue
 			}
-			deliveries = append(deliveries, webhook.Delivery{
-				AppID:         msg.AppID,
-				MsgID:         msg.ID,
-				EndpointID:    ep.ID,
-				EventType:     msg.EventType,
-				Channels:      msg.Channels,
-				Status:        webhook.StatusPending,
-				Trigger:       webhook.TriggerScheduled,
-				NextAttemptAt: msg.Timestamp,
-				CreatedAt:     msg.Timestamp,
-				UpdatedAt:     msg.Timestamp,
-			})
+			deliveries = append(deliveries, webhook.NewDelivery(msg, ep.ID))
 			endpoints = append(endpoints, ep)
 		}
 		if !page.More || len(page.Items) == 0 {

@@ -168,19 +168,8 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 		if err != nil && !webhook.IsNotFound(err) {
 			return err
 		}
-		d = &webhook.Delivery{
-			AppID:         msg.AppID,
-			MsgID:         msg.ID,
-			EndpointID:    endpointID,
-			EventType:     msg.EventType,
-			Channels:      msg.Channels,
-			Status:        webhook.StatusPending,
-			Run:           1,
-			Trigger:       webhook.TriggerManual,
-			NextAttemptAt: now,
-			CreatedAt:     msg.Timestamp,
-			UpdatedAt:     now,
-		}
+		run := webhook.NewRun(msg, endpointID, 1, now)
+		d = &run
 		if old == nil {
 			return insertDelivery(ctx, tx, d, msg.ExpiresAt)
 		}

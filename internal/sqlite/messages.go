@@ -70,14 +70,7 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 			return err
 		}
 		for _, d := range deliveries {
-			d.AppID, d.MsgID, d.EventType, d.Channels, d.CreatedAt = msg.AppID, msg.ID, msg.EventType, msg.Channels, msg.Timestamp
-			d.Status, d.Run, d.Trigger, d.Attempts = webhook.StatusPending, 0, webhook.TriggerScheduled, 0
-			if d.NextAttemptAt.IsZero() {
-				d.NextAttemptAt = msg.Timestamp
-			}
-			if d.UpdatedAt.IsZero() {
-				d.UpdatedAt = msg.Timestamp
-			}
+			d.Normalize(msg)
 			// Only if the endpoint is (still) the app's: one that was
 			// deleted since the caller listed it gets no delivery.
 			channels, err := jsonText(d.Channels)

@@ -207,11 +207,7 @@ func testStartRun(t *testing.T, e *env) {
 			if err != nil {
 				t.Fatalf("StartRun: %v", err)
 			}
-			want := newDelivery(msg, tc.endpoint)
-			want.Run = tc.wantRun
-			want.Trigger = webhook.TriggerManual
-			want.NextAttemptAt = now
-			want.UpdatedAt = now
+			want := webhook.NewRun(msg, tc.endpoint, tc.wantRun, now)
 			if d := diff(&want, got); d != "" {
 				t.Errorf("StartRun mismatch (-want +got):\n%s", d)
 			}

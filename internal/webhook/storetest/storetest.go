@@ -294,22 +294,6 @@ func fanout(endpointIDs ...string) []webhook.Delivery {
 	return ds
 }
 
-// newDelivery is the delivery CreateMessage is expected to store.
-func newDelivery(msg *webhook.Message, endpointID string) webhook.Delivery {
-	return webhook.Delivery{
-		AppID:         msg.AppID,
-		MsgID:         msg.ID,
-		EndpointID:    endpointID,
-		EventType:     msg.EventType,
-		Channels:      msg.Channels,
-		Status:        webhook.StatusPending,
-		Trigger:       webhook.TriggerScheduled,
-		NextAttemptAt: msg.Timestamp,
-		CreatedAt:     msg.Timestamp,
-		UpdatedAt:     msg.Timestamp,
-	}
-}
-
 // newAttempt returns an attempt of the delivery of msg to the endpoint,
 // made now.
 func (e *env) newAttempt(msg *webhook.Message, endpointID string, status webhook.Status, code int) webhook.Attempt {
