@@ -15,7 +15,6 @@ import (
 
 	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/play"
-	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -103,7 +102,7 @@ type handler struct {
 	clock      webhook.Clock
 	tokenHash  [32]byte
 	log        *slog.Logger
-	urlPolicy  sender.URLPolicy
+	urlPolicy  webhook.URLPolicy
 	play       play.Store
 	basePathOf func(*http.Request) string
 	retention  time.Duration // of an example message
@@ -128,7 +127,7 @@ func New(cfg Config) http.Handler {
 		clock:      cfg.Clock,
 		tokenHash:  cfg.TokenHash,
 		log:        cfg.Logger,
-		urlPolicy:  sender.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
+		urlPolicy:  webhook.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
 		play:       cfg.Play,
 		basePathOf: cfg.BasePath,
 		retention:  webhook.DefaultRetention(cfg.Retention),

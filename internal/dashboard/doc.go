@@ -177,8 +177,8 @@
 //
 // # Choices where the issue left room
 //
-//   - The dashboard validates with the domain's and the sender's rules
-//     (webhook.Validate*, sender.ValidateURL) and shows their messages
+//   - The dashboard validates with the domain's rules
+//     (webhook.Validate*, webhook.ValidateURL) and shows their messages
 //     next to the field; it never reads the API's JSON. The endpoint
 //     changes both make — secret rotation (webhook.Endpoint.RotateKey) and
 //     disable/enable (webhook.Endpoint.SetDisabled, then CancelDeliveries
