@@ -21,14 +21,8 @@ type Deliveries interface {
 	// NotFound if the app is gone. An endpoint deleted meanwhile is not
 	// an error.
 	Publish(ctx context.Context, msg *webhook.Message) error
-	// Resend starts a new manual run of msg to ep, skipping the endpoint's
-	// filters, and dispatches it. BadRequest if ep is disabled.
-	Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error
-	// Recover stores a running background task (endpoint.recover) and
-	// starts it, in the background: a manual run for every message whose
-	// attempts to ep failed in [since, until) and whose delivery there
-	// ended without success. BadRequest if ep is disabled.
-	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
+	// Resend and Recover start manual runs, as for the dashboard.
+	webhook.Resender
 	// AppStats stores a running background task (application.stats) and
 	// starts it, in the background: per app of appIDs (every app when
 	// empty), the deliveries created in [since, until).

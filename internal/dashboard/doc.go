@@ -207,7 +207,7 @@
 //     ["examples"][0], else the first example of another version) to one
 //     endpoint: it stores a message of the type in the endpoint's app
 //     without fanning it out and starts a manual run to that endpoint
-//     (Deliveries.Resend), so a test of one endpoint does not reach the
+//     (webhook.Resender.Resend), so a test of one endpoint does not reach the
 //     app's other receivers. The message shows in the log like any other.
 //     The dashboard therefore needs only Resend and Recover of the
 //     delivery engine.

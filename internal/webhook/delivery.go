@@ -1,6 +1,22 @@
 package webhook
 
-import "time"
+import (
+	"context"
+	"time"
+)
+
+// Resender starts manual runs: what the API and the dashboard ask of the
+// delivery engine (internal/delivery.Service) when someone re-sends.
+type Resender interface {
+	// Resend starts a new manual run of msg to ep, skipping the endpoint's
+	// filters, and dispatches it. BadRequest if ep is disabled.
+	Resend(ctx context.Context, msg *Message, ep *Endpoint) error
+	// Recover stores a running background task (endpoint.recover) and
+	// starts it, in the background: a manual run for every message whose
+	// attempts to ep failed in [since, until) and whose delivery there
+	// ended without success. BadRequest if ep is disabled.
+	Recover(ctx context.Context, ep *Endpoint, since, until time.Time) (Task, error)
+}
 
 // NewDelivery returns the delivery of a new message to an endpoint as its
 // fan-out makes it: run 0, Pending, TriggerScheduled, no attempts, due at
