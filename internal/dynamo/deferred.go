@@ -102,7 +102,7 @@ func (s *Store) materialize(ctx context.Context, ref webhook.Ref) (bool, error) 
 	return err == nil, err
 }
 
-// LoadRun implements delivery.RunLoader: the delivery, the endpoint and
+// LoadRun implements webhook.Store: the delivery, the endpoint and
 // the message in one strongly consistent BatchGetItem, the delivery read
 // from the message when it is deferred.
 func (s *Store) LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {

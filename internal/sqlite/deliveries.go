@@ -69,7 +69,7 @@ func (s *Store) GetDelivery(ctx context.Context, appID, msgID, endpointID string
 // LoadRun reads what an attempt of the run ref needs — its delivery,
 // endpoint and message, as GetDelivery, GetEndpoint and GetMessage return
 // them — in one query, and so in one read transaction; it implements
-// delivery.RunLoader. When one of them is missing it returns NotFound
+// webhook.Store. When one of them is missing it returns NotFound
 // with those found before it, in that order: a nil delivery means the
 // delivery is missing, a nil endpoint the endpoint, a nil message the
 // message.

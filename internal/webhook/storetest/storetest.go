@@ -159,6 +159,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"ExpungeContent", testExpungeContent},
 		{"ListDeliveriesByEndpoint", testListDeliveriesByEndpoint},
 		{"ListDeliveriesByMessage", testListDeliveriesByMessage},
+		{"LoadRun", testLoadRun},
 		{"StartRun", testStartRun},
 		{"MarkDispatched", testMarkDispatched},
 		{"MarkDispatchedBatch", testMarkDispatchedBatch},
