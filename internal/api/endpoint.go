@@ -162,8 +162,7 @@ func (s *Server) checkURL(p *webhook.Problems, raw string) {
 		p.Add(l, "must be 1 to %d characters", webhook.MaxURLLen)
 		return
 	}
-	policy := webhook.URLPolicy{AllowPrivate: s.allowPrivate, RequireHTTPS: s.requireHTTPS}
-	if err := webhook.ValidateURL(raw, policy); err != nil {
+	if err := webhook.ValidateURL(raw, s.urlPolicy); err != nil {
 		// ValidateURL's error text is written to be shown to the caller.
 		p.Add(l, "%s", err.Error())
 	}

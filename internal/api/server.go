@@ -81,8 +81,7 @@ type Server struct {
 	clock        webhook.Clock
 	tokenHash    [32]byte
 	log          *slog.Logger
-	allowPrivate bool
-	requireHTTPS bool
+	urlPolicy    webhook.URLPolicy
 	serverHeader string
 	fallback     http.Handler
 	mux          *http.ServeMux
@@ -104,8 +103,7 @@ func New(cfg Config) *Server {
 		clock:        cfg.Clock,
 		tokenHash:    cfg.TokenHash,
 		log:          cfg.Logger,
-		allowPrivate: cfg.AllowPrivateTargets,
-		requireHTTPS: cfg.RequireHTTPS,
+		urlPolicy:    webhook.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
 		serverHeader: "hookstep",
 		fallback:     cfg.Fallback,
 		mux:          http.NewServeMux(),
