@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hookstep/hookstep/internal/operational"
-	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -155,7 +154,7 @@ func (s *Server) readEndpointInput(f *fields, mode endpointMode) endpointInput {
 	return in
 }
 
-// checkURL checks an endpoint URL: its length, the sender's SSRF rules
+// checkURL checks an endpoint URL: its length, webhook's SSRF rules
 // for URLs, and https when required.
 func (s *Server) checkURL(p *webhook.Problems, raw string) {
 	l := loc("body", "url")
@@ -163,9 +162,8 @@ func (s *Server) checkURL(p *webhook.Problems, raw string) {
 		p.Add(l, "must be 1 to %d characters", webhook.MaxURLLen)
 		return
 	}
-	policy := sender.URLPolicy{AllowPrivate: s.allowPrivate, RequireHTTPS: s.requireHTTPS}
-	if err := sender.ValidateURL(raw, policy); err != nil {
-		// The sender's error text is written to be shown to the caller.
+	if err := webhook.ValidateURL(raw, s.urlPolicy); err != nil {
+		// ValidateURL's error text is written to be shown to the caller.
 		p.Add(l, "%s", err.Error())
 	}
 }

@@ -21,14 +21,8 @@ type Deliveries interface {
 	// NotFound if the app is gone. An endpoint deleted meanwhile is not
 	// an error.
 	Publish(ctx context.Context, msg *webhook.Message) error
-	// Resend starts a new manual run of msg to ep, skipping the endpoint's
-	// filters, and dispatches it. BadRequest if ep is disabled.
-	Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error
-	// Recover stores a running background task (endpoint.recover) and
-	// starts it, in the background: a manual run for every message whose
-	// attempts to ep failed in [since, until) and whose delivery there
-	// ended without success. BadRequest if ep is disabled.
-	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
+	// Resend and Recover start manual runs, as for the dashboard.
+	webhook.Resender
 	// AppStats stores a running background task (application.stats) and
 	// starts it, in the background: per app of appIDs (every app when
 	// empty), the deliveries created in [since, until).
@@ -87,8 +81,7 @@ type Server struct {
 	clock        webhook.Clock
 	tokenHash    [32]byte
 	log          *slog.Logger
-	allowPrivate bool
-	requireHTTPS bool
+	urlPolicy    webhook.URLPolicy
 	serverHeader string
 	fallback     http.Handler
 	mux          *http.ServeMux
@@ -110,8 +103,7 @@ func New(cfg Config) *Server {
 		clock:        cfg.Clock,
 		tokenHash:    cfg.TokenHash,
 		log:          cfg.Logger,
-		allowPrivate: cfg.AllowPrivateTargets,
-		requireHTTPS: cfg.RequireHTTPS,
+		urlPolicy:    webhook.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
 		serverHeader: "hookstep",
 		fallback:     cfg.Fallback,
 		mux:          http.NewServeMux(),

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/play"
-	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -25,24 +24,14 @@ var templateFiles embed.FS
 //go:embed static
 var staticFiles embed.FS
 
-// Deliveries is what the dashboard needs from the delivery engine
-// (internal/delivery.Service implements it). Messages never reach the
-// dashboard through Publish: it only re-sends, and sends examples to one
-// endpoint as manual runs (see doc.go).
-type Deliveries interface {
-	// Resend starts a new manual run of msg to ep, skipping the endpoint's
-	// filters, and dispatches it. BadRequest if ep is disabled.
-	Resend(ctx context.Context, msg *webhook.Message, ep *webhook.Endpoint) error
-	// Recover starts, in the background, a manual run for every message
-	// whose attempts to ep in [since, until) failed and never succeeded.
-	// BadRequest if ep is disabled.
-	Recover(ctx context.Context, ep *webhook.Endpoint, since, until time.Time) (webhook.Task, error)
-}
-
 // Config is everything the dashboard needs.
 type Config struct {
-	Store      webhook.Store
-	Deliveries Deliveries
+	Store webhook.Store
+	// Deliveries is what the dashboard needs from the delivery engine
+	// (internal/delivery.Service): manual runs only. Messages never reach
+	// the dashboard through Publish: it only re-sends, and sends examples
+	// to one endpoint as manual runs (see doc.go).
+	Deliveries webhook.Resender
 	Clock      webhook.Clock // nil means webhook.SystemClock
 	// TokenHash is the SHA-256 of the admin token, the one credential of
 	// both the API and the dashboard.
@@ -99,11 +88,11 @@ func basePath(ctx context.Context) string {
 // for fail to turn into an error page.
 type handler struct {
 	store      webhook.Store
-	deliveries Deliveries
+	deliveries webhook.Resender
 	clock      webhook.Clock
 	tokenHash  [32]byte
 	log        *slog.Logger
-	urlPolicy  sender.URLPolicy
+	urlPolicy  webhook.URLPolicy
 	play       play.Store
 	basePathOf func(*http.Request) string
 	retention  time.Duration // of an example message
@@ -128,7 +117,7 @@ func New(cfg Config) http.Handler {
 		clock:      cfg.Clock,
 		tokenHash:  cfg.TokenHash,
 		log:        cfg.Logger,
-		urlPolicy:  sender.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
+		urlPolicy:  webhook.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, RequireHTTPS: cfg.RequireHTTPS},
 		play:       cfg.Play,
 		basePathOf: cfg.BasePath,
 		retention:  webhook.DefaultRetention(cfg.Retention),

@@ -177,8 +177,8 @@
 //
 // # Choices where the issue left room
 //
-//   - The dashboard validates with the domain's and the sender's rules
-//     (webhook.Validate*, sender.ValidateURL) and shows their messages
+//   - The dashboard validates with the domain's rules
+//     (webhook.Validate*, webhook.ValidateURL) and shows their messages
 //     next to the field; it never reads the API's JSON. The endpoint
 //     changes both make — secret rotation (webhook.Endpoint.RotateKey) and
 //     disable/enable (webhook.Endpoint.SetDisabled, then CancelDeliveries
@@ -207,7 +207,7 @@
 //     ["examples"][0], else the first example of another version) to one
 //     endpoint: it stores a message of the type in the endpoint's app
 //     without fanning it out and starts a manual run to that endpoint
-//     (Deliveries.Resend), so a test of one endpoint does not reach the
+//     (webhook.Resender.Resend), so a test of one endpoint does not reach the
 //     app's other receivers. The message shows in the log like any other.
 //     The dashboard therefore needs only Resend and Recover of the
 //     delivery engine.

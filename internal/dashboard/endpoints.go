@@ -12,7 +12,6 @@ import (
 
 	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/play"
-	"github.com/hookstep/hookstep/internal/sender"
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -195,14 +194,14 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, "/app/"+app.ID+"/endpoint/"+ep.ID+"?done=created")
 }
 
-// checkURL checks an endpoint URL with the sender's rules, whose error
+// checkURL checks an endpoint URL with webhook.ValidateURL, whose error
 // text is written to be shown to whoever typed the URL.
 func (h *handler) checkURL(p *webhook.Problems, raw string) {
 	if raw == "" {
 		p.Add([]string{"url"}, "Enter the URL that should receive the webhooks.")
 		return
 	}
-	if err := sender.ValidateURL(raw, h.urlPolicy); err != nil {
+	if err := webhook.ValidateURL(raw, h.urlPolicy); err != nil {
 		p.Add([]string{"url"}, "%s", err.Error())
 	}
 }

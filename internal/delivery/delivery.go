@@ -159,18 +159,7 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 			if !webhook.Subscribed(ep, msg) {
 				continue
 			}
-			deliveries = append(deliveries, webhook.Delivery{
-				AppID:         msg.AppID,
-				MsgID:         msg.ID,
-				EndpointID:    ep.ID,
-				EventType:     msg.EventType,
-				Channels:      msg.Channels,
-				Status:        webhook.StatusPending,
-				Trigger:       webhook.TriggerScheduled,
-				NextAttemptAt: msg.Timestamp,
-				CreatedAt:     msg.Timestamp,
-				UpdatedAt:     msg.Timestamp,
-			})
+			deliveries = append(deliveries, webhook.NewDelivery(msg, ep.ID))
 			endpoints = append(endpoints, ep)
 		}
 		if !page.More || len(page.Items) == 0 {
@@ -275,16 +264,23 @@ func (s *Service) publishEarly(ctx context.Context, e Early, msg *webhook.Messag
 }
 
 // Holder is a Dispatcher that makes the first attempts of new messages
-// itself, from memory: the local queue. Publish asks it to hold a
-// message's deliveries before storing them; when it has room, they are
-// stored claimed until the time it returns (their NextAttemptAt), so that
-// no worker claims them from the store, and handed over with take once
-// stored, each with the endpoint and message Publish read (AttemptNext
-// uses them while fresh); they are stored dispatched. The first attempt
-// then waits for no write but the message's own, and reads nothing.
-// Should the process die first, the claims are in the store and the
-// deliveries are due again (local mode's next start releases them);
+// itself, from memory: the local queue, and no other. Publish asks it to
+// hold a message's deliveries before storing them; when it has room, they
+// are stored claimed until the time it returns (their NextAttemptAt), so
+// that no worker claims them from the store, and handed over with take
+// once stored, each with the endpoint and message Publish read
+// (AttemptNext uses them while fresh); they are stored dispatched. The
+// first attempt then waits for no write but the message's own, and reads
+// nothing. Should the process die first, the claims are in the store and
+// the deliveries are due again (local mode's next start releases them);
 // nothing is lost.
+//
+// Holder is the local queue's one capability that Publish discovers by
+// type assertion, on purpose, as it does Early for AWS: each says what
+// kind of dispatcher it is (one that holds in memory, one durable on its
+// own), which no other Dispatcher could offer. A store's fast paths, by
+// contrast, are methods of webhook.Store that every store has (LoadRun,
+// MarkDispatchedBatch).
 type Holder interface {
 	webhook.Dispatcher
 	// Hold reserves room for n deliveries claimed at now. With room, it
@@ -514,38 +510,9 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 	return out, nil
 }
 
-// RunLoader is implemented by stores that read a run's delivery, endpoint
-// and message in one query (internal/sqlite): an attempt then starts with
-// one read instead of three.
-type RunLoader interface {
-	// LoadRun returns the delivery of the run ref, its endpoint and its
-	// message, as GetDelivery, GetEndpoint and GetMessage would. When one
-	// is missing it returns NotFound with those found before it, in
-	// that order: a nil delivery, endpoint or message is the missing one.
-	LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error)
-}
-
-// load reads what an attempt of ref needs, as RunLoader says, in one read
-// when the store can. Otherwise it reads them one by one, as far as
-// Attempt will look: a stale or finished run comes without its endpoint,
-// a disabled endpoint without the message, and no error.
+// load reads what an attempt of ref needs (webhook.Store.LoadRun).
 func (s *Service) load(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {
-	if rl, ok := s.Store.(RunLoader); ok {
-		return rl.LoadRun(ctx, ref)
-	}
-	d, err := s.Store.GetDelivery(ctx, ref.AppID, ref.MsgID, ref.EndpointID)
-	if err != nil || d.Run != ref.Run || d.Status.Final() {
-		return d, nil, nil, err
-	}
-	ep, err := s.Store.GetEndpoint(ctx, ref.AppID, ref.EndpointID)
-	if err != nil || ep.Disabled {
-		return d, ep, nil, err
-	}
-	msg, err := s.Store.GetMessage(ctx, ref.AppID, ref.MsgID)
-	if err != nil {
-		return d, ep, nil, err
-	}
-	return d, ep, msg, nil
+	return s.Store.LoadRun(ctx, ref)
 }
 
 // ErrNotCommitted is the error of an attempt whose message may not be

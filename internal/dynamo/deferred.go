@@ -62,11 +62,9 @@ func deferredDelivery(msg *webhook.Message, deferred []string, endpointID string
 	if !slices.Contains(deferred, endpointID) {
 		return nil, false
 	}
-	return &webhook.Delivery{
-		AppID: msg.AppID, MsgID: msg.ID, EndpointID: endpointID, EventType: msg.EventType, Channels: msg.Channels,
-		Status: webhook.StatusPending, Run: 0, Trigger: webhook.TriggerScheduled, NextAttemptAt: msg.Timestamp,
-		Dispatched: true, Deferred: true, CreatedAt: msg.Timestamp, UpdatedAt: msg.Timestamp,
-	}, true
+	d := webhook.NewDelivery(msg, endpointID)
+	d.Dispatched, d.Deferred = true, true
+	return &d, true
 }
 
 // deferredOf reads ref's message (consistently) and returns the deferred
@@ -104,7 +102,7 @@ func (s *Store) materialize(ctx context.Context, ref webhook.Ref) (bool, error) 
 	return err == nil, err
 }
 
-// LoadRun implements delivery.RunLoader: the delivery, the endpoint and
+// LoadRun implements webhook.Store: the delivery, the endpoint and
 // the message in one strongly consistent BatchGetItem, the delivery read
 // from the message when it is deferred.
 func (s *Store) LoadRun(ctx context.Context, ref webhook.Ref) (*webhook.Delivery, *webhook.Endpoint, *webhook.Message, error) {

@@ -120,19 +120,7 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 			return nil, webhook.NotFound("endpoint %s not found", endpointID)
 		}
 
-		d := webhook.Delivery{
-			AppID:         msg.AppID,
-			MsgID:         msg.ID,
-			EndpointID:    endpointID,
-			EventType:     msg.EventType,
-			Channels:      msg.Channels,
-			Status:        webhook.StatusPending,
-			Run:           1,
-			Trigger:       webhook.TriggerManual,
-			NextAttemptAt: now,
-			CreatedAt:     msg.Timestamp,
-			UpdatedAt:     now,
-		}
+		d := webhook.NewRun(msg, endpointID, 1, now)
 		var e expr
 		if old == nil {
 			it, err := encodeDelivery(&d, msg.ExpiresAt)

@@ -77,14 +77,7 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 			deferred = append(deferred, d.EndpointID)
 			continue
 		}
-		d.AppID, d.MsgID, d.EventType, d.Channels, d.CreatedAt = msg.AppID, msg.ID, msg.EventType, msg.Channels, msg.Timestamp
-		d.Status, d.Run, d.Trigger, d.Attempts = webhook.StatusPending, 0, webhook.TriggerScheduled, 0
-		if d.NextAttemptAt.IsZero() {
-			d.NextAttemptAt = msg.Timestamp
-		}
-		if d.UpdatedAt.IsZero() {
-			d.UpdatedAt = msg.Timestamp
-		}
+		d.Normalize(msg)
 		it, err := encodeDelivery(&d, msg.ExpiresAt)
 		if err != nil {
 			return wrapf(err, "create message %s", msg.ID)

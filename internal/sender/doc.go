@@ -2,8 +2,9 @@
 // POST of a message's payload to an endpoint's URL, with the protections of
 // RELIABILITY.md ("Outbound request safety") built in.
 //
-// The destination is checked twice. ValidateURL checks the URL text when an
-// endpoint is saved and again before each send. The dialer then checks
+// The destination is checked twice. webhook.ValidateURL checks the URL
+// text when an endpoint is saved and again before each send. The dialer
+// (guardDial, with webhook.CheckAddr) then checks
 // every IP address it is about to connect to, after DNS resolution, so a
 // name that resolves (or is rebound) to a private, loopback, link-local or
 // otherwise reserved address is refused before a packet leaves. Redirects

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"syscall"
+
+	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 // The kinds of failed attempt. Result.Err wraps one of them (test with
@@ -15,12 +17,13 @@ import (
 // ErrBlocked. Its text adds the detail and is fit to show to the endpoint's
 // owner.
 var (
-	// ErrInvalidURL: the URL fails ValidateURL.
-	ErrInvalidURL = errors.New("invalid URL")
-	// ErrBlocked: the destination is a denied address, by the URL's literal
-	// IP or by an address its name resolved to. Wrapped together with
-	// ErrInvalidURL for literal IPs.
-	ErrBlocked = errors.New("destination address not allowed")
+	// ErrInvalidURL: the URL fails webhook.ValidateURL (it is that error).
+	ErrInvalidURL = webhook.ErrInvalidURL
+	// ErrBlocked: the destination is a denied address (webhook.CheckAddr),
+	// by the URL's literal IP or by an address its name resolved to.
+	// Wrapped together with ErrInvalidURL for literal IPs. It is
+	// webhook.ErrBlocked.
+	ErrBlocked = webhook.ErrBlocked
 	// ErrInvalidRequest: the Request itself is unusable (no message id, no
 	// keys, a malformed custom header). No connection was attempted.
 	ErrInvalidRequest = errors.New("invalid request")

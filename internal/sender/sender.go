@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookstep/hookstep/internal/signing"
+	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 // Defaults for the zero values of Config.
@@ -50,7 +51,7 @@ type Config struct {
 	// private and other reserved addresses. Only for local development and
 	// tests; never in a deployment reachable by untrusted endpoint owners.
 	AllowPrivate bool
-	// RequireHTTPS refuses http URLs (see URLPolicy).
+	// RequireHTTPS refuses http URLs (see webhook.URLPolicy).
 	RequireHTTPS bool
 	// MaxResponseBytes is how much of a response body is read and kept.
 	// Zero means DefaultMaxResponseBytes.
@@ -70,7 +71,7 @@ type Sender struct {
 	client    *http.Client
 	transport *http.Transport
 	dialer    *net.Dialer
-	policy    URLPolicy
+	policy    webhook.URLPolicy
 	timeout   time.Duration
 	maxBody   int
 	userAgent string
@@ -132,7 +133,7 @@ func newSender(cfg Config, resolver *net.Resolver) *Sender {
 		},
 		transport: transport,
 		dialer:    dialer,
-		policy:    URLPolicy{AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS},
+		policy:    webhook.URLPolicy{AllowPrivate: cfg.AllowPrivate, RequireHTTPS: cfg.RequireHTTPS},
 		timeout:   cfg.Timeout,
 		maxBody:   cfg.MaxResponseBytes,
 		userAgent: cfg.UserAgent,
@@ -198,7 +199,7 @@ func (r Result) OK() bool {
 // full is still a success, with the part of the body that did arrive, since
 // the receiver has accepted the message and a retry would only duplicate it.
 func (s *Sender) Send(ctx context.Context, req Request) Result {
-	if err := ValidateURL(req.URL, s.policy); err != nil {
+	if err := webhook.ValidateURL(req.URL, s.policy); err != nil {
 		return Result{Err: err}
 	}
 	if err := checkRequest(req); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -130,95 +129,4 @@ func (s *Store) ListAttempts(ctx context.Context, f webhook.AttemptFilter) (webh
 	}
 	p, err := list(ctx, s.r, q, "id", f.ListOptions, scanAttempt)
 	return p, wrap("list attempts", err)
-}
-
-// ListFailingEndpoints implements webhook.Store, longest failing first.
-func (s *Store) ListFailingEndpoints(ctx context.Context, failingSince time.Time, limit int) ([]webhook.Endpoint, error) {
-	if limit <= 0 {
-		return nil, nil // SQLite reads a negative LIMIT as none
-	}
-	eps, err := collect(ctx, s.r, "SELECT "+endpointCols+` FROM endpoints
-		WHERE disabled = 0 AND failing_since IS NOT NULL AND failing_since <= ?
-		ORDER BY failing_since, id LIMIT ?`,
-		[]any{failingSince.UnixMilli(), limit}, scanEndpoint)
-	return eps, wrap("list failing endpoints", err)
-}
-
-// DisableEndpoint implements webhook.Store; NotFound if the endpoint does
-// not exist. updated_at moves on as webhook.NextUpdatedAt says (NULL, the
-// zero time, reads as 0).
-func (s *Store) DisableEndpoint(ctx context.Context, appID, id string, failingSince, now time.Time) error {
-	err := s.inTx(ctx, func(tx querier) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE endpoints
-			SET disabled = 1, disabled_at = ?, disabled_why = ?, updated_at = MAX(?, COALESCE(updated_at, 0) + 1)
-			WHERE app_id = ? AND id = ? AND disabled = 0 AND failing_since IS ?`,
-			ms(now), webhook.DisabledFailing, now.UnixMilli(), appID, id, ms(failingSince)))
-		if err != nil || n > 0 {
-			return err
-		}
-		var disabled bool
-		err = tx.QueryRowContext(ctx, "SELECT disabled FROM endpoints WHERE app_id = ? AND id = ?", appID, id).Scan(&disabled)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return webhook.NotFound("endpoint %s not found", id)
-		case err != nil:
-			return err
-		case disabled:
-			return webhook.Conflict("endpoint %s is already disabled", id)
-		}
-		return webhook.Conflict("endpoint %s is no longer failing since %s", id, failingSince.Format(time.RFC3339Nano))
-	})
-	return wrap("disable endpoint", err)
-}
-
-// BeginIdempotent implements webhook.Store. A claim from before the
-// claimed_at column (NULL) counts as stale.
-func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
-	var rec *webhook.IdempotencyRecord
-	err := s.inTx(ctx, func(tx querier) error {
-		now := s.clock.Now()
-		r := webhook.IdempotencyRecord{Key: key}
-		var res sql.NullString
-		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at, resource FROM idempotency WHERE key = ?", key).
-			Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ClaimedAt}, nullTime{&r.ExpiresAt}, &res)
-		r.Resource = res.String
-		switch {
-		case err == nil && r.ExpiresAt.After(now) && (r.Done || r.Resource != "" || !r.ClaimedAt.IsZero() && !r.ClaimedAt.Before(staleBefore)):
-			rec = &r
-			return nil
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		// Free, expired, or claimed by a request that died: claim it.
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, claimed_at, expires_at, resource)
-			VALUES (?, 0, 0, NULL, ?, ?, ?)`, key, now.UnixMilli(), expiresAt.UnixMilli(), sql.NullString{String: resource, Valid: resource != ""})
-		return err
-	})
-	if err != nil {
-		return nil, wrap("begin idempotent", err)
-	}
-	return rec, nil
-}
-
-// FinishIdempotent implements webhook.Store; NotFound if the key has no
-// record.
-func (s *Store) FinishIdempotent(ctx context.Context, key string, statusCode int, body []byte) error {
-	if body == nil {
-		body = []byte{} // NULL marks a record without a response
-	}
-	n, err := rowsAffected(s.exec(ctx, "UPDATE idempotency SET done = 1, status_code = ?, body = ? WHERE key = ?",
-		statusCode, body, key))
-	if err != nil {
-		return wrap("finish idempotent", err)
-	}
-	if n == 0 {
-		return webhook.NotFound("idempotency key %q not found", key)
-	}
-	return nil
-}
-
-// ReleaseIdempotent implements webhook.Store.
-func (s *Store) ReleaseIdempotent(ctx context.Context, key string) error {
-	_, err := s.exec(ctx, "DELETE FROM idempotency WHERE key = ?", key)
-	return wrap("release idempotent", err)
 }

@@ -249,6 +249,16 @@ type Store interface {
 
 	// GetDelivery returns the delivery of a message to an endpoint.
 	GetDelivery(ctx context.Context, appID, msgID, endpointID string) (*Delivery, error)
+	// LoadRun reads what an attempt of the run ref needs: its delivery,
+	// the endpoint and the message, as GetDelivery, GetEndpoint and
+	// GetMessage return them, in one read where the store can (SQLite:
+	// one query; DynamoDB: one BatchGetItem). It may stop where an attempt
+	// stops: a stale or final run may come without its endpoint and
+	// message, a disabled endpoint without the message, and no error.
+	// When one it needs is missing it returns NotFound with those found
+	// before it, in that order: a nil delivery means the delivery is
+	// missing, a nil endpoint the endpoint, a nil message the message.
+	LoadRun(ctx context.Context, ref Ref) (*Delivery, *Endpoint, *Message, error)
 	// ListDeliveries lists the deliveries of one message or one endpoint.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) (Page[Delivery], error)
 	// StartRun starts a new manual run of the delivery of msg to the

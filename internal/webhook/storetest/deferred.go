@@ -56,7 +56,7 @@ func testDeferredDeliveries(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatalf("RecordAttempt: %v", err)
 	}
-	want := newDelivery(msg, ep1.ID)
+	want := webhook.NewDelivery(msg, ep1.ID)
 	want.Dispatched, want.Status, want.Attempts, want.UpdatedAt, want.NextAttemptAt = true, webhook.StatusSuccess, 1, a.Timestamp, time.Time{}
 	for what, got := range map[string]*webhook.Delivery{"RecordAttempt": after, "GetDelivery": e.getDelivery(t, app.ID, msg.ID, ep1.ID)} {
 		if d := diff(&want, got); d != "" {

@@ -207,11 +207,7 @@ func testStartRun(t *testing.T, e *env) {
 			if err != nil {
 				t.Fatalf("StartRun: %v", err)
 			}
-			want := newDelivery(msg, tc.endpoint)
-			want.Run = tc.wantRun
-			want.Trigger = webhook.TriggerManual
-			want.NextAttemptAt = now
-			want.UpdatedAt = now
+			want := webhook.NewRun(msg, tc.endpoint, tc.wantRun, now)
 			if d := diff(&want, got); d != "" {
 				t.Errorf("StartRun mismatch (-want +got):\n%s", d)
 			}
@@ -386,4 +382,98 @@ func testListUndispatched(t *testing.T, e *env) {
 	}
 	check(t, now, 10, []webhook.Delivery{d0, d3, d4})
 	check(t, now.Add(time.Millisecond), 10, []webhook.Delivery{d0, d3, d4, *run})
+}
+
+// testLoadRun: LoadRun returns a current run's delivery, endpoint and
+// message as the Gets do, also for a delivery a store deferred; a stale or
+// final run and a disabled endpoint at least with the delivery (and the
+// endpoint), without error; NotFound, with nothing, for a run whose
+// delivery is missing, in another app or expired with its message.
+func testLoadRun(t *testing.T, e *env) {
+	app := e.createApp(t, "")
+	ep := e.createEndpoint(t, app.ID)
+	off := e.createEndpoint(t, app.ID)
+	msg := e.createMessage(t, app.ID, func(m *webhook.Message) { m.ExpiresAt = m.Timestamp.Add(time.Hour) }, ep.ID, off.ID)
+	deferred := e.newMessage(app.ID)
+	if err := e.s.CreateMessage(e.ctx, deferred, []webhook.Delivery{{EndpointID: ep.ID, Dispatched: true}}); err != nil {
+		t.Fatalf("CreateMessage: %v", err)
+	}
+	finished := e.createMessage(t, app.ID, nil, ep.ID)
+	if err := e.s.FinishDelivery(e.ctx, webhook.Ref{AppID: app.ID, MsgID: finished.ID, EndpointID: ep.ID}, webhook.StatusFail, e.clock.Now()); err != nil {
+		t.Fatalf("FinishDelivery: %v", err)
+	}
+	disabled := *off
+	disabled.Disabled = true
+	if err := e.s.UpdateEndpoint(e.ctx, &disabled, disabled.UpdatedAt); err != nil {
+		t.Fatalf("UpdateEndpoint: %v", err)
+	}
+	ref := func(m *webhook.Message, endpointID string, run int) webhook.Ref {
+		return webhook.Ref{AppID: app.ID, MsgID: m.ID, EndpointID: endpointID, Run: run}
+	}
+
+	for _, tc := range []struct {
+		name string
+		ref  webhook.Ref
+		// wantEp and wantMsg: the endpoint and the message must come back
+		// (the delivery always must).
+		wantEp, wantMsg bool
+	}{
+		{"Current", ref(msg, ep.ID, 0), true, true},
+		{"Deferred", ref(deferred, ep.ID, 0), true, true},
+		{"StaleRun", ref(msg, ep.ID, 1), false, false},
+		{"Final", ref(finished, ep.ID, 0), false, false},
+		{"EndpointDisabled", ref(msg, off.ID, 0), true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, gotEp, gotMsg, err := e.s.LoadRun(e.ctx, tc.ref)
+			if err != nil {
+				t.Fatalf("LoadRun: %v", err)
+			}
+			if diff := diff(e.getDelivery(t, app.ID, tc.ref.MsgID, tc.ref.EndpointID), d); diff != "" {
+				t.Errorf("delivery mismatch with GetDelivery (-want +got):\n%s", diff)
+			}
+			if tc.wantEp || gotEp != nil {
+				want, err := e.s.GetEndpoint(e.ctx, app.ID, tc.ref.EndpointID)
+				sameAsGet(t, "GetEndpoint", want, err, gotEp)
+			}
+			if tc.wantMsg || gotMsg != nil {
+				want, err := e.s.GetMessage(e.ctx, app.ID, tc.ref.MsgID)
+				sameAsGet(t, "GetMessage", want, err, gotMsg)
+			}
+		})
+	}
+
+	other := e.createApp(t, "")
+	for _, tc := range []struct {
+		name  string
+		ref   webhook.Ref
+		setup func()
+	}{
+		{"NoDelivery", ref(finished, off.ID, 0), nil},
+		{"OtherApp", webhook.Ref{AppID: other.ID, MsgID: msg.ID, EndpointID: ep.ID}, nil},
+		{"Expired", ref(msg, ep.ID, 0), func() { e.clock.Set(msg.ExpiresAt.Add(time.Millisecond)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup()
+			}
+			d, gotEp, gotMsg, err := e.s.LoadRun(e.ctx, tc.ref)
+			wantNotFound(t, "LoadRun", err)
+			if d != nil || gotEp != nil || gotMsg != nil {
+				t.Errorf("LoadRun: got %+v, %+v, %+v; want nothing", d, gotEp, gotMsg)
+			}
+		})
+	}
+}
+
+// sameAsGet fails the test unless got is what the Get named get returned
+// (want, err).
+func sameAsGet[T any](t *testing.T, get string, want *T, err error, got *T) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", get, err)
+	}
+	if d := diff(want, got); d != "" {
+		t.Errorf("LoadRun mismatch with %s (-want +got):\n%s", get, d)
+	}
 }

@@ -50,10 +50,10 @@ func testCreateMessage(t *testing.T, e *env) {
 	_, err := e.s.GetMessage(e.ctx, app.ID, "msg_missing")
 	wantNotFound(t, "GetMessage(missing)", err)
 
-	want1 := newDelivery(msg, ep1.ID)
-	want2 := newDelivery(msg, ep2.ID)
+	want1 := webhook.NewDelivery(msg, ep1.ID)
+	want2 := webhook.NewDelivery(msg, ep2.ID)
 	want2.NextAttemptAt, want2.UpdatedAt, want2.Dispatched = due, due, true
-	want4 := newDelivery(msg, ep4.ID)
+	want4 := webhook.NewDelivery(msg, ep4.ID)
 	want4.Dispatched = true
 	for _, want := range []webhook.Delivery{want1, want2, want4} {
 		// Claimed is local mode's own, Deferred a deferring store's (see
@@ -121,7 +121,7 @@ func testCreateMessageEndpointGone(t *testing.T, e *env) {
 	if d := diff(msg, got); d != "" {
 		t.Errorf("GetMessage mismatch (-want +got):\n%s", d)
 	}
-	want := newDelivery(msg, kept.ID)
+	want := webhook.NewDelivery(msg, kept.ID)
 	if d := diff(&want, e.getDelivery(t, app.ID, msg.ID, kept.ID)); d != "" {
 		t.Errorf("GetDelivery(kept endpoint) mismatch (-want +got):\n%s", d)
 	}

@@ -159,6 +159,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock webhook.Clock) webhook.
 		{"ExpungeContent", testExpungeContent},
 		{"ListDeliveriesByEndpoint", testListDeliveriesByEndpoint},
 		{"ListDeliveriesByMessage", testListDeliveriesByMessage},
+		{"LoadRun", testLoadRun},
 		{"StartRun", testStartRun},
 		{"MarkDispatched", testMarkDispatched},
 		{"MarkDispatchedBatch", testMarkDispatchedBatch},
@@ -292,22 +293,6 @@ func fanout(endpointIDs ...string) []webhook.Delivery {
 		ds[i] = webhook.Delivery{EndpointID: id}
 	}
 	return ds
-}
-
-// newDelivery is the delivery CreateMessage is expected to store.
-func newDelivery(msg *webhook.Message, endpointID string) webhook.Delivery {
-	return webhook.Delivery{
-		AppID:         msg.AppID,
-		MsgID:         msg.ID,
-		EndpointID:    endpointID,
-		EventType:     msg.EventType,
-		Channels:      msg.Channels,
-		Status:        webhook.StatusPending,
-		Trigger:       webhook.TriggerScheduled,
-		NextAttemptAt: msg.Timestamp,
-		CreatedAt:     msg.Timestamp,
-		UpdatedAt:     msg.Timestamp,
-	}
 }
 
 // newAttempt returns an attempt of the delivery of msg to the endpoint,

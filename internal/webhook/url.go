@@ -1,39 +1,50 @@
-package sender
+package webhook
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+)
 
-	"github.com/hookstep/hookstep/internal/webhook"
+// The kinds of URL error: ValidateURL's errors wrap ErrInvalidURL, and
+// also ErrBlocked for a denied literal IP; internal/sender's attempt
+// errors wrap the same two.
+var (
+	// ErrInvalidURL: the URL fails ValidateURL.
+	ErrInvalidURL = errors.New("invalid URL")
+	// ErrBlocked: the destination is a denied address (CheckAddr), by the
+	// URL's literal IP or, when sending, by an address its name resolved
+	// to.
+	ErrBlocked = errors.New("destination address not allowed")
 )
 
 // URLPolicy is what ValidateURL allows beyond its fixed rules.
 type URLPolicy struct {
-	// AllowPrivate admits literal IP hosts in the denied ranges (Classify).
-	// Only for local development and tests, as Config.AllowPrivate.
+	// AllowPrivate admits literal IP hosts in the denied ranges (CheckAddr).
+	// Only for local development and tests, as sender.Config.AllowPrivate.
 	AllowPrivate bool
 	// RequireHTTPS rejects http URLs. Off by default so that plain-http
 	// receivers work, as in Svix; a deployment turns it on to insist on TLS.
 	RequireHTTPS bool
 }
 
-// ValidateURL checks an endpoint URL before it is stored and before each
-// send. It rejects URLs over webhook.MaxURLLen bytes, schemes other than
+// ValidateURL checks the text of an endpoint URL: the api and the
+// dashboard before they store it, internal/sender before each send. It rejects URLs over MaxURLLen bytes, schemes other than
 // http and https (only https with RequireHTTPS), opaque URLs, userinfo, a
 // missing host, ports outside 1–65535, hosts written as non-canonical IPv4
 // numbers (decimal "2130706433", hex "0x7f.1", octal "017700000001",
 // short "127.1", leading zeros), whatever the policy, and, unless
-// p.AllowPrivate, literal IP hosts that Classify denies.
+// p.AllowPrivate, literal IP hosts that CheckAddr denies.
 //
 // It never resolves the host: a name that resolves to a denied address is
-// caught when dialling. Errors wrap ErrInvalidURL, and also ErrBlocked for
+// caught when dialling (internal/sender). Errors wrap ErrInvalidURL, and also ErrBlocked for
 // denied addresses; their text is fit to show to whoever supplied the URL.
 func ValidateURL(raw string, p URLPolicy) error {
-	if len(raw) > webhook.MaxURLLen {
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidURL, webhook.MaxURLLen)
+	if len(raw) > MaxURLLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidURL, MaxURLLen)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -76,7 +87,7 @@ func ValidateURL(raw string, p URLPolicy) error {
 	if p.AllowPrivate {
 		return nil
 	}
-	if err := Classify(ip); err != nil {
+	if err := CheckAddr(ip); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidURL, err)
 	}
 	return nil

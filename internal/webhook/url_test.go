@@ -1,4 +1,4 @@
-package sender
+package webhook
 
 import (
 	"errors"
@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 func TestValidateURL(t *testing.T) {
@@ -36,8 +34,8 @@ func TestValidateURL(t *testing.T) {
 		{"public IPv4", "https://93.184.215.14/", URLPolicy{}, valid},
 		{"public IPv6", "https://[2606:4700:4700::1111]/", URLPolicy{}, valid},
 		{"numeric-looking label not last", "https://0x7f.example.invalid/", URLPolicy{}, valid},
-		{"max length", long(webhook.MaxURLLen), URLPolicy{}, valid},
-		{"over max length", long(webhook.MaxURLLen + 1), URLPolicy{}, invalid},
+		{"max length", long(MaxURLLen), URLPolicy{}, valid},
+		{"over max length", long(MaxURLLen + 1), URLPolicy{}, invalid},
 
 		{"empty", "", URLPolicy{}, invalid},
 		{"relative", "/hooks", URLPolicy{}, invalid},
@@ -150,7 +148,7 @@ func FuzzValidateURL(f *testing.F) {
 		ip, ipErr := netip.ParseAddr(u.Hostname())
 		port, portErr := strconv.Atoi(u.Port())
 		switch {
-		case len(raw) > webhook.MaxURLLen:
+		case len(raw) > MaxURLLen:
 			t.Fatalf("accepted %d bytes", len(raw))
 		case u.Scheme != "http" && u.Scheme != "https":
 			t.Fatalf("accepted scheme %q", u.Scheme)
@@ -164,7 +162,7 @@ func FuzzValidateURL(f *testing.F) {
 			t.Fatalf("accepted port %q", u.Port())
 		case ipErr != nil && isNumericHost(u.Hostname()):
 			t.Fatalf("accepted numeric host form %q", u.Hostname())
-		case ipErr == nil && def == nil && Classify(ip) != nil:
+		case ipErr == nil && def == nil && CheckAddr(ip) != nil:
 			t.Fatalf("accepted denied address %s without AllowPrivate", ip)
 		}
 	})
