@@ -18,27 +18,10 @@ import (
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
 
 const testToken = "hsk_test-token"
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeDeliveries is a Deliveries that stores messages with a delivery per
 // subscribed endpoint, as the real engine does, and dispatches nothing.
@@ -130,7 +113,7 @@ type harness struct {
 	t     testing.TB
 	srv   *Server
 	store webhook.Store
-	clock *fakeClock
+	clock *storetest.Clock
 	dels  *fakeDeliveries
 	logs  *bytes.Buffer
 }
@@ -162,7 +145,7 @@ func openSQLite(t testing.TB, clock webhook.Clock) webhook.Store {
 // harness's clock.
 func newHarnessOn(t testing.TB, open func(testing.TB, webhook.Clock) webhook.Store, configure ...func(*Config)) *harness {
 	t.Helper()
-	clock := &fakeClock{t: t0}
+	clock := storetest.NewClock(t0)
 	store := open(t, clock)
 	dels := &fakeDeliveries{store: store, clock: clock}
 	logs := &bytes.Buffer{}

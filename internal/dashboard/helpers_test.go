@@ -20,21 +20,10 @@ import (
 	"github.com/hookstep/hookstep/internal/play"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
 
 const testToken = "hsk_dashboard-test-token"
-
-// fakeClock is a clock that stands still.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
 
 // fakeDeliveries records resends and recovers and dispatches nothing.
 type fakeDeliveries struct {
@@ -103,7 +92,7 @@ func openStore(t *testing.T, clock webhook.Clock) *sqlite.Store {
 type harness struct {
 	t          *testing.T
 	store      *sqlite.Store
-	clock      *fakeClock
+	clock      *storetest.Clock
 	deliveries *fakeDeliveries
 	play       *play.Memory
 	srv        *httptest.Server
@@ -127,7 +116,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 // and gets the stage as its base path.
 func newHarnessAt(t *testing.T, stage string, opts ...harnessOption) *harness {
 	t.Helper()
-	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	clock := storetest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	h := &harness{t: t, clock: clock, deliveries: &fakeDeliveries{}, prefix: stage}
 	h.store = openStore(t, clock)
 	h.play = play.NewMemory(clock)

@@ -355,9 +355,7 @@ func TestPortalExpiredLink(t *testing.T) {
 	})
 	for name, kill := range map[string]func(h *harness, app *webhook.App, token string){
 		"expired mid-session": func(h *harness, _ *webhook.App, _ string) {
-			h.clock.mu.Lock()
-			h.clock.t = h.clock.t.Add(2 * time.Hour)
-			h.clock.mu.Unlock()
+			h.clock.Advance(2 * time.Hour)
 		},
 		"logged out mid-session": func(h *harness, _ *webhook.App, token string) {
 			if err := h.store.DeleteAppToken(context.Background(), authtoken.EncodeHash(authtoken.Hash(token))); err != nil {

@@ -16,25 +16,8 @@ import (
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
-// Set moves the clock to t if t is later.
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	if t.After(c.now) {
-		c.now = t
-	}
-	c.mu.Unlock()
-}
 
 // poster answers with scripted status codes and records every request.
 type poster struct {
@@ -79,7 +62,7 @@ func (d *dispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.
 type fixture struct {
 	svc   *delivery.Service
 	store *sqlite.Store
-	clock *fakeClock
+	clock *storetest.Clock
 	post  *poster
 	disp  *dispatcher
 	app   *webhook.App
@@ -89,7 +72,7 @@ var schedule = webhook.Schedule{0, 5 * time.Second, 5 * time.Minute}
 
 func newFixture(t *testing.T, codes ...int) *fixture {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	clock := storetest.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), clock)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +254,7 @@ func TestAttemptFollowsTheSchedule(t *testing.T) {
 			if d.Status != webhook.StatusSending || !d.NextAttemptAt.Equal(f.clock.Now().Add(wait)) {
 				t.Fatalf("attempt %d: delivery %v due %v, want sending due %v", n, d.Status, d.NextAttemptAt, f.clock.Now().Add(wait))
 			}
-			f.clock.Add(wait)
+			f.clock.Advance(wait)
 			continue
 		}
 		if res.Outcome != delivery.Retry || !res.Final || d.Status != webhook.StatusFail {
@@ -310,7 +293,7 @@ func TestAttemptRetriesThenDelivers(t *testing.T) {
 			t.Fatal(err)
 		}
 		outcomes = append(outcomes, res.Outcome)
-		f.clock.Add(res.Wait)
+		f.clock.Advance(res.Wait)
 	}
 	want := []delivery.Outcome{delivery.Retry, delivery.Retry, delivery.Delivered}
 	for i := range want {
@@ -409,7 +392,7 @@ func TestRecoverResendsMessagesThatFailedInTheWindow(t *testing.T) {
 	early := f.publish(t, "v1.end_user.created")
 	attempt(early) // failed before the window
 	late := f.publish(t, "v1.end_user.created")
-	f.clock.Add(2 * time.Hour)
+	f.clock.Advance(2 * time.Hour)
 	since := f.clock.Now()
 	attempt(late) // sent before the window, failed inside it
 	failed := f.publish(t, "v1.end_user.created")
@@ -421,7 +404,7 @@ func TestRecoverResendsMessagesThatFailedInTheWindow(t *testing.T) {
 	f.post.codes = []int{500}
 	retrying := f.publish(t, "v1.end_user.updated")
 	attempt(retrying) // failed, but its retry is still to come
-	f.clock.Add(time.Second)
+	f.clock.Advance(time.Second)
 
 	task, err := f.svc.Recover(context.Background(), ep, since, time.Time{}) // until now
 	if err != nil {
@@ -558,7 +541,7 @@ func TestHeldFirstAttemptsUseWhatPublishRead(t *testing.T) {
 	if held.Endpoint == nil || held.Endpoint.ID != ep.ID || held.Message != msg || held.Delivery.MsgID != msg.ID || !held.At.Equal(f.clock.Now()) {
 		t.Fatalf("handed over %+v, want the delivery to %s with its endpoint and message, read now", held, ep.ID)
 	}
-	f.clock.Add(delivery.Fresh)
+	f.clock.Advance(delivery.Fresh)
 	attempt(held, held.Delivery.Ref())
 	if counted.n != 0 || len(f.post.requests) != 1 || f.post.requests[0].URL != ep.URL || string(f.post.requests[0].Body) != string(msg.Payload) {
 		t.Fatalf("fresh: %d reads and requests %+v, want none and one POST of the payload to %s", counted.n, f.post.requests, ep.URL)
@@ -583,7 +566,7 @@ func TestHeldFirstAttemptsUseWhatPublishRead(t *testing.T) {
 	if err := f.store.UpdateEndpoint(context.Background(), &disabled, disabled.UpdatedAt); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Add(delivery.Fresh + time.Millisecond)
+	f.clock.Advance(delivery.Fresh + time.Millisecond)
 	attempt(stale, stale.Delivery.Ref())
 	if counted.n != 2 || len(f.post.requests) != 1 {
 		t.Fatalf("old: %d reads and %d requests, want 2 reads and no new request", counted.n, len(f.post.requests))
@@ -709,7 +692,7 @@ func TestAttemptReadsOnceOrThreeTimes(t *testing.T) {
 			}
 		}, outcome: delivery.Stop, deleted: true},
 		{name: "message expired with its deliveries", before: func(t *testing.T, f *fixture, ref *webhook.Ref) {
-			f.clock.Add(91 * 24 * time.Hour)
+			f.clock.Advance(91 * 24 * time.Hour)
 		}, outcome: delivery.Stop, deleted: true},
 		{name: "endpoint missing, delivery left", gone: "endpoint", outcome: delivery.Stop, status: webhook.StatusCanceled},
 		{name: "message missing, delivery left", gone: "message", outcome: delivery.Stop, status: webhook.StatusCanceled},
@@ -778,17 +761,17 @@ func TestReconcileSaysWhereARunStands(t *testing.T) {
 	// Two failed attempts (the second waits 5 s): wait for attempt 3.
 	f.svc.Attempt(ctx, ref)
 	f.svc.Attempt(ctx, ref)
-	f.clock.Add(time.Second)
+	f.clock.Advance(time.Second)
 	if got := reconcile(); got.Outcome != delivery.Retry || got.Attempt != 2 || got.Final || got.WaitSec != 4 ||
 		got.ResumeAt == nil || !got.ResumeAt.Equal(f.clock.Now().Add(4*time.Second)) {
 		t.Errorf("attempt 2 recorded, its retry in 4 s: got %+v, want retry after attempt 2, resuming in 4 s", got)
 	}
 	// The retry is due and was not recorded: again, until ReconcileFor.
-	f.clock.Add(5 * time.Second)
+	f.clock.Advance(5 * time.Second)
 	if got := reconcile(); got.Outcome != delivery.Again {
 		t.Errorf("retry due, unrecorded: got %+v, want again", got)
 	}
-	f.clock.Add(delivery.DefaultReconcileFor)
+	f.clock.Advance(delivery.DefaultReconcileFor)
 	if got := reconcile(); got.Outcome != delivery.HandOff {
 		t.Errorf("due and unrecorded for ReconcileFor: got %+v, want handoff", got)
 	}
@@ -947,7 +930,7 @@ func TestAnAttemptAskedForEarlyWaits(t *testing.T) {
 	if len(f.post.requests) != 2 {
 		t.Errorf("%d POSTs, want 2", len(f.post.requests))
 	}
-	f.clock.Add(5 * time.Second)
+	f.clock.Advance(5 * time.Second)
 	if res, _ := f.svc.Attempt(ctx, ref); res.Attempt != 3 || len(f.post.requests) != 3 {
 		t.Errorf("at its time: %+v after %d POSTs, want attempt 3", res, len(f.post.requests))
 	}
@@ -1010,7 +993,7 @@ func TestPublishDispatchesEarly(t *testing.T) {
 func TestAnAttemptAwaitsItsMessage(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	f.clock.now = time.Now() // ids carry the wall clock's second
+	f.clock.Set(time.Now()) // ids carry the wall clock's second
 	f.svc.AwaitCommit = time.Minute
 	ep := f.endpoint(t, nil)
 	msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "v1.end_user.created",
@@ -1036,7 +1019,7 @@ func TestAnAttemptAwaitsItsMessage(t *testing.T) {
 	if res, err := f.svc.Reconcile(ctx, never, f.clock.Now()); err != nil || res.Outcome != delivery.Again {
 		t.Errorf("Reconcile of it: %+v, %v; want again", res, err)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if res, err := f.svc.Attempt(ctx, never); err != nil || res.Outcome != delivery.Stop || !res.Final {
 		t.Errorf("after AwaitCommit: %+v, %v; want stop", res, err)
 	}

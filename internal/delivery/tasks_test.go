@@ -26,7 +26,7 @@ func (f *fixture) failed(t *testing.T, ep *webhook.Endpoint, n int) []*webhook.M
 		}
 		msgs = append(msgs, m)
 	}
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	return msgs
 }
 
@@ -258,7 +258,7 @@ func TestResumeTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	restart := f.clock.Now().Add(time.Second)
-	f.clock.Add(2 * time.Second)
+	f.clock.Advance(2 * time.Second)
 	current, err := f.svc.Recover(context.Background(), ep, since, time.Time{})
 	if err != nil {
 		t.Fatal(err)

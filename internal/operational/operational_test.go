@@ -16,6 +16,7 @@ import (
 	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
 
 func TestAttemptType(t *testing.T) {
@@ -58,16 +59,12 @@ func (r *recorder) Publish(_ context.Context, msg *webhook.Message) error {
 	return nil
 }
 
-type fixedClock struct{ t time.Time }
-
-func (c fixedClock) Now() time.Time { return c.t }
-
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T, withApp bool) (*operational.Emitter, *recorder, webhook.Store, *bytes.Buffer) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hookstep.db"), fixedClock{now})
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hookstep.db"), storetest.NewClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +82,7 @@ func setup(t *testing.T, withApp bool) (*operational.Emitter, *recorder, webhook
 	}
 	rec := &recorder{}
 	logs := &bytes.Buffer{}
-	e := operational.New(operational.Config{Store: store, Publisher: rec, Clock: fixedClock{now},
+	e := operational.New(operational.Config{Store: store, Publisher: rec, Clock: storetest.NewClock(now),
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), Retention: 24 * time.Hour})
 	return e, rec, store, logs
 }

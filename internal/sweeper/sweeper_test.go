@@ -16,18 +16,10 @@ import (
 	"github.com/hookstep/hookstep/internal/sqlite"
 	"github.com/hookstep/hookstep/internal/sweeper"
 	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
 
 const week = 7 * 24 * time.Hour
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.now = t; c.mu.Unlock() }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 // poster answers every request with code.
 type poster struct{ code int }
@@ -55,7 +47,7 @@ func (d *dispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.
 }
 
 type fixture struct {
-	clock *clock
+	clock *storetest.Clock
 	store *sqlite.Store
 	post  *poster
 	disp  *dispatcher
@@ -68,7 +60,7 @@ var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{clock: &clock{now: t0}, post: &poster{code: 500}, disp: &dispatcher{}}
+	f := &fixture{clock: storetest.NewClock(t0), post: &poster{code: 500}, disp: &dispatcher{}}
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), f.clock)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +167,7 @@ func TestASuccessResetsTheClock(t *testing.T) {
 	if got := f.get(t, ep); !got.FailingSince.IsZero() {
 		t.Fatalf("FailingSince after a success: got %v, want zero", got.FailingSince)
 	}
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	again := f.clock.Now()
 	f.attempt(t, ep, 500)
 
@@ -227,11 +219,11 @@ func TestRedrivesUndispatchedDeliveries(t *testing.T) {
 	}
 	f.disp.err = nil
 
-	f.clock.Add(time.Minute) // within the grace period: a slow dispatch may still be under way
+	f.clock.Advance(time.Minute) // within the grace period: a slow dispatch may still be under way
 	if r := f.sweep(t); r.Redriven != 0 {
 		t.Fatalf("re-drove within the grace period: %+v", r)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if r := f.sweep(t); r.Redriven != 1 {
 		t.Fatalf("got %+v, want one re-driven", r)
 	}
@@ -329,7 +321,7 @@ func TestOverdueRunsGetAnOwner(t *testing.T) {
 	o := &overdue{store: f.store, dispached: []webhook.Ref{ref(slow), ref(lost)}, postponed: map[webhook.Ref]int{}}
 	f.sw.Overdue = o
 	f.sw.Executions = executions{ref(slow): true}
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	f.disp.refs = nil
 
 	r := f.sweep(t)
@@ -361,7 +353,7 @@ func TestSweepForRunsWhileThereIsWork(t *testing.T) {
 	f.endpoint(t)
 	f.undispatched(t, 5)
 	f.disp.err = errors.New("StartExecution: throttled")
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	r, err := f.sw.SweepFor(context.Background(), time.Now().Add(time.Minute))
 	if err != nil || r.Redriven != 0 || r.Backlog != 2+2 {
 		t.Fatalf("with the dispatcher down: %+v, %v; want nothing dispatched, a backlog of a full batch and more", r, err)
@@ -389,11 +381,11 @@ func TestARunJustDispatchedIsNotSuspected(t *testing.T) {
 	x := &counting{}
 	f.sw.Overdue = &overdue{store: f.store, dispached: []webhook.Ref{ref}, postponed: map[webhook.Ref]int{}}
 	f.sw.Executions = x
-	f.clock.Add(time.Minute) // the attempt updated it a minute ago
+	f.clock.Advance(time.Minute) // the attempt updated it a minute ago
 	if r := f.sweep(t); r.Restarted != 0 || x.calls != 0 {
 		t.Errorf("a minute after its last update: %+v with %d DescribeExecution calls, want the run left alone", r, x.calls)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if r := f.sweep(t); r.Restarted != 1 || x.calls != 1 {
 		t.Errorf("three minutes after: %+v with %d DescribeExecution calls, want it checked and re-driven", r, x.calls)
 	}
@@ -407,7 +399,7 @@ func TestSweepForStopsWhenADispatchFails(t *testing.T) {
 	f.sw.Batch = 2
 	f.endpoint(t)
 	f.undispatched(t, 5)
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	passes := 0
 	f.sw.Dispatch = func(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 		passes++
@@ -454,7 +446,7 @@ func TestAQueuedRunBelongsToTheQueue(t *testing.T) {
 	o := &overdue{store: f.store, dispached: []webhook.Ref{ref(queued), ref(attempted)}, postponed: map[webhook.Ref]int{}}
 	x := &counting{}
 	f.sw.Overdue, f.sw.Executions, f.sw.QueueOwns = o, x, 6*time.Hour
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	f.disp.refs = nil
 
 	r := f.sweep(t)
@@ -463,7 +455,7 @@ func TestAQueuedRunBelongsToTheQueue(t *testing.T) {
 			r, x.calls, o.postponed)
 	}
 	o.postponed = map[webhook.Ref]int{}
-	f.clock.Add(6 * time.Hour)
+	f.clock.Advance(6 * time.Hour)
 	r = f.sweep(t)
 	if r.Restarted != 1 || x.calls != 2 {
 		t.Errorf("after QueueOwns: %+v with %d DescribeExecution calls, want the queued run checked and re-driven", r, x.calls)

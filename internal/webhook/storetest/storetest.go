@@ -103,8 +103,8 @@ import (
 // Epoch is the time every test's Clock starts at.
 var Epoch = time.Date(2025, time.March, 1, 12, 0, 0, 0, time.UTC)
 
-// Clock is a settable webhook.Clock for tests. It is safe for concurrent
-// use.
+// Clock is a settable webhook.Clock for tests: the suite's, and the one
+// every package's tests use. It is safe for concurrent use.
 type Clock struct {
 	mu  sync.Mutex
 	now time.Time
