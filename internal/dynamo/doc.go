@@ -300,7 +300,8 @@
 //
 // # Cost
 //
-// Consumed reports the capacity DynamoDB says the Store used. A happy
+// A CapacityMeter on the client tallies the capacity DynamoDB says the
+// Store used (the bench and the tests install one). A happy
 // delivery dispatched before its message was stored (the AWS functions,
 // both dispatch modes) costs the api the message (with its IndexList
 // entry) and nothing per endpoint, and the deliver function (LoadRun:

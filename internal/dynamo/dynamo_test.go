@@ -177,14 +177,18 @@ func (r *recorder) middleware(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// testStore is a Store on a fresh table, with the client and the
-// recorder behind it.
+// testStore is a Store on a fresh table, with the client, the recorder
+// and the capacity meter behind it.
 type testStore struct {
 	*Store
-	client *dynamodb.Client
-	rec    *recorder
-	table  string
+	client   *dynamodb.Client
+	rec      *recorder
+	capacity *CapacityMeter
+	table    string
 }
+
+// Consumed returns the capacity the store has consumed.
+func (s *testStore) Consumed() Capacity { return s.capacity.Consumed() }
 
 // newStore creates a table with a random name and a Store on it, and
 // deletes the table when the test ends.
@@ -201,10 +205,10 @@ func newStore(t *testing.T, clock webhook.Clock) *testStore {
 	if err != nil {
 		t.Fatalf("load AWS config: %v", err)
 	}
-	rec := &recorder{}
+	rec, capacity := &recorder{}, &CapacityMeter{}
 	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		o.APIOptions = append(o.APIOptions, rec.middleware)
+		o.APIOptions = append(o.APIOptions, rec.middleware, capacity.Install)
 	})
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -219,7 +223,7 @@ func newStore(t *testing.T, clock webhook.Clock) *testStore {
 		}
 	})
 	rec.reset() // count the store's operations only
-	return &testStore{Store: New(client, table, clock), client: client, rec: rec, table: table}
+	return &testStore{Store: New(client, table, clock), client: client, rec: rec, capacity: capacity, table: table}
 }
 
 func TestStore(t *testing.T) {

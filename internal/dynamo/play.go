@@ -22,8 +22,8 @@ type PlayStore struct {
 
 var _ play.Store = (*PlayStore)(nil)
 
-// Play returns the play.Store in s's table. It shares s's client, clock
-// and capacity tally (Consumed).
+// Play returns the play.Store in s's table. It shares s's client and
+// clock.
 func (s *Store) Play() *PlayStore { return &PlayStore{s: s} }
 
 // playTrimBatch is how many surplus requests one Add deletes at most. One

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,15 +15,11 @@ import (
 )
 
 // Store is a webhook.Store in one DynamoDB table laid out by TableSchema.
-// It keeps no state between calls but a capacity tally, and is safe for
-// concurrent use.
+// It keeps no state between calls and is safe for concurrent use.
 type Store struct {
 	client client
 	table  string
 	clock  webhook.Clock
-
-	mu       sync.Mutex
-	consumed Capacity
 }
 
 var _ webhook.Store = (*Store)(nil)
@@ -67,43 +62,6 @@ func newClient(c *dynamodb.Client) client {
 		query:          c.Query,
 		batchGetItem:   c.BatchGetItem,
 		batchWriteItem: c.BatchWriteItem,
-	}
-}
-
-// Capacity is DynamoDB capacity as the service reports it per request
-// (ReturnConsumedCapacity TOTAL: the table and its indexes; dynalite
-// reports the table's share only). Requests that fail, conditional checks
-// included, are not counted, although DynamoDB charges a failed
-// conditional write.
-type Capacity struct {
-	ReadUnits  float64
-	WriteUnits float64
-}
-
-// Sub returns c - o, the capacity consumed between two readings.
-func (c Capacity) Sub(o Capacity) Capacity {
-	return Capacity{ReadUnits: c.ReadUnits - o.ReadUnits, WriteUnits: c.WriteUnits - o.WriteUnits}
-}
-
-// Consumed returns the capacity the Store has consumed since New.
-func (s *Store) Consumed() Capacity {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.consumed
-}
-
-// count adds the capacity of a read or write request to the tally.
-func (s *Store) count(write bool, ccs ...types.ConsumedCapacity) {
-	var units float64
-	for _, cc := range ccs {
-		units += aws.ToFloat64(cc.CapacityUnits)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if write {
-		s.consumed.WriteUnits += units
-	} else {
-		s.consumed.ReadUnits += units
 	}
 }
 
@@ -340,31 +298,23 @@ func wrapf(err error, format string, args ...any) error {
 	return fmt.Errorf("dynamo: "+format+": %w", append(args, err)...)
 }
 
-// Requests. Each one names the table and asks for its consumed capacity.
+// Requests. Each one names the table.
 
 func (s *Store) getItem(ctx context.Context, k key, consistent bool) (item, bool, error) {
 	out, err := s.client.getItem(ctx, &dynamodb.GetItemInput{
-		TableName:              &s.table,
-		Key:                    k.item(),
-		ConsistentRead:         aws.Bool(consistent),
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+		TableName:      &s.table,
+		Key:            k.item(),
+		ConsistentRead: aws.Bool(consistent),
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	s.countOne(false, out.ConsumedCapacity)
 	return out.Item, out.Item != nil, nil
 }
 
 func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
 	in.TableName = &s.table
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.putItem(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	s.countOne(true, out.ConsumedCapacity)
-	return out, nil
+	return s.client.putItem(ctx, in)
 }
 
 // putNew puts it unless an item with its key exists, which
@@ -378,42 +328,17 @@ func (s *Store) putNew(ctx context.Context, it item) error {
 
 func (s *Store) updateItem(ctx context.Context, in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
 	in.TableName = &s.table
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.updateItem(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	s.countOne(true, out.ConsumedCapacity)
-	return out, nil
+	return s.client.updateItem(ctx, in)
 }
 
 func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
 	in.TableName = &s.table
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.deleteItem(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	s.countOne(true, out.ConsumedCapacity)
-	return out, nil
+	return s.client.deleteItem(ctx, in)
 }
 
 func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
 	in.TableName = &s.table
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.query(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	s.countOne(false, out.ConsumedCapacity)
-	return out, nil
-}
-
-// countOne counts the capacity of a single-item request, if reported.
-func (s *Store) countOne(write bool, cc *types.ConsumedCapacity) {
-	if cc != nil {
-		s.count(write, *cc)
-	}
+	return s.client.query(ctx, in)
 }
 
 // Batch limits of DynamoDB.
@@ -446,13 +371,11 @@ func (s *Store) getMany(ctx context.Context, keys []key, consistent bool) ([]ite
 				return nil, err
 			}
 			out, err := s.client.batchGetItem(ctx, &dynamodb.BatchGetItemInput{
-				RequestItems:           pending,
-				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+				RequestItems: pending,
 			})
 			if err != nil {
 				return nil, err
 			}
-			s.count(false, out.ConsumedCapacity...)
 			for _, it := range out.Responses[s.table] {
 				found[keyOf(it)] = it
 			}
@@ -479,13 +402,11 @@ func (s *Store) writeMany(ctx context.Context, writes []types.WriteRequest) erro
 				return err
 			}
 			out, err := s.client.batchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems:           pending,
-				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+				RequestItems: pending,
 			})
 			if err != nil {
 				return err
 			}
-			s.count(true, out.ConsumedCapacity...)
 			pending = out.UnprocessedItems
 		}
 	}
