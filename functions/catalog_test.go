@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	catalog "github.com/hookstep/hookstep/events"
-	"github.com/hookstep/hookstep/internal/lambdatest"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 )
 
@@ -20,11 +20,11 @@ import (
 // description edited, a type expunged — survives a second cold start of
 // another instance, which seeds nothing again.
 func TestTheAPIFunctionSeedsTheCatalog(t *testing.T) {
-	root := lambdatest.Root(t)
-	dbURL := lambdatest.Dynalite(t)
+	root := awstest.Root(t)
+	dbURL := awstest.Dynalite(t)
 	newTable(t, dbURL, "hookstep")
-	env := functionEnv(dbURL, sfntest.New(t).URL, lambdatest.NewLambda(t).URL, fakeSecrets(t))
-	bootstrap := lambdatest.Build(t, "api")
+	env := functionEnv(dbURL, sfntest.New(t).URL, awstest.NewLambda(t).URL, fakeSecrets(t))
+	bootstrap := awstest.Build(t, "api")
 
 	cat, err := catalog.Catalog()
 	if err != nil {
@@ -38,7 +38,7 @@ func TestTheAPIFunctionSeedsTheCatalog(t *testing.T) {
 		t.Fatalf("events/eventtypes holds %d event types, want 5", len(want))
 	}
 
-	call := func(api *lambdatest.Function, method, path, body string, query map[string][]string, status int) []byte {
+	call := func(api *awstest.Function, method, path, body string, query map[string][]string, status int) []byte {
 		t.Helper()
 		ev := apiEvent(t, root, method, path, body)
 		ev.MultiValueQueryStringParameters = query
@@ -49,7 +49,7 @@ func TestTheAPIFunctionSeedsTheCatalog(t *testing.T) {
 		}
 		return []byte(res.Body)
 	}
-	list := func(api *lambdatest.Function) map[string]string {
+	list := func(api *awstest.Function) map[string]string {
 		t.Helper()
 		var page struct {
 			Data []struct {
@@ -72,7 +72,7 @@ func TestTheAPIFunctionSeedsTheCatalog(t *testing.T) {
 		return got
 	}
 
-	first := lambdatest.Run(t, bootstrap, env)
+	first := awstest.Run(t, bootstrap, env)
 	if got := list(first); !maps.Equal(got, want) {
 		t.Fatalf("after the first cold start: event types %v, want the catalog's %v", got, want)
 	}
@@ -81,7 +81,7 @@ func TestTheAPIFunctionSeedsTheCatalog(t *testing.T) {
 	want["v1.end_user.created"] = "Edited through the API"
 	delete(want, "v1.conversation.ended")
 
-	second := lambdatest.Run(t, bootstrap, env)
+	second := awstest.Run(t, bootstrap, env)
 	got := list(second)
 	if !maps.Equal(got, want) {
 		t.Errorf("after a second cold start: event types %v, want %v", got, want)

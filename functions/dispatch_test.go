@@ -20,8 +20,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/dynamo"
-	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/sfn"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -75,26 +75,26 @@ type dispatchRig struct {
 	root    string
 	store   *dynamo.Store
 	states  *sfntest.Server
-	invokes *lambdatest.Lambda
+	invokes *awstest.Lambda
 	dynamo  *counter
-	api     *lambdatest.Function
-	sweeper *lambdatest.Function
+	api     *awstest.Function
+	sweeper *awstest.Function
 	app     *webhook.App
 	// hold, locked, keeps the hand-offs from the sweeper function.
 	hold sync.RWMutex
 }
 
 func newDispatchRig(t *testing.T) *dispatchRig {
-	r := &dispatchRig{root: lambdatest.Root(t)}
-	dbURL := lambdatest.Dynalite(t)
+	r := &dispatchRig{root: awstest.Root(t)}
+	dbURL := awstest.Dynalite(t)
 	r.store = newTable(t, dbURL, "hookstep")
 	r.states = sfntest.New(t)
-	r.invokes = lambdatest.NewLambda(t)
+	r.invokes = awstest.NewLambda(t)
 	var countedURL string
 	r.dynamo, countedURL = newCounter(t, dbURL)
 	env := functionEnv(dbURL, r.states.URL, r.invokes.URL, fakeSecrets(t))
-	r.api = lambdatest.Run(t, lambdatest.Build(t, "api"), append(env, "AWS_ENDPOINT_URL_DYNAMODB="+countedURL))
-	r.sweeper = lambdatest.Run(t, lambdatest.Build(t, "sweeper"), append(env, "HOOKSTEP_DISPATCH_RATE=1000", "AWS_LAMBDA_FUNCTION_TIMEOUT=120"))
+	r.api = awstest.Run(t, awstest.Build(t, "api"), append(env, "AWS_ENDPOINT_URL_DYNAMODB="+countedURL))
+	r.sweeper = awstest.Run(t, awstest.Build(t, "sweeper"), append(env, "HOOKSTEP_DISPATCH_RATE=1000", "AWS_LAMBDA_FUNCTION_TIMEOUT=120"))
 	// Hand-offs wait while the test holds them: what the request path
 	// does is told apart from what the sweeper does after.
 	r.invokes.Handle("hookstep-sweeper", func(payload []byte) {
@@ -154,7 +154,7 @@ func (r *dispatchRig) publish(t *testing.T, n int) (id string, dynamoCalls, star
 
 // createMessage sends a message (payload {"n":n}) to the app through the
 // api function and returns its id.
-func createMessage(t *testing.T, api *lambdatest.Function, root, appID string, n int) string {
+func createMessage(t *testing.T, api *awstest.Function, root, appID string, n int) string {
 	t.Helper()
 	var res events.APIGatewayProxyResponse
 	api.InvokeInto(t, apiEvent(t, root, "POST", "/api/v1/app/"+appID+"/msg",

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	svix "github.com/svix/svix-webhooks/go"
 
-	"github.com/hookstep/hookstep/internal/lambdatest"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -102,7 +102,7 @@ func (r *receiver) ids() []string {
 // apiCaller returns a function that sends a request to the api function
 // as API Gateway would, fails t unless it answers want, and returns the
 // answer's JSON object.
-func apiCaller(t *testing.T, api *lambdatest.Function, root string) func(method, path, body string, want int) map[string]any {
+func apiCaller(t *testing.T, api *awstest.Function, root string) func(method, path, body string, want int) map[string]any {
 	return func(method, path, body string, want int) map[string]any {
 		t.Helper()
 		var res events.APIGatewayProxyResponse
@@ -135,19 +135,19 @@ func apiEvent(t *testing.T, root, method, path, body string) events.APIGatewayPr
 }
 
 func TestFunctionsUnderTheRuntimeEmulator(t *testing.T) {
-	root := lambdatest.Root(t)
+	root := awstest.Root(t)
 	ctx := context.Background()
 
 	// DynamoDB: dynalite with the table the stack creates.
-	dbURL := lambdatest.Dynalite(t)
+	dbURL := awstest.Dynalite(t)
 	store := newTable(t, dbURL, "hookstep")
 
 	states := sfntest.New(t)
-	invokes := lambdatest.NewLambda(t)
+	invokes := awstest.NewLambda(t)
 	env := functionEnv(dbURL, states.URL, invokes.URL, fakeSecrets(t))
-	api := lambdatest.Run(t, lambdatest.Build(t, "api"), env)
-	deliver := lambdatest.Run(t, lambdatest.Build(t, "deliver"), env)
-	sweeper := lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env)
+	api := awstest.Run(t, awstest.Build(t, "api"), env)
+	deliver := awstest.Run(t, awstest.Build(t, "deliver"), env)
+	sweeper := awstest.Run(t, awstest.Build(t, "sweeper"), env)
 	handTo(t, invokes, sweeper)
 	rcv := newReceiver(t)
 
@@ -314,7 +314,7 @@ const portalOrigin = "https://platform.example"
 
 // handTo makes the fake Lambda pass the api's asynchronous invokes of the
 // sweeper function to the sweeper bootstrap under the emulator.
-func handTo(t *testing.T, invokes *lambdatest.Lambda, sweeper *lambdatest.Function) {
+func handTo(t *testing.T, invokes *awstest.Lambda, sweeper *awstest.Function) {
 	invokes.Handle("hookstep-sweeper", func(payload []byte) {
 		if _, err := sweeper.Call(json.RawMessage(payload)); err != nil {
 			t.Errorf("sweeper, invoked asynchronously: %v", err)

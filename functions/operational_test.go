@@ -12,7 +12,7 @@ import (
 
 	svix "github.com/svix/svix-webhooks/go"
 
-	"github.com/hookstep/hookstep/internal/lambdatest"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -27,18 +27,18 @@ import (
 // dispatch; endpoint.disabled (trigger automatic) from the sweeper
 // function. The customer's endpoint receives only its own message.
 func TestOperationalWebhooksFromTheFunctions(t *testing.T) {
-	root := lambdatest.Root(t)
-	dbURL := lambdatest.Dynalite(t)
+	root := awstest.Root(t)
+	dbURL := awstest.Dynalite(t)
 	store := newTable(t, dbURL, "hookstep")
 	states := sfntest.New(t)
-	invokes := lambdatest.NewLambda(t)
+	invokes := awstest.NewLambda(t)
 	// Five attempts at once, and an endpoint failing for a millisecond is
 	// disabled by the next sweep.
 	env := append(functionEnv(dbURL, states.URL, invokes.URL, fakeSecrets(t)),
 		"HOOKSTEP_RETRY_SCHEDULE=0s,0s,0s,0s", "HOOKSTEP_DISABLE_AFTER=1ms")
-	api := lambdatest.Run(t, lambdatest.Build(t, "api"), env)
-	playExecutions(t, states, lambdatest.Run(t, lambdatest.Build(t, "deliver"), env))
-	sweeper := lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env)
+	api := awstest.Run(t, awstest.Build(t, "api"), env)
+	playExecutions(t, states, awstest.Run(t, awstest.Build(t, "deliver"), env))
+	sweeper := awstest.Run(t, awstest.Build(t, "sweeper"), env)
 	handTo(t, invokes, sweeper)
 
 	call := apiCaller(t, api, root)

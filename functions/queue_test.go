@@ -12,8 +12,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/dynamo"
-	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/sfn"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -22,7 +22,7 @@ import (
 // The queue mode (HOOKSTEP_DISPATCH=queue) end to end, through the real
 // bootstraps under the runtime emulator: the api function sends each run
 // to an SQS queue (fauxqs); the harness's event source mapping
-// (lambdatest.Poll) hands its records to the deliver function, which makes
+// (awstest.Poll) hands its records to the deliver function, which makes
 // the first attempt and the schedule's immediate retry and starts a Step
 // Functions execution (sfntest) only for a run that needs a later retry;
 // those executions are played by a second instance of the deliver
@@ -39,16 +39,16 @@ const queueSchedule = "0s,3s,1s,1s"
 // Secrets Manager fake and the three bootstraps.
 type queueWorld struct {
 	dbURL   string
-	sqs     *lambdatest.SQS
+	sqs     *awstest.SQS
 	secrets string
 	bins    map[string]string // bootstrap by function name
 	rigs    atomic.Int32
 }
 
 func newQueueWorld(t *testing.T) *queueWorld {
-	w := &queueWorld{dbURL: lambdatest.Dynalite(t), sqs: lambdatest.NewSQS(t), secrets: fakeSecrets(t), bins: map[string]string{}}
+	w := &queueWorld{dbURL: awstest.Dynalite(t), sqs: awstest.NewSQS(t), secrets: fakeSecrets(t), bins: map[string]string{}}
 	for _, name := range []string{"api", "deliver", "sweeper"} {
-		w.bins[name] = lambdatest.Build(t, name)
+		w.bins[name] = awstest.Build(t, name)
 	}
 	return w
 }
@@ -73,34 +73,34 @@ type queueRig struct {
 	store   *dynamo.Store
 	db      *counter // the deliver function's DynamoDB
 	states  *sfntest.Server
-	invokes *lambdatest.Lambda
-	queue   *lambdatest.Queue
-	dlq     *lambdatest.Queue
-	api     *lambdatest.Function
-	sweeper *lambdatest.Function
-	poller  *lambdatest.Poller // nil without opts.poll
-	steps   *player            // plays the executions; hands records over without a poller
+	invokes *awstest.Lambda
+	queue   *awstest.Queue
+	dlq     *awstest.Queue
+	api     *awstest.Function
+	sweeper *awstest.Function
+	poller  *awstest.Poller // nil without opts.poll
+	steps   *player         // plays the executions; hands records over without a poller
 }
 
 func (w *queueWorld) rig(t *testing.T, opts queueOptions) *queueRig {
 	n := w.rigs.Add(1)
 	table := fmt.Sprintf("hookstep-%d", n)
-	r := &queueRig{root: lambdatest.Root(t), store: newTable(t, w.dbURL, table), states: sfntest.New(t), invokes: lambdatest.NewLambda(t)}
+	r := &queueRig{root: awstest.Root(t), store: newTable(t, w.dbURL, table), states: sfntest.New(t), invokes: awstest.NewLambda(t)}
 	r.dlq = w.sqs.CreateQueue(t, fmt.Sprintf("hookstep-dead-letters-%d", n), 30*time.Second, nil, 0)
 	r.queue = w.sqs.CreateQueue(t, fmt.Sprintf("hookstep-deliveries-%d", n), opts.visibility, r.dlq, opts.maxReceive)
 	env := append(functionEnv(w.dbURL, r.states.URL, r.invokes.URL, w.secrets),
 		"HOOKSTEP_TABLE="+table, "HOOKSTEP_DISPATCH=queue", "HOOKSTEP_RETRY_SCHEDULE="+queueSchedule,
 		"AWS_ENDPOINT_URL_SQS="+w.sqs.URL, "HOOKSTEP_DISPATCH_QUEUE_URL="+r.queue.URL, "HOOKSTEP_DEAD_LETTER_QUEUE_URL="+r.dlq.URL)
-	r.api = lambdatest.Run(t, w.bins["api"], env)
-	r.sweeper = lambdatest.Run(t, w.bins["sweeper"], env)
+	r.api = awstest.Run(t, w.bins["api"], env)
+	r.sweeper = awstest.Run(t, w.bins["sweeper"], env)
 	handTo(t, r.invokes, r.sweeper)
 	var dbURL string
 	r.db, dbURL = newCounter(t, w.dbURL)
 	deliverEnv := append(env, "AWS_ENDPOINT_URL_DYNAMODB="+dbURL)
-	r.steps = playExecutions(t, r.states, lambdatest.Run(t, w.bins["deliver"], deliverEnv))
+	r.steps = playExecutions(t, r.states, awstest.Run(t, w.bins["deliver"], deliverEnv))
 	if opts.poll {
-		fn := lambdatest.Run(t, w.bins["deliver"], slices.Concat(deliverEnv, opts.deliverEnv))
-		r.poller = lambdatest.Poll(t, r.queue, fn, lambdatest.PollOptions{})
+		fn := awstest.Run(t, w.bins["deliver"], slices.Concat(deliverEnv, opts.deliverEnv))
+		r.poller = awstest.Poll(t, r.queue, fn, awstest.PollOptions{})
 	}
 	return r
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/dynamo"
-	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -33,14 +33,14 @@ import (
 // by calling the deliver function until its outcome is final, as the state
 // machine would (waits shortened).
 func TestSvixSDKSuiteThroughTheAPIFunction(t *testing.T) {
-	dbURL := lambdatest.Dynalite(t)
+	dbURL := awstest.Dynalite(t)
 	newTable(t, dbURL, "hookstep")
 	states := sfntest.New(t)
-	invokes := lambdatest.NewLambda(t)
+	invokes := awstest.NewLambda(t)
 	env := functionEnv(dbURL, states.URL, invokes.URL, fakeSecrets(t))
-	api := lambdatest.Run(t, lambdatest.Build(t, "api"), env)
-	executions := playExecutions(t, states, lambdatest.Run(t, lambdatest.Build(t, "deliver"), env))
-	handTo(t, invokes, lambdatest.Run(t, lambdatest.Build(t, "sweeper"), env))
+	api := awstest.Run(t, awstest.Build(t, "api"), env)
+	executions := playExecutions(t, states, awstest.Run(t, awstest.Build(t, "deliver"), env))
+	handTo(t, invokes, awstest.Run(t, awstest.Build(t, "sweeper"), env))
 
 	bridge := newAPIBridge(t, api)
 	runSDKSuite(t, bridge.URL)
@@ -72,7 +72,7 @@ func newTable(t *testing.T, dbURL, name string) *dynamo.Store {
 func runSDKSuite(t *testing.T, url string) {
 	t.Helper()
 	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "^(TestSvixSDKEndToEnd|TestSvixSDKErrors|TestSvixSDKAppPortal|TestSvixSDKOperationalWebhooks|TestSvixSDKMessagesAndStats)$", "./functions/local")
-	cmd.Dir = lambdatest.Root(t)
+	cmd.Dir = awstest.Root(t)
 	cmd.Env = append(os.Environ(), "HOOKSTEP_E2E_URL="+url, "HOOKSTEP_E2E_TOKEN="+token,
 		// What the api function's links and portal carry (functionEnv).
 		"HOOKSTEP_E2E_BASE_PATH=/prod", "HOOKSTEP_E2E_FRAME_ANCESTORS="+portalOrigin)
@@ -96,7 +96,7 @@ type apiBridge struct {
 	count int
 }
 
-func newAPIBridge(t *testing.T, api *lambdatest.Function) *apiBridge {
+func newAPIBridge(t *testing.T, api *awstest.Function) *apiBridge {
 	b := &apiBridge{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -165,7 +165,7 @@ type step struct {
 type player struct {
 	t      *testing.T
 	states *sfntest.Server
-	fn     *lambdatest.Function
+	fn     *awstest.Function
 
 	turn    sync.Mutex // held during an invocation of fn
 	running sync.WaitGroup
@@ -178,7 +178,7 @@ type player struct {
 
 // playExecutions plays every execution started at states with fn, until
 // the test ends (which waits for the executions being played).
-func playExecutions(t *testing.T, states *sfntest.Server, fn *lambdatest.Function) *player {
+func playExecutions(t *testing.T, states *sfntest.Server, fn *awstest.Function) *player {
 	p := &player{t: t, states: states, fn: fn, steps: map[string][]step{}}
 	states.OnStart = p.play
 	t.Cleanup(func() {

@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/hookstep/hookstep/infra/stack"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/dynamo"
-	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/sfn"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -56,15 +56,15 @@ type rig struct {
 }
 
 func newRig(t *testing.T) *rig {
-	root := lambdatest.Root(t)
-	node := lambdatest.RequireTool(t, "Node 22", filepath.Join(root, "infra", "node_modules", ".bin", "node"))
+	root := awstest.Root(t)
+	node := awstest.RequireTool(t, "Node 22", filepath.Join(root, "infra", "node_modules", ".bin", "node"))
 	ctx := context.Background()
 	def, err := stack.Definition(webhook.DefaultSchedule)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, node: node, script: filepath.Join(root, "infra", "sfnlocal", "run.mjs"), def: def,
-		dbURL: lambdatest.Dynalite(t), running: map[string]int{}}
+		dbURL: awstest.Dynalite(t), running: map[string]int{}}
 	r.proxy = newFaultProxy(t, r.dbURL)
 	client := dynamodb.New(dynamodb.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(r.dbURL),
@@ -86,8 +86,8 @@ func newRig(t *testing.T) *rig {
 
 // deliver starts the deliver bootstrap under the emulator, its DynamoDB
 // calls through the proxy, with env on top of the rig's.
-func (r *rig) deliver(env ...string) *lambdatest.Function {
-	return lambdatest.Run(r.t, lambdatest.Build(r.t, "deliver"),
+func (r *rig) deliver(env ...string) *awstest.Function {
+	return awstest.Run(r.t, awstest.Build(r.t, "deliver"),
 		append(append(slices.Clone(r.env), "AWS_ENDPOINT_URL_DYNAMODB="+r.proxy.url), env...))
 }
 
@@ -119,14 +119,14 @@ func (r *rig) delivery(url string) webhook.Ref {
 // through an interceptor that calls before (when set) with each Task's
 // payload before passing it on. The execution counts as running, by its
 // run's name, until it ends.
-func (r *rig) execute(input webhook.Ref, fn *lambdatest.Function, before func(payload map[string]any)) executionResult {
+func (r *rig) execute(input webhook.Ref, fn *awstest.Function, before func(payload map[string]any)) executionResult {
 	return r.executeLosing(input, fn, before, nil)
 }
 
 // executeLosing is execute whose interceptor, when lose says so for a
 // Task's payload, answers the state machine with a Lambda.Unknown error
 // after the function has run: its result is lost on the way back.
-func (r *rig) executeLosing(input webhook.Ref, fn *lambdatest.Function, before func(payload map[string]any), lose func(payload map[string]any) bool) executionResult {
+func (r *rig) executeLosing(input webhook.Ref, fn *awstest.Function, before func(payload map[string]any), lose func(payload map[string]any) bool) executionResult {
 	r.t.Helper()
 	name := sfn.ExecutionName(input)
 	r.mu.Lock()
@@ -465,7 +465,7 @@ func TestFaultsLeaveNoDeliveryStranded(t *testing.T) {
 			json.Unmarshal([]byte(s.Input), &in)
 			done <- r.execute(in, deliver, nil)
 		}
-		sweeper := lambdatest.Run(t, lambdatest.Build(t, "sweeper"), append(slices.Clone(r.env),
+		sweeper := awstest.Run(t, awstest.Build(t, "sweeper"), append(slices.Clone(r.env),
 			"AWS_ENDPOINT_URL_DYNAMODB="+r.dbURL, "AWS_ENDPOINT_URL_SFN="+fake.URL,
 			"HOOKSTEP_STATE_MACHINE_ARN=arn:aws:states:us-east-1:123456789012:stateMachine:hookstep",
 			"HOOKSTEP_REDRIVE_AFTER=1ms"))
@@ -500,7 +500,7 @@ func TestFaultsLeaveNoDeliveryStranded(t *testing.T) {
 // readSample loads one of the Lambda sample events in events/lambda.
 func readSample(t *testing.T, name string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(lambdatest.Root(t), "events", "lambda", name))
+	b, err := os.ReadFile(filepath.Join(awstest.Root(t), "events", "lambda", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hookstep/hookstep/infra/stack"
-	"github.com/hookstep/hookstep/internal/lambdatest"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/sfn"
 	"github.com/hookstep/hookstep/internal/sfn/sfntest"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -55,7 +55,7 @@ func TestQueuedRunEntersTheStateMachineAtItsWait(t *testing.T) {
 	// No record fails here, so the function never calls SQS (it would to
 	// back a failed record off); if it did, the call stays on this
 	// machine and is refused.
-	nowhere := "http://" + lambdatest.FreeAddr(t)
+	nowhere := "http://" + awstest.FreeAddr(t)
 	deliver := r.deliver("HOOKSTEP_HTTP_TIMEOUT=5s", "HOOKSTEP_DISPATCH=queue", "HOOKSTEP_STATE_MACHINE_ARN="+arn,
 		"HOOKSTEP_DISPATCH_QUEUE_URL="+nowhere+"/000000000000/hookstep-deliveries", "AWS_ENDPOINT_URL_SQS="+nowhere,
 		"AWS_ENDPOINT_URL_SFN="+starts.URL, "HOOKSTEP_RETRY_SCHEDULE="+queueSchedule(t).String())
@@ -136,7 +136,7 @@ func TestQueuedRunEntersTheStateMachineAtItsWait(t *testing.T) {
 // handOver invokes fn with the SQS event Lambda's event source mapping
 // sends for one record of the run (the sample deliver-sqs.json's first,
 // with the run as its body), and returns the records it reports failed.
-func handOver(t *testing.T, fn *lambdatest.Function, ref webhook.Ref) []string {
+func handOver(t *testing.T, fn *awstest.Function, ref webhook.Ref) []string {
 	t.Helper()
 	var ev struct {
 		Records []map[string]any `json:"Records"`
@@ -173,12 +173,12 @@ type taskStep struct {
 // stepRecorder stands between the rig's interceptor and the deliver
 // function and records each Task.
 type stepRecorder struct {
-	fn    *lambdatest.Function // what the rig invokes
+	fn    *awstest.Function // what the rig invokes
 	mu    sync.Mutex
 	steps []taskStep
 }
 
-func newStepRecorder(t *testing.T, deliver *lambdatest.Function, posts func() int) *stepRecorder {
+func newStepRecorder(t *testing.T, deliver *awstest.Function, posts func() int) *stepRecorder {
 	s := &stepRecorder{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		payload, _ := io.ReadAll(req.Body)
@@ -200,7 +200,7 @@ func newStepRecorder(t *testing.T, deliver *lambdatest.Function, posts func() in
 		w.Write(body)
 	}))
 	t.Cleanup(srv.Close)
-	s.fn = &lambdatest.Function{Name: deliver.Name, URL: srv.URL}
+	s.fn = &awstest.Function{Name: deliver.Name, URL: srv.URL}
 	return s
 }
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hookstep/hookstep/infra/stack"
-	"github.com/hookstep/hookstep/internal/lambdatest"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -57,7 +57,7 @@ func TestAThrottledDeliveryWaitsThenDelivers(t *testing.T) {
 
 	// One function each (the emulator takes one invocation at a time):
 	// three deliver processes share the token log, as on AWS.
-	var fns []*lambdatest.Function
+	var fns []*awstest.Function
 	for range refs {
 		fns = append(fns, r.deliver("HOOKSTEP_HTTP_TIMEOUT=5s"))
 	}

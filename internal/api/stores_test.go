@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/dynamo"
-	"github.com/hookstep/hookstep/internal/lambdatest"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -37,7 +37,7 @@ func eachStore(t *testing.T, test func(t *testing.T, open storeOpener)) {
 func dynaliteOpener(t *testing.T) storeOpener {
 	t.Helper()
 	if os.Getenv("HOOKSTEP_REQUIRE_DYNALITE") == "1" {
-		bin := filepath.Join(lambdatest.Root(t), "infra", "node_modules", ".bin", "dynalite")
+		bin := filepath.Join(awstest.Root(t), "infra", "node_modules", ".bin", "dynalite")
 		if _, err := os.Stat(bin); err != nil {
 			t.Fatalf("dynalite not found at %s (HOOKSTEP_REQUIRE_DYNALITE=1 requires it; `make test` installs it)", bin)
 		}
@@ -47,7 +47,7 @@ func dynaliteOpener(t *testing.T) storeOpener {
 	}
 	client := dynamodb.New(dynamodb.Options{
 		Region:       "eu-west-1",
-		BaseEndpoint: aws.String(lambdatest.Dynalite(t)),
+		BaseEndpoint: aws.String(awstest.Dynalite(t)),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 	})
 	tables := 0

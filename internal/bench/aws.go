@@ -231,7 +231,7 @@ func (f *awsFixture) coldStarts(ctx context.Context, opts AWSOptions, name, boot
 			return nil, err
 		}
 		rep, err := e.invoke(ctx, event, nil)
-		e.stop()
+		e.Stop()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -265,7 +265,7 @@ func (f *awsFixture) warmDeliver(ctx context.Context, opts AWSOptions, lr *Lambd
 	if err != nil {
 		return err
 	}
-	defer e.stop()
+	defer e.Stop()
 	// The recovering deliveries' last attempt is due after the
 	// schedule's first wait that is not 0 s, from their second attempt.
 	wait, _ := webhook.DefaultSchedule.Next(recoversOnAttempt - 1)
@@ -359,7 +359,7 @@ func (f *awsFixture) warmDeliverQueue(ctx context.Context, opts AWSOptions, lr *
 	if err != nil {
 		return err
 	}
-	defer e.stop()
+	defer e.Stop()
 	batches := func(runs []sentRun, size int) func(int) any {
 		return func(i int) any { return sqsRecords(runs[i*size : (i+1)*size]) }
 	}
@@ -406,12 +406,12 @@ func (f *awsFixture) warmEmulator(ctx context.Context, opts AWSOptions, bootstra
 		return nil, 0, err
 	}
 	if _, err := e.invoke(ctx, first, nil); err != nil {
-		e.stop()
+		e.Stop()
 		return nil, 0, fmt.Errorf("%s (%s): %w", name, mode, err)
 	}
 	pid, err := e.runtimePid(bootstrap)
 	if err != nil {
-		e.stop()
+		e.Stop()
 		return nil, 0, err
 	}
 	return e, pid, nil
@@ -427,7 +427,7 @@ func (f *awsFixture) warmAPI(ctx context.Context, opts AWSOptions, lr *LambdaRes
 	if err != nil {
 		return calls, err
 	}
-	defer e.stop()
+	defer e.Stop()
 	target := targetStartExecution
 	if mode == ModeQueue {
 		target = targetSendMessageBatch

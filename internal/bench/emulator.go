@@ -7,94 +7,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/hookstep/hookstep/internal/awstest"
 )
-
-// helper is a process the bench starts (the emulator, dynalite) in its
-// own process group, killed with the bench.
-type helper struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited
-	err    error         // its exit status, once exited
-}
-
-// startHelper starts the process with its output to out, which is closed
-// when the process exits if it is an io.Closer.
-func startHelper(env []string, out io.Writer, name string, args ...string) (*helper, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	h := &helper{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		h.err = cmd.Wait()
-		if c, ok := out.(io.Closer); ok {
-			c.Close()
-		}
-		close(h.exited)
-	}()
-	return h, nil
-}
-
-// stop kills the helper's process group and waits for it.
-func (h *helper) stop() {
-	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
-	<-h.exited
-}
-
-// waitListening waits until addr accepts connections.
-func (h *helper) waitListening(addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-h.exited:
-			return fmt.Errorf("%s exited before listening: %v", filepath.Base(h.cmd.Path), h.err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("nothing listening at %s after %s", addr, within)
-}
-
-// startDynalite runs dynalite (in memory) on a free loopback port.
-func startDynalite(bin string) (*helper, string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	h, err := startHelper(nil, io.Discard, bin, "--host", host, "--port", port, "--createTableMs", "0", "--deleteTableMs", "0")
-	if err != nil {
-		return nil, "", err
-	}
-	if err := h.waitListening(addr, 20*time.Second); err != nil {
-		h.stop()
-		return nil, "", err
-	}
-	return h, "http://" + addr, nil
-}
 
 // emulator is one Lambda function under the AWS Lambda Runtime
 // Interface Emulator. The emulator starts the bootstrap on the first
 // invocation (the cold start) and prints a REPORT line after each.
 type emulator struct {
-	*helper
+	*awstest.Process
 	url     string
 	reports chan invokeReport
 	logMu   sync.Mutex
@@ -115,28 +43,20 @@ var (
 	reRTDone = regexp.MustCompile(`INVOKE RTDONE\(.*duration: ([0-9.]+)ms\)`)
 )
 
-// startEmulator runs bootstrap under the emulator, both of its addresses
-// on 127.0.0.1 (without the flags it listens on every interface).
+// startEmulator runs bootstrap under the emulator, reading its output.
 func startEmulator(rie, bootstrap string, env []string) (*emulator, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	apiAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	pr, pw := io.Pipe()
-	h, err := startHelper(env, pw, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
+	p, url, err := awstest.StartEmulator(rie, bootstrap, env, pw)
 	if err != nil {
+		pw.Close()
 		return nil, err
 	}
-	e := &emulator{helper: h, url: "http://" + addr + "/2015-03-31/functions/function/invocations", reports: make(chan invokeReport, 1024)}
+	e := &emulator{Process: p, url: url, reports: make(chan invokeReport, 1024)}
 	go e.scan(pr)
-	if err := h.waitListening(addr, 20*time.Second); err != nil {
-		h.stop()
-		return nil, err
-	}
+	go func() {
+		<-p.Exited() // and its output written
+		pw.Close()
+	}()
 	return e, nil
 }
 
@@ -183,32 +103,9 @@ func (e *emulator) logBytes() int {
 // invoke calls the function with event, decodes its result into out (if
 // not nil) and returns the emulator's report of the invocation.
 func (e *emulator) invoke(ctx context.Context, event, out any) (invokeReport, error) {
-	b, err := json.Marshal(event)
+	body, err := awstest.Invoke(ctx, e.url, event)
 	if err != nil {
-		return invokeReport{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(b))
-	if err != nil {
-		return invokeReport{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return invokeReport{}, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return invokeReport{}, err
-	}
-	var fnErr struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}
-	_ = json.Unmarshal(body, &fnErr)
-	if resp.StatusCode != http.StatusOK || fnErr.ErrorType != "" {
-		return invokeReport{}, fmt.Errorf("invoke: %d %s", resp.StatusCode, bytes.TrimSpace(body))
+		return invokeReport{}, fmt.Errorf("invoke: %w", err)
 	}
 	if out != nil {
 		if err := json.Unmarshal(body, out); err != nil {
@@ -243,7 +140,7 @@ func (e *emulator) runtimePid(bootstrap string) (int, error) {
 		if err != nil || exe != want {
 			continue
 		}
-		if ppid, err := parentPid(pid); err == nil && ppid == e.cmd.Process.Pid {
+		if ppid, err := parentPid(pid); err == nil && ppid == e.Pid() {
 			return pid, nil
 		}
 	}

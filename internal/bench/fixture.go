@@ -24,6 +24,7 @@ import (
 
 	"github.com/hookstep/hookstep/internal/api"
 	"github.com/hookstep/hookstep/internal/authtoken"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/dynamo"
 	"github.com/hookstep/hookstep/internal/lambdafn"
@@ -168,7 +169,7 @@ type modeFixture struct {
 // and in process, per dispatch
 // mode, the API and the delivery engine on a metered DynamoDB client.
 type awsFixture struct {
-	dynalite *helper
+	dynalite *awstest.Process
 	dbURL    string
 	capacity *dynamo.CapacityMeter // the table's units, as dynalite reports them
 	meter    *indexMeter           // the indexes' units, which it does not
@@ -189,7 +190,7 @@ type awsFixture struct {
 func newAWSFixture(ctx context.Context, opts AWSOptions) (*awsFixture, error) {
 	f := &awsFixture{clock: &benchClock{}, rec: &recorder{}, modes: map[Mode]*modeFixture{}, calls: map[string]int{}}
 	var err error
-	if f.dynalite, f.dbURL, err = startDynalite(opts.Dynalite); err != nil {
+	if f.dynalite, f.dbURL, err = awstest.StartDynalite(opts.Dynalite, io.Discard); err != nil {
 		return nil, fmt.Errorf("dynalite: %w", err)
 	}
 	clientOpts := dynamodb.Options{
@@ -252,7 +253,7 @@ func (f *awsFixture) close() {
 		}
 	}
 	if f.dynalite != nil {
-		f.dynalite.stop()
+		f.dynalite.Stop()
 	}
 }
 

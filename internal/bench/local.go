@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hookstep/hookstep/internal/awstest"
 )
 
 // Scenario is one run of local mode under load, on a fresh server.
@@ -172,7 +173,7 @@ func runScenario(ctx context.Context, opts LocalOptions, sc Scenario) (*Scenario
 	}
 	var pprofAddr string
 	if opts.Profile > 0 {
-		if pprofAddr, err = freeAddr(); err != nil {
+		if pprofAddr, err = awstest.PickAddr(); err != nil {
 			return nil, err
 		}
 		env["HOOKSTEP_PPROF_ADDR"] = pprofAddr
@@ -535,16 +536,6 @@ func RunLocal(ctx context.Context, opts LocalOptions, scenarios []Scenario) ([]*
 		return nil, errors.New("no scenario ran")
 	}
 	return results, nil
-}
-
-// freeAddr returns a free 127.0.0.1 address.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // fetchProfile records a CPU profile of d from the server's pprof

@@ -6,16 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/webhook"
 	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
@@ -41,7 +36,12 @@ func runTests(m *testing.M) int {
 		endpoint = ep
 		return m.Run()
 	}
-	ep, stop, err := startDynalite()
+	root, err := awstest.RootDir()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: internal/dynamo:", err)
+		return 1
+	}
+	dynalite, ep, err := awstest.StartDynalite(awstest.DynalitePath(root), os.Stderr)
 	if err != nil {
 		msg := fmt.Sprintf("dynalite is missing (%v); `make test` installs it (npm --prefix infra install)", err)
 		if os.Getenv("HOOKSTEP_REQUIRE_DYNALITE") == "1" {
@@ -52,71 +52,9 @@ func runTests(m *testing.M) int {
 		skipReason = msg
 		return m.Run()
 	}
-	defer stop()
+	defer dynalite.Stop()
 	endpoint = ep
 	return m.Run()
-}
-
-// startDynalite starts the dynalite pinned in infra/package.json, in
-// memory, on a free loopback port, in its own process group, and waits
-// until it accepts connections.
-func startDynalite() (endpoint string, stop func(), err error) {
-	bin, err := filepath.Abs(filepath.Join("..", "..", "infra", "node_modules", ".bin", "dynalite"))
-	if err != nil {
-		return "", nil, err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return "", nil, err
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		return "", nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0")
-	cmd.Stdout = io.Discard
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop = func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the whole group: node and anything it forked
-		<-exited
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			return "http://" + addr, stop, nil
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			stop()
-			return "", nil, fmt.Errorf("dynalite exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("dynalite did not listen on %s within 30s", addr)
-		}
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // recorder counts the DynamoDB operations a client sends, and can fail

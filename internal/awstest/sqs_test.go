@@ -1,4 +1,4 @@
-package lambdatest_test
+package awstest_test
 
 import (
 	"context"
@@ -19,14 +19,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/hookstep/hookstep/internal/lambdatest"
+	"github.com/hookstep/hookstep/internal/awstest"
 )
 
 // The stand-in's behaviour the poller and the queue mode rely on, through
 // the same SDK the functions use (which checks every MD5 fauxqs returns).
 func TestFauxqs(t *testing.T) {
 	start := time.Now()
-	s := lambdatest.NewSQS(t)
+	s := awstest.NewSQS(t)
 	t.Logf("fauxqs listening after %v", time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
 
@@ -260,13 +260,13 @@ func failFirst(prefix string) func(events.SQSEvent) ([]byte, error) {
 }
 
 func TestPoll(t *testing.T) {
-	s := lambdatest.NewSQS(t)
+	s := awstest.NewSQS(t)
 
 	t.Run("the event is Lambda's", func(t *testing.T) {
 		t.Parallel()
 		q := s.CreateQueue(t, "event", 30*time.Second, nil, 0)
 		fn := &fakeFunction{}
-		p := lambdatest.Poll(t, q, fn, lambdatest.PollOptions{})
+		p := awstest.Poll(t, q, fn, awstest.PollOptions{})
 		sentAt := time.Now()
 		_, err := s.Client.SendMessage(context.Background(), &sqs.SendMessageInput{
 			QueueUrl: aws.String(q.URL), MessageBody: aws.String(`{"msg":"hi"}`),
@@ -312,7 +312,7 @@ func TestPoll(t *testing.T) {
 		t.Parallel()
 		q := s.CreateQueue(t, "partial", time.Second, nil, 0)
 		fn := &fakeFunction{respond: failFirst("fail")}
-		p := lambdatest.Poll(t, q, fn, lambdatest.PollOptions{})
+		p := awstest.Poll(t, q, fn, awstest.PollOptions{})
 		sendBatch(t, s, q, "ok-1", "fail-2", "ok-3", "fail-4")
 		p.WaitIdle(t, 10*time.Second)
 		want := map[string][]string{"ok-1": {"1"}, "fail-2": {"1", "2"}, "ok-3": {"1"}, "fail-4": {"1", "2"}}
@@ -334,7 +334,7 @@ func TestPoll(t *testing.T) {
 			}
 			return json.Marshal(res)
 		}}
-		p := lambdatest.Poll(t, q, fn, lambdatest.PollOptions{})
+		p := awstest.Poll(t, q, fn, awstest.PollOptions{})
 		sendBatch(t, s, q, "poison", "fine")
 		p.WaitIdle(t, 10*time.Second)
 		want := map[string][]string{"poison": {"1", "2"}, "fine": {"1"}}
@@ -382,7 +382,7 @@ func TestPoll(t *testing.T) {
 			}}
 			sendBatch(t, s, q, "a", "b", "c")
 			// Sent before polling starts, so that all three make one batch.
-			p := lambdatest.Poll(t, q, fn, lambdatest.PollOptions{})
+			p := awstest.Poll(t, q, fn, awstest.PollOptions{})
 			p.WaitIdle(t, 10*time.Second)
 			want := map[string][]string{"a": {"1"}, "b": {"1"}, "c": {"1"}}
 			if c.retried {
@@ -398,7 +398,7 @@ func TestPoll(t *testing.T) {
 		t.Parallel()
 		q := s.CreateQueue(t, "instances", 30*time.Second, nil, 0)
 		a, b := &fakeFunction{delay: 100 * time.Millisecond}, &fakeFunction{delay: 100 * time.Millisecond}
-		p := lambdatest.Poll(t, q, a, lambdatest.PollOptions{BatchSize: 2, Instances: []lambdatest.Invoker{b}})
+		p := awstest.Poll(t, q, a, awstest.PollOptions{BatchSize: 2, Instances: []awstest.Invoker{b}})
 		sendBatch(t, s, q, "1", "2", "3", "4", "5", "6", "7", "8")
 		p.WaitIdle(t, 10*time.Second)
 		if got := len(a.receipts()) + len(b.receipts()); got != 8 {
@@ -436,7 +436,7 @@ func equalReceipts(got, want map[string][]string) bool {
 	return true
 }
 
-func send(t *testing.T, s *lambdatest.SQS, q *lambdatest.Queue, body string) string {
+func send(t *testing.T, s *awstest.SQS, q *awstest.Queue, body string) string {
 	t.Helper()
 	out, err := s.Client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(body)})
 	if err != nil {
@@ -445,7 +445,7 @@ func send(t *testing.T, s *lambdatest.SQS, q *lambdatest.Queue, body string) str
 	return aws.ToString(out.MessageId)
 }
 
-func sendBatch(t *testing.T, s *lambdatest.SQS, q *lambdatest.Queue, bodies ...string) {
+func sendBatch(t *testing.T, s *awstest.SQS, q *awstest.Queue, bodies ...string) {
 	t.Helper()
 	var entries []types.SendMessageBatchRequestEntry
 	for i, b := range bodies {
@@ -460,7 +460,7 @@ func sendBatch(t *testing.T, s *lambdatest.SQS, q *lambdatest.Queue, bodies ...s
 	}
 }
 
-func receive(t *testing.T, s *lambdatest.SQS, q *lambdatest.Queue, max, waitSeconds int32) []types.Message {
+func receive(t *testing.T, s *awstest.SQS, q *awstest.Queue, max, waitSeconds int32) []types.Message {
 	t.Helper()
 	out, err := s.Client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(q.URL), MaxNumberOfMessages: max, WaitTimeSeconds: waitSeconds,

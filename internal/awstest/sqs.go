@@ -1,4 +1,4 @@
-package lambdatest
+package awstest
 
 import (
 	"context"
@@ -44,8 +44,7 @@ func NewSQS(t testing.TB) *SQS {
 	_, port, _ := strings.Cut(addr, ":")
 	// fauxqs imports node:sqlite (for its optional persistence), which
 	// Node 22 announces on stderr as experimental on every start.
-	proc := Start(t, nil, node, "--disable-warning=ExperimentalWarning", filepath.Join(infra, "sqslocal", "serve.mjs"), port)
-	WaitListening(t, addr, proc)
+	Start(t, nil, addr, node, "--disable-warning=ExperimentalWarning", filepath.Join(infra, "sqslocal", "serve.mjs"), port)
 	s := &SQS{URL: "http://" + addr}
 	s.Client = sqs.New(sqs.Options{
 		Region:       "us-east-1",
@@ -71,12 +70,12 @@ type Queue struct {
 func (s *SQS) CreateQueue(t testing.TB, name string, visibilityTimeout time.Duration, dlq *Queue, maxReceive int) *Queue {
 	t.Helper()
 	if visibilityTimeout < 0 || visibilityTimeout%time.Second != 0 {
-		t.Fatalf("lambdatest: queue %s: visibility timeout %v: want whole seconds", name, visibilityTimeout)
+		t.Fatalf("awstest: queue %s: visibility timeout %v: want whole seconds", name, visibilityTimeout)
 	}
 	attrs := map[string]string{"VisibilityTimeout": strconv.Itoa(int(visibilityTimeout / time.Second))}
 	if dlq != nil {
 		if maxReceive < 1 {
-			t.Fatalf("lambdatest: queue %s: maxReceive %d: want at least 1", name, maxReceive)
+			t.Fatalf("awstest: queue %s: maxReceive %d: want at least 1", name, maxReceive)
 		}
 		policy, _ := json.Marshal(map[string]any{"deadLetterTargetArn": dlq.ARN, "maxReceiveCount": maxReceive})
 		attrs["RedrivePolicy"] = string(policy)
@@ -85,14 +84,14 @@ func (s *SQS) CreateQueue(t testing.TB, name string, visibilityTimeout time.Dura
 	defer cancel()
 	out, err := s.Client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
 	if err != nil {
-		t.Fatalf("lambdatest: create queue %s: %v", name, err)
+		t.Fatalf("awstest: create queue %s: %v", name, err)
 	}
 	q := &Queue{Name: name, URL: aws.ToString(out.QueueUrl), sqs: s}
 	a, err := s.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: out.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 	})
 	if err != nil {
-		t.Fatalf("lambdatest: queue %s: arn: %v", name, err)
+		t.Fatalf("awstest: queue %s: arn: %v", name, err)
 	}
 	q.ARN = a.Attributes[string(types.QueueAttributeNameQueueArn)]
 	return q
@@ -112,13 +111,13 @@ func (q *Queue) Depth(t testing.TB) int {
 	}
 	out, err := q.sqs.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q.URL), AttributeNames: counts})
 	if err != nil {
-		t.Fatalf("lambdatest: queue %s: depth: %v", q.Name, err)
+		t.Fatalf("awstest: queue %s: depth: %v", q.Name, err)
 	}
 	total := 0
 	for _, name := range counts {
 		n, err := strconv.Atoi(out.Attributes[string(name)])
 		if err != nil {
-			t.Fatalf("lambdatest: queue %s: %s %q: %v", q.Name, name, out.Attributes[string(name)], err)
+			t.Fatalf("awstest: queue %s: %s %q: %v", q.Name, name, out.Attributes[string(name)], err)
 		}
 		total += n
 	}
@@ -187,7 +186,7 @@ func Poll(t testing.TB, queue *Queue, fn Invoker, opts PollOptions) *Poller {
 		batch = 10
 	}
 	if batch < 1 || batch > 10 {
-		t.Fatalf("lambdatest: poll %s: batch size %d: want 1 to 10", queue.Name, opts.BatchSize)
+		t.Fatalf("awstest: poll %s: batch size %d: want 1 to 10", queue.Name, opts.BatchSize)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Poller{queue: queue, cancel: cancel}
@@ -227,7 +226,7 @@ func (p *Poller) WaitIdle(t testing.TB, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lambdatest: queue %s not idle after %v: depth %d, %d batches in flight", p.queue.Name, timeout, depth, busy)
+			t.Fatalf("awstest: queue %s not idle after %v: depth %d, %d batches in flight", p.queue.Name, timeout, depth, busy)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -241,7 +240,7 @@ func (p *Poller) run(ctx context.Context, t testing.TB, fn Invoker, batch int32)
 			return
 		}
 		if err != nil {
-			t.Errorf("lambdatest: poll %s: receive: %v", p.queue.Name, err)
+			t.Errorf("awstest: poll %s: receive: %v", p.queue.Name, err)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
@@ -278,7 +277,7 @@ func (q *Queue) Receive(t testing.TB, max int, wait time.Duration) events.SQSEve
 	defer cancel()
 	out, err := q.sqs.Client.ReceiveMessage(ctx, q.receiveInput(int32(max), int32(wait/time.Second)))
 	if err != nil {
-		t.Fatalf("lambdatest: queue %s: receive: %v", q.Name, err)
+		t.Fatalf("awstest: queue %s: receive: %v", q.Name, err)
 	}
 	return sqsEvent(q.ARN, out.Messages)
 }
@@ -290,7 +289,7 @@ func (p *Poller) handle(t testing.TB, fn Invoker, msgs []types.Message) {
 	p.invocations.Add(1)
 	keep, err := batchFailures(event, result, err)
 	if err != nil {
-		t.Logf("lambdatest: poll %s: batch of %d left on the queue: %v", p.queue.Name, len(msgs), err)
+		t.Logf("awstest: poll %s: batch of %d left on the queue: %v", p.queue.Name, len(msgs), err)
 		return
 	}
 	var entries []types.DeleteMessageBatchRequestEntry
@@ -308,11 +307,11 @@ func (p *Poller) handle(t testing.TB, fn Invoker, msgs []types.Message) {
 	defer cancel()
 	out, err := p.queue.sqs.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.queue.URL), Entries: entries})
 	if err != nil {
-		t.Errorf("lambdatest: poll %s: delete: %v", p.queue.Name, err)
+		t.Errorf("awstest: poll %s: delete: %v", p.queue.Name, err)
 		return
 	}
 	for _, f := range out.Failed {
-		t.Errorf("lambdatest: poll %s: delete entry %s: %s %s", p.queue.Name, aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message))
+		t.Errorf("awstest: poll %s: delete entry %s: %s %s", p.queue.Name, aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message))
 	}
 }
 
