@@ -46,13 +46,14 @@ var (
 // startEmulator runs bootstrap under the emulator, reading its output.
 func startEmulator(rie, bootstrap string, env []string) (*emulator, error) {
 	pr, pw := io.Pipe()
+	e := &emulator{reports: make(chan invokeReport, 1024)}
+	go e.scan(pr) // from the start: the pipe holds nothing unread
 	p, url, err := awstest.StartEmulator(rie, bootstrap, env, pw)
 	if err != nil {
 		pw.Close()
 		return nil, err
 	}
-	e := &emulator{Process: p, url: url, reports: make(chan invokeReport, 1024)}
-	go e.scan(pr)
+	e.Process, e.url = p, url
 	go func() {
 		<-p.Exited() // and its output written
 		pw.Close()
