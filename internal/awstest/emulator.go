@@ -10,21 +10,32 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
 
-// Build builds functions/<name> as Lambda runs it — a static binary named
-// bootstrap, tagged lambda.norpc — for this machine's architecture, so that
-// the emulator can run it here (make build makes the arm64 release).
+// BuildFunction builds functions/<name> at out as `make build` does — a
+// static, stripped binary named bootstrap, tagged lambda.norpc — for
+// goarch: arm64 for the release, runtime.GOARCH for the emulator here.
+func BuildFunction(ctx context.Context, root, name, goarch, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false",
+		"-ldflags=-s -w -buildid=", "-o", out, "./functions/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s for %s: %v\n%s", name, goarch, err, b)
+	}
+	return nil
+}
+
+// Build builds functions/<name> for this machine's architecture, so that
+// the emulator can run it here, and returns the bootstrap's path.
 func Build(t testing.TB, name string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), name, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/"+name)
-	cmd.Dir = Root(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, b)
+	if err := BuildFunction(t.Context(), Root(t), name, runtime.GOARCH, out); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

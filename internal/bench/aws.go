@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookstep/hookstep/internal/awstest"
 	"github.com/hookstep/hookstep/internal/delivery"
 	"github.com/hookstep/hookstep/internal/lambdafn"
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -52,14 +52,11 @@ var functionMemoryMB = map[string]int{"api": 512, "deliver": 256, "sweeper": 256
 // vCPU"); below it CPU is proportionally less.
 const lambdaFullCoreMB = 1769
 
-// buildFunction builds functions/<name> as `make build` does, for goarch.
+// buildFunction builds functions/<name> as `make build` does, for
+// goarch, and returns the binary's size.
 func buildFunction(ctx context.Context, root, name, goarch, out string) (int64, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false",
-		"-ldflags=-s -w -buildid=", "-o", out, "./functions/"+name)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build %s for %s: %v\n%s", name, goarch, err, b)
+	if err := awstest.BuildFunction(ctx, root, name, goarch, out); err != nil {
+		return 0, err
 	}
 	fi, err := os.Stat(out)
 	if err != nil {
