@@ -101,11 +101,17 @@ func TestOperationalWebhooksFromTheFunctions(t *testing.T) {
 		d, err := store.GetDelivery(context.Background(), app, msg, ep)
 		return err == nil && d.Status == webhook.StatusFail
 	})
-	// The deliver function stored the two events; nothing dispatched them.
-	page, err := store.ListMessages(context.Background(), webhook.MessageFilter{AppID: operational.AppID,
-		EventTypes: []string{"message.attempt.failing", "message.attempt.exhausted"}})
-	if err != nil || len(page.Items) != 2 {
-		t.Fatalf("stored attempt events: %+v, %v; want failing and exhausted", page.Items, err)
+	// The deliver function stored the two events (the exhausted one just
+	// after it recorded the failure); nothing dispatched them.
+	var page webhook.Page[webhook.Message]
+	waitFor("the attempt events stored", func() bool {
+		var err error
+		page, err = store.ListMessages(context.Background(), webhook.MessageFilter{AppID: operational.AppID,
+			EventTypes: []string{"message.attempt.failing", "message.attempt.exhausted"}})
+		return err == nil && len(page.Items) >= 2
+	})
+	if len(page.Items) != 2 {
+		t.Fatalf("stored attempt events: %+v; want failing and exhausted", page.Items)
 	}
 	if got := received(); !slices.Equal(got, []string{"endpoint.created"}) {
 		t.Errorf("before the sweep the operational endpoint received %v, want endpoint.created only", got)
