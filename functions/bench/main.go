@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hangTimeout = fs.Duration("hang-timeout", 2*time.Second, "the server's HTTP timeout in hanging-1")
 		concurrency = fs.Int("concurrency", 16, "API requests in flight")
 		payload     = fs.Int("payload", 1024, "payload bytes per message")
+		ceiling     = fs.Duration("ceiling", 3*time.Second, "how long each loopback POST ceiling probe runs, before and after the local scenarios (0: none, and no shares)")
 		drain       = fs.Duration("drain", 30*time.Second, "longest wait for deliveries after the last message")
 		profile     = fs.Duration("profile", 0, "record a CPU profile of the server for this long in each scenario (build/bench/<scenario>.cpu.pprof)")
 		server      = fs.String("server", "build/bench/hookstep", "local-mode binary (go build ./functions/local)")
@@ -91,13 +92,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		rep.Scenarios, err = bench.RunLocal(ctx, bench.LocalOptions{
+		opts := bench.LocalOptions{
 			Server: *server, Concurrency: *concurrency, PayloadBytes: *payload, Drain: *drain,
 			WorkDir: workDir, DataDir: *dataDir, Progress: progress, Profile: *profile,
-		}, scs)
+		}
+		// The loopback POST ceiling, before and after the scenarios: the
+		// local rates are reported as shares of it.
+		probe := func(when string) *bench.LoopbackRun {
+			if *ceiling <= 0 || ctx.Err() != nil {
+				return nil
+			}
+			if progress != nil {
+				fmt.Fprintf(progress, "loopback POST ceiling (%s the scenarios, %s)\n", when, *ceiling)
+			}
+			run, err := bench.MeasureCeiling(ctx, opts, *ceiling)
+			if err != nil {
+				rep.Errors = append(rep.Errors, "ceiling "+when+": "+err.Error())
+			}
+			return run
+		}
+		before := probe("before")
+		rep.Scenarios, err = bench.RunLocal(ctx, opts, scs)
 		if err != nil {
 			rep.Errors = append(rep.Errors, "local: "+err.Error())
 		}
+		rep.SetCeiling(bench.NewLoopbackCeiling(opts, before, probe("after")))
 	}
 	if *awsPart && ctx.Err() == nil {
 		var log io.Writer = io.Discard

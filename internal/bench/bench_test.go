@@ -222,23 +222,140 @@ func TestProcReaders(t *testing.T) {
 
 func TestCheckTargets(t *testing.T) {
 	r := &Report{Scenarios: []*ScenarioResult{
-		{Scenario: Scenario{Name: "fanout10"}, Delivery: DeliveryResult{PerSec: 4000}},
+		{Scenario: Scenario{Name: "fanout10"}, Delivery: DeliveryResult{PerSec: 4000}, Server: ServerResult{CPUPer1kDeliveries: 0.5}},
 		{Scenario: Scenario{Name: "ingest-f1"}, Ingest: IngestResult{PerSec: 2500, Latency: Latency{P99: 12}}},
 	}}
+	r.CheckTargets()
+	if len(r.Targets) != 0 {
+		t.Errorf("targets checked without a ceiling: %+v", r.Targets)
+	}
+	// A ceiling of 16,000 POSTs/s at 0.1 CPU-s per 1,000: fan-out 10 at
+	// 0.25 of it misses 0.35, fan-out 1 at 0.156 meets 0.15, 5× the
+	// ceiling's CPU misses 2.5×.
+	r.SetCeiling(&LoopbackCeiling{PerSec: 16000, CPUPer1kPosts: 0.1})
 	r.CheckTargets()
 	got := map[string]bool{}
 	for _, tc := range r.Targets {
 		got[tc.Name] = tc.Met
 	}
 	want := map[string]bool{
-		"≥ 5,000 deliveries/s sustained, fan-out 10":       false,
-		"≥ 2,000 accepted messages/s with API p99 ≤ 20 ms": true,
+		"fan-out 10, as fast as it goes: ≥ 0.35 of the loopback POST ceiling":               false,
+		"server CPU per 1,000 deliveries (fan-out 10) ≤ 2.5× the ceiling's per 1,000 POSTs": false,
+		"fan-out 1: accepted messages/s ≥ 0.15 of the ceiling with API p99 ≤ 20 ms":         true,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("targets met (-want +got):\n%s", d)
 	}
-	if r.Targets[0].Note != "missed by 1000/s (20%)" {
-		t.Errorf("note of the missed target = %q", r.Targets[0].Note)
+	if r.Targets[0].Note != "missed by 0.100 (29%)" || r.Targets[0].Measured != "0.250 (4000/s of 16000/s)" {
+		t.Errorf("missed target measured %q, note %q", r.Targets[0].Measured, r.Targets[0].Note)
+	}
+}
+
+// TestReportCarriesTheCeiling checks that the shares are taken of the mean
+// of the ceiling's two runs, and that the JSON and the table carry the
+// ceiling and the shares.
+func TestReportCarriesTheCeiling(t *testing.T) {
+	opts := LocalOptions{Concurrency: 16, PayloadBytes: 1024}
+	c := NewLoopbackCeiling(opts,
+		&LoopbackRun{Posts: 30000, PerSec: 10000, CPUPer1kPosts: 0.1},
+		&LoopbackRun{Posts: 42000, PerSec: 14000, CPUPer1kPosts: 0.2})
+	if c.PerSec != 12000 || c.CPUPer1kPosts != 0.15 {
+		t.Fatalf("ceiling mean %v/s, %v s per 1k; want 12000, 0.15", c.PerSec, c.CPUPer1kPosts)
+	}
+	if one := NewLoopbackCeiling(opts, nil, &LoopbackRun{PerSec: 9000, CPUPer1kPosts: 0.3}); one.PerSec != 9000 || one.CPUPer1kPosts != 0.3 {
+		t.Errorf("ceiling of the after run alone = %+v", one)
+	}
+	if none := NewLoopbackCeiling(opts, nil, nil); none != nil {
+		t.Errorf("ceiling of no run = %+v, want nil", none)
+	}
+	r := &Report{StartedAt: time.Now(), Host: Host{CPUs: 2}, Scenarios: []*ScenarioResult{
+		{Scenario: Scenario{Name: "fanout10", FanOut: 10}, Ingest: IngestResult{PerSec: 420}, Delivery: DeliveryResult{PerSec: 4200},
+			Server: ServerResult{CPUPer1kDeliveries: 0.375}},
+		{Scenario: Scenario{Name: "ingest-f1", FanOut: 1}, Ingest: IngestResult{PerSec: 1800, Latency: Latency{P99: 19}}, Delivery: DeliveryResult{PerSec: 1790},
+			Server: ServerResult{CPUPer1kDeliveries: 0.6}},
+	}}
+	r.SetCeiling(c)
+	wantShares := []Shares{{Accepted: 0.035, Deliveries: 0.35, CPUPer1k: 2.5}, {Accepted: 0.15, Deliveries: 0.149, CPUPer1k: 4}}
+	for i, s := range r.Scenarios {
+		if s.Share == nil || *s.Share != wantShares[i] {
+			t.Errorf("%s: shares %+v, want %+v", s.Name, s.Share, wantShares[i])
+		}
+	}
+	r.CheckTargets()
+	// Each exactly at its bound: 0.35, 0.15 (p99 19 ms), 2.5×.
+	for _, tc := range r.Targets {
+		if !tc.Met {
+			t.Errorf("target %q missed (%s), want met at its bound", tc.Name, tc.Measured)
+		}
+	}
+	if len(r.Targets) != 3 {
+		t.Errorf("%d targets, want 3: %+v", len(r.Targets), r.Targets)
+	}
+
+	var table bytes.Buffer
+	r.WriteTable(&table)
+	for _, want := range []string{
+		"before 10000/s (CPU 0.100 s/1k), after 14000/s (CPU 0.200 s/1k); mean 12000 POSTs/s, CPU 0.150 s per 1,000 POSTs",
+		"acc/ceil", "del/ceil", "CPU/ceil",
+	} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	var row string
+	for _, line := range strings.Split(table.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "fanout10" && f[1] == "10" {
+			row = line
+		}
+	}
+	if f := strings.Fields(row); len(f) < 16 || f[13] != "0.035" || f[14] != "0.350" || f[15] != "2.50×" {
+		t.Errorf("fanout10 row does not carry its shares 0.035, 0.350, 2.50×: %q", row)
+	}
+
+	path, err := r.WriteJSON(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Ceiling struct {
+			Before, After struct {
+				PerSec float64 `json:"postsPerSec"`
+			}
+			PerSec        float64 `json:"postsPerSec"`
+			CPUPer1kPosts float64 `json:"cpuSecondsPer1kPosts"`
+		} `json:"loopbackCeiling"`
+		Scenarios []struct {
+			Share map[string]float64 `json:"ceilingShare"`
+		}
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if c := back.Ceiling; c.Before.PerSec != 10000 || c.After.PerSec != 14000 || c.PerSec != 12000 || c.CPUPer1kPosts != 0.15 {
+		t.Errorf("JSON ceiling = %+v", c)
+	}
+	wantJSON := map[string]float64{"acceptedPerSec": 0.035, "deliveriesPerSec": 0.35, "cpuPer1kTimesCeiling": 2.5}
+	if len(back.Scenarios) != 2 || !cmp.Equal(back.Scenarios[0].Share, wantJSON) {
+		t.Errorf("JSON shares of fanout10 = %+v, want %v", back.Scenarios, wantJSON)
+	}
+}
+
+// TestMeasureCeiling runs a short probe: POSTs are made and counted, and
+// they cost CPU.
+func TestMeasureCeiling(t *testing.T) {
+	run, err := MeasureCeiling(context.Background(), LocalOptions{Concurrency: 4, PayloadBytes: 1024}, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Posts < 10 || run.PerSec <= 0 || run.Elapsed < 0.3 || run.CPUPer1kPosts <= 0 {
+		t.Errorf("ceiling run %+v: want POSTs counted over ≥ 0.3 s at a positive CPU cost", run)
+	}
+	if _, err := MeasureCeiling(context.Background(), LocalOptions{Concurrency: 4}, time.Second); err == nil {
+		t.Error("a probe without a payload size ran")
 	}
 }
 

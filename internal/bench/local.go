@@ -80,6 +80,9 @@ type ScenarioResult struct {
 	Errors []string `json:"errors,omitempty"`
 	// Profile is the path of the server's CPU profile, if one was taken.
 	Profile string `json:"cpuProfile,omitempty"`
+	// Share is the rates as shares of the loopback POST ceiling measured
+	// in the same sitting (Report.SetCeiling), if one was.
+	Share *Shares `json:"ceilingShare,omitempty"`
 }
 
 // IngestResult is the API side of a scenario.

@@ -17,7 +17,10 @@ type Report struct {
 	StartedAt time.Time `json:"startedAt"`
 	Host      Host      `json:"host"`
 	// Command is how the run was started, to run it again.
-	Command   string            `json:"command"`
+	Command string `json:"command"`
+	// Ceiling is the loopback POST ceiling measured before and after the
+	// scenarios; each scenario's Share is taken of its mean.
+	Ceiling   *LoopbackCeiling  `json:"loopbackCeiling,omitempty"`
 	Scenarios []*ScenarioResult `json:"scenarios,omitempty"`
 	Lambda    *LambdaResult     `json:"lambda,omitempty"`
 	Cost      *CostResult       `json:"cost,omitempty"`
@@ -75,7 +78,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "(other CPU %: what other processes on the machine took; above a few percent the run is noisy)")
 		fmt.Fprintf(w, "(disk stalls: a probe's fsyncs in the data dir that took %s or more, and the longest; any make the tails noisy)\n", StallAfter)
-		fmt.Fprintln(tw, "scenario\tfan-out\tmsgs\ttarget/s\taccepted/s\tAPI p50\tp95\tp99\tdeliveries/s\taccept→1st p50\tp95\tp99\tCPU/1k\tpeak RSS MiB\tother CPU %\tdisk stalls\t")
+		r.Ceiling.writeLine(w)
+		fmt.Fprintln(tw, "scenario\tfan-out\tmsgs\ttarget/s\taccepted/s\tAPI p50\tp95\tp99\tdeliveries/s\taccept→1st p50\tp95\tp99\tCPU/1k\tacc/ceil\tdel/ceil\tCPU/ceil\tpeak RSS MiB\tother CPU %\tdisk stalls\t")
 		for _, s := range r.Scenarios {
 			target := "max"
 			if s.Rate > 0 {
@@ -89,11 +93,15 @@ func (r *Report) WriteTable(w io.Writer) {
 			if s.Disk.Stalls > 0 {
 				stalls = fmt.Sprintf("%d (%.0f ms)", s.Disk.Stalls, s.Disk.MaxMs)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%.1f\t%.0f\t%s\t\n",
+			shares := [3]string{"-", "-", "-"}
+			if sh := s.Share; sh != nil {
+				shares = [3]string{fmt.Sprintf("%.3f", sh.Accepted), fmt.Sprintf("%.3f", sh.Deliveries), fmt.Sprintf("%.2f×", sh.CPUPer1k)}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%s\t%s\t%s\t%.1f\t%.0f\t%s\t\n",
 				s.Name, s.FanOut, s.Messages, target, s.Ingest.PerSec,
 				s.Ingest.Latency.P50, s.Ingest.Latency.P95, s.Ingest.Latency.P99,
 				s.Delivery.PerSec, s.Delivery.FirstAttempt.P50, s.Delivery.FirstAttempt.P95, s.Delivery.FirstAttempt.P99,
-				s.Server.CPUPer1kDeliveries, s.Server.PeakRSSMiB, other, stalls)
+				s.Server.CPUPer1kDeliveries, shares[0], shares[1], shares[2], s.Server.PeakRSSMiB, other, stalls)
 		}
 		tw.Flush()
 		for _, s := range r.Scenarios {
