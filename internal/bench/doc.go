@@ -55,15 +55,41 @@
 //     (from the first message to the last delivery), per 1,000 attempts
 //     made. Peak RSS is the server's VmHWM.
 //
+// The loopback POST ceiling: absolute rates do not travel between
+// machines (the same commit measured 7,156 and 1,640–1,780 deliveries/s
+// at fan-out 10 on two 2-core VMs a week apart), but the share of the
+// machine's own limit does. For a webhook sender that limit is the
+// loopback POST rate: one HTTP POST per delivery and nothing else to do.
+// So before the first scenario and after the last, in the same sitting,
+// MeasureCeiling runs a net/http client (the load generator's transport
+// settings) and a healthy receiver (the scenarios' receiver) in this
+// process, with no storage, the scenarios' payload (~1 KiB) and as many
+// POSTs in flight as the scenarios' API requests (-concurrency), for 3 s
+// (-ceiling); it reads this process's CPU time from /proc around it, so
+// its CPU per 1,000 POSTs is the client's and the server's together, the
+// cost of the POST pair. The shares are taken of the mean of the two
+// runs, and the two show how much the machine drifted meanwhile:
+//
+//   - acc/ceil, del/ceil: accepted messages/s and deliveries/s as shares
+//     of the ceiling's POSTs/s (JSON: ceilingShare.acceptedPerSec,
+//     .deliveriesPerSec; the ceiling is loopbackCeiling);
+//   - CPU/ceil: the server's CPU per 1,000 deliveries as a multiple of
+//     the ceiling's CPU per 1,000 POSTs (.cpuPer1kTimesCeiling).
+//
+// The local throughput targets are written as these shares (targets.go);
+// without a ceiling (-ceiling 0) they are left out. A share of 1 is out of
+// reach by construction: the server makes the same POST and also accepts
+// the message over HTTP and stores it, and the load generator's and the
+// receivers' CPU comes out of the same cores.
+//
 // The load generator and the receivers share the machine with the server:
 // on 2 cores their CPU is part of what bounds the numbers. The report also
 // shows how much CPU other processes took during each scenario: on a
 // shared VM a neighbour's disk I/O or CPU can double the tails and slow
 // even CPU-only numbers by a third. The runs "as fast as it goes" vary by
-// about ±15% between runs on one VM, and VMs differ more than that
-// (the same commit measured 7,156 and 1,640–1,780 deliveries/s at fan-out
-// 10 on two 2-core VMs a week apart): compare runs made close together on
-// one machine, and re-run when in doubt.
+// about ±15% between runs on one VM, and VMs differ more than that (see
+// the ceiling above): compare shares, or runs made close together on one
+// machine, and re-run when in doubt.
 //
 // The disk matters as much: a VM's disk may take 150–500 ms for an fsync
 // now and then, every message accepted meanwhile waits for it, and one
