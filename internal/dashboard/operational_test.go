@@ -44,7 +44,12 @@ func (r *opsRecorder) events(t *testing.T) []string {
 // place (an operational endpoint exists).
 func withOps(rec *opsRecorder) harnessOption {
 	return func(c *Config) {
-		if _, err := operational.EnsureApp(context.Background(), c.Store, c.Clock.Now()); err != nil {
+		ctx, now := context.Background(), c.Clock.Now()
+		if _, err := operational.EnsureApp(ctx, c.Store, now); err != nil {
+			panic(err)
+		}
+		if err := c.Store.CreateEndpoint(ctx, &webhook.Endpoint{ID: "ep_ops", AppID: operational.AppID, URL: "https://ops.example/hooks",
+			Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdef01234567")}}, Version: 1, CreatedAt: now, UpdatedAt: now}); err != nil {
 			panic(err)
 		}
 		c.Operational = operational.New(operational.Config{Store: c.Store, Publisher: rec, Clock: c.Clock})

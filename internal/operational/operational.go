@@ -338,10 +338,14 @@ func (e *Emitter) emit(ctx context.Context, eventType string, data any) {
 }
 
 func (e *Emitter) publish(ctx context.Context, eventType string, data any) error {
-	if _, err := e.store.GetApp(ctx, AppID); err != nil {
-		if webhook.IsNotFound(err) {
-			return nil // no operational endpoint was ever made
-		}
+	// One read decides: no operational endpoint (none made yet, all
+	// deleted, or only the reserved app made by a GET of the routes), no
+	// event.
+	eps, err := e.store.ListEndpoints(ctx, AppID, webhook.ListOptions{Limit: 1})
+	if webhook.IsNotFound(err) || (err == nil && len(eps.Items) == 0) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	payload, err := json.Marshal(struct {

@@ -76,6 +76,10 @@ func setup(t *testing.T, withApp bool) (*operational.Emitter, *recorder, webhook
 		if _, err := operational.EnsureApp(ctx, store, now); err != nil {
 			t.Fatalf("EnsureApp again: %v", err)
 		}
+		if err := store.CreateEndpoint(ctx, &webhook.Endpoint{ID: "ep_ops", AppID: operational.AppID, URL: "https://ops.example/hooks",
+			Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdef01234567")}}, Version: 1, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := store.CreateApp(ctx, &webhook.App{ID: "app_1", UID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -90,10 +94,20 @@ func setup(t *testing.T, withApp bool) (*operational.Emitter, *recorder, webhook
 var ep = &webhook.Endpoint{ID: "ep_1", AppID: "app_1", UID: "hook"}
 
 func TestNoEventsBeforeAnOperationalEndpoint(t *testing.T) {
-	e, rec, _, _ := setup(t, false)
-	e.Endpoint(context.Background(), operational.EndpointCreated, nil, ep)
+	e, rec, store, _ := setup(t, false)
+	ctx := context.Background()
+	e.Endpoint(ctx, operational.EndpointCreated, nil, ep)
 	if len(rec.msgs) != 0 {
 		t.Errorf("published %d messages without the reserved app, want 0", len(rec.msgs))
+	}
+	// A GET of the operational routes makes the reserved app; with no
+	// endpoint in it, events are still dropped.
+	if _, err := operational.EnsureApp(ctx, store, now); err != nil {
+		t.Fatal(err)
+	}
+	e.Endpoint(ctx, operational.EndpointCreated, nil, ep)
+	if len(rec.msgs) != 0 {
+		t.Errorf("published %d messages with the reserved app but no operational endpoint, want 0", len(rec.msgs))
 	}
 }
 
