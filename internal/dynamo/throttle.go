@@ -69,9 +69,15 @@ func (t *Throttle) Reserve(ctx context.Context, ref webhook.Ref, rate int, now t
 	t.mu.Unlock()
 	for try := range maxThrottleTries { // each refusal means another caller got a token
 		if try > 0 {
+			waited := time.Now()
 			if err := backOff(ctx, try); err != nil {
 				return time.Time{}, wrapf(err, "throttle %s", ref.EndpointID)
 			}
+			// A grant is for when the request can go, not for when it
+			// was first asked for: a token granted at the old now would
+			// come back early by the back-offs, and the limit would let
+			// more than rate through in that second.
+			now = now.Add(time.Since(waited))
 		}
 		next, at := b.Log.Reserve(now, rate)
 		var e expr
