@@ -160,7 +160,7 @@ func DeliverQueued(svc *delivery.Service, later LaterFunc, throttled ThrottledFu
 					if throttled == nil {
 						err = errors.New("deliver: a throttled run and no queue to wait in")
 					} else {
-						err = throttled(actx, ref, *res.ResumeAt, svc.Clock.Now())
+						err = throttled(actx, ref, res.NextAttemptAt, svc.Clock.Now()) // the reservation itself; the queue rounds its delay up
 					}
 				}
 				if err != nil {

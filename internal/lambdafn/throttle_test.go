@@ -17,13 +17,15 @@ import (
 
 // scriptedLimiter holds every run back for wait, and counts its calls.
 type scriptedLimiter struct {
-	wait  time.Duration
-	calls int
+	wait    time.Duration
+	calls   int
+	granted time.Time // the last reservation given
 }
 
 func (l *scriptedLimiter) Reserve(_ context.Context, _ webhook.Ref, _ int, now time.Time) (time.Time, error) {
 	l.calls++
-	return now.Add(l.wait), nil
+	l.granted = now.Add(l.wait)
+	return l.granted, nil
 }
 
 // TestDeliverQueuedThrottled: in queue mode, a run whose first attempt
@@ -77,8 +79,8 @@ func TestDeliverQueuedThrottled(t *testing.T) {
 		t.Fatalf("sent %d messages (%+v), want 1 delayed by 1 or 2 s", len(sent), sent)
 	}
 	ref, reservedAt, err := sqs.DecodeReserved(*sent[0].MessageBody)
-	if err != nil || ref != in.Ref || reservedAt.IsZero() {
-		t.Fatalf("the message sent back: %s (%v); want the run with its reservation", *sent[0].MessageBody, err)
+	if err != nil || ref != in.Ref || !reservedAt.Equal(lim.granted.Truncate(time.Millisecond)) && !reservedAt.Equal(lim.granted) {
+		t.Fatalf("the message sent back: %s (%v); want the run with its reservation %s, not rounded up", *sent[0].MessageBody, err, lim.granted)
 	}
 
 	// SQS delays it (the deliver function waits out the last moment).
