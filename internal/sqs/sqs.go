@@ -153,14 +153,8 @@ func (d *Dispatcher) sendBatch(ctx context.Context, refs []webhook.Ref) ([]bool,
 // DecodeRun reads a run from its JSON: a queue message's body, which is
 // also what an execution of the state machine takes as input.
 func DecodeRun(body string) (webhook.Ref, error) {
-	var ref webhook.Ref
-	if err := json.Unmarshal([]byte(body), &ref); err != nil {
-		return ref, fmt.Errorf("not a run: %w", err)
-	}
-	if ref.AppID == "" || ref.MsgID == "" || ref.EndpointID == "" || ref.Run < 0 {
-		return ref, fmt.Errorf("names no run: %s", body)
-	}
-	return ref, nil
+	ref, _, err := DecodeReserved(body)
+	return ref, err
 }
 
 // DeadLetters moves what the dead-letter queue holds back into the
@@ -311,15 +305,14 @@ type reservedRun struct {
 // DecodeReserved reads a record's run, as DecodeRun, and the throttle
 // reservation it carries (zero: none; see Throttled).
 func DecodeReserved(body string) (webhook.Ref, time.Time, error) {
-	ref, err := DecodeRun(body)
-	if err != nil {
-		return ref, time.Time{}, err
-	}
 	var r reservedRun
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		return ref, time.Time{}, fmt.Errorf("not a run: %w", err)
+		return r.Ref, time.Time{}, fmt.Errorf("not a run: %w", err)
 	}
-	return ref, r.ReservedAt, nil
+	if r.AppID == "" || r.MsgID == "" || r.EndpointID == "" || r.Run < 0 {
+		return r.Ref, time.Time{}, fmt.Errorf("names no run: %s", body)
+	}
+	return r.Ref, r.ReservedAt, nil
 }
 
 // Throttled sends runs whose first attempt the endpoint's throttle held
