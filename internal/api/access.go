@@ -76,10 +76,7 @@ func (s *Server) appPortalAccess(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	spec := readTokenSpec(f)
-	var appIn *appInput
-	if raw := field[json.RawMessage](f, "application"); raw.Value() {
-		appIn = readNestedApp(&p, raw.V)
-	}
+	appIn := readNestedApp(f)
 	if err := p.Err(); err != nil {
 		return err
 	}
@@ -156,12 +153,17 @@ func capabilityNames() string {
 	return strings.Join(names, ", ")
 }
 
-// readNestedApp reads the "application" (ApplicationIn) of
-// AppPortalAccessIn or MessageIn,
-// reporting its problems under ["body", "application", ...].
-func readNestedApp(p *webhook.Problems, raw json.RawMessage) *appInput {
+// readNestedApp reads the "application" (ApplicationIn) of the body f,
+// an AppPortalAccessIn or a MessageIn: nil when it has none, or when it
+// is not valid, with its problems under ["body", "application", ...].
+func readNestedApp(body *fields) *appInput {
+	raw := field[json.RawMessage](body, "application")
+	if !raw.Value() {
+		return nil
+	}
+	p := body.p
 	var inner webhook.Problems
-	f, err := parseObject(raw, &inner)
+	f, err := parseObject(raw.V, &inner)
 	if err != nil {
 		p.Add(loc("body", "application"), "must be an object")
 		return nil

@@ -159,10 +159,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	msg := readMessageInput(f, s.now(), s.retention)
-	var appIn *appInput
-	if raw := field[json.RawMessage](f, "application"); raw.Value() {
-		appIn = readNestedApp(&p, raw.V)
-	}
+	appIn := readNestedApp(f)
 	if err := p.Err(); err != nil {
 		return err
 	}
