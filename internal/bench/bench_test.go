@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,9 @@ func TestEmulatorOutputParsing(t *testing.T) {
 
 func TestProcReaders(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		if runtime.GOOS == "linux" {
+			t.Fatalf("no /proc/self/stat on Linux, which the bench reads CPU from: %v", err)
+		}
 		t.Skip("no /proc on this system")
 	}
 	for name, read := range map[string]func(int) (time.Duration, error){"procCPU": procCPU, "threadsCPU": threadsCPU} {
