@@ -50,20 +50,31 @@ type recoverCall struct {
 // store that calls beforeCreate just before the message is stored, and
 // dispatches nothing.
 func (d *fakeDeliveries) Publish(ctx context.Context, msg *webhook.Message) error {
+	return d.engine().Publish(ctx, msg)
+}
+
+// PublishKeyed is Publish claiming the key with the message.
+func (d *fakeDeliveries) PublishKeyed(ctx context.Context, msg *webhook.Message, claim webhook.KeyClaim) error {
+	return d.engine().PublishKeyed(ctx, msg, claim)
+}
+
+// engine waits for block, when set, and returns the real engine over a
+// store that calls beforeCreate.
+func (d *fakeDeliveries) engine() *delivery.Service {
 	if d.block != nil {
 		d.entered <- struct{}{}
 		<-d.block
 	}
-	engine := &delivery.Service{
+	return &delivery.Service{
 		Store:      hookedStore{Store: d.store, beforeCreate: d.beforeCreate},
 		Dispatcher: noDispatch{},
 		Clock:      d.clock,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	return engine.Publish(ctx, msg)
 }
 
-// hookedStore runs beforeCreate, when set, before CreateMessage.
+// hookedStore runs beforeCreate, when set, before CreateMessage and
+// CreateMessageKeyed (the latter only over a store that has it).
 type hookedStore struct {
 	webhook.Store
 	beforeCreate func()
@@ -74,6 +85,13 @@ func (s hookedStore) CreateMessage(ctx context.Context, msg *webhook.Message, ds
 		s.beforeCreate()
 	}
 	return s.Store.CreateMessage(ctx, msg, ds)
+}
+
+func (s hookedStore) CreateMessageKeyed(ctx context.Context, msg *webhook.Message, ds []webhook.Delivery, claim webhook.KeyClaim) error {
+	if s.beforeCreate != nil {
+		s.beforeCreate()
+	}
+	return s.Store.(webhook.KeyedMessageCreator).CreateMessageKeyed(ctx, msg, ds, claim)
 }
 
 type noDispatch struct{}

@@ -60,7 +60,11 @@ func idempotencyKey(r *http.Request, clientKey string) string {
 // If the message is not there, the repeat gets 409 while the first
 // request may still run, and after that stores the message under the
 // same id (see createMessage). One write for the key instead of two, and
-// the second the size of the message.
+// the second the size of the message. With a store that can claim the
+// key in the write that stores the message (webhook.KeyedMessageCreator:
+// SQLite), nothing is written here at all: createMessage claims the key
+// with the message, in one commit, and a key found taken there is
+// handled as a repeat.
 func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, pattern string, next http.Handler) {
 	clientKey := r.Header.Get(idempotencyHeader)
 	if len(clientKey) > maxIdempotencyKey {
@@ -73,6 +77,11 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, pattern stri
 	var resource string
 	if pattern == createMessageRoute {
 		resource = webhook.NewID(webhook.PrefixMessage)
+		if _, ok := s.store.(webhook.KeyedMessageCreator); ok {
+			ctx := withResource(r.Context(), resourceClaim{id: resource, key: key, expiresAt: now.Add(idempotencyTTL)})
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
 	}
 	rec, err := s.store.BeginIdempotent(r.Context(), key, resource, now.Add(idempotencyTTL), now.Add(-idempotencyStaleAfter))
 	if err != nil {
@@ -91,8 +100,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, pattern stri
 			w.WriteHeader(rec.StatusCode)
 			_, _ = w.Write(rec.Body)
 		case rec.Resource != "":
-			stale := rec.ClaimedAt.Before(now.Add(-idempotencyStaleAfter))
-			next.ServeHTTP(w, r.WithContext(withResource(r.Context(), resourceClaim{id: rec.Resource, repeat: true, stale: stale})))
+			next.ServeHTTP(w, r.WithContext(withResource(r.Context(), repeatOf(*rec, now))))
 		default:
 			s.writeError(w, r, inProgress)
 		}
@@ -134,11 +142,22 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, pattern stri
 
 // resourceClaim is what an idempotency key's claim says about the message
 // a create-message request makes: its id, and for a repeat of the
-// request, whether the first may still be running (not stale).
+// request, whether the first may still be running (not stale). A claim
+// with a key is not stored yet: the message's write claims it
+// (webhook.KeyedMessageCreator).
 type resourceClaim struct {
 	id     string
 	repeat bool
 	stale  bool
+
+	key       string
+	expiresAt time.Time
+}
+
+// repeatOf is the claim of a request repeating the one that claimed rec
+// (which names a message) at now.
+func repeatOf(rec webhook.IdempotencyRecord, now time.Time) resourceClaim {
+	return resourceClaim{id: rec.Resource, repeat: true, stale: rec.ClaimedAt.Before(now.Add(-idempotencyStaleAfter))}
 }
 
 type resourceKey struct{}

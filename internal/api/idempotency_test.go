@@ -5,8 +5,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hookstep/hookstep/internal/sqlite"
+	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 func TestIdempotencyReplaysByteForByte(t *testing.T) {
@@ -63,8 +67,11 @@ func TestIdempotencyErrorsAreNotStored(t *testing.T) {
 		http.StatusBadRequest, "generic_error")
 }
 
+// TestIdempotencyConcurrentInFlight: over a store that claims keys
+// before the message (the claim is a write of its own), a repeat that
+// comes while the first request runs gets 409.
 func TestIdempotencyConcurrentInFlight(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessOn(t, func(t testing.TB, clock webhook.Clock) webhook.Store { return unkeyed{openSQLite(t, clock)} })
 	app := str(h.createApp(map[string]any{"name": "a"})["id"])
 	h.dels.block = make(chan struct{})
 	h.dels.entered = make(chan struct{}, 1)
@@ -90,6 +97,77 @@ func TestIdempotencyConcurrentInFlight(t *testing.T) {
 	if n := len(h.must(http.StatusOK, "GET", path, nil).Data(t)); n != 1 {
 		t.Errorf("%d messages, want 1", n)
 	}
+}
+
+// unkeyed hides the store's CreateMessageKeyed, as a store without it.
+type unkeyed struct{ webhook.Store }
+
+// TestIdempotencyConcurrentKeyedMessages: over a store that claims the
+// key in the write that stores the message (SQLite), requests with one
+// key that run at the same time all store their message in a write that
+// claims the key; one wins, and the others answer from its message, 202
+// with the same body. One message is stored, and nothing is claimed
+// before that write.
+func TestIdempotencyConcurrentKeyedMessages(t *testing.T) {
+	counted := &countingStore{}
+	h := newHarnessOn(t, func(t testing.TB, clock webhook.Clock) webhook.Store {
+		counted.Store = openSQLite(t, clock).(*sqlite.Store)
+		return counted
+	})
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	const n = 4
+	h.dels.block = make(chan struct{})
+	h.dels.entered = make(chan struct{}, n)
+	path := "/api/v1/app/" + app + "/msg"
+	body := map[string]any{"eventType": "a", "payload": map[string]any{"k": 1}}
+
+	done := make(chan response, n)
+	for range n {
+		go func() { done <- h.do("POST", path, body, "Idempotency-Key", "same") }()
+	}
+	for i := range n {
+		select {
+		case <-h.dels.entered: // past the middleware, and nothing written
+		case r := <-done:
+			close(h.dels.block)
+			t.Fatalf("request %d answered %d before any message was stored: %s", i, r.Status, r.Body)
+		}
+	}
+	close(h.dels.block)
+	var first response
+	for i := range n {
+		r := <-done
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+		}
+		if i == 0 {
+			first = r
+		} else if !bytes.Equal(first.Body, r.Body) {
+			t.Errorf("answers differ:\n%s\n%s", first.Body, r.Body)
+		}
+	}
+	if got := len(h.must(http.StatusOK, "GET", path, nil).Data(t)); got != 1 {
+		t.Errorf("%d messages, want 1", got)
+	}
+	if c := counted.begun.Load(); c != 0 {
+		t.Errorf("BeginIdempotent called %d times; the key is claimed with the message", c)
+	}
+	h.dels.block = nil
+	replay := h.must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "same")
+	if !bytes.Equal(first.Body, replay.Body) {
+		t.Errorf("replay differs:\n%s\n%s", first.Body, replay.Body)
+	}
+}
+
+// countingStore counts BeginIdempotent calls.
+type countingStore struct {
+	*sqlite.Store
+	begun atomic.Int32
+}
+
+func (s *countingStore) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
+	s.begun.Add(1)
+	return s.Store.BeginIdempotent(ctx, key, resource, expiresAt, staleBefore)
 }
 
 // TestIdempotencyStaleClaimIsTakenOver is a key claimed by a request whose

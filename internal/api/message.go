@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"time"
@@ -174,6 +175,19 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 		// Its idempotency key names the id (see Server.idempotent).
 		msg.ID = claim.id
 	}
+	if keyed && claim.key != "" {
+		// The key is claimed with the message, in one write.
+		err := s.deliveries.PublishKeyed(r.Context(), msg, webhook.KeyClaim{Key: claim.key, ExpiresAt: claim.expiresAt})
+		var taken *webhook.KeyTakenError
+		if !errors.As(err, &taken) {
+			return s.published(w, r, msg, err, claim, withContent)
+		}
+		if taken.Record.Resource == "" {
+			return errConflict("A request with this idempotency key is still in progress")
+		}
+		claim = repeatOf(taken.Record, s.now())
+		msg.ID = claim.id
+	}
 	if keyed && claim.repeat {
 		stored, err := s.store.GetMessage(r.Context(), app.ID, claim.id)
 		switch {
@@ -188,24 +202,29 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 		// The first request died before it stored the message: store it
 		// now, under the id its key names.
 	}
-	if err := s.deliveries.Publish(r.Context(), msg); err != nil {
-		switch {
-		case webhook.IsConflict(err) && keyed:
-			// A repeat that raced another: the message is stored.
-			if stored, gerr := s.store.GetMessage(r.Context(), app.ID, claim.id); gerr == nil && stored.ID == claim.id {
-				s.writeJSON(w, r, http.StatusAccepted, newMessageOut(stored, withContent))
-				return nil
-			}
-			return errConflict("A message with eventId %q already exists", msg.EventID)
-		case webhook.IsConflict(err):
-			return errConflict("A message with eventId %q already exists", msg.EventID)
-		case webhook.IsNotFound(err):
-			return errNotFound("Application") // deleted meanwhile
+	return s.published(w, r, msg, s.deliveries.Publish(r.Context(), msg), claim, withContent)
+}
+
+// published answers a request to create msg, given what publishing it
+// returned; claim is the request's idempotency claim (id "" if none).
+func (s *Server) published(w http.ResponseWriter, r *http.Request, msg *webhook.Message, err error, claim resourceClaim, withContent bool) error {
+	switch {
+	case err == nil:
+		s.writeJSON(w, r, http.StatusAccepted, newMessageOut(msg, withContent))
+		return nil
+	case webhook.IsConflict(err) && claim.id != "":
+		// A repeat that raced another: the message is stored.
+		if stored, gerr := s.store.GetMessage(r.Context(), msg.AppID, claim.id); gerr == nil && stored.ID == claim.id {
+			s.writeJSON(w, r, http.StatusAccepted, newMessageOut(stored, withContent))
+			return nil
 		}
-		return err
+		return errConflict("A message with eventId %q already exists", msg.EventID)
+	case webhook.IsConflict(err):
+		return errConflict("A message with eventId %q already exists", msg.EventID)
+	case webhook.IsNotFound(err):
+		return errNotFound("Application") // deleted meanwhile
 	}
-	s.writeJSON(w, r, http.StatusAccepted, newMessageOut(msg, withContent))
-	return nil
+	return err
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {

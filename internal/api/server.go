@@ -21,6 +21,11 @@ type Deliveries interface {
 	// NotFound if the app is gone. An endpoint deleted meanwhile is not
 	// an error.
 	Publish(ctx context.Context, msg *webhook.Message) error
+	// PublishKeyed is Publish that claims an idempotency key for msg in
+	// the write that stores it (only called when the Store is a
+	// webhook.KeyedMessageCreator); *webhook.KeyTakenError if the key is
+	// held, and nothing is stored.
+	PublishKeyed(ctx context.Context, msg *webhook.Message, claim webhook.KeyClaim) error
 	// Resend and Recover start manual runs, as for the dashboard.
 	webhook.Resender
 	// AppStats stores a running background task (application.stats) and

@@ -145,6 +145,30 @@ type Service struct {
 // dispatches each. A dispatch failure does not fail Publish: the message is
 // stored and the delivery stays undispatched until the sweeper re-drives it.
 func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
+	return s.publish(ctx, msg, nil)
+}
+
+// PublishKeyed is Publish that claims an idempotency key for msg in the
+// write that stores it; the Store must be a webhook.KeyedMessageCreator.
+// A *webhook.KeyTakenError means the key was held and nothing was stored.
+func (s *Service) PublishKeyed(ctx context.Context, msg *webhook.Message, claim webhook.KeyClaim) error {
+	return s.publish(ctx, msg, &claim)
+}
+
+// create stores msg and its deliveries, claiming claim's key with them
+// when there is one.
+func (s *Service) create(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery, claim *webhook.KeyClaim) error {
+	if claim == nil {
+		return s.Store.CreateMessage(ctx, msg, deliveries)
+	}
+	kc, ok := s.Store.(webhook.KeyedMessageCreator)
+	if !ok {
+		return fmt.Errorf("delivery: %T cannot claim an idempotency key with a message", s.Store)
+	}
+	return kc.CreateMessageKeyed(ctx, msg, deliveries, *claim)
+}
+
+func (s *Service) publish(ctx context.Context, msg *webhook.Message, claim *webhook.KeyClaim) error {
 	var deliveries []webhook.Delivery
 	var endpoints []*webhook.Endpoint // of each delivery
 	readAt := s.Clock.Now()
@@ -168,7 +192,7 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 		opts.Cursor = page.Items[len(page.Items)-1].ID
 	}
 	if e, ok := s.Dispatcher.(Early); ok && len(deliveries) > 0 {
-		return s.publishEarly(ctx, e, msg, deliveries)
+		return s.publishEarly(ctx, e, msg, deliveries, claim)
 	}
 	var take func([]webhook.Loaded)
 	if h, ok := s.Dispatcher.(Holder); ok && len(deliveries) > 0 {
@@ -179,7 +203,7 @@ func (s *Service) Publish(ctx context.Context, msg *webhook.Message) error {
 			}
 		}
 	}
-	if err := s.Store.CreateMessage(ctx, msg, deliveries); err != nil {
+	if err := s.create(ctx, msg, deliveries, claim); err != nil {
 		if take != nil {
 			take(nil)
 		}
@@ -222,7 +246,7 @@ type Early interface {
 }
 
 // publishEarly is Publish with an Early dispatcher.
-func (s *Service) publishEarly(ctx context.Context, e Early, msg *webhook.Message, deliveries []webhook.Delivery) error {
+func (s *Service) publishEarly(ctx context.Context, e Early, msg *webhook.Message, deliveries []webhook.Delivery, claim *webhook.KeyClaim) error {
 	refs := make([]webhook.Ref, len(deliveries))
 	for i := range deliveries {
 		refs[i] = deliveries[i].Ref()
@@ -244,7 +268,7 @@ func (s *Service) publishEarly(ctx context.Context, e Early, msg *webhook.Messag
 			rest = append(rest, refs[i])
 		}
 	}
-	if err := s.Store.CreateMessage(ctx, msg, deliveries); err != nil {
+	if err := s.create(ctx, msg, deliveries, claim); err != nil {
 		return err
 	}
 	if len(rest) == 0 {

@@ -14,12 +14,9 @@ import (
 func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	var rec *webhook.IdempotencyRecord
 	err := s.inTx(ctx, func(tx querier) error {
+		rec = nil
 		now := s.clock.Now()
-		r := webhook.IdempotencyRecord{Key: key}
-		var res sql.NullString
-		err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at, resource FROM idempotency WHERE key = ?", key).
-			Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ClaimedAt}, nullTime{&r.ExpiresAt}, &res)
-		r.Resource = res.String
+		r, err := readIdempotency(ctx, tx, key)
 		switch {
 		case err == nil && r.ExpiresAt.After(now) && (r.Done || r.Resource != "" || !r.ClaimedAt.IsZero() && !r.ClaimedAt.Before(staleBefore)):
 			rec = &r
@@ -28,14 +25,31 @@ func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expir
 			return err
 		}
 		// Free, expired, or claimed by a request that died: claim it.
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, claimed_at, expires_at, resource)
-			VALUES (?, 0, 0, NULL, ?, ?, ?)`, key, now.UnixMilli(), expiresAt.UnixMilli(), sql.NullString{String: resource, Valid: resource != ""})
-		return err
+		return claimIdempotency(ctx, tx, key, resource, now, expiresAt)
 	})
 	if err != nil {
 		return nil, wrap("begin idempotent", err)
 	}
 	return rec, nil
+}
+
+// readIdempotency reads key's record, live or not; sql.ErrNoRows if it
+// has none.
+func readIdempotency(ctx context.Context, tx querier, key string) (webhook.IdempotencyRecord, error) {
+	r := webhook.IdempotencyRecord{Key: key}
+	var res sql.NullString
+	err := tx.QueryRowContext(ctx, "SELECT done, status_code, body, claimed_at, expires_at, resource FROM idempotency WHERE key = ?", key).
+		Scan(&r.Done, &r.StatusCode, &r.Body, nullTime{&r.ClaimedAt}, nullTime{&r.ExpiresAt}, &res)
+	r.Resource = res.String
+	return r, err
+}
+
+// claimIdempotency stores an unfinished claim of key made now, naming
+// resource (none when empty), replacing any record the key had.
+func claimIdempotency(ctx context.Context, tx querier, key, resource string, now, expiresAt time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency (key, done, status_code, body, claimed_at, expires_at, resource)
+		VALUES (?, 0, 0, NULL, ?, ?, ?)`, key, now.UnixMilli(), expiresAt.UnixMilli(), sql.NullString{String: resource, Valid: resource != ""})
+	return err
 }
 
 // FinishIdempotent implements webhook.Store; NotFound if the key has no

@@ -37,6 +37,16 @@ func messageDest(m *webhook.Message) []any {
 // dropped inside the transaction: an endpoint deleted after the caller
 // listed it is not an error, and its delivery would have nothing to go to.
 func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery) error {
+	return s.createMessage(ctx, msg, deliveries, nil)
+}
+
+// CreateMessageKeyed implements webhook.KeyedMessageCreator: the key is
+// claimed in the transaction that stores the message.
+func (s *Store) CreateMessageKeyed(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery, claim webhook.KeyClaim) error {
+	return s.createMessage(ctx, msg, deliveries, &claim)
+}
+
+func (s *Store) createMessage(ctx context.Context, msg *webhook.Message, deliveries []webhook.Delivery, claim *webhook.KeyClaim) error {
 	channels, err := jsonText(msg.Channels)
 	if err != nil {
 		return wrap("create message", err)
@@ -46,6 +56,20 @@ func (s *Store) CreateMessage(ctx context.Context, msg *webhook.Message, deliver
 		return wrap("create message", err)
 	}
 	err = s.inTxFirst(ctx, func(tx querier) error { // a request waits on it
+		if claim != nil {
+			// As BeginIdempotent, but a live record of any kind is the
+			// caller's to handle: nothing is written.
+			rec, err := readIdempotency(ctx, tx, claim.Key)
+			switch {
+			case err == nil && rec.ExpiresAt.After(s.clock.Now()):
+				return &webhook.KeyTakenError{Record: rec}
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if err := claimIdempotency(ctx, tx, claim.Key, msg.ID, s.clock.Now(), claim.ExpiresAt); err != nil {
+				return err
+			}
+		}
 		if msg.EventID != "" {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -880,5 +881,70 @@ func TestMigrateIdempotencyClaimedAt(t *testing.T) {
 	}
 	if d := cmp.Diff(want, rec); d != "" {
 		t.Errorf("BeginIdempotent(finished record from schema 1) (-want +got):\n%s", d)
+	}
+}
+
+// TestCreateMessageKeyed: the key is claimed in the write that stores the
+// message, naming it; a live record of the key (claimed this way or by
+// BeginIdempotent) stops the write whole; an expired one is replaced; a
+// message that fails (event id taken) leaves the key free.
+func TestCreateMessageKeyed(t *testing.T) {
+	f := newFixture(t)
+	newMsg := func(eventID string) *webhook.Message {
+		return &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+			EventID: eventID, Payload: json.RawMessage(`{}`), Timestamp: f.clock.Now(), ExpiresAt: f.clock.Now().Add(48 * time.Hour)}
+	}
+	claim := func(key string) webhook.KeyClaim {
+		return webhook.KeyClaim{Key: key, ExpiresAt: f.clock.Now().Add(24 * time.Hour)}
+	}
+	first := newMsg("")
+	if err := f.s.CreateMessageKeyed(f.ctx, first, []webhook.Delivery{webhook.NewDelivery(first, f.ep.ID)}, claim("k")); err != nil {
+		t.Fatalf("CreateMessageKeyed: %v", err)
+	}
+	// BeginIdempotent sees the claim, naming the message.
+	rec, err := f.s.BeginIdempotent(f.ctx, "k", "other", f.clock.Now().Add(time.Hour), f.clock.Now())
+	if err != nil || rec == nil || rec.Resource != first.ID || rec.Done {
+		t.Fatalf("BeginIdempotent after the keyed write: %+v, %v; want the claim naming %s", rec, err, first.ID)
+	}
+
+	// Taken: nothing of the second message is written.
+	second := newMsg("")
+	err = f.s.CreateMessageKeyed(f.ctx, second, []webhook.Delivery{webhook.NewDelivery(second, f.ep.ID)}, claim("k"))
+	var taken *webhook.KeyTakenError
+	if !errors.As(err, &taken) || taken.Record.Resource != first.ID {
+		t.Fatalf("second CreateMessageKeyed: %v; want KeyTakenError naming %s", err, first.ID)
+	}
+	if _, err := f.s.GetMessage(f.ctx, f.app.ID, second.ID); !webhook.IsNotFound(err) {
+		t.Errorf("the second message was stored: %v", err)
+	}
+	// A key claimed by BeginIdempotent is taken too.
+	if rec, err := f.s.BeginIdempotent(f.ctx, "b", "", f.clock.Now().Add(time.Hour), f.clock.Now()); err != nil || rec != nil {
+		t.Fatalf("BeginIdempotent(b): %+v, %v", rec, err)
+	}
+	if err := f.s.CreateMessageKeyed(f.ctx, second, nil, claim("b")); !errors.As(err, &taken) || taken.Record.Resource != "" {
+		t.Fatalf("CreateMessageKeyed over BeginIdempotent's claim: %v", err)
+	}
+
+	// A message that fails leaves the key free.
+	dup := newMsg("evt")
+	if err := f.s.CreateMessage(f.ctx, dup, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.CreateMessageKeyed(f.ctx, newMsg("evt"), nil, claim("e")); !webhook.IsConflict(err) {
+		t.Fatalf("event id taken: %v, want Conflict", err)
+	}
+	if rec, err := f.s.BeginIdempotent(f.ctx, "e", "", f.clock.Now().Add(time.Hour), f.clock.Now()); err != nil || rec != nil {
+		t.Errorf("the failed message's key is held: %+v, %v", rec, err)
+	}
+
+	// Expired: claimed again, for the new message.
+	f.clock.Advance(25 * time.Hour)
+	third := newMsg("")
+	if err := f.s.CreateMessageKeyed(f.ctx, third, nil, claim("k")); err != nil {
+		t.Fatalf("CreateMessageKeyed after the claim expired: %v", err)
+	}
+	rec, err = f.s.BeginIdempotent(f.ctx, "k", "", f.clock.Now().Add(time.Hour), f.clock.Now())
+	if err != nil || rec == nil || rec.Resource != third.ID {
+		t.Errorf("after expiry: %+v, %v; want the claim naming %s", rec, err, third.ID)
 	}
 }

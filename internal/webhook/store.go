@@ -108,6 +108,33 @@ type AttemptResult struct {
 	Endpoint *Endpoint
 }
 
+// KeyClaim is an idempotency key to claim, naming a new message, in the
+// write that stores the message (KeyedMessageCreator).
+type KeyClaim struct {
+	Key       string
+	ExpiresAt time.Time
+}
+
+// KeyedMessageCreator is a Store that can claim an idempotency key in the
+// same write that stores a message. The API then writes once per message
+// that carries a key (every Svix SDK sends one) instead of claiming the
+// key first and storing the message second: one commit per message, and
+// no claim left behind by a request that dies in between.
+type KeyedMessageCreator interface {
+	// CreateMessageKeyed is CreateMessage that also claims claim.Key
+	// for msg.ID (as BeginIdempotent with resource msg.ID would), in one
+	// transaction. If the key holds a live record, nothing is written
+	// and the error is a *KeyTakenError carrying it.
+	CreateMessageKeyed(ctx context.Context, msg *Message, deliveries []Delivery, claim KeyClaim) error
+}
+
+// KeyTakenError is CreateMessageKeyed's answer when the key is held.
+type KeyTakenError struct {
+	Record IdempotencyRecord
+}
+
+func (e *KeyTakenError) Error() string { return "idempotency key already claimed" }
+
 // IdempotencyRecord is a stored response for an idempotency key. Done is
 // false while the first request with the key is still being served.
 // ClaimedAt is when that request claimed the key (the store's clock): a
