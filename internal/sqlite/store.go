@@ -95,8 +95,8 @@ func (s *Store) open(ctx context.Context, path string) error {
 			"journal_mode(WAL)",
 			"synchronous(FULL)", // an acknowledged write survives power loss
 			// Savepoint and statement journals (and sorts) in memory: a
-			// group commit's savepoints would otherwise copy every page
-			// they change to a temporary file.
+			// group commit run again with savepoints (conn.go) would
+			// otherwise copy every page it changes to a temporary file.
 			"temp_store(MEMORY)",
 		},
 		"_txlock": {"immediate"}, // take the write lock at BEGIN: no upgrade deadlocks
