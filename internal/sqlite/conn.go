@@ -15,15 +15,40 @@ import (
 // Every write runs on one connection. A caller hands its write (a
 // function, inTx) to the writer, which queues it. The caller at the head
 // of the queue is the leader: it takes every write queued (its own
-// first), runs them in one transaction, each in its own SAVEPOINT,
-// commits once — one WAL append and one fsync for the whole group instead
-// of one per write — and wakes the others, then hands the lead to the
-// next caller in the queue, if any. A write whose function fails is
-// rolled back to its savepoint, alone; a write returns only after the
-// commit that made it durable, so synchronous=FULL still means what it
-// says. Under load the groups grow by themselves (writes queue while a
-// commit is being synced); alone, a write runs in its caller's goroutine
-// with no hand-off at all, and without savepoint.
+// first), runs them in one transaction, commits once — one WAL append and
+// one fsync for the whole group instead of one per write — and wakes the
+// others, then hands the lead to the next caller in the queue, if any. A
+// write returns only after the commit that made it durable, so
+// synchronous=FULL still means what it says. Under load the groups grow
+// by themselves (writes queue while a commit is being synced); alone, a
+// write runs in its caller's goroutine with no hand-off at all.
+//
+// A write whose function fails (an error or a panic) leaves nothing, and
+// the others of its group still commit. The group runs optimistically
+// first: BEGIN IMMEDIATE, each write's function, COMMIT, with no
+// savepoint — a savepoint costs three statements, and SQLite copies every
+// page first changed inside it to the sub-journal, which a group of
+// writes that all succeed (nearly always) does not need. When a function
+// fails, that pass stops: the whole transaction is rolled back and the
+// group runs again, each write in its own SAVEPOINT, so that one that
+// fails is rolled back to its savepoint, alone. (A group of one, or whose
+// failing write is the only one to run, is not run again: its failure
+// stands.) In that second run every write runs from the start, the failing
+// one too, and its result there is the one returned: it may differ from
+// the first run's, if a write before it now fails, but it is the result of
+// a valid serial order, the one committed. A write that panicked is not
+// run again: its caller gets the panic (in its own goroutine, as if it had
+// run the function itself), and the others run again without it. An
+// error that ends the transaction (I/O error, disk full, a failed COMMIT)
+// fails the whole group, in either run.
+//
+// So a write's function may run twice, and must be written for it: it
+// sets, not accumulates, what it returns — it assigns its results to the
+// variables it captures (resetting them first when a path leaves them
+// alone), never appends to a slice declared outside it or adds to an outer
+// counter, and does no other side effect (a channel send, a counter, a log
+// line) that a second run would repeat. Only the results of its last run
+// count.
 //
 // A write may ask to go first (doFirst: the API's CreateMessage, whose
 // caller is waiting to answer a request). When a group has both kinds,
@@ -39,7 +64,10 @@ import (
 // rolls back the whole transaction when an INSERT, UPDATE or DELETE is
 // interrupted, which would undo the other callers' writes. A caller whose
 // context ends before its turn is skipped; once started, a write (a
-// handful of statements) runs to the end.
+// handful of statements) runs to the end. In a group that runs again, a
+// write whose context ended meanwhile is skipped in the second run:
+// nothing of its first run remains, and its caller gets the context's
+// error.
 
 // maxGroup bounds the writes committed together, and so the time a
 // group holds the write lock.
@@ -81,7 +109,8 @@ func newWriter(conn *sql.Conn) *writer {
 }
 
 // do runs fn in a write transaction and returns once that transaction
-// has committed (nil) or fn's error, or the commit's.
+// has committed (nil) or fn's error, or the commit's. fn may run more
+// than once (see above); it must set, not accumulate, what it returns.
 func (w *writer) do(ctx context.Context, fn func(tx querier) error) error {
 	return w.enqueue(&writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)})
 }
@@ -219,8 +248,78 @@ func (w *writer) close() error {
 }
 
 // commit runs a group of writes in one transaction and sets each one's
-// result.
+// result: first optimistically, each write's function straight in the
+// transaction; should one fail (an error or a panic), the whole group is
+// rolled back and run again with a savepoint for each write, so that the
+// failing one is rolled back alone (commitEach).
 func (w *writer) commit(group []*writeOp) {
+	if !w.commitAll(group) {
+		return
+	}
+	// The writes run again, but those that panicked: a function that
+	// panicked is not called twice; its caller gets the panic.
+	again := make([]*writeOp, 0, len(group))
+	for _, op := range group {
+		if op.panic == nil {
+			op.err = nil
+			again = append(again, op)
+		}
+	}
+	if len(again) > 0 {
+		w.commitEach(again)
+	}
+}
+
+// commitAll runs a group of writes in one transaction without
+// savepoints, and commits them all, or stops at the first write that
+// fails, rolls back, and reports that the group is to run again — unless
+// the failing write was the only one of the group to run (a group of
+// one, or the others skipped): its result stands then, there being
+// nothing to keep.
+func (w *writer) commitAll(group []*writeOp) (again bool) {
+	if _, err := w.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		for _, op := range group {
+			op.err = err
+		}
+		return false
+	}
+	ran := 0 // writes that succeeded
+	for i, op := range group {
+		if op.err = op.ctx.Err(); op.err != nil {
+			continue
+		}
+		if op.err = w.run(op); op.err != nil {
+			// The writes that ran before it are undone with it; those
+			// after it have not run.
+			_, _ = w.ExecContext(context.Background(), "ROLLBACK") // fails harmlessly when SQLite rolled back already
+			return ran > 0 || i < len(group)-1
+		}
+		ran++
+	}
+	var err error
+	if ran > 0 {
+		if _, err = w.ExecContext(context.Background(), "COMMIT"); err == nil {
+			return false
+		}
+		err = fmt.Errorf("commit: %w", err)
+	}
+	// Nothing to commit, or the commit failed (an I/O error: the whole
+	// group fails, as it would with savepoints).
+	_, _ = w.ExecContext(context.Background(), "ROLLBACK")
+	if err != nil {
+		for _, op := range group {
+			if op.err == nil {
+				op.err = err
+			}
+		}
+	}
+	return false
+}
+
+// commitEach runs a group of writes in one transaction, each in its own
+// savepoint (but a group of one), and sets each one's result: a write
+// that fails is rolled back alone and the others commit.
+func (w *writer) commitEach(group []*writeOp) {
 	if _, err := w.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
 		for _, op := range group {
 			op.err = err

@@ -6,15 +6,17 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookstep/hookstep/internal/webhook"
 	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
 
-// groupFixture is a store with a scratch table, and a way to hold the
-// write connection so that the writes started meanwhile queue up and run
-// as one group.
+// groupFixture is a store with a scratch table and a counter, and a way
+// to hold the write connection so that the writes started meanwhile queue
+// up and run as one group.
 type groupFixture struct {
 	t       *testing.T
 	s       *Store
@@ -23,10 +25,20 @@ type groupFixture struct {
 }
 
 func newGroupFixture(t *testing.T) *groupFixture {
-	g := &groupFixture{t: t, s: openTest(t, storetest.NewClock(storetest.Epoch)),
-		release: make(chan struct{}), held: make(chan struct{})}
-	if _, err := g.s.exec(t.Context(), "CREATE TABLE scratch (k TEXT PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
+	return groupFixtureOn(t, openTest(t, storetest.NewClock(storetest.Epoch)))
+}
+
+// groupFixtureOn is newGroupFixture on a store already open.
+func groupFixtureOn(t *testing.T, s *Store) *groupFixture {
+	g := &groupFixture{t: t, s: s, release: make(chan struct{}), held: make(chan struct{})}
+	for _, stmt := range []string{
+		"CREATE TABLE scratch (k TEXT PRIMARY KEY)",
+		"CREATE TABLE counter (n INTEGER NOT NULL)",
+		"INSERT INTO counter VALUES (0)",
+	} {
+		if _, err := g.s.exec(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return g
 }
@@ -89,6 +101,66 @@ func (g *groupFixture) keys() map[string]bool {
 	return got
 }
 
+// counter is the value of the counter row.
+func (g *groupFixture) counter() int {
+	g.t.Helper()
+	var n int
+	if err := g.s.r.QueryRowContext(g.t.Context(), "SELECT n FROM counter").Scan(&n); err != nil {
+		g.t.Fatal(err)
+	}
+	return n
+}
+
+// savepointsRan reports whether the writer ever ran a SAVEPOINT: it
+// prepares each statement on first use and keeps it. Call it once every
+// write has returned.
+func (g *groupFixture) savepointsRan() bool {
+	_, ok := g.s.w.stmts["SAVEPOINT w"]
+	return ok
+}
+
+// writeResult is what a write returned, or the value it panicked with.
+type writeResult struct {
+	err      error
+	panicked any
+}
+
+// runGroup runs the writes as one group, in this order: it holds the
+// connection, starts each write once the ones before it have queued, lets
+// the held write go, and returns the writes' results once all have
+// returned. A fixture runs one group.
+func (g *groupFixture) runGroup(writes ...func() error) []writeResult {
+	g.t.Helper()
+	holder := g.hold()
+	chans := make([]chan writeResult, len(writes))
+	for i, write := range writes {
+		ch := make(chan writeResult, 1)
+		chans[i] = ch
+		go func() {
+			var r writeResult
+			defer func() {
+				r.panicked = recover()
+				ch <- r
+			}()
+			r.err = write()
+		}()
+		g.waitQueued(i + 1)
+	}
+	close(g.release)
+	if err := <-holder; err != nil {
+		g.t.Fatalf("holder: %v", err)
+	}
+	results := make([]writeResult, len(writes))
+	for i, ch := range chans {
+		select {
+		case results[i] = <-ch:
+		case <-time.After(5 * time.Second):
+			g.t.Fatalf("write %d: no result", i)
+		}
+	}
+	return results
+}
+
 // finish lets the held write go and waits for it and for the writers of
 // wg, reporting the errors they sent to errs.
 func (g *groupFixture) finish(holder <-chan error, wg *sync.WaitGroup, errs chan error) {
@@ -124,6 +196,21 @@ func (o *orderLog) get() []string {
 	return slices.Clone(o.order)
 }
 
+// countedInsert returns a write that counts its runs in calls, inserts k
+// and adds one to the counter, then returns fail (nil: it succeeds).
+func countedInsert(k string, calls *atomic.Int32, fail error) func(tx querier) error {
+	return func(tx querier) error {
+		calls.Add(1)
+		if err := insert(k)(tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(context.Background(), "UPDATE counter SET n = n + 1"); err != nil {
+			return err
+		}
+		return fail
+	}
+}
+
 func insert(k string) func(tx querier) error {
 	return func(tx querier) error {
 		_, err := tx.ExecContext(context.Background(), "INSERT INTO scratch VALUES (?)", k)
@@ -135,7 +222,8 @@ func insert(k string) func(tx querier) error {
 // progress run as one group; one that fails is rolled back alone, one
 // that panics panics in its caller's goroutine and is rolled back alone,
 // one whose context ended before its turn is skipped, and the others
-// commit.
+// commit (the group's first run, without savepoints, fails; it runs again
+// with them).
 func TestGroupCommitIsolatesEachWrite(t *testing.T) {
 	g := newGroupFixture(t)
 	if err := g.s.inTx(t.Context(), insert("existing")); err != nil {
@@ -345,4 +433,252 @@ func TestGroupCommitFirstWritesDoNotStarveTheOthers(t *testing.T) {
 	if got := len(g.keys()); got != chain+2 {
 		t.Errorf("%d rows, want %d", got, chain+2)
 	}
+}
+
+// TestGroupCommitWithoutSavepoints: a group whose writes all succeed runs
+// each write's function once, with no savepoint, and commits them all.
+func TestGroupCommitWithoutSavepoints(t *testing.T) {
+	g := newGroupFixture(t)
+	const n = 5
+	var calls [n]atomic.Int32
+	writes := make([]func() error, n)
+	for i := range n {
+		writes[i] = func() error {
+			return g.s.inTx(context.Background(), countedInsert(fmt.Sprint("k", i), &calls[i], nil))
+		}
+	}
+	for i, r := range g.runGroup(writes...) {
+		if r.err != nil || r.panicked != nil {
+			t.Errorf("write %d: got err %v, panic %v", i, r.err, r.panicked)
+		}
+	}
+	for i := range n {
+		if c := calls[i].Load(); c != 1 {
+			t.Errorf("write %d ran %d times, want once", i, c)
+		}
+	}
+	if g.savepointsRan() {
+		t.Error("the group ran savepoints; none of its writes failed")
+	}
+	if got := g.counter(); got != n {
+		t.Errorf("counter = %d, want %d", got, n)
+	}
+	if got := len(g.keys()); got != n+1 {
+		t.Errorf("%d rows, want %d (the writes' and the holder's)", got, n+1)
+	}
+}
+
+// TestGroupCommitRunsAgainWhenAWriteFails: when a write of a group fails,
+// the group is rolled back and runs again with savepoints: the writes
+// that ran before the failing one run twice, it too, the ones after it
+// once (the first run stops at the failure); the failing write leaves
+// nothing and the others' effects are there once each.
+func TestGroupCommitRunsAgainWhenAWriteFails(t *testing.T) {
+	g := newGroupFixture(t)
+	boom := errors.New("boom")
+	names := []string{"ok1", "ok2", "fails", "ok3"}
+	var calls [4]atomic.Int32
+	writes := make([]func() error, len(names))
+	for i, k := range names {
+		var fail error
+		if k == "fails" {
+			fail = boom // after its insert and its count: both must go
+		}
+		writes[i] = func() error { return g.s.inTx(context.Background(), countedInsert(k, &calls[i], fail)) }
+	}
+	results := g.runGroup(writes...)
+	wantErrs := []error{nil, nil, boom, nil}
+	wantCalls := []int32{2, 2, 2, 1}
+	for i, k := range names {
+		if r := results[i]; r.panicked != nil || !errors.Is(r.err, wantErrs[i]) {
+			t.Errorf("%s: got err %v, panic %v; want err %v", k, r.err, r.panicked, wantErrs[i])
+		}
+		if c := calls[i].Load(); c != wantCalls[i] {
+			t.Errorf("%s ran %d times, want %d", k, c, wantCalls[i])
+		}
+	}
+	if !g.savepointsRan() {
+		t.Error("no savepoint ran: the group was not run again with them")
+	}
+	got := g.keys()
+	for k, present := range map[string]bool{"ok1": true, "ok2": true, "ok3": true, "fails": false} {
+		if got[k] != present {
+			t.Errorf("row %q present = %v, want %v (rows %v)", k, got[k], present, got)
+		}
+	}
+	if n := g.counter(); n != 3 {
+		t.Errorf("counter = %d, want 3 (once for each write that succeeded)", n)
+	}
+}
+
+// TestGroupCommitPanicInAGroup: a write that panics panics in its own
+// caller's goroutine, once, and leaves nothing; it is not run again, the
+// others are (with savepoints) and commit, and their callers see no
+// panic.
+func TestGroupCommitPanicInAGroup(t *testing.T) {
+	g := newGroupFixture(t)
+	var calls [3]atomic.Int32
+	results := g.runGroup(
+		func() error { return g.s.inTx(context.Background(), countedInsert("ok1", &calls[0], nil)) },
+		func() error {
+			return g.s.inTx(context.Background(), func(tx querier) error {
+				if err := countedInsert("panics", &calls[1], nil)(tx); err != nil {
+					return err
+				}
+				panic("write panicked")
+			})
+		},
+		func() error { return g.s.inTx(context.Background(), countedInsert("ok2", &calls[2], nil)) },
+	)
+	for i, wantPanic := range []any{nil, "write panicked", nil} {
+		if r := results[i]; r.err != nil || r.panicked != wantPanic {
+			t.Errorf("write %d: got err %v, panic %v; want panic %v", i, r.err, r.panicked, wantPanic)
+		}
+	}
+	for i, want := range []int32{2, 1, 1} {
+		if c := calls[i].Load(); c != want {
+			t.Errorf("write %d ran %d times, want %d", i, c, want)
+		}
+	}
+	got := g.keys()
+	for k, present := range map[string]bool{"ok1": true, "ok2": true, "panics": false} {
+		if got[k] != present {
+			t.Errorf("row %q present = %v, want %v (rows %v)", k, got[k], present, got)
+		}
+	}
+	if n := g.counter(); n != 2 {
+		t.Errorf("counter = %d, want 2", n)
+	}
+}
+
+// TestGroupCommitStoreWritesRunTwice: Store methods whose function runs
+// twice, in a group where a write after theirs fails, return what the
+// second run found, not what both runs did together.
+func TestGroupCommitStoreWritesRunTwice(t *testing.T) {
+	boom := errors.New("boom")
+	failing := func(g *groupFixture, also func()) func() error {
+		return func() error {
+			return g.s.inTx(context.Background(), func(querier) error {
+				if also != nil {
+					also()
+				}
+				return boom
+			})
+		}
+	}
+	checkFailed := func(t *testing.T, r writeResult) {
+		t.Helper()
+		if !errors.Is(r.err, boom) {
+			t.Errorf("the failing write: got err %v, panic %v", r.err, r.panicked)
+		}
+	}
+
+	t.Run("MarkDispatched", func(t *testing.T) {
+		f := newFixture(t)
+		g := groupFixtureOn(t, f.s)
+		msg := f.message(time.Hour)
+		d := f.delivery(msg)
+		ref := webhook.Ref{AppID: d.AppID, MsgID: d.MsgID, EndpointID: d.EndpointID, Run: d.Run}
+		results := g.runGroup(
+			func() error { return f.s.MarkDispatched(f.ctx, ref) },
+			failing(g, nil),
+		)
+		if results[0].err != nil || results[0].panicked != nil {
+			t.Errorf("MarkDispatched: got err %v, panic %v", results[0].err, results[0].panicked)
+		}
+		checkFailed(t, results[1])
+		if !f.delivery(msg).Dispatched {
+			t.Error("the delivery is not marked dispatched")
+		}
+	})
+
+	t.Run("PurgeExpired", func(t *testing.T) {
+		f := newFixture(t)
+		g := groupFixtureOn(t, f.s)
+		for _, k := range []string{"a", "b", "c"} {
+			if _, err := f.s.BeginIdempotent(f.ctx, k, "", f.clock.Now().Add(time.Hour), time.Time{}); err != nil {
+				t.Fatalf("BeginIdempotent: %v", err)
+			}
+		}
+		var n int
+		results := g.runGroup(
+			func() (err error) {
+				n, err = f.s.PurgeExpired(f.ctx, f.clock.Now().Add(2*time.Hour), 10)
+				return err
+			},
+			failing(g, nil),
+		)
+		if results[0].err != nil || results[0].panicked != nil {
+			t.Errorf("PurgeExpired: got err %v, panic %v", results[0].err, results[0].panicked)
+		}
+		checkFailed(t, results[1])
+		if n != 3 {
+			t.Errorf("PurgeExpired = %d, want 3 (the 3 expired idempotency records)", n)
+		}
+	})
+
+	t.Run("ClaimDue", func(t *testing.T) {
+		f := newFixture(t)
+		g := groupFixtureOn(t, f.s)
+		var want []string
+		for range 3 {
+			want = append(want, ref(f.message(time.Hour), 0))
+		}
+		var refs []webhook.Ref
+		results := g.runGroup(
+			func() (err error) {
+				refs, err = f.s.ClaimDue(f.ctx, f.clock.Now(), time.Minute, 10)
+				return err
+			},
+			failing(g, nil),
+		)
+		if results[0].err != nil || results[0].panicked != nil {
+			t.Errorf("ClaimDue: got err %v, panic %v", results[0].err, results[0].panicked)
+		}
+		checkFailed(t, results[1])
+		if got := runs(refs); !slices.Equal(got, want) {
+			t.Errorf("ClaimDue = %v, want %v, each once", got, want)
+		}
+		if again := f.claim(f.clock.Now(), time.Minute, 10); len(again) != 0 {
+			t.Errorf("ClaimDue after the group = %v, want none: the group claimed them all", again)
+		}
+	})
+
+	// The second run may see another state than the first: here the
+	// write that claimed the key first is skipped in it (its context
+	// ended meanwhile), so the second BeginIdempotent claims the key
+	// instead of finding it claimed, and must not return the record its
+	// first run found.
+	t.Run("BeginIdempotent", func(t *testing.T) {
+		f := newFixture(t)
+		g := groupFixtureOn(t, f.s)
+		first, cancelFirst := context.WithCancel(f.ctx)
+		defer cancelFirst()
+		expires, staleBefore := f.clock.Now().Add(time.Hour), f.clock.Now().Add(-time.Minute)
+		var rec *webhook.IdempotencyRecord
+		results := g.runGroup(
+			func() error {
+				_, err := f.s.BeginIdempotent(first, "k", "", expires, staleBefore)
+				return err
+			},
+			func() (err error) {
+				rec, err = f.s.BeginIdempotent(f.ctx, "k", "", expires, staleBefore)
+				return err
+			},
+			failing(g, cancelFirst),
+		)
+		if !errors.Is(results[0].err, context.Canceled) {
+			t.Errorf("the first BeginIdempotent: got err %v, panic %v; want context.Canceled", results[0].err, results[0].panicked)
+		}
+		if results[1].err != nil || results[1].panicked != nil {
+			t.Errorf("the second BeginIdempotent: got err %v, panic %v", results[1].err, results[1].panicked)
+		}
+		checkFailed(t, results[2])
+		if rec != nil {
+			t.Errorf("the second BeginIdempotent = %+v, want nil: it claimed the key", rec)
+		}
+		if got, err := f.s.BeginIdempotent(f.ctx, "k", "", expires, staleBefore); err != nil || got == nil {
+			t.Errorf("BeginIdempotent after the group = %+v, %v; want the claim", got, err)
+		}
+	})
 }

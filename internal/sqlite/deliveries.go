@@ -198,8 +198,8 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 // exists but did not match the rest of the WHERE clause (stale run, final)
 // is left alone without error.
 func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref, args ...any) error {
+	args = append(args, ref.AppID, ref.MsgID, ref.EndpointID) // outside fn, which may run twice (inTx)
 	err := s.inTx(ctx, func(tx querier) error {
-		args = append(args, ref.AppID, ref.MsgID, ref.EndpointID)
 		n, err := rowsAffected(tx.ExecContext(ctx, stmt, args...))
 		if err != nil || n > 0 {
 			return err

@@ -14,7 +14,7 @@ import (
 func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	var rec *webhook.IdempotencyRecord
 	err := s.inTx(ctx, func(tx querier) error {
-		rec = nil
+		rec = nil // fn may run twice (inTx), and only one branch sets it
 		now := s.clock.Now()
 		r, err := readIdempotency(ctx, tx, key)
 		switch {

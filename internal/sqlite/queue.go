@@ -197,6 +197,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 	}
 	var total int64
 	err := s.inTx(ctx, func(tx querier) error {
+		total = 0 // fn may run twice (inTx)
 		at := now.UnixMilli()
 		for _, stmt := range []string{
 			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT ?)",

@@ -95,8 +95,8 @@ func (s *Store) open(ctx context.Context, path string) error {
 			"journal_mode(WAL)",
 			"synchronous(FULL)", // an acknowledged write survives power loss
 			// Savepoint and statement journals (and sorts) in memory: a
-			// group commit's savepoints would otherwise copy every page
-			// they change to a temporary file.
+			// group commit run again with savepoints (conn.go) would
+			// otherwise copy every page it changes to a temporary file.
 			"temp_store(MEMORY)",
 		},
 		"_txlock": {"immediate"}, // take the write lock at BEGIN: no upgrade deadlocks
@@ -191,6 +191,15 @@ type scanner interface {
 // or fn's error (its writes rolled back). fn must use tx for every
 // statement: the write connection is tx's. Its statements are not
 // canceled with ctx (see conn.go).
+//
+// fn may run more than once; it must set, not accumulate, what it
+// returns. When another write of its group fails, the group is rolled
+// back and run again (conn.go), so fn must assign its results to the
+// variables it captures (resetting them first if a path leaves them
+// alone), never append to a slice declared outside it or add to an outer
+// counter, and do no other side effect (a channel send, a log line) that
+// a second run would repeat. Only the last run's results count: the
+// caller returns after the commit of that run.
 func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 	return s.w.do(ctx, fn)
 }
