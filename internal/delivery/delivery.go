@@ -139,6 +139,8 @@ type Service struct {
 	// tasks, and sends the operational webhooks they call for
 	// (message.attempt.*, background_task.finished).
 	Operational *operational.Emitter
+
+	fanout fanout // the apps' endpoints, over a ChangeCounter (fanout.go)
 }
 
 // Publish stores msg with one Pending delivery per subscribed endpoint and
@@ -172,24 +174,15 @@ func (s *Service) publish(ctx context.Context, msg *webhook.Message, claim *webh
 	var deliveries []webhook.Delivery
 	var endpoints []*webhook.Endpoint // of each delivery
 	readAt := s.Clock.Now()
-	opts := webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}
-	for {
-		page, err := s.Store.ListEndpoints(ctx, msg.AppID, opts)
-		if err != nil {
-			return err
-		}
-		for i := range page.Items {
-			ep := &page.Items[i]
-			if !webhook.Subscribed(ep, msg) {
-				continue
-			}
+	all, changes, err := s.endpointsOf(ctx, msg.AppID)
+	if err != nil {
+		return err
+	}
+	for _, ep := range all {
+		if webhook.Subscribed(ep, msg) {
 			deliveries = append(deliveries, webhook.NewDelivery(msg, ep.ID))
 			endpoints = append(endpoints, ep)
 		}
-		if !page.More || len(page.Items) == 0 {
-			break
-		}
-		opts.Cursor = page.Items[len(page.Items)-1].ID
 	}
 	if e, ok := s.Dispatcher.(Early); ok && len(deliveries) > 0 {
 		return s.publishEarly(ctx, e, msg, deliveries, claim)
@@ -203,6 +196,12 @@ func (s *Service) publish(ctx context.Context, msg *webhook.Message, claim *webh
 			}
 		}
 	}
+	_, polling := s.Dispatcher.(Polling)
+	if take == nil && polling {
+		for i := range deliveries {
+			deliveries[i].Dispatched = true // stored due is dispatched
+		}
+	}
 	if err := s.create(ctx, msg, deliveries, claim); err != nil {
 		if take != nil {
 			take(nil)
@@ -212,7 +211,7 @@ func (s *Service) publish(ctx context.Context, msg *webhook.Message, claim *webh
 	if take != nil {
 		held := make([]webhook.Loaded, len(deliveries))
 		for i := range deliveries {
-			held[i] = webhook.Loaded{Delivery: &deliveries[i], Endpoint: endpoints[i], Message: msg, At: readAt}
+			held[i] = webhook.Loaded{Delivery: &deliveries[i], Endpoint: endpoints[i], Message: msg, At: readAt, Changes: changes}
 		}
 		take(held)
 		return nil
@@ -221,8 +220,22 @@ func (s *Service) publish(ctx context.Context, msg *webhook.Message, claim *webh
 	for i := range deliveries {
 		refs[i] = deliveries[i].Ref()
 	}
+	if polling {
+		_, _ = s.Dispatcher.Dispatch(ctx, refs) // wakes it; nothing to record
+		return nil
+	}
 	s.dispatchAll(ctx, refs)
 	return nil
+}
+
+// Polling is a Dispatcher that finds due deliveries in the store by
+// itself (local mode's queue): a delivery stored due is as good as
+// dispatched. Publish stores a new message's deliveries dispatched and
+// calls Dispatch only to wake it, with no write to record the dispatch.
+type Polling interface {
+	webhook.Dispatcher
+	// Polls says the Dispatcher is one; it does nothing.
+	Polls()
 }
 
 // Early is a Dispatcher whose dispatch is durable on its own (an SQS
@@ -321,8 +334,19 @@ type Holder interface {
 // change to the endpoint in that window (disabled, deleted, new URL or
 // secret) is then seen by the next attempt, as it is when it lands while
 // an attempt is in flight. A held delivery that waited longer is read
-// again, as any other.
+// again, as any other. Over a store that counts its changes
+// (webhook.ChangeCounter: SQLite) the count decides instead (fresh).
 const Fresh = time.Second
+
+// fresh reports whether what Publish read for a held delivery still
+// stands for the store: over a webhook.ChangeCounter, while its count has
+// not moved, however long ago; otherwise for Fresh.
+func (s *Service) fresh(l *webhook.Loaded) bool {
+	if cc, ok := s.Store.(webhook.ChangeCounter); ok {
+		return cc.Changes() == l.Changes
+	}
+	return s.Clock.Now().Sub(l.At) <= Fresh
+}
 
 // dispatchAll hands runs to the Dispatcher and records those it took,
 // logging a failure instead of returning it: the caller has already
@@ -418,7 +442,7 @@ func (s *Service) attempt(ctx context.Context, ref webhook.Ref, loaded *webhook.
 		msg *webhook.Message
 		err error
 	)
-	if loaded != nil && loaded.Delivery.Ref() == ref && s.Clock.Now().Sub(loaded.At) <= Fresh {
+	if loaded != nil && loaded.Delivery.Ref() == ref && s.fresh(loaded) {
 		d, ep, msg = loaded.Delivery, loaded.Endpoint, loaded.Message
 	} else if d, ep, msg, err = s.loadCurrent(ctx, ref); err != nil {
 		return Result{}, err

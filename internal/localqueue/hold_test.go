@@ -11,7 +11,10 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-var _ delivery.Holder = (*Queue)(nil)
+var (
+	_ delivery.Holder  = (*Queue)(nil)
+	_ delivery.Polling = (*Queue)(nil)
+)
 
 // holdCfg is a configuration that holds new deliveries.
 func holdCfg(workers, hold int) Config {

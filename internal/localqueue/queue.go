@@ -179,6 +179,10 @@ func (q *Queue) Dispatch(ctx context.Context, refs []webhook.Ref) ([]webhook.Ref
 	return refs, nil
 }
 
+// Polls implements delivery.Polling: the loop claims due deliveries from
+// the store, dispatched or not.
+func (q *Queue) Polls() {}
+
 // kick wakes the loop that claims deliveries, if it sleeps.
 func (q *Queue) kick() {
 	select {

@@ -30,7 +30,7 @@ func scanAttempt(sc scanner) (webhook.Attempt, error) {
 func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*webhook.Delivery, error) {
 	a := res.Attempt
 	var d *webhook.Delivery
-	err := s.inTx(ctx, func(tx querier) error {
+	err := s.quietTx(ctx, func(tx querier) error {
 		advanced, err := scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
 			SET status = ?, attempts = ?, next_attempt_at = ?, claim = 0, updated_at = ?
 			WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND attempts = ? AND `+unfinished+`

@@ -197,9 +197,12 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 // changed nothing because the delivery does not exist. A delivery that
 // exists but did not match the rest of the WHERE clause (stale run, final)
 // is left alone without error.
+//
+// It is a quiet write (quietTx): a caller whose update is a change
+// counts it.
 func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref, args ...any) error {
 	args = append(args, ref.AppID, ref.MsgID, ref.EndpointID) // outside fn, which may run twice (inTx)
-	err := s.inTx(ctx, func(tx querier) error {
+	err := s.quietTx(ctx, func(tx querier) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, stmt, args...))
 		if err != nil || n > 0 {
 			return err
@@ -225,6 +228,7 @@ func (s *Store) FinishDelivery(ctx context.Context, ref webhook.Ref, status webh
 	if !status.Final() {
 		return fmt.Errorf("sqlite: finish delivery: status %v is not final", status)
 	}
+	s.changes.Add(1)
 	return s.updateRun(ctx, "finish delivery", `UPDATE deliveries SET status = ?, updated_at = ?
 		WHERE run = ? AND `+unfinished+` AND app_id = ? AND msg_id = ? AND endpoint_id = ?`,
 		ref, status, ms(now), ref.Run)

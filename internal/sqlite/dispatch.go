@@ -39,7 +39,7 @@ func (s *Store) MarkDispatchedBatch(ctx context.Context, refs []webhook.Ref) err
 	if len(refs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx querier) error {
+	err := s.quietTx(ctx, func(tx querier) error {
 		for _, ref := range refs {
 			if _, err := tx.ExecContext(ctx, markDispatched, ref.Run, ref.AppID, ref.MsgID, ref.EndpointID); err != nil {
 				return err

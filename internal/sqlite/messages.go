@@ -55,7 +55,7 @@ func (s *Store) createMessage(ctx context.Context, msg *webhook.Message, deliver
 	if err != nil {
 		return wrap("create message", err)
 	}
-	err = s.inTxFirst(ctx, func(tx querier) error { // a request waits on it
+	err = s.quietTxFirst(ctx, func(tx querier) error { // a request waits on it
 		if claim != nil {
 			// As BeginIdempotent, but a live record of any kind is the
 			// caller's to handle: nothing is written.

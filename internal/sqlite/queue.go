@@ -88,7 +88,7 @@ func (s *Store) claim(ctx context.Context, until time.Time, limit int, where str
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
 	var refs []webhook.Ref
-	err := s.inTx(ctx, func(tx querier) error {
+	err := s.quietTx(ctx, func(tx querier) error {
 		args := []any{until.UnixMilli()} // then the rowids
 		var err error
 		refs, err = collect(ctx, tx, `SELECT rowid, app_id, msg_id, endpoint_id, run FROM deliveries
@@ -130,7 +130,7 @@ func (s *Store) claim(ctx context.Context, until time.Time, limit int, where str
 // then, as the endpoint's slots free. A run claimed again since (its claim
 // ran out), settled or superseded is left alone.
 func (s *Store) Wait(ctx context.Context, endpointID string, claims map[webhook.Ref]time.Time, now time.Time) error {
-	err := s.inTx(ctx, func(tx querier) error {
+	err := s.quietTx(ctx, func(tx querier) error {
 		for r, until := range claims {
 			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET claim = 2, next_attempt_at = ?
 				WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND `+unfinished+`

@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -44,10 +45,11 @@ import (
 // Store is a webhook.Store in one SQLite database. It is safe for
 // concurrent use.
 type Store struct {
-	wdb     *sql.DB   // the write connection's pool (of one)
-	db      *sql.Conn // the write connection, held for the Store's life
-	w       *writer   // runs every write on db
-	r       *reader   // the read-only connections
+	wdb     *sql.DB       // the write connection's pool (of one)
+	db      *sql.Conn     // the write connection, held for the Store's life
+	w       *writer       // runs every write on db
+	changes atomic.Uint64 // Changes: counts writes but the quiet ones
+	r       *reader       // the read-only connections
 	clock   webhook.Clock
 	cleanup func() error // removes a ":memory:" database's file
 }
@@ -200,15 +202,39 @@ type scanner interface {
 // counter, and do no other side effect (a channel send, a log line) that
 // a second run would repeat. Only the last run's results count: the
 // caller returns after the commit of that run.
+//
+// The write counts as a change (Changes), before it runs; writes that
+// change nothing an attempt or a fan-out reads use quietTx instead.
 func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
+	s.changes.Add(1)
 	return s.w.do(ctx, fn)
 }
 
 // inTxFirst is inTx for a write that a request waits on: it commits ahead
 // of the other writes queued with it (conn.go).
 func (s *Store) inTxFirst(ctx context.Context, fn func(tx querier) error) error {
+	s.changes.Add(1)
 	return s.w.doFirst(ctx, fn)
 }
+
+// quietTx is inTx for the writes that change nothing a held delivery's
+// attempt or a message's fan-out has read, and leave Changes alone: new
+// messages and their deliveries, attempts (a delivery's own state, which
+// only its claim's holder changes, and the endpoint's failing_since,
+// which attempts do not read), claims and dispatch records.
+func (s *Store) quietTx(ctx context.Context, fn func(tx querier) error) error {
+	return s.w.do(ctx, fn)
+}
+
+// quietTxFirst is quietTx for a write that a request waits on.
+func (s *Store) quietTxFirst(ctx context.Context, fn func(tx querier) error) error {
+	return s.w.doFirst(ctx, fn)
+}
+
+// Changes implements webhook.ChangeCounter: this Store's process makes
+// every write to its database (local mode holds the data dir's lock), so
+// a count in memory sees them all.
+func (s *Store) Changes() uint64 { return s.changes.Load() }
 
 // exec runs one write statement in a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {

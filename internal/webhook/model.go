@@ -186,6 +186,9 @@ type Loaded struct {
 	Endpoint *Endpoint
 	Message  *Message
 	At       time.Time
+	// Changes is the store's ChangeCounter before the read, when it has
+	// one.
+	Changes uint64
 }
 
 // ExpungedResponse is what an attempt's Response reads once it was

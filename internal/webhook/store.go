@@ -108,6 +108,17 @@ type AttemptResult struct {
 	Endpoint *Endpoint
 }
 
+// ChangeCounter is a Store that counts the writes that could change what
+// was read for a delivery's attempt or for a message's fan-out: every
+// write but those of new messages, attempts, claims, dispatch records and
+// idempotency keys. What was read while the count stayed the same is
+// still what the store holds, however old (SQLite, whose one process
+// makes every write: local mode holds the data dir's lock).
+type ChangeCounter interface {
+	// Changes returns the count; it moves before such a write returns.
+	Changes() uint64
+}
+
 // KeyClaim is an idempotency key to claim, naming a new message, in the
 // write that stores the message (KeyedMessageCreator).
 type KeyClaim struct {
