@@ -28,9 +28,23 @@ func scanAttempt(sc scanner) (webhook.Attempt, error) {
 // nothing is the delivery read, to return it unchanged or report it
 // missing.
 func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*webhook.Delivery, error) {
-	a := res.Attempt
 	var d *webhook.Delivery
 	err := s.quietTx(ctx, func(tx querier) error {
+		var err error
+		d, err = s.recordIn(ctx, tx, res)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("record attempt", err)
+	}
+	return d, nil
+}
+
+// recordIn is RecordAttempt's write, in tx.
+func (s *Store) recordIn(ctx context.Context, tx querier, res webhook.AttemptResult) (*webhook.Delivery, error) {
+	a := res.Attempt
+	var d *webhook.Delivery
+	err := func() error {
 		advanced, err := scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
 			SET status = ?, attempts = ?, next_attempt_at = ?, claim = 0, updated_at = ?
 			WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND attempts = ? AND `+unfinished+`
@@ -68,11 +82,8 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 				WHERE app_id = ? AND id = ? AND failing_since IS NULL`, ms(a.Timestamp), a.AppID, a.EndpointID)
 		}
 		return err
-	})
-	if err != nil {
-		return nil, wrap("record attempt", err)
-	}
-	return d, nil
+	}()
+	return d, err
 }
 
 // ExpungeAttemptContent implements webhook.Store.

@@ -187,4 +187,36 @@ CREATE TABLE app_token_cutoffs (
 ) STRICT;
 CREATE INDEX app_token_cutoffs_by_expiry ON app_token_cutoffs (expires_at);
 `,
+	// 7: a leaner attempts table, the one written with every attempt:
+	// the rows live in their primary key, (msg_id, id) — what every read
+	// of one attempt or of a message's attempts names — instead of a
+	// rowid table, an index on id and one on (msg_id, id): two b-trees
+	// fewer per attempt recorded. The app's attempts go with its
+	// messages (ON DELETE CASCADE through msg_id), so app_id needs no
+	// foreign key, nor an index for one; no route lists an app's attempts
+	// without an endpoint or a message.
+	`
+CREATE TABLE attempts_v7 (
+	id                   TEXT NOT NULL,
+	app_id               TEXT NOT NULL,
+	msg_id               TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+	endpoint_id          TEXT NOT NULL, -- kept when the endpoint is deleted
+	event_type           TEXT NOT NULL,
+	url                  TEXT NOT NULL,
+	response             TEXT NOT NULL,
+	response_status_code INTEGER NOT NULL,
+	response_duration_ms INTEGER NOT NULL,
+	status               INTEGER NOT NULL,
+	trigger_type         INTEGER NOT NULL,
+	timestamp            INTEGER,
+	expires_at           INTEGER,
+	PRIMARY KEY (msg_id, id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO attempts_v7 SELECT id, app_id, msg_id, endpoint_id, event_type, url, response, response_status_code,
+	response_duration_ms, status, trigger_type, timestamp, expires_at FROM attempts;
+DROP TABLE attempts;
+ALTER TABLE attempts_v7 RENAME TO attempts;
+CREATE INDEX attempts_by_endpoint ON attempts (endpoint_id, id);
+CREATE INDEX attempts_by_expiry ON attempts (expires_at) WHERE expires_at IS NOT NULL;
+`,
 }

@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+	"github.com/hookstep/hookstep/internal/webhook/storetest"
+)
+
+// TestMigrateAttemptsWithoutRowid: migration 7 moves the attempts of a
+// schema-6 database into the table keyed by (msg_id, id), every column
+// kept; they are read, listed by message and by endpoint, and still go
+// with their message.
+func TestMigrateAttemptsWithoutRowid(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookstep.db")
+	clock := storetest.NewClock(storetest.Epoch)
+	now := clock.Now().UnixMilli()
+	exp := clock.Now().Add(48 * time.Hour).UnixMilli()
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	stmts := append([]string{}, migrations[:6]...)
+	stmts = append(stmts, "PRAGMA user_version = 6",
+		fmt.Sprintf(`INSERT INTO apps (id, name, metadata, created_at, updated_at) VALUES ('app_1', 'a', '{}', %d, %d)`, now, now),
+		fmt.Sprintf(`INSERT INTO endpoints (id, app_id, url, description, disabled, disabled_why, filter_types, channels, keys, headers, metadata, version, created_at, updated_at)
+			VALUES ('ep_1', 'app_1', 'https://example.com/hook', '', 0, '', '[]', '[]', '[]', '{}', '{}', 1, %d, %d)`, now, now))
+	for _, m := range []string{"msg_1", "msg_2"} {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO messages (id, app_id, event_type, payload, channels, tags, timestamp, expires_at)
+			VALUES ('%s', 'app_1', 'user.created', X'7B7D', '[]', '[]', %d, %d)`, m, now, exp))
+	}
+	for i, a := range []struct{ id, msg string }{{"atmpt_1", "msg_1"}, {"atmpt_2", "msg_1"}, {"atmpt_3", "msg_2"}} {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO attempts (id, app_id, msg_id, endpoint_id, event_type, url, response, response_status_code,
+			response_duration_ms, status, trigger_type, timestamp, expires_at)
+			VALUES ('%s', 'app_1', '%s', 'ep_1', 'user.created', 'https://example.com/hook', 'body %d', %d, %d, %d, 0, %d, %d)`,
+			a.id, a.msg, i, 500+i, 10+i, webhook.StatusFail, now+int64(i), exp))
+	}
+	for _, stmt := range stmts {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%.60s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	s := openAt(t, path, clock)
+	var ddl string
+	if err := s.r.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE name = 'attempts'").Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ddl, "WITHOUT ROWID") || !strings.Contains(ddl, "PRIMARY KEY (msg_id, id)") {
+		t.Errorf("attempts after migration 7:\n%s", ddl)
+	}
+	got, err := s.GetAttempt(ctx, "app_1", "msg_1", "atmpt_2")
+	if err != nil {
+		t.Fatalf("GetAttempt: %v", err)
+	}
+	want := webhook.Attempt{ID: "atmpt_2", AppID: "app_1", MsgID: "msg_1", EndpointID: "ep_1", EventType: "user.created",
+		URL: "https://example.com/hook", Response: "body 1", ResponseStatusCode: 501, ResponseDurationMs: 11,
+		Status: webhook.StatusFail, Trigger: 0, Timestamp: time.UnixMilli(now + 1).UTC(), ExpiresAt: time.UnixMilli(exp).UTC()}
+	if *got != want {
+		t.Errorf("GetAttempt:\n got %+v\nwant %+v", *got, want)
+	}
+	ids := func(f webhook.AttemptFilter) string {
+		t.Helper()
+		f.AppID, f.Ascending = "app_1", true
+		page, err := s.ListAttempts(ctx, f)
+		if err != nil {
+			t.Fatalf("ListAttempts(%+v): %v", f, err)
+		}
+		var out []string
+		for _, a := range page.Items {
+			out = append(out, a.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := ids(webhook.AttemptFilter{MsgID: "msg_1"}); got != "atmpt_1 atmpt_2" {
+		t.Errorf("attempts of msg_1: %q", got)
+	}
+	if got := ids(webhook.AttemptFilter{EndpointID: "ep_1"}); got != "atmpt_1 atmpt_2 atmpt_3" {
+		t.Errorf("attempts of ep_1: %q", got)
+	}
+	if _, err := s.w.conn.ExecContext(ctx, "DELETE FROM messages WHERE id = 'msg_1'"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(webhook.AttemptFilter{EndpointID: "ep_1"}); got != "atmpt_3" {
+		t.Errorf("after msg_1 went: %q", got)
+	}
+}
