@@ -58,7 +58,7 @@ func (s *Service) endpointsOf(ctx context.Context, appID string) ([]*webhook.End
 	}
 	if counted {
 		s.fanout.mu.Lock()
-		if s.fanout.changes != changes || len(s.fanout.apps) >= fanoutApps {
+		if s.fanout.apps == nil || s.fanout.changes != changes || len(s.fanout.apps) >= fanoutApps {
 			s.fanout.changes, s.fanout.apps = changes, map[string][]*webhook.Endpoint{}
 		}
 		s.fanout.apps[appID] = eps

@@ -80,7 +80,7 @@ type Config struct {
 }
 
 // maxHold bounds the default Hold: the buffer is allocated up front.
-const maxHold = 1 << 14
+const maxHold = 1 << 16
 
 // Queue runs due deliveries on a pool of workers.
 type Queue struct {
@@ -129,7 +129,7 @@ func New(store Store, attempt AttemptFunc, clock webhook.Clock, log *slog.Logger
 	if cfg.AttemptTimeout <= 0 || cfg.AttemptTimeout >= cfg.Lease || cfg.Hold < 0 {
 		cfg.Hold = 0 // an attempt could outlast a held delivery's claim
 	} else if cfg.Hold == 0 {
-		cfg.Hold = min(64*cfg.Workers, maxHold)
+		cfg.Hold = min(512*cfg.Workers, maxHold)
 	}
 	if cfg.HoldBytes <= 0 {
 		cfg.HoldBytes = 64 << 20

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -34,7 +36,15 @@ func (s *Store) CreateApp(ctx context.Context, app *webhook.App) error {
 }
 
 // GetApp implements webhook.Store.
+//
+// Every API request names its app, so the apps read are kept (appCache)
+// and given back, as copies, while the store's change count has not
+// moved (Changes: every write to apps moves it).
 func (s *Store) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
+	changes := s.changes.Load()
+	if app, ok := s.apps.get(idOrUID, changes); ok {
+		return app, nil
+	}
 	row := s.r.QueryRowContext(ctx, "SELECT "+appCols+" FROM apps WHERE id = ? OR uid = ?", idOrUID, idOrUID)
 	app, err := scanApp(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -43,7 +53,54 @@ func (s *Store) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error
 	if err != nil {
 		return nil, wrap("get app", err)
 	}
+	s.apps.put(idOrUID, changes, &app)
 	return &app, nil
+}
+
+// appCacheSize bounds the apps kept; past it, the cache starts over.
+const appCacheSize = 1024
+
+// appCache holds apps as read by GetApp, by the id or uid they were
+// asked by, and the change count read before them.
+type appCache struct {
+	mu      sync.Mutex
+	changes uint64
+	apps    map[string]webhook.App
+}
+
+// get returns a copy of the app asked by idOrUID if it was read at
+// changes.
+func (c *appCache) get(idOrUID string, changes uint64) (*webhook.App, bool) {
+	c.mu.Lock()
+	app, ok := c.apps[idOrUID]
+	ok = ok && c.changes == changes
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return cloneApp(&app), true
+}
+
+// put keeps a copy of app, read at changes.
+func (c *appCache) put(idOrUID string, changes uint64, app *webhook.App) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.apps == nil || c.changes != changes || len(c.apps) >= appCacheSize {
+		c.changes, c.apps = changes, map[string]webhook.App{}
+	}
+	c.apps[idOrUID] = *cloneApp(app)
+}
+
+// cloneApp copies app deep enough that changing the copy changes nothing
+// of app.
+func cloneApp(app *webhook.App) *webhook.App {
+	c := *app
+	c.Metadata = maps.Clone(app.Metadata)
+	if app.ThrottleRate != nil {
+		r := *app.ThrottleRate
+		c.ThrottleRate = &r
+	}
+	return &c
 }
 
 // UpdateApp implements webhook.Store: one conditional UPDATE, and on a

@@ -49,6 +49,7 @@ type Store struct {
 	db      *sql.Conn     // the write connection, held for the Store's life
 	w       *writer       // runs every write on db
 	changes atomic.Uint64 // Changes: counts writes but the quiet ones
+	apps    appCache      // GetApp's
 	r       *reader       // the read-only connections
 	clock   webhook.Clock
 	cleanup func() error // removes a ":memory:" database's file
@@ -203,18 +204,27 @@ type scanner interface {
 // a second run would repeat. Only the last run's results count: the
 // caller returns after the commit of that run.
 //
-// The write counts as a change (Changes), before it runs; writes that
-// change nothing an attempt or a fan-out reads use quietTx instead.
+// The write counts as a change (Changes); writes that change nothing an
+// attempt or a fan-out reads use quietTx instead.
 func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
-	s.changes.Add(1)
+	defer s.changing()()
 	return s.w.do(ctx, fn)
 }
 
 // inTxFirst is inTx for a write that a request waits on: it commits ahead
 // of the other writes queued with it (conn.go).
 func (s *Store) inTxFirst(ctx context.Context, fn func(tx querier) error) error {
-	s.changes.Add(1)
+	defer s.changing()()
 	return s.w.doFirst(ctx, fn)
+}
+
+// changing moves Changes for a write about to run, and returns what moves
+// it again once the write has returned: a read made between the two moves
+// may have seen the store before the write, and must not pass for one made
+// after it.
+func (s *Store) changing() func() {
+	s.changes.Add(1)
+	return func() { s.changes.Add(1) }
 }
 
 // quietTx is inTx for the writes that change nothing a held delivery's

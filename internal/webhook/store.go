@@ -115,7 +115,9 @@ type AttemptResult struct {
 // still what the store holds, however old (SQLite, whose one process
 // makes every write: local mode holds the data dir's lock).
 type ChangeCounter interface {
-	// Changes returns the count; it moves before such a write returns.
+	// Changes returns the count. It moves when such a write starts and
+	// again once it has returned: what was read while the count stayed
+	// the same saw none of it, not even half-done.
 	Changes() uint64
 }
 
