@@ -1,0 +1,179 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hookstep/hookstep/internal/webhook"
+)
+
+var _ webhook.ChangeCounter = (*Store)(nil)
+
+// TestChangesCountWhatAttemptsAndFanOutsRead: Changes moves on every
+// write that could change what a held delivery's attempt or a message's
+// fan-out has read (endpoints, apps, a delivery's run or status, a
+// message's payload), by the time the write returns; it stays put on the
+// writes of the hot path that change none of it (new messages, attempts,
+// claims, dispatch records).
+func TestChangesCountWhatAttemptsAndFanOutsRead(t *testing.T) {
+	const lease = time.Minute
+	// Each case prepares what its write needs and returns the write.
+	tests := []struct {
+		name  string
+		moves bool
+		write func(f *fixture) func() error
+	}{
+		{"CreateEndpoint", true, func(f *fixture) func() error {
+			now := f.clock.Now()
+			ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://example.com/new",
+				Keys: []webhook.SigningKey{{Key: []byte("secret")}}, Version: 1, CreatedAt: now, UpdatedAt: now}
+			return func() error { return f.s.CreateEndpoint(f.ctx, ep) }
+		}},
+		{"UpdateEndpoint", true, func(f *fixture) func() error {
+			ep := *f.ep
+			ep.URL = "https://example.com/moved"
+			return func() error { return f.s.UpdateEndpoint(f.ctx, &ep, f.ep.UpdatedAt) }
+		}},
+		{"DeleteEndpoint", true, func(f *fixture) func() error {
+			return func() error { return f.s.DeleteEndpoint(f.ctx, f.app.ID, f.ep.ID) }
+		}},
+		{"DisableEndpoint", true, func(f *fixture) func() error {
+			failingSince := f.clock.Now()
+			f.attempt(f.message(time.Hour), 1, webhook.StatusFail, failingSince.Add(time.Minute))
+			return func() error {
+				return f.s.DisableEndpoint(f.ctx, f.app.ID, f.ep.ID, failingSince, f.clock.Now())
+			}
+		}},
+		{"DeleteApp", true, func(f *fixture) func() error {
+			return func() error { return f.s.DeleteApp(f.ctx, f.app.ID) }
+		}},
+		{"UpdateApp", true, func(f *fixture) func() error {
+			app := *f.app
+			app.Name = "renamed"
+			return func() error { return f.s.UpdateApp(f.ctx, &app, f.app.UpdatedAt) }
+		}},
+		{"StartRun", true, func(f *fixture) func() error {
+			msg := f.message(time.Hour)
+			return func() error {
+				_, err := f.s.StartRun(f.ctx, msg, f.ep.ID, f.clock.Now())
+				return err
+			}
+		}},
+		{"FinishDelivery", true, func(f *fixture) func() error {
+			r := f.ref(f.message(time.Hour))
+			return func() error { return f.s.FinishDelivery(f.ctx, r, webhook.StatusCanceled, f.clock.Now()) }
+		}},
+		{"CancelDeliveries", true, func(f *fixture) func() error {
+			f.message(time.Hour)
+			return func() error {
+				_, err := f.s.CancelDeliveries(f.ctx, f.app.ID, f.ep.ID, f.clock.Now())
+				return err
+			}
+		}},
+		{"ExpungeContent", true, func(f *fixture) func() error {
+			msg := f.message(time.Hour)
+			return func() error { return f.s.ExpungeContent(f.ctx, f.app.ID, msg.ID) }
+		}},
+		{"Redrive", true, func(f *fixture) func() error {
+			r := f.ref(f.message(time.Hour))
+			return func() error {
+				_, err := f.s.Redrive(f.ctx, r, f.clock.Now())
+				return err
+			}
+		}},
+
+		{"CreateMessage", false, func(f *fixture) func() error {
+			msg := f.newMessage()
+			return func() error {
+				return f.s.CreateMessage(f.ctx, msg, []webhook.Delivery{webhook.NewDelivery(msg, f.ep.ID)})
+			}
+		}},
+		{"CreateMessageKeyed", false, func(f *fixture) func() error {
+			msg := f.newMessage()
+			claim := webhook.KeyClaim{Key: "k", ExpiresAt: f.clock.Now().Add(24 * time.Hour)}
+			return func() error {
+				return f.s.CreateMessageKeyed(f.ctx, msg, []webhook.Delivery{webhook.NewDelivery(msg, f.ep.ID)}, claim)
+			}
+		}},
+		{"RecordAttempt", false, func(f *fixture) func() error {
+			msg := f.message(time.Hour)
+			return func() error {
+				f.attempt(msg, 1, webhook.StatusFail, f.clock.Now().Add(time.Minute)) // sets failing_since too
+				return nil
+			}
+		}},
+		{"ClaimDue", false, func(f *fixture) func() error {
+			f.message(time.Hour)
+			return func() error {
+				refs, err := f.s.ClaimDue(f.ctx, f.clock.Now(), lease, 10)
+				if err == nil && len(refs) != 1 {
+					t.Errorf("ClaimDue claimed %d, want the one due delivery", len(refs))
+				}
+				return err
+			}
+		}},
+		{"Wait", false, func(f *fixture) func() error {
+			f.message(time.Hour)
+			refs, err := f.s.ClaimDue(f.ctx, f.clock.Now(), lease, 10)
+			if err != nil || len(refs) != 1 {
+				t.Fatalf("ClaimDue: %v, %v; want one delivery", refs, err)
+			}
+			claims := map[webhook.Ref]time.Time{refs[0]: f.clock.Now().Add(lease)}
+			return func() error { return f.s.Wait(f.ctx, f.ep.ID, claims, f.clock.Now()) }
+		}},
+		{"ClaimWaiting", false, func(f *fixture) func() error {
+			f.message(time.Hour)
+			refs, err := f.s.ClaimDue(f.ctx, f.clock.Now(), lease, 10)
+			if err != nil || len(refs) != 1 {
+				t.Fatalf("ClaimDue: %v, %v; want one delivery", refs, err)
+			}
+			if err := f.s.Wait(f.ctx, f.ep.ID, map[webhook.Ref]time.Time{refs[0]: f.clock.Now().Add(lease)}, f.clock.Now()); err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+			return func() error {
+				refs, err := f.s.ClaimWaiting(f.ctx, f.ep.ID, f.clock.Now(), lease, 10)
+				if err == nil && len(refs) != 1 {
+					t.Errorf("ClaimWaiting claimed %d, want the one waiting delivery", len(refs))
+				}
+				return err
+			}
+		}},
+		{"MarkDispatched", false, func(f *fixture) func() error {
+			r := f.ref(f.message(time.Hour))
+			return func() error { return f.s.MarkDispatched(f.ctx, r) }
+		}},
+		{"MarkDispatchedBatch", false, func(f *fixture) func() error {
+			refs := []webhook.Ref{f.ref(f.message(time.Hour)), f.ref(f.message(time.Hour))}
+			return func() error { return f.s.MarkDispatchedBatch(f.ctx, refs) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			write := tt.write(f)
+			before := f.s.Changes()
+			if err := write(); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			after := f.s.Changes() // read as the write returns
+			if moved := after != before; moved != tt.moves {
+				t.Errorf("Changes after %s: got %d from %d (moved %v), want moved %v", tt.name, after, before, moved, tt.moves)
+			}
+		})
+	}
+}
+
+// newMessage is a message to the fixture's app, not stored.
+func (f *fixture) newMessage() *webhook.Message {
+	now := f.clock.Now()
+	return &webhook.Message{
+		ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+		Payload: json.RawMessage(`{"n":1}`), Timestamp: now, ExpiresAt: now.Add(time.Hour),
+	}
+}
+
+// ref is the run 0 of msg to the fixture's endpoint.
+func (f *fixture) ref(msg *webhook.Message) webhook.Ref {
+	return webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: f.ep.ID}
+}
