@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -176,4 +178,50 @@ func (f *fixture) newMessage() *webhook.Message {
 // ref is the run 0 of msg to the fixture's endpoint.
 func (f *fixture) ref(msg *webhook.Message) webhook.Ref {
 	return webhook.Ref{AppID: f.app.ID, MsgID: msg.ID, EndpointID: f.ep.ID}
+}
+
+// TestChangesMoveOnlyOnceTheWriteIsSeen: a reader reads Changes, then the
+// store (Publish: before it lists an app's endpoints), and keeps what it
+// read for as long as the count stays the same. So the count must not
+// move for a write that a reader cannot see yet: what it read without
+// the write would pass for current until the next change (a new
+// endpoint left out of every message). Here CreateEndpoint waits for the
+// write ahead of it.
+func TestChangesMoveOnlyOnceTheWriteIsSeen(t *testing.T) {
+	f := newFixture(t)
+	g := groupFixtureOn(t, f.s)
+	listed := func(id string) bool {
+		t.Helper()
+		page, err := f.s.ListEndpoints(f.ctx, f.app.ID, webhook.ListOptions{Limit: webhook.MaxLimit})
+		if err != nil {
+			t.Fatalf("ListEndpoints: %v", err)
+		}
+		return slices.ContainsFunc(page.Items, func(ep webhook.Endpoint) bool { return ep.ID == id })
+	}
+	now := f.clock.Now()
+	ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://example.com/new",
+		Keys: []webhook.SigningKey{{Key: []byte("secret")}}, Version: 1, CreatedAt: now, UpdatedAt: now}
+
+	holder := g.hold()
+	before := f.s.Changes()
+	created := make(chan error, 1)
+	go func() { created <- f.s.CreateEndpoint(context.Background(), ep) }()
+	g.waitQueued(1)
+	changes := f.s.Changes()
+	if changes != before && !listed(ep.ID) {
+		t.Errorf("Changes moved from %d to %d for a CreateEndpoint not committed yet: a reader at %d lists the app without it",
+			before, changes, changes)
+	}
+
+	close(g.release)
+	if err := <-holder; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	if err := <-created; err != nil {
+		t.Fatalf("CreateEndpoint: %v", err)
+	}
+	if after := f.s.Changes(); after == changes || !listed(ep.ID) {
+		t.Errorf("once CreateEndpoint returned: Changes %d (was %d), endpoint listed %v; want it moved and the endpoint listed",
+			after, changes, listed(ep.ID))
+	}
 }

@@ -203,17 +203,23 @@ type scanner interface {
 // a second run would repeat. Only the last run's results count: the
 // caller returns after the commit of that run.
 //
-// The write counts as a change (Changes), before it runs; writes that
-// change nothing an attempt or a fan-out reads use quietTx instead.
+// The write counts as a change (Changes) once it has committed (or
+// failed), before inTx returns; writes that change nothing an attempt or
+// a fan-out reads use quietTx instead. Not before it commits: a reader
+// reads the count, then the store, and keeps what it read while the
+// count stays the same, so a count that moved for a write still queued
+// would let it keep, as current, what it read without the write. Moved
+// after the commit, the count at worst makes a reader that already saw
+// the write read once more.
 func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
-	s.changes.Add(1)
+	defer s.changes.Add(1)
 	return s.w.do(ctx, fn)
 }
 
 // inTxFirst is inTx for a write that a request waits on: it commits ahead
 // of the other writes queued with it (conn.go).
 func (s *Store) inTxFirst(ctx context.Context, fn func(tx querier) error) error {
-	s.changes.Add(1)
+	defer s.changes.Add(1)
 	return s.w.doFirst(ctx, fn)
 }
 
