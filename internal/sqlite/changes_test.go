@@ -16,8 +16,8 @@ var _ webhook.ChangeCounter = (*Store)(nil)
 // write that could change what a held delivery's attempt or a message's
 // fan-out has read (endpoints, apps, a delivery's run or status, a
 // message's payload), by the time the write returns; it stays put on the
-// writes of the hot path that change none of it (new messages, attempts,
-// claims, dispatch records).
+// writes that change none of it, those of the hot path (new messages,
+// attempts, claims, dispatch records) and idempotency keys.
 func TestChangesCountWhatAttemptsAndFanOutsRead(t *testing.T) {
 	const lease = time.Minute
 	// Each case prepares what its write needs and returns the write.
@@ -149,6 +149,23 @@ func TestChangesCountWhatAttemptsAndFanOutsRead(t *testing.T) {
 			refs := []webhook.Ref{f.ref(f.message(time.Hour)), f.ref(f.message(time.Hour))}
 			return func() error { return f.s.MarkDispatchedBatch(f.ctx, refs) }
 		}},
+		{"BeginIdempotent", false, func(f *fixture) func() error {
+			return func() error {
+				rec, err := f.s.BeginIdempotent(f.ctx, "k", "", f.clock.Now().Add(time.Hour), f.clock.Now())
+				if err == nil && rec != nil {
+					t.Errorf("BeginIdempotent of a free key: got %+v, want it claimed", rec)
+				}
+				return err
+			}
+		}},
+		{"FinishIdempotent", false, func(f *fixture) func() error {
+			f.beginIdempotent("k")
+			return func() error { return f.s.FinishIdempotent(f.ctx, "k", 200, []byte(`{}`)) }
+		}},
+		{"ReleaseIdempotent", false, func(f *fixture) func() error {
+			f.beginIdempotent("k")
+			return func() error { return f.s.ReleaseIdempotent(f.ctx, "k") }
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +189,14 @@ func (f *fixture) newMessage() *webhook.Message {
 	return &webhook.Message{
 		ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
 		Payload: json.RawMessage(`{"n":1}`), Timestamp: now, ExpiresAt: now.Add(time.Hour),
+	}
+}
+
+// beginIdempotent claims a free idempotency key.
+func (f *fixture) beginIdempotent(key string) {
+	f.t.Helper()
+	if rec, err := f.s.BeginIdempotent(f.ctx, key, "", f.clock.Now().Add(time.Hour), f.clock.Now()); err != nil || rec != nil {
+		f.t.Fatalf("BeginIdempotent(%s): %+v, %v; want it claimed", key, rec, err)
 	}
 }
 

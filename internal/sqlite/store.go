@@ -227,7 +227,8 @@ func (s *Store) inTxFirst(ctx context.Context, fn func(tx querier) error) error 
 // attempt or a message's fan-out has read, and leave Changes alone: new
 // messages and their deliveries, attempts (a delivery's own state, which
 // only its claim's holder changes, and the endpoint's failing_since,
-// which attempts do not read), claims and dispatch records.
+// which attempts do not read), claims, dispatch records and idempotency
+// keys.
 func (s *Store) quietTx(ctx context.Context, fn func(tx querier) error) error {
 	return s.w.do(ctx, fn)
 }
@@ -246,6 +247,17 @@ func (s *Store) Changes() uint64 { return s.changes.Load() }
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
 	err := s.inTx(ctx, func(tx querier) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// quietExec is exec for a quiet write (quietTx).
+func (s *Store) quietExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.quietTx(ctx, func(tx querier) error {
 		var err error
 		res, err = tx.ExecContext(ctx, query, args...)
 		return err
