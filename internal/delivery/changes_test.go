@@ -416,4 +416,18 @@ func TestPublishToAPollingDispatcher(t *testing.T) {
 			}
 		})
 	}
+
+	// A message that goes nowhere wakes nothing: the queue would claim
+	// (a write) for nothing.
+	t.Run("polling, nothing subscribed", func(t *testing.T) {
+		f := newFixture(t)
+		p := &poller{}
+		f.svc.Dispatcher = p
+		w := f.watch()
+		f.endpoint(t, func(e *webhook.Endpoint) { e.FilterTypes = []string{"v1.conversation.ended"} })
+		f.publish(t, "v1.end_user.created")
+		if p.calls != 0 || w.marks != 0 {
+			t.Errorf("Dispatch calls %d and dispatch records %d, want none", p.calls, w.marks)
+		}
+	})
 }
