@@ -221,7 +221,9 @@ func (s *Service) publish(ctx context.Context, msg *webhook.Message, claim *webh
 		refs[i] = deliveries[i].Ref()
 	}
 	if polling {
-		_, _ = s.Dispatcher.Dispatch(ctx, refs) // wakes it; nothing to record
+		if len(refs) > 0 {
+			_, _ = s.Dispatcher.Dispatch(ctx, refs) // wakes it; nothing to record
+		}
 		return nil
 	}
 	s.dispatchAll(ctx, refs)

@@ -42,16 +42,19 @@ func (p *poster) Send(_ context.Context, req sender.Request) sender.Result {
 	return res
 }
 
-// dispatcher records dispatched refs, or fails when err is set.
+// dispatcher records dispatched refs and counts its calls, or fails when
+// err is set.
 type dispatcher struct {
-	mu   sync.Mutex
-	refs []webhook.Ref
-	err  error
+	mu    sync.Mutex
+	refs  []webhook.Ref
+	calls int
+	err   error
 }
 
 func (d *dispatcher) Dispatch(_ context.Context, refs []webhook.Ref) ([]webhook.Ref, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.calls++
 	if d.err != nil {
 		return nil, d.err
 	}

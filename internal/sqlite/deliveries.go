@@ -228,7 +228,7 @@ func (s *Store) FinishDelivery(ctx context.Context, ref webhook.Ref, status webh
 	if !status.Final() {
 		return fmt.Errorf("sqlite: finish delivery: status %v is not final", status)
 	}
-	defer s.changing()()
+	defer s.changes.Add(1) // once committed, as inTx
 	return s.updateRun(ctx, "finish delivery", `UPDATE deliveries SET status = ?, updated_at = ?
 		WHERE run = ? AND `+unfinished+` AND app_id = ? AND msg_id = ? AND endpoint_id = ?`,
 		ref, status, ms(now), ref.Run)

@@ -11,9 +11,12 @@ import (
 
 // BeginIdempotent implements webhook.Store. A claim from before the
 // claimed_at column (NULL) counts as stale.
+//
+// Idempotency keys are quiet writes (quietTx), as are FinishIdempotent's
+// and ReleaseIdempotent's: no attempt or fan-out reads them.
 func (s *Store) BeginIdempotent(ctx context.Context, key, resource string, expiresAt, staleBefore time.Time) (*webhook.IdempotencyRecord, error) {
 	var rec *webhook.IdempotencyRecord
-	err := s.inTx(ctx, func(tx querier) error {
+	err := s.quietTx(ctx, func(tx querier) error {
 		rec = nil // fn may run twice (inTx), and only one branch sets it
 		now := s.clock.Now()
 		r, err := readIdempotency(ctx, tx, key)
@@ -58,7 +61,7 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, statusCode int
 	if body == nil {
 		body = []byte{} // NULL marks a record without a response
 	}
-	n, err := rowsAffected(s.exec(ctx, "UPDATE idempotency SET done = 1, status_code = ?, body = ? WHERE key = ?",
+	n, err := rowsAffected(s.quietExec(ctx, "UPDATE idempotency SET done = 1, status_code = ?, body = ? WHERE key = ?",
 		statusCode, body, key))
 	if err != nil {
 		return wrap("finish idempotent", err)
@@ -71,6 +74,6 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, statusCode int
 
 // ReleaseIdempotent implements webhook.Store.
 func (s *Store) ReleaseIdempotent(ctx context.Context, key string) error {
-	_, err := s.exec(ctx, "DELETE FROM idempotency WHERE key = ?", key)
+	_, err := s.quietExec(ctx, "DELETE FROM idempotency WHERE key = ?", key)
 	return wrap("release idempotent", err)
 }

@@ -204,34 +204,32 @@ type scanner interface {
 // a second run would repeat. Only the last run's results count: the
 // caller returns after the commit of that run.
 //
-// The write counts as a change (Changes); writes that change nothing an
-// attempt or a fan-out reads use quietTx instead.
+// The write counts as a change (Changes) once it has committed (or
+// failed), before inTx returns; writes that change nothing an attempt or
+// a fan-out reads use quietTx instead. Not before it commits: a reader
+// reads the count, then the store, and keeps what it read while the
+// count stays the same, so a count that moved for a write still queued
+// would let it keep, as current, what it read without the write. Moved
+// after the commit, the count at worst makes a reader that already saw
+// the write read once more.
 func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
-	defer s.changing()()
+	defer s.changes.Add(1)
 	return s.w.do(ctx, fn)
 }
 
 // inTxFirst is inTx for a write that a request waits on: it commits ahead
 // of the other writes queued with it (conn.go).
 func (s *Store) inTxFirst(ctx context.Context, fn func(tx querier) error) error {
-	defer s.changing()()
+	defer s.changes.Add(1)
 	return s.w.doFirst(ctx, fn)
-}
-
-// changing moves Changes for a write about to run, and returns what moves
-// it again once the write has returned: a read made between the two moves
-// may have seen the store before the write, and must not pass for one made
-// after it.
-func (s *Store) changing() func() {
-	s.changes.Add(1)
-	return func() { s.changes.Add(1) }
 }
 
 // quietTx is inTx for the writes that change nothing a held delivery's
 // attempt or a message's fan-out has read, and leave Changes alone: new
 // messages and their deliveries, attempts (a delivery's own state, which
 // only its claim's holder changes, and the endpoint's failing_since,
-// which attempts do not read), claims and dispatch records.
+// which attempts do not read), claims, dispatch records and idempotency
+// keys.
 func (s *Store) quietTx(ctx context.Context, fn func(tx querier) error) error {
 	return s.w.do(ctx, fn)
 }
@@ -250,6 +248,17 @@ func (s *Store) Changes() uint64 { return s.changes.Load() }
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
 	err := s.inTx(ctx, func(tx querier) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// quietExec is exec for a quiet write (quietTx).
+func (s *Store) quietExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.quietTx(ctx, func(tx querier) error {
 		var err error
 		res, err = tx.ExecContext(ctx, query, args...)
 		return err

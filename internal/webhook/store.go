@@ -115,9 +115,9 @@ type AttemptResult struct {
 // still what the store holds, however old (SQLite, whose one process
 // makes every write: local mode holds the data dir's lock).
 type ChangeCounter interface {
-	// Changes returns the count. It moves when such a write starts and
-	// again once it has returned: what was read while the count stayed
-	// the same saw none of it, not even half-done.
+	// Changes returns the count. It moves once such a write can be
+	// read, and before the write returns: a read of the store made after
+	// reading the count sees every write the count has counted.
 	Changes() uint64
 }
 
