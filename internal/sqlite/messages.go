@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -55,6 +56,12 @@ func (s *Store) createMessage(ctx context.Context, msg *webhook.Message, deliver
 	if err != nil {
 		return wrap("create message", err)
 	}
+	rows := make([][]any, len(deliveries)) // made before the write, which has one goroutine
+	for i, d := range deliveries {
+		if rows[i], err = deliveryArgs(d, msg); err != nil {
+			return wrap("create message", err)
+		}
+	}
 	err = s.quietTxFirst(ctx, func(tx querier) error { // a request waits on it
 		if claim != nil {
 			// As BeginIdempotent, but a live record of any kind is the
@@ -93,30 +100,71 @@ func (s *Store) createMessage(ctx context.Context, msg *webhook.Message, deliver
 		case err != nil:
 			return err
 		}
-		for _, d := range deliveries {
-			d.Normalize(msg)
-			// Only if the endpoint is (still) the app's: one that was
-			// deleted since the caller listed it gets no delivery.
-			channels, err := jsonText(d.Channels)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+`, expires_at)
-				SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-				WHERE EXISTS (SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?)`,
-				d.AppID, d.MsgID, d.EndpointID, d.EventType, channels, d.Status, d.Run, d.Trigger, d.Attempts,
-				ms(d.NextAttemptAt), d.Dispatched, claimOf(&d), ms(d.CreatedAt), ms(d.UpdatedAt), ms(msg.ExpiresAt),
-				msg.AppID, d.EndpointID)
-			if isUnique(err) {
-				return webhook.Conflict("message %s lists endpoint %s twice", msg.ID, d.EndpointID)
-			}
-			if err != nil {
+		for start := 0; start < len(rows); start += deliveryRows {
+			if err := insertDeliveries(ctx, tx, msg, rows[start:min(start+deliveryRows, len(rows))]); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return wrap("create message", err)
+}
+
+// deliveryRows is the most deliveries one INSERT stores: a message's
+// fan-out takes one statement per 32 endpoints, not one per endpoint.
+const deliveryRows = 32
+
+// deliveryArgs are the values of one delivery's row, in the order of
+// deliveryCols and expires_at.
+func deliveryArgs(d webhook.Delivery, msg *webhook.Message) ([]any, error) {
+	d.Normalize(msg)
+	channels, err := jsonText(d.Channels)
+	if err != nil {
+		return nil, err
+	}
+	return []any{d.AppID, d.MsgID, d.EndpointID, d.EventType, channels, d.Status, d.Run, d.Trigger, d.Attempts,
+		ms(d.NextAttemptAt), d.Dispatched, claimOf(&d), ms(d.CreatedAt), ms(d.UpdatedAt), ms(msg.ExpiresAt)}, nil
+}
+
+// insertDeliveriesSQL[n] stores n deliveries.
+var insertDeliveriesSQL = func() (q [deliveryRows + 1]string) {
+	row := "(" + placeholders(15) + ")"
+	for n := 1; n <= deliveryRows; n++ {
+		q[n] = "INSERT INTO deliveries (" + deliveryCols + ", expires_at) VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	}
+	return q
+}()
+
+// insertDeliveries stores a message's deliveries (rows of deliveryArgs)
+// in one statement. A delivery to an endpoint that is gone (deleted
+// since the caller listed it: the foreign key fails, and the statement
+// stores nothing) is dropped, the others stored one by one.
+func insertDeliveries(ctx context.Context, tx querier, msg *webhook.Message, rows [][]any) error {
+	args := make([]any, 0, len(rows)*15)
+	for _, r := range rows {
+		args = append(args, r...)
+	}
+	_, err := tx.ExecContext(ctx, insertDeliveriesSQL[len(rows)], args...)
+	if !isForeignKey(err) {
+		return deliveriesErr(msg, err)
+	}
+	for _, r := range rows {
+		_, err := tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+`, expires_at)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+			WHERE EXISTS (SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?)`, append(r, msg.AppID, r[2])...)
+		if err := deliveriesErr(msg, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliveriesErr is what storing a message's deliveries failed with.
+func deliveriesErr(msg *webhook.Message, err error) error {
+	if isUnique(err) {
+		return webhook.Conflict("message %s lists an endpoint twice", msg.ID)
+	}
+	return err
 }
 
 // GetMessage implements webhook.Store: a match on the id wins over one on

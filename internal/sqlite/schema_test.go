@@ -94,3 +94,47 @@ func TestMigrateAttemptsWithoutRowid(t *testing.T) {
 		t.Errorf("after msg_1 went: %q", got)
 	}
 }
+
+// TestCreateMessageStoresDeliveriesInChunks: a fan-out wider than one
+// INSERT (deliveryRows) is stored whole, and a delivery to an endpoint
+// deleted since it was listed is dropped, its chunk stored row by row.
+func TestCreateMessageStoresDeliveriesInChunks(t *testing.T) {
+	f := newFixture(t)
+	var ds []webhook.Delivery
+	msg := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+		Payload: []byte(`{}`), Timestamp: f.clock.Now()}
+	var gone string
+	for i := range 2*deliveryRows + 6 {
+		ep := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: f.app.ID, URL: "https://example.com/hook", Version: 1}
+		if err := f.s.CreateEndpoint(f.ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, webhook.NewDelivery(msg, ep.ID))
+		if i == deliveryRows+3 {
+			gone = ep.ID
+		}
+	}
+	if err := f.s.DeleteEndpoint(f.ctx, f.app.ID, gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.CreateMessage(f.ctx, msg, ds); err != nil {
+		t.Fatalf("CreateMessage: %v", err)
+	}
+	var n int
+	if err := f.s.r.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM deliveries WHERE msg_id = ?", msg.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ds)-1 {
+		t.Errorf("%d deliveries stored, want %d", n, len(ds)-1)
+	}
+	if _, err := f.s.GetDelivery(f.ctx, f.app.ID, msg.ID, gone); !webhook.IsNotFound(err) {
+		t.Errorf("the deleted endpoint's delivery: %v, want NotFound", err)
+	}
+	// The same endpoint twice is refused whole.
+	twice := &webhook.Message{ID: webhook.NewID(webhook.PrefixMessage), AppID: f.app.ID, EventType: "user.created",
+		Payload: []byte(`{}`), Timestamp: f.clock.Now()}
+	err := f.s.CreateMessage(f.ctx, twice, []webhook.Delivery{webhook.NewDelivery(twice, f.ep.ID), webhook.NewDelivery(twice, f.ep.ID)})
+	if !webhook.IsConflict(err) {
+		t.Errorf("an endpoint twice: %v, want Conflict", err)
+	}
+}
