@@ -111,7 +111,13 @@
 //     endpoint has none.
 //   - Idempotency keys longer than 256 characters: 400 generic_error. A key
 //     whose first request has not finished after a minute was claimed by
-//     a process that died: the next request with it runs.
+//     a process that died: the next request with it runs. A repeat that
+//     comes while the first request still runs gets 409, as in Svix —
+//     except when creating a message over SQLite (local mode), whose key
+//     is claimed in the write that stores the message: requests with one
+//     key that run at once all get 202 and the same message, one of them
+//     having stored it (nothing marks a request in flight before that
+//     write).
 //   - Updates (PUT, PATCH, secret rotation, headers, archiving) are
 //     optimistic: a write that raced another one is read, changed and
 //     written again (a few times, then 409), so concurrent changes all

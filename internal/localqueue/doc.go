@@ -32,14 +32,19 @@
 // the queue's part is to ask it for as little as it can:
 //
 //   - New messages skip the claim (above). The room for held deliveries
-//     is bounded (64 per worker, counted until each attempt ends), and so
-//     are the payloads held with them (64 MiB); beyond, a delivery is
-//     stored due and claimed like any other, or keeps only its reference
-//     and reads what its attempt needs. What Publish read stands in for a
-//     read for one second (delivery.Fresh): an endpoint changed in that
-//     window is seen by the next attempt, as one changed mid-attempt is.
-//     Every fourth pick prefers deliveries claimed from the store, so
-//     retries are not starved by new messages.
+//     is bounded (512 per worker, at most 65,536, counted until each
+//     attempt ends: a burst at fan-out 10 fits, where 64 per worker sent
+//     most of it through the store), and so are the payloads held with
+//     them (64 MiB); beyond, a delivery is stored due — and dispatched:
+//     the queue polls the store (delivery.Polling), so nothing records
+//     the dispatch — and claimed like any other, or keeps only its
+//     reference and reads what its attempt needs. What Publish read
+//     stands in for a read for as long as the store has not changed
+//     (webhook.ChangeCounter: no write but new messages, attempts, claims
+//     and dispatch records since), however long the delivery waited; an
+//     endpoint changed meanwhile is read again. Every fourth pick prefers
+//     deliveries claimed from the store, so retries are not starved by
+//     new messages.
 //   - The queue claims from the store only when something is due: an
 //     attempt that ends does not wake it; one that schedules a retry tells
 //     it when, and retries coming due within Gather (20 ms) of each other

@@ -69,7 +69,7 @@ type Config struct {
 	Gather time.Duration
 	// Hold is the most new deliveries held in memory and not started
 	// (see Hold); beyond it, new deliveries are stored due and claimed
-	// like the others. Default 64 per worker, at most maxHold; negative,
+	// like the others. Default 512 per worker, at most maxHold; negative,
 	// or without an AttemptTimeout under Lease, nothing is held.
 	Hold int
 	// HoldBytes bounds the payloads that held deliveries keep in memory

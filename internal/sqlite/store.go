@@ -21,6 +21,17 @@
 // read-only connections, which WAL lets run alongside the writer, each
 // seeing the database as of its last commit. Statements are prepared once
 // per connection.
+//
+// The write path is the one local mode's throughput hangs on, so it does
+// as little as it can: a message, its deliveries (one INSERT per 32) and
+// its Idempotency-Key's claim (CreateMessageKeyed) are one write; an
+// attempt is three statements on a table kept in its primary key (msg_id,
+// id); a group commit uses no savepoint unless one of its writes fails.
+// Its process making every write (local mode holds the data dir's lock),
+// the Store counts the writes that change what attempts and fan-outs
+// read (Changes, webhook.ChangeCounter) and keeps the apps GetApp read
+// while that count stands: an API request then reads nothing to find its
+// app.
 package sqlite
 
 import (
