@@ -243,3 +243,33 @@ func TestIdempotentMessageAnswersFromTheMessage(t *testing.T) {
 		t.Errorf("%d messages, want 2", n)
 	}
 }
+
+// TestKeyedMessageTakesOverAStaleClaim: a create-message key claimed the
+// other way (BeginIdempotent, naming no message: a request from before
+// keys were claimed with messages, whose process died) answers 409 while
+// it may run, and is taken over once stale; repeats then answer from the
+// message stored.
+func TestKeyedMessageTakesOverAStaleClaim(t *testing.T) {
+	h := newHarness(t)
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	path := "/api/v1/app/" + app + "/msg"
+	const clientKey = "legacy"
+	req := httptest.NewRequest("POST", "http://hookstep.test"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	key := idempotencyKey(req, clientKey)
+	if rec, err := h.store.BeginIdempotent(context.Background(), key, "", h.clock.Now().Add(idempotencyTTL), time.Time{}); err != nil || rec != nil {
+		t.Fatalf("claim the key as the dead request: %+v, %v", rec, err)
+	}
+	body := map[string]any{"eventType": "a", "payload": map[string]any{"n": 1}}
+	h.clock.Advance(30 * time.Second)
+	wantError(t, h.do("POST", path, body, "Idempotency-Key", clientKey), http.StatusConflict, "conflict")
+	h.clock.Advance(31 * time.Second)
+	first := h.must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", clientKey)
+	again := h.must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", clientKey)
+	if !bytes.Equal(first.Body, again.Body) {
+		t.Errorf("repeat differs:\n%s\n%s", first.Body, again.Body)
+	}
+	if n := len(h.must(http.StatusOK, "GET", path, nil).Data(t)); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}

@@ -182,10 +182,29 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 		if !errors.As(err, &taken) {
 			return s.published(w, r, msg, err, claim, withContent)
 		}
-		if taken.Record.Resource == "" {
-			return errConflict("A request with this idempotency key is still in progress")
+		rec := taken.Record
+		if rec.Resource == "" {
+			// Claimed the other way (BeginIdempotent, before keys were
+			// claimed with messages): that way, which takes over a claim
+			// whose request died.
+			held, err := s.store.BeginIdempotent(r.Context(), claim.key, msg.ID, claim.expiresAt, s.now().Add(-idempotencyStaleAfter))
+			switch {
+			case err != nil && webhook.IsConflict(err):
+				return errConflict("A request with this idempotency key is still in progress")
+			case err != nil:
+				return err
+			case held == nil: // taken over, naming msg
+				err := s.deliveries.Publish(r.Context(), msg)
+				if err != nil {
+					_ = s.store.ReleaseIdempotent(context.WithoutCancel(r.Context()), claim.key)
+				}
+				return s.published(w, r, msg, err, resourceClaim{id: msg.ID}, withContent)
+			case held.Resource == "":
+				return errConflict("A request with this idempotency key is still in progress")
+			}
+			rec = *held
 		}
-		claim = repeatOf(taken.Record, s.now())
+		claim = repeatOf(rec, s.now())
 		msg.ID = claim.id
 	}
 	if keyed && claim.repeat {

@@ -7,9 +7,9 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// fanoutApps bounds the apps whose endpoints the fan-out keeps: past it,
-// the list starts over.
-const fanoutApps = 4096
+// fanoutEndpoints bounds the endpoints the fan-out keeps, all apps
+// together: past it, the lists start over.
+const fanoutEndpoints = 1 << 16
 
 // fanout keeps each app's endpoints as last read for a message's fan-out,
 // over a store that counts its changes (webhook.ChangeCounter), and gives
@@ -20,6 +20,7 @@ type fanout struct {
 	mu      sync.Mutex
 	changes uint64                         // the count the lists were read at
 	apps    map[string][]*webhook.Endpoint // by app id
+	n       int                            // endpoints in apps
 }
 
 // endpointsOf returns the app's endpoints, every page, and the store's
@@ -58,10 +59,18 @@ func (s *Service) endpointsOf(ctx context.Context, appID string) ([]*webhook.End
 	}
 	if counted {
 		s.fanout.mu.Lock()
-		if s.fanout.apps == nil || s.fanout.changes != changes || len(s.fanout.apps) >= fanoutApps {
-			s.fanout.changes, s.fanout.apps = changes, map[string][]*webhook.Endpoint{}
+		switch {
+		case s.fanout.apps != nil && changes < s.fanout.changes:
+			// Read before what is kept: older.
+		case len(eps) > fanoutEndpoints:
+			// Too many to keep.
+		default:
+			if s.fanout.apps == nil || s.fanout.changes != changes || s.fanout.n+len(eps) > fanoutEndpoints {
+				s.fanout.changes, s.fanout.apps, s.fanout.n = changes, map[string][]*webhook.Endpoint{}, 0
+			}
+			s.fanout.n += len(eps) - len(s.fanout.apps[appID])
+			s.fanout.apps[appID] = eps
 		}
-		s.fanout.apps[appID] = eps
 		s.fanout.mu.Unlock()
 	}
 	return eps, changes, nil

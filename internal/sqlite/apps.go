@@ -85,6 +85,9 @@ func (c *appCache) get(idOrUID string, changes uint64) (*webhook.App, bool) {
 func (c *appCache) put(idOrUID string, changes uint64, app *webhook.App) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.apps != nil && changes < c.changes {
+		return // read before what is kept: older
+	}
 	if c.apps == nil || c.changes != changes || len(c.apps) >= appCacheSize {
 		c.changes, c.apps = changes, map[string]webhook.App{}
 	}

@@ -57,7 +57,7 @@ func (s *Store) recordIn(ctx context.Context, tx querier, res webhook.AttemptRes
 		case errors.Is(err, sql.ErrNoRows):
 			// Moved on (other run, final, other attempt count), or gone.
 			if d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID); err != nil {
-				return err
+				return noWrites(err) // the UPDATE changed nothing
 			}
 		default:
 			return err

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit.
@@ -102,10 +103,30 @@ type writer struct {
 	queue  []*writeOp // waiting; queue[0] leads
 	closed bool
 	idle   chan struct{} // closed when closed and the queue is empty
+
+	// gather is how long after a small commit of writes that do not go
+	// first the next such commit waits for more of them (see lead);
+	// lastRest and lastSize are when that commit ended and how many
+	// writes it had (the leader's only), and more cuts a wait short: a
+	// first write, or gatherSize writes, queued.
+	gather   time.Duration
+	lastRest time.Time
+	lastSize int
+	more     chan struct{}
 }
 
+// gatherRest is writer.gather: while writes that do not go first
+// (attempts' records, claims) keep coming in small groups, at most one
+// commit of them per 2 ms.
+const gatherRest = 2 * time.Millisecond
+
+// gatherSize is the group that needs no gathering: at that size a
+// commit's cost is shared enough, and a writer that is busy gathers its
+// groups by itself.
+const gatherSize = 16
+
 func newWriter(conn *sql.Conn) *writer {
-	return &writer{conn: conn, stmts: map[string]*sql.Stmt{}, idle: make(chan struct{})}
+	return &writer{conn: conn, stmts: map[string]*sql.Stmt{}, idle: make(chan struct{}), gather: gatherRest, more: make(chan struct{}, 1)}
 }
 
 // do runs fn in a write transaction and returns once that transaction
@@ -132,7 +153,14 @@ func (w *writer) enqueue(op *writeOp) error {
 	}
 	w.queue = append(w.queue, op)
 	leads := len(w.queue) == 1
+	full := len(w.queue) >= gatherSize
 	w.mu.Unlock()
+	if op.first || full {
+		select {
+		case w.more <- struct{}{}: // a leader gathering stops
+		default:
+		}
+	}
 	if !leads {
 		<-op.wake
 		w.mu.Lock()
@@ -157,7 +185,20 @@ func (w *writer) enqueue(op *writeOp) error {
 // caller that does not commits them, then the first writes that queued
 // meanwhile, since it is running already and a hand-off would make them
 // wait for another goroutine to be scheduled.
+//
+// A caller that does not go first, leading within gather of the last
+// commit of such writes when that one was small (under gatherSize),
+// first waits for the rest of that time, or until a write that goes
+// first (or gatherSize writes) queues: under a moderate stream of
+// attempts' records, one commit then takes those of 2 ms, where a commit
+// per handful of them would cost an fsync and a rewrite of the same hot
+// pages each (about 0.6 ms of CPU a commit on a 2-core VM). A write after
+// a quiet spell runs at once, and a busy writer, whose groups are large,
+// never waits.
 func (w *writer) lead() {
+	if caller := w.head(); !caller.first {
+		w.gatherRest()
+	}
 	w.mu.Lock()
 	caller := w.queue[0]
 	group := append([]*writeOp(nil), w.queue[:min(len(w.queue), maxGroup)]...)
@@ -177,6 +218,7 @@ func (w *writer) lead() {
 	}
 	if !caller.first {
 		w.commit(rest)
+		w.lastRest, w.lastSize = time.Now(), len(rest)
 		w.settle(rest, caller)
 		// Once, not for as long as first writes keep coming: that would
 		// hold up the caller, and every other write, behind them.
@@ -208,6 +250,34 @@ func (w *writer) lead() {
 	w.mu.Unlock()
 	if next != nil {
 		next.wake <- struct{}{}
+	}
+}
+
+// head returns the write at the head of the queue: the caller of lead.
+func (w *writer) head() *writeOp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queue[0]
+}
+
+// gatherRest waits until gather has passed since the last commit of
+// writes that do not go first, or until more says to stop.
+func (w *writer) gatherRest() {
+	wait := w.gather - time.Since(w.lastRest)
+	if wait <= 0 || w.lastSize >= gatherSize {
+		return
+	}
+	w.mu.Lock()
+	enough := len(w.queue) >= gatherSize
+	w.mu.Unlock()
+	if enough {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.more:
 	}
 }
 
@@ -289,6 +359,10 @@ func (w *writer) commitAll(group []*writeOp) (again bool) {
 			continue
 		}
 		if op.err = w.run(op); op.err != nil {
+			if u, ok := op.err.(unwritten); ok {
+				op.err = u.err // it wrote nothing: the group goes on
+				continue
+			}
 			// The writes that ran before it are undone with it; those
 			// after it have not run.
 			_, _ = w.ExecContext(context.Background(), "ROLLBACK") // fails harmlessly when SQLite rolled back already
@@ -334,7 +408,7 @@ func (w *writer) commitEach(group []*writeOp) {
 			continue
 		}
 		if !savepoints {
-			if op.err = w.run(op); op.err == nil {
+			if op.err = plain(w.run(op)); op.err == nil {
 				committed++
 			}
 			break
@@ -342,7 +416,7 @@ func (w *writer) commitEach(group []*writeOp) {
 		if _, abort = w.ExecContext(context.Background(), "SAVEPOINT w"); abort != nil {
 			break
 		}
-		if op.err = w.run(op); op.err != nil {
+		if op.err = plain(w.run(op)); op.err != nil {
 			// If the error ended the transaction (I/O error, disk
 			// full), the rollback fails: the whole group is off.
 			if _, abort = w.ExecContext(context.Background(), "ROLLBACK TO w"); abort != nil {
@@ -375,6 +449,31 @@ func (w *writer) commitEach(group []*writeOp) {
 			op.err = abort
 		}
 	}
+}
+
+// unwritten is the error of a write that failed before it wrote
+// anything (a check that failed: a key taken, an event id used, a
+// delivery gone): its group goes on without it, with no rollback and no
+// second run of the others (commitAll). noWrites makes one.
+type unwritten struct{ err error }
+
+func (u unwritten) Error() string { return u.err.Error() }
+
+// noWrites marks err, if any, as the error of a write function that has
+// written nothing.
+func noWrites(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unwritten{err}
+}
+
+// plain is err without the unwritten mark.
+func plain(err error) error {
+	if u, ok := err.(unwritten); ok {
+		return u.err
+	}
+	return err
 }
 
 // run calls op's function. A panic is taken back to the caller's

@@ -682,3 +682,41 @@ func TestGroupCommitStoreWritesRunTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupCommitGoesOnPastAWriteThatWroteNothing: a write that fails
+// before it writes (noWrites: a key taken, an event id used) costs its
+// group no rollback and no second run: every write runs once, no
+// savepoint runs, the others commit, and its caller gets its error.
+func TestGroupCommitGoesOnPastAWriteThatWroteNothing(t *testing.T) {
+	g := newGroupFixture(t)
+	taken := errors.New("taken")
+	names := []string{"ok1", "checks", "ok2"}
+	var calls [3]atomic.Int32
+	writes := make([]func() error, len(names))
+	for i, k := range names {
+		fn := countedInsert(k, &calls[i], nil)
+		if k == "checks" {
+			fn = func(querier) error { calls[i].Add(1); return noWrites(taken) }
+		}
+		writes[i] = func() error { return g.s.inTx(context.Background(), fn) }
+	}
+	results := g.runGroup(writes...)
+	for i, k := range names {
+		want := error(nil)
+		if k == "checks" {
+			want = taken
+		}
+		if r := results[i]; r.panicked != nil || r.err != want {
+			t.Errorf("%s: got err %v, panic %v; want err %v", k, r.err, r.panicked, want)
+		}
+		if c := calls[i].Load(); c != 1 {
+			t.Errorf("%s ran %d times, want 1", k, c)
+		}
+	}
+	if g.savepointsRan() {
+		t.Error("savepoints ran: the group was run again")
+	}
+	if got := g.keys(); !got["ok1"] || !got["ok2"] {
+		t.Errorf("rows %v, want ok1 and ok2", got)
+	}
+}

@@ -208,7 +208,7 @@ func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref,
 			return err
 		}
 		_, err = getDelivery(ctx, tx, ref.AppID, ref.MsgID, ref.EndpointID)
-		return err
+		return noWrites(err) // the UPDATE changed nothing
 	})
 	return wrap(op, err)
 }

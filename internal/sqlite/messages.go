@@ -63,17 +63,16 @@ func (s *Store) createMessage(ctx context.Context, msg *webhook.Message, deliver
 		}
 	}
 	err = s.quietTxFirst(ctx, func(tx querier) error { // a request waits on it
+		// The checks first: one that fails has written nothing, and the
+		// writes of its group go on without it (noWrites).
 		if claim != nil {
 			// As BeginIdempotent, but a live record of any kind is the
 			// caller's to handle: nothing is written.
 			rec, err := readIdempotency(ctx, tx, claim.Key)
 			switch {
 			case err == nil && rec.ExpiresAt.After(s.clock.Now()):
-				return &webhook.KeyTakenError{Record: rec}
+				return noWrites(&webhook.KeyTakenError{Record: rec})
 			case err != nil && !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-			if err := claimIdempotency(ctx, tx, claim.Key, msg.ID, s.clock.Now(), claim.ExpiresAt); err != nil {
 				return err
 			}
 		}
@@ -83,9 +82,14 @@ func (s *Store) createMessage(ctx context.Context, msg *webhook.Message, deliver
 				WHERE app_id = ? AND event_id = ? AND timestamp > ? AND `+visible+` LIMIT 1`,
 				msg.AppID, msg.EventID, msg.Timestamp.Add(-eventIDWindow).UnixMilli(), s.now()).Scan(&one)
 			if err == nil {
-				return webhook.Conflict("event id %q was used by another message in the last 24 hours", msg.EventID)
+				return noWrites(webhook.Conflict("event id %q was used by another message in the last 24 hours", msg.EventID))
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if claim != nil {
+			if err := claimIdempotency(ctx, tx, claim.Key, msg.ID, s.clock.Now(), claim.ExpiresAt); err != nil {
 				return err
 			}
 		}
@@ -126,37 +130,29 @@ func deliveryArgs(d webhook.Delivery, msg *webhook.Message) ([]any, error) {
 		ms(d.NextAttemptAt), d.Dispatched, claimOf(&d), ms(d.CreatedAt), ms(d.UpdatedAt), ms(msg.ExpiresAt)}, nil
 }
 
-// insertDeliveriesSQL[n] stores n deliveries.
+// insertDeliveriesSQL[n] stores those of n deliveries whose endpoint is
+// (still) the app's, the app id its last argument: one that was deleted
+// since the caller listed it, or that is another app's, gets no
+// delivery.
 var insertDeliveriesSQL = func() (q [deliveryRows + 1]string) {
 	row := "(" + placeholders(15) + ")"
 	for n := 1; n <= deliveryRows; n++ {
-		q[n] = "INSERT INTO deliveries (" + deliveryCols + ", expires_at) VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+		q[n] = "INSERT INTO deliveries (" + deliveryCols + ", expires_at) SELECT * FROM (VALUES " +
+			strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") +
+			") AS v WHERE EXISTS (SELECT 1 FROM endpoints WHERE app_id = ? AND id = v.column3)"
 	}
 	return q
 }()
 
 // insertDeliveries stores a message's deliveries (rows of deliveryArgs)
-// in one statement. A delivery to an endpoint that is gone (deleted
-// since the caller listed it: the foreign key fails, and the statement
-// stores nothing) is dropped, the others stored one by one.
+// in one statement, but those to endpoints that are not the app's.
 func insertDeliveries(ctx context.Context, tx querier, msg *webhook.Message, rows [][]any) error {
-	args := make([]any, 0, len(rows)*15)
+	args := make([]any, 0, len(rows)*15+1)
 	for _, r := range rows {
 		args = append(args, r...)
 	}
-	_, err := tx.ExecContext(ctx, insertDeliveriesSQL[len(rows)], args...)
-	if !isForeignKey(err) {
-		return deliveriesErr(msg, err)
-	}
-	for _, r := range rows {
-		_, err := tx.ExecContext(ctx, "INSERT INTO deliveries ("+deliveryCols+`, expires_at)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-			WHERE EXISTS (SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?)`, append(r, msg.AppID, r[2])...)
-		if err := deliveriesErr(msg, err); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, insertDeliveriesSQL[len(rows)], append(args, msg.AppID)...)
+	return deliveriesErr(msg, err)
 }
 
 // deliveriesErr is what storing a message's deliveries failed with.

@@ -201,7 +201,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 		at := now.UnixMilli()
 		for _, stmt := range []string{
 			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT ?)",
-			"DELETE FROM attempts WHERE (msg_id, id) IN (SELECT msg_id, id FROM attempts WHERE expires_at <= ? LIMIT ?)",
+			"DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE expires_at <= ? LIMIT ?)",
 			"DELETE FROM app_tokens WHERE hash IN (SELECT hash FROM app_tokens WHERE expires_at <= ? LIMIT ?)",

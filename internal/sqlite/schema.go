@@ -188,13 +188,14 @@ CREATE TABLE app_token_cutoffs (
 CREATE INDEX app_token_cutoffs_by_expiry ON app_token_cutoffs (expires_at);
 `,
 	// 7: a leaner attempts table, the one written with every attempt:
-	// the rows live in their primary key, (msg_id, id) — what every read
-	// of one attempt or of a message's attempts names — instead of a
-	// rowid table, an index on id and one on (msg_id, id): two b-trees
-	// fewer per attempt recorded. The app's attempts go with its
-	// messages (ON DELETE CASCADE through msg_id), so app_id needs no
-	// foreign key, nor an index for one; no route lists an app's attempts
-	// without an endpoint or a message.
+	// its rows are found by (msg_id, id) — what every read of one attempt
+	// or of a message's attempts names — through one unique index, where
+	// an index on id and one on (msg_id, id) were two. The app's attempts
+	// go with its messages (ON DELETE CASCADE through msg_id), so app_id
+	// needs no foreign key, nor an index for one; no route lists an app's
+	// attempts without an endpoint or a message. Two b-trees fewer per
+	// attempt recorded. (Not WITHOUT ROWID: a row there spills to an
+	// overflow page past about 1 KB, and a stored response may be 16.)
 	`
 CREATE TABLE attempts_v7 (
 	id                   TEXT NOT NULL,
@@ -210,8 +211,8 @@ CREATE TABLE attempts_v7 (
 	trigger_type         INTEGER NOT NULL,
 	timestamp            INTEGER,
 	expires_at           INTEGER,
-	PRIMARY KEY (msg_id, id)
-) STRICT, WITHOUT ROWID;
+	UNIQUE (msg_id, id)
+) STRICT;
 INSERT INTO attempts_v7 SELECT id, app_id, msg_id, endpoint_id, event_type, url, response, response_status_code,
 	response_duration_ms, status, trigger_type, timestamp, expires_at FROM attempts;
 DROP TABLE attempts;

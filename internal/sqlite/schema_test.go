@@ -12,11 +12,11 @@ import (
 	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
 
-// TestMigrateAttemptsWithoutRowid: migration 7 moves the attempts of a
-// schema-6 database into the table keyed by (msg_id, id), every column
+// TestMigrateAttemptsByMessage: migration 7 moves the attempts of a
+// schema-6 database into the table found by (msg_id, id), every column
 // kept; they are read, listed by message and by endpoint, and still go
-// with their message.
-func TestMigrateAttemptsWithoutRowid(t *testing.T) {
+// with their message, and with their app.
+func TestMigrateAttemptsByMessage(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookstep.db")
 	clock := storetest.NewClock(storetest.Epoch)
@@ -55,7 +55,7 @@ func TestMigrateAttemptsWithoutRowid(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE name = 'attempts'").Scan(&ddl); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(ddl, "WITHOUT ROWID") || !strings.Contains(ddl, "PRIMARY KEY (msg_id, id)") {
+	if !strings.Contains(ddl, "UNIQUE (msg_id, id)") || strings.Contains(ddl, "REFERENCES apps") {
 		t.Errorf("attempts after migration 7:\n%s", ddl)
 	}
 	got, err := s.GetAttempt(ctx, "app_1", "msg_1", "atmpt_2")
@@ -93,11 +93,18 @@ func TestMigrateAttemptsWithoutRowid(t *testing.T) {
 	if got := ids(webhook.AttemptFilter{EndpointID: "ep_1"}); got != "atmpt_3" {
 		t.Errorf("after msg_1 went: %q", got)
 	}
+	if err := s.DeleteApp(ctx, "app_1"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM attempts").Scan(&n); err != nil || n != 0 {
+		t.Errorf("attempts after DeleteApp: %d, %v", n, err)
+	}
 }
 
 // TestCreateMessageStoresDeliveriesInChunks: a fan-out wider than one
-// INSERT (deliveryRows) is stored whole, and a delivery to an endpoint
-// deleted since it was listed is dropped, its chunk stored row by row.
+// INSERT (deliveryRows) is stored whole, but a delivery to an endpoint
+// deleted since it was listed, or to another app's endpoint, is dropped.
 func TestCreateMessageStoresDeliveriesInChunks(t *testing.T) {
 	f := newFixture(t)
 	var ds []webhook.Delivery
@@ -117,6 +124,15 @@ func TestCreateMessageStoresDeliveriesInChunks(t *testing.T) {
 	if err := f.s.DeleteEndpoint(f.ctx, f.app.ID, gone); err != nil {
 		t.Fatal(err)
 	}
+	other := &webhook.App{ID: webhook.NewID(webhook.PrefixApp), Name: "other"}
+	if err := f.s.CreateApp(f.ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	theirs := &webhook.Endpoint{ID: webhook.NewID(webhook.PrefixEndpoint), AppID: other.ID, URL: "https://example.com/o", Version: 1}
+	if err := f.s.CreateEndpoint(f.ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	ds = append(ds[:5], append([]webhook.Delivery{webhook.NewDelivery(msg, theirs.ID)}, ds[5:]...)...)
 	if err := f.s.CreateMessage(f.ctx, msg, ds); err != nil {
 		t.Fatalf("CreateMessage: %v", err)
 	}
@@ -124,8 +140,15 @@ func TestCreateMessageStoresDeliveriesInChunks(t *testing.T) {
 	if err := f.s.r.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM deliveries WHERE msg_id = ?", msg.ID).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ds)-1 {
-		t.Errorf("%d deliveries stored, want %d", n, len(ds)-1)
+	if n != len(ds)-2 {
+		t.Errorf("%d deliveries stored, want %d", n, len(ds)-2)
+	}
+	if _, err := f.s.GetDelivery(f.ctx, other.ID, msg.ID, theirs.ID); !webhook.IsNotFound(err) {
+		t.Errorf("the other app's endpoint's delivery: %v, want NotFound", err)
+	}
+	var cross int
+	if err := f.s.r.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?", theirs.ID).Scan(&cross); err != nil || cross != 0 {
+		t.Errorf("deliveries to the other app's endpoint: %d, %v", cross, err)
 	}
 	if _, err := f.s.GetDelivery(f.ctx, f.app.ID, msg.ID, gone); !webhook.IsNotFound(err) {
 		t.Errorf("the deleted endpoint's delivery: %v, want NotFound", err)

@@ -25,8 +25,9 @@
 // The write path is the one local mode's throughput hangs on, so it does
 // as little as it can: a message, its deliveries (one INSERT per 32) and
 // its Idempotency-Key's claim (CreateMessageKeyed) are one write; an
-// attempt is three statements on a table kept in its primary key (msg_id,
-// id); a group commit uses no savepoint unless one of its writes fails.
+// attempt is three statements, its row found by one unique index (msg_id,
+// id); a group commit uses no savepoint unless one of its writes fails
+// after writing.
 // Its process making every write (local mode holds the data dir's lock),
 // the Store counts the writes that change what attempts and fan-outs
 // read (Changes, webhook.ChangeCounter) and keeps the apps GetApp read
