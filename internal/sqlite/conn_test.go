@@ -720,3 +720,49 @@ func TestGroupCommitGoesOnPastAWriteThatWroteNothing(t *testing.T) {
 		t.Errorf("rows %v, want ok1 and ok2", got)
 	}
 }
+
+// TestGroupCommitGathersSmallGroups: a write that does not go first,
+// coming within gather of a small commit of such writes, waits out the
+// rest of gather for others; a write that goes first cuts the wait short
+// (and does not wait itself); after a quiet spell, or after a large
+// group, nothing waits. The bounds are wide (gather is 1 s here): what is
+// checked is whether a write waited, not how fast the disk is.
+func TestGroupCommitGathersSmallGroups(t *testing.T) {
+	g := newGroupFixture(t)
+	w := g.s.w
+	w.gather = time.Second
+	write := func(k string, first bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		do := g.s.inTx
+		if first {
+			do = g.s.inTxFirst
+		}
+		if err := do(context.Background(), insert(k)); err != nil {
+			t.Fatalf("write %s: %v", k, err)
+		}
+		return time.Since(start)
+	}
+	write("a", false) // a small commit: the next waits
+	if d := write("b", false); d < 800*time.Millisecond {
+		t.Errorf("a write right after a small commit took %v: it did not gather", d)
+	}
+	// Waiting again; a first write cuts it short.
+	gathered := make(chan time.Duration, 1)
+	go func() { gathered <- write("c", false) }()
+	time.Sleep(100 * time.Millisecond)
+	if d := write("d", true); d > 600*time.Millisecond {
+		t.Errorf("a first write took %v: it waited", d)
+	}
+	if d := <-gathered; d > 700*time.Millisecond {
+		t.Errorf("the gathering write took %v after a first write queued", d)
+	}
+	time.Sleep(1100 * time.Millisecond) // a quiet spell
+	if d := write("e", false); d > 600*time.Millisecond {
+		t.Errorf("a write after a quiet spell took %v", d)
+	}
+	w.lastRest, w.lastSize = time.Now(), gatherSize // as after a large group
+	if d := write("f", false); d > 600*time.Millisecond {
+		t.Errorf("a write after a large group took %v", d)
+	}
+}
