@@ -175,17 +175,7 @@ func TestHeldDeliveryIsReadAgainOnceTheStoreChanged(t *testing.T) {
 			if !slices.Equal(urls, tt.posts) {
 				t.Errorf("posted to %v, want %v", urls, tt.posts)
 			}
-			d, err := f.store.GetDelivery(context.Background(), f.app.ID, msg.ID, ep.ID)
-			switch {
-			case tt.deleted:
-				if !webhook.IsNotFound(err) {
-					t.Errorf("delivery: got %+v, %v; want it gone", d, err)
-				}
-			case err != nil:
-				t.Fatal(err)
-			case d.Status != tt.status:
-				t.Errorf("delivery status: got %v, want %v", d.Status, tt.status)
-			}
+			f.wantDelivery(t, msg.ID, ep.ID, tt.deleted, tt.status)
 		})
 	}
 }

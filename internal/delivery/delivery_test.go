@@ -723,17 +723,7 @@ func TestAttemptReadsOnceOrThreeTimes(t *testing.T) {
 				if len(f.post.requests) != tt.posts {
 					t.Errorf("got %d requests, want %d", len(f.post.requests), tt.posts)
 				}
-				d, err := f.store.GetDelivery(context.Background(), f.app.ID, msg.ID, ep.ID)
-				switch {
-				case tt.deleted:
-					if !webhook.IsNotFound(err) {
-						t.Errorf("delivery: got %+v, %v; want it gone", d, err)
-					}
-				case err != nil:
-					t.Fatal(err)
-				case d.Status != tt.status:
-					t.Errorf("delivery status: got %v, want %v", d.Status, tt.status)
-				}
+				f.wantDelivery(t, msg.ID, ep.ID, tt.deleted, tt.status)
 			})
 		}
 	}
@@ -1031,5 +1021,22 @@ func TestAnAttemptAwaitsItsMessage(t *testing.T) {
 	}
 	if len(f.post.requests) != 1 {
 		t.Errorf("%d POSTs, want 1 (the run whose message came)", len(f.post.requests))
+	}
+}
+
+// wantDelivery checks the fixture app's delivery of msgID to epID: gone
+// if deleted, else in status.
+func (f *fixture) wantDelivery(t *testing.T, msgID, epID string, deleted bool, status webhook.Status) {
+	t.Helper()
+	d, err := f.store.GetDelivery(context.Background(), f.app.ID, msgID, epID)
+	switch {
+	case deleted:
+		if !webhook.IsNotFound(err) {
+			t.Errorf("delivery: got %+v, %v; want it gone", d, err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	case d.Status != status:
+		t.Errorf("delivery status: got %v, want %v", d.Status, status)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Group commit.
@@ -103,30 +102,10 @@ type writer struct {
 	queue  []*writeOp // waiting; queue[0] leads
 	closed bool
 	idle   chan struct{} // closed when closed and the queue is empty
-
-	// gather is how long after a small commit of writes that do not go
-	// first the next such commit waits for more of them (see lead);
-	// lastRest and lastSize are when that commit ended and how many
-	// writes it had (the leader's only), and more cuts a wait short: a
-	// first write, or gatherSize writes, queued.
-	gather   time.Duration
-	lastRest time.Time
-	lastSize int
-	more     chan struct{}
 }
 
-// gatherRest is writer.gather: while writes that do not go first
-// (attempts' records, claims) keep coming in small groups, at most one
-// commit of them per 2 ms.
-const gatherRest = 2 * time.Millisecond
-
-// gatherSize is the group that needs no gathering: at that size a
-// commit's cost is shared enough, and a writer that is busy gathers its
-// groups by itself.
-const gatherSize = 16
-
 func newWriter(conn *sql.Conn) *writer {
-	return &writer{conn: conn, stmts: map[string]*sql.Stmt{}, idle: make(chan struct{}), gather: gatherRest, more: make(chan struct{}, 1)}
+	return &writer{conn: conn, stmts: map[string]*sql.Stmt{}, idle: make(chan struct{})}
 }
 
 // do runs fn in a write transaction and returns once that transaction
@@ -153,14 +132,7 @@ func (w *writer) enqueue(op *writeOp) error {
 	}
 	w.queue = append(w.queue, op)
 	leads := len(w.queue) == 1
-	full := len(w.queue) >= gatherSize
 	w.mu.Unlock()
-	if op.first || full {
-		select {
-		case w.more <- struct{}{}: // a leader gathering stops
-		default:
-		}
-	}
 	if !leads {
 		<-op.wake
 		w.mu.Lock()
@@ -185,20 +157,7 @@ func (w *writer) enqueue(op *writeOp) error {
 // caller that does not commits them, then the first writes that queued
 // meanwhile, since it is running already and a hand-off would make them
 // wait for another goroutine to be scheduled.
-//
-// A caller that does not go first, leading within gather of the last
-// commit of such writes when that one was small (under gatherSize),
-// first waits for the rest of that time, or until a write that goes
-// first (or gatherSize writes) queues: under a moderate stream of
-// attempts' records, one commit then takes those of 2 ms, where a commit
-// per handful of them would cost an fsync and a rewrite of the same hot
-// pages each (about 0.6 ms of CPU a commit on a 2-core VM). A write after
-// a quiet spell runs at once, and a busy writer, whose groups are large,
-// never waits.
 func (w *writer) lead() {
-	if caller := w.head(); !caller.first {
-		w.gatherRest()
-	}
 	w.mu.Lock()
 	caller := w.queue[0]
 	group := append([]*writeOp(nil), w.queue[:min(len(w.queue), maxGroup)]...)
@@ -218,7 +177,6 @@ func (w *writer) lead() {
 	}
 	if !caller.first {
 		w.commit(rest)
-		w.lastRest, w.lastSize = time.Now(), len(rest)
 		w.settle(rest, caller)
 		// Once, not for as long as first writes keep coming: that would
 		// hold up the caller, and every other write, behind them.
@@ -250,34 +208,6 @@ func (w *writer) lead() {
 	w.mu.Unlock()
 	if next != nil {
 		next.wake <- struct{}{}
-	}
-}
-
-// head returns the write at the head of the queue: the caller of lead.
-func (w *writer) head() *writeOp {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.queue[0]
-}
-
-// gatherRest waits until gather has passed since the last commit of
-// writes that do not go first, or until more says to stop.
-func (w *writer) gatherRest() {
-	wait := w.gather - time.Since(w.lastRest)
-	if wait <= 0 || w.lastSize >= gatherSize {
-		return
-	}
-	w.mu.Lock()
-	enough := len(w.queue) >= gatherSize
-	w.mu.Unlock()
-	if enough {
-		return
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-w.more:
 	}
 }
 
