@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -45,15 +46,10 @@ func (s *Store) recordIn(ctx context.Context, tx querier, res webhook.AttemptRes
 	a := res.Attempt
 	var d *webhook.Delivery
 	err := func() error {
-		advanced, err := scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
-			SET status = ?, attempts = ?, next_attempt_at = ?, claim = 0, updated_at = ?
-			WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND attempts = ? AND `+unfinished+`
-			RETURNING `+deliveryCols,
-			res.Status, res.Attempts, ms(res.NextAttemptAt), ms(a.Timestamp),
-			a.MsgID, a.EndpointID, a.AppID, res.Run, res.Attempts-1))
+		advanced, err := advance(ctx, tx, res)
 		switch {
 		case err == nil:
-			d = &advanced
+			d = advanced
 		case errors.Is(err, sql.ErrNoRows):
 			// Moved on (other run, final, other attempt count), or gone.
 			if d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID); err != nil {
@@ -84,6 +80,51 @@ func (s *Store) recordIn(ctx context.Context, tx querier, res webhook.AttemptRes
 		return err
 	}()
 	return d, err
+}
+
+// advanceSQL applies an attempt's result to its delivery, if the delivery
+// is still where the attempt found it: at its run, with one attempt
+// fewer, unfinished.
+var advanceSQL = `UPDATE deliveries
+	SET status = ?, attempts = ?, next_attempt_at = ?, claim = 0, updated_at = ?
+	WHERE msg_id = ? AND endpoint_id = ? AND app_id = ? AND run = ? AND attempts = ? AND ` + unfinished
+
+// advance applies res to its delivery and returns the delivery advanced;
+// sql.ErrNoRows if the delivery was not where the attempt found it. With
+// res.From (the delivery as the attempt read it) the delivery returned is
+// From advanced, with no RETURNING: the rest of a delivery does not
+// change while it stays at one run and attempt count — but Dispatched, a
+// dispatch recorded since the read not showing. RETURNING costs a third
+// of the write (BenchmarkRecordAttemptFanOut10: 61-75 vs 42-51 us of CPU
+// per attempt, 109 vs 48 allocations).
+func advance(ctx context.Context, tx querier, res webhook.AttemptResult) (*webhook.Delivery, error) {
+	a := res.Attempt
+	args := []any{res.Status, res.Attempts, ms(res.NextAttemptAt), ms(a.Timestamp),
+		a.MsgID, a.EndpointID, a.AppID, res.Run, res.Attempts - 1}
+	if res.From == nil {
+		d, err := scanDelivery(tx.QueryRowContext(ctx, advanceSQL+" RETURNING "+deliveryCols, args...))
+		return &d, err
+	}
+	n, err := rowsAffected(tx.ExecContext(ctx, advanceSQL, args...))
+	switch {
+	case err != nil:
+		return nil, err
+	case n == 0:
+		return nil, sql.ErrNoRows
+	}
+	d := *res.From
+	d.Status, d.Attempts, d.Claimed = res.Status, res.Attempts, false
+	d.NextAttemptAt, d.UpdatedAt = msTime(res.NextAttemptAt), msTime(a.Timestamp)
+	return &d, nil
+}
+
+// msTime is t as the store keeps it: to the millisecond, UTC; zero stays
+// zero.
+func msTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.UnixMilli(t.UnixMilli()).UTC()
 }
 
 // ExpungeAttemptContent implements webhook.Store.

@@ -270,7 +270,10 @@ func BenchmarkRecordAttemptFanOut10(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
-			if _, err := bs.RecordAttempt(b.Context(), success(msgs[i/10], bs.eps[i%10])); err != nil {
+			res := success(msgs[i/10], bs.eps[i%10])
+			from := webhook.NewDelivery(msgs[i/10], bs.eps[i%10].ID) // as the engine passes it
+			res.From = &from
+			if _, err := bs.RecordAttempt(b.Context(), res); err != nil {
 				b.Fatal(err)
 			}
 		}

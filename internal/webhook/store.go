@@ -334,9 +334,11 @@ type Store interface {
 	// attempt's time when it is zero. The endpoint's UpdatedAt is left
 	// alone: health changes often and must not make a concurrent
 	// UpdateEndpoint stale. It returns the delivery as it is
-	// afterwards; if the delivery had moved on (other run, final, or other
-	// attempt count) the attempt is still stored and the delivery is
-	// returned unchanged. NotFound if the delivery does not exist.
+	// afterwards (a store may build it from res.From advanced by the
+	// attempt: its Dispatched is then From's); if the delivery had moved
+	// on (other run, final, or other attempt count) the attempt is still
+	// stored and the delivery is returned unchanged, as stored. NotFound
+	// if the delivery does not exist.
 	RecordAttempt(ctx context.Context, res AttemptResult) (*Delivery, error)
 	// CancelDeliveries marks every unfinished delivery of an endpoint
 	// Canceled and returns how many changed.
