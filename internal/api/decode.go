@@ -67,11 +67,15 @@ func parseObject(data []byte, p *webhook.Problems) (*fields, error) {
 	if len(trimmed) == 0 {
 		return nil, webhook.Invalid(loc("body"), "a JSON object is required")
 	}
-	if !json.Valid(trimmed) {
-		return nil, webhook.Invalid(loc("body"), "the body is not valid JSON")
-	}
+	// One pass (Unmarshal validates first): a syntax error is not JSON,
+	// any other failure not an object.
 	var raw map[string]json.RawMessage
-	if trimmed[0] != '{' || json.Unmarshal(trimmed, &raw) != nil || raw == nil {
+	err := json.Unmarshal(trimmed, &raw)
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		return nil, webhook.Invalid(loc("body"), "the body is not valid JSON")
+	case err != nil || trimmed[0] != '{' || raw == nil:
 		return nil, webhook.Invalid(loc("body"), "the body must be a JSON object")
 	}
 	return &fields{raw: raw, p: p}, nil
@@ -143,6 +147,9 @@ func required[T any](f *fields, name string) (T, bool) {
 func decodeValue[T any](raw json.RawMessage) (T, bool) {
 	var v T
 	switch p := any(&v).(type) {
+	case *json.RawMessage:
+		*p = raw // valid JSON already: it was parsed with the body
+		return v, true
 	case *map[string]string:
 		var m map[string]*string
 		if json.Unmarshal(raw, &m) != nil {
