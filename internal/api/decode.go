@@ -213,8 +213,6 @@ func describe[T any]() string {
 		return "an object with string or null values"
 	case time.Time:
 		return "an RFC 3339 date-time string"
-	case json.RawMessage:
-		return "JSON"
 	}
 	return "of the right type"
 }

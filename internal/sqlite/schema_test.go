@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hookstep/hookstep/internal/webhook"
 	"github.com/hookstep/hookstep/internal/webhook/storetest"
 )
@@ -159,5 +160,40 @@ func TestCreateMessageStoresDeliveriesInChunks(t *testing.T) {
 	err := f.s.CreateMessage(f.ctx, twice, []webhook.Delivery{webhook.NewDelivery(twice, f.ep.ID), webhook.NewDelivery(twice, f.ep.ID)})
 	if !webhook.IsConflict(err) {
 		t.Errorf("an endpoint twice: %v, want Conflict", err)
+	}
+}
+
+// TestRecordAttemptAdvancesFrom: with the delivery the attempt read
+// (From), RecordAttempt returns it advanced, as GetDelivery then reads
+// it; a From that is not the attempt's delivery and run is not trusted:
+// the delivery is read back as stored.
+func TestRecordAttemptAdvancesFrom(t *testing.T) {
+	f := newFixture(t)
+	for _, trusted := range []bool{true, false} {
+		msg := f.message(time.Hour)
+		from, err := f.s.GetDelivery(f.ctx, f.app.ID, msg.ID, f.ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !trusted {
+			other := *from
+			other.Run, other.EventType = 7, "not.this.one"
+			from = &other
+		}
+		f.clock.Advance(time.Second)
+		a := webhook.Attempt{ID: webhook.NewID(webhook.PrefixAttempt), AppID: f.app.ID, MsgID: msg.ID, EndpointID: f.ep.ID,
+			EventType: msg.EventType, URL: f.ep.URL, Status: webhook.StatusFail, Timestamp: f.clock.Now(), ExpiresAt: msg.ExpiresAt}
+		got, err := f.s.RecordAttempt(f.ctx, webhook.AttemptResult{Attempt: a, Attempts: 1, Status: webhook.StatusSending,
+			NextAttemptAt: f.clock.Now().Add(time.Minute), From: from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := f.s.GetDelivery(f.ctx, f.app.ID, msg.ID, f.ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(stored, got); d != "" {
+			t.Errorf("trusted From %v: RecordAttempt's delivery differs from the stored one (-stored +got):\n%s", trusted, d)
+		}
 	}
 }

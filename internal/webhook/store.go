@@ -101,7 +101,8 @@ type AttemptResult struct {
 	NextAttemptAt time.Time
 	// From is the delivery as the attempt read it. A store that has not
 	// written a deferred delivery yet (see CreateMessage) creates it from
-	// From and the result; others ignore it.
+	// From and the result; a store may also build the delivery it returns
+	// from it (SQLite), rather than read it back.
 	From *Delivery
 	// Endpoint is the endpoint as the attempt read it, when it did: a
 	// store may apply the health change to it without reading it again.
