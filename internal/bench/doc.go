@@ -101,17 +101,18 @@
 //
 // -profile D writes a CPU profile of the server per scenario. What bounds
 // local mode is SQLite's one writer (group commit, internal/sqlite): at
-// fan-out 10 as fast as it goes it runs about two thirds of the server's
-// CPU in the last profile — the attempts' records (RecordAttempt's three
-// statements, a quarter of the CPU), the commits themselves (WAL frames,
-// a pwrite per frame, the fsync: a seventh) and the messages' inserts (a
-// tenth) — then the POSTs (sender.Send, a sixth: net/http, the HMAC), the
-// API (a twentieth) and the claims. A commit costs about 0.6 ms of CPU
+// fan-out 10 as fast as it goes it runs about half of the server's CPU
+// in the last profile — the attempts' records (a fifth: the INSERT of the
+// attempt, then the UPDATE of the delivery), the commits themselves (WAL
+// frames, a pwrite per frame, the fsync: an eighth) and the messages'
+// inserts (an eighth) — then the POSTs (sender.Send, a sixth: net/http,
+// the HMAC) and the API (a sixteenth). A commit costs about 0.6 ms of CPU
 // on this VM whatever its size, so the groups' size matters as much as
 // the statements. Earlier, the profile also held the read of each held
 // delivery that waited past one second (LoadRun, 15%), each message's
 // list of endpoints (9%), a write per message for its Idempotency-Key
-// (28% at fan-out 1), a write to record each dispatch (6%) and savepoints
+// (28% at fan-out 1), a write to record each dispatch (6%), RETURNING the
+// delivery of each attempt (a third of its record) and savepoints
 // (5%): none of these remain (see internal/sqlite and internal/localqueue).
 // The local queue's design (new messages skip the claim, claims only when
 // something is due, fair shares per endpoint) is in internal/localqueue.
