@@ -3,6 +3,7 @@
 
 GO       ?= go
 PKGS     := ./...
+SHELL    := bash
 DATA_DIR ?= .hookstep
 
 FUNCTIONS := api deliver sweeper
@@ -44,10 +45,28 @@ $(RIE_STAMP):
 	GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 	@rm -f $(TOOLS)/.aws-lambda-rie-* && touch $@
 
+# gotest runs go test -v on $(2) in the environment $(1), the whole output
+# in the log $(3): it shows each package's result and each test that
+# failed or skipped, and on a failure the failures' output. A skipped test
+# proves nothing: with HOOKSTEP_NO_SKIPS=1 (CI, .ci/run) a skip fails the
+# run; without, it is listed. Every test's skip is behind a tool that
+# `make deps` installs (or Chromium, which .ci/run does) or a variable
+# this Makefile clears or sets.
+define gotest
+set -o pipefail; $(1) $(GO) test -v -count=1 -timeout 15m $(2) 2>&1 | tee $(3) \
+	| grep -E --line-buffered '^(ok|FAIL|--- FAIL|--- SKIP|panic:)'; rc=$$?; \
+if [ $$rc -ne 0 ]; then grep -B40 -A20 -e '--- FAIL' -e '^panic:' $(3) | tail -400; echo "full output: $(3)"; exit $$rc; fi; \
+if grep -q -e '--- SKIP' $(3); then \
+	echo "skipped, so not proven (see $(3)):"; grep -B3 -e '--- SKIP' $(3) | head -60; \
+	if [ "$$HOOKSTEP_NO_SKIPS" = 1 ]; then exit 1; fi; \
+fi
+endef
+
 ## test: install what the tests need, then run every test
 test: deps
 	$(GO) vet $(PKGS)
-	HOOKSTEP_REQUIRE_DYNALITE=1 HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(RIE) $(GO) test -count=1 -timeout 15m $(PKGS)
+	@mkdir -p build
+	@$(call gotest,HOOKSTEP_E2E_URL= HOOKSTEP_REQUIRE_DYNALITE=1 HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(RIE),$(PKGS),build/test.log)
 	@$(MAKE) --no-print-directory infra-test
 
 ## lint: gofmt and go vet
@@ -112,8 +131,9 @@ destroy: build $(INFRA_NODE)
 
 ## infra-test: the CDK assertion tests and the ASL check of the generated state machine
 infra-test: $(INFRA_NODE) $(RIE_STAMP)
+	@mkdir -p build
 	@start=$$(date +%s); \
-	cd infra && PATH="$(INFRA_PATH)" HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(RIE) $(GO) test -count=1 -timeout 15m ./... && \
+	cd infra && { $(call gotest,PATH="$(INFRA_PATH)" HOOKSTEP_REQUIRE_AWS_TOOLS=1 HOOKSTEP_RIE=$(RIE),./...,../build/infra-test.log); } && \
 	echo "infra tests (CDK): $$(( $$(date +%s) - start )) s wall time"
 
 # --- LocalStack (needs Docker; see localstack/README.md)
