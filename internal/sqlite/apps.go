@@ -142,11 +142,11 @@ func missingOrStale(ctx context.Context, tx querier, what, query string, key ...
 	err := tx.QueryRowContext(ctx, query, key...).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return webhook.NotFound("%s %v not found", what, key[len(key)-1])
+		return noWrites(webhook.NotFound("%s %v not found", what, key[len(key)-1]))
 	case err != nil:
 		return err
 	}
-	return fmt.Errorf("%s %v: %w", what, key[len(key)-1], webhook.ErrStale)
+	return noWrites(fmt.Errorf("%s %v: %w", what, key[len(key)-1], webhook.ErrStale))
 }
 
 // DeleteApp implements webhook.Store. Foreign keys delete the app's

@@ -43,42 +43,38 @@ func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*
 // recordIn is RecordAttempt's write, in tx.
 func (s *Store) recordIn(ctx context.Context, tx querier, res webhook.AttemptResult) (*webhook.Delivery, error) {
 	a := res.Attempt
-	var d *webhook.Delivery
-	err := func() error {
-		advanced, err := advance(ctx, tx, res)
-		switch {
-		case err == nil:
-			d = advanced
-		case errors.Is(err, sql.ErrNoRows):
-			// Moved on (other run, final, other attempt count), or gone.
-			if d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID); err != nil {
-				return noWrites(err) // the UPDATE changed nothing
-			}
-		default:
-			return err
+	d, err := advance(ctx, tx, res)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Moved on (other run, final, other attempt count), or gone.
+		if d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID); err != nil {
+			return nil, noWrites(err) // the UPDATE changed nothing
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO attempts ("+attemptCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			a.ID, a.AppID, a.MsgID, a.EndpointID, a.EventType, a.URL, a.Response, a.ResponseStatusCode,
-			a.ResponseDurationMs, a.Status, a.Trigger, ms(a.Timestamp), ms(a.ExpiresAt))
-		if isUnique(err) {
-			return webhook.Conflict("attempt %s already exists", a.ID)
-		}
-		if err != nil {
-			return err
-		}
+	} else if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO attempts ("+attemptCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		a.ID, a.AppID, a.MsgID, a.EndpointID, a.EventType, a.URL, a.Response, a.ResponseStatusCode,
+		a.ResponseDurationMs, a.Status, a.Trigger, ms(a.Timestamp), ms(a.ExpiresAt))
+	if isUnique(err) {
+		return nil, webhook.Conflict("attempt %s already exists", a.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
 
-		// The request reached (or failed to reach) the endpoint whatever
-		// became of the delivery, so its health follows the attempt.
-		if a.Status == webhook.StatusSuccess {
-			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL
-				WHERE app_id = ? AND id = ? AND failing_since IS NOT NULL`, a.AppID, a.EndpointID)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ?
-				WHERE app_id = ? AND id = ? AND failing_since IS NULL`, ms(a.Timestamp), a.AppID, a.EndpointID)
-		}
-		return err
-	}()
-	return d, err
+	// The request reached (or failed to reach) the endpoint whatever
+	// became of the delivery, so its health follows the attempt.
+	if a.Status == webhook.StatusSuccess {
+		_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL
+			WHERE app_id = ? AND id = ? AND failing_since IS NOT NULL`, a.AppID, a.EndpointID)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ?
+			WHERE app_id = ? AND id = ? AND failing_since IS NULL`, ms(a.Timestamp), a.AppID, a.EndpointID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // advanceSQL applies an attempt's result to its delivery, if the delivery
@@ -115,7 +111,7 @@ func advance(ctx context.Context, tx querier, res webhook.AttemptResult) (*webho
 	}
 	d := *res.From
 	d.Status, d.Attempts, d.Claimed = res.Status, res.Attempts, false
-	d.NextAttemptAt, d.UpdatedAt = msTime(res.NextAttemptAt), msTime(a.Timestamp)
+	d.NextAttemptAt, d.UpdatedAt, d.CreatedAt = msTime(res.NextAttemptAt), msTime(a.Timestamp), msTime(d.CreatedAt)
 	return &d, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/hookstep/hookstep/internal/webhook"
 )
 
 // Group commit.
@@ -389,13 +391,17 @@ type unwritten struct{ err error }
 
 func (u unwritten) Error() string { return u.err.Error() }
 
-// noWrites marks err, if any, as the error of a write function that has
-// written nothing.
+// noWrites marks err as the error of a write function that has written
+// nothing — only if it is the store's own verdict (a webhook.Error:
+// NotFound, Conflict; a key taken): a driver error may have ended the
+// transaction, and must fail the group.
 func noWrites(err error) error {
-	if err == nil {
-		return nil
+	var we *webhook.Error
+	var taken *webhook.KeyTakenError
+	if errors.As(err, &we) || errors.As(err, &taken) {
+		return unwritten{err}
 	}
-	return unwritten{err}
+	return err
 }
 
 // plain is err without the unwritten mark.

@@ -689,7 +689,7 @@ func TestGroupCommitStoreWritesRunTwice(t *testing.T) {
 // savepoint runs, the others commit, and its caller gets its error.
 func TestGroupCommitGoesOnPastAWriteThatWroteNothing(t *testing.T) {
 	g := newGroupFixture(t)
-	taken := errors.New("taken")
+	taken := webhook.Conflict("taken") // the store's verdict: noWrites marks only those
 	names := []string{"ok1", "checks", "ok2"}
 	var calls [3]atomic.Int32
 	writes := make([]func() error, len(names))

@@ -198,11 +198,11 @@ func (s *Store) StartRun(ctx context.Context, msg *webhook.Message, endpointID s
 // exists but did not match the rest of the WHERE clause (stale run, final)
 // is left alone without error.
 //
-// It is a quiet write (quietTx): a caller whose update is a change
-// counts it.
-func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref, args ...any) error {
+// It runs through write: inTx for an update that is a change
+// (Changes), quietTx for one that is not.
+func (s *Store) updateRun(ctx context.Context, write func(context.Context, func(querier) error) error, op, stmt string, ref webhook.Ref, args ...any) error {
 	args = append(args, ref.AppID, ref.MsgID, ref.EndpointID) // outside fn, which may run twice (inTx)
-	err := s.quietTx(ctx, func(tx querier) error {
+	err := write(ctx, func(tx querier) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, stmt, args...))
 		if err != nil || n > 0 {
 			return err
@@ -216,7 +216,7 @@ func (s *Store) updateRun(ctx context.Context, op, stmt string, ref webhook.Ref,
 // MarkDispatched implements webhook.Store; NotFound if the delivery does
 // not exist.
 func (s *Store) MarkDispatched(ctx context.Context, ref webhook.Ref) error {
-	return s.updateRun(ctx, "mark dispatched", markDispatched, ref, ref.Run)
+	return s.updateRun(ctx, s.quietTx, "mark dispatched", markDispatched, ref, ref.Run)
 }
 
 const markDispatched = `UPDATE deliveries SET dispatched = 1
@@ -228,8 +228,7 @@ func (s *Store) FinishDelivery(ctx context.Context, ref webhook.Ref, status webh
 	if !status.Final() {
 		return fmt.Errorf("sqlite: finish delivery: status %v is not final", status)
 	}
-	defer s.changes.Add(1) // once committed, as inTx
-	return s.updateRun(ctx, "finish delivery", `UPDATE deliveries SET status = ?, updated_at = ?
+	return s.updateRun(ctx, s.inTx, "finish delivery", `UPDATE deliveries SET status = ?, updated_at = ?
 		WHERE run = ? AND `+unfinished+` AND app_id = ? AND msg_id = ? AND endpoint_id = ?`,
 		ref, status, ms(now), ref.Run)
 }

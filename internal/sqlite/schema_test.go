@@ -165,18 +165,22 @@ func TestCreateMessageStoresDeliveriesInChunks(t *testing.T) {
 
 // TestRecordAttemptAdvancesFrom: with the delivery the attempt read
 // (From), RecordAttempt returns it advanced, as GetDelivery then reads
-// it; a From that is not the attempt's delivery and run is not trusted:
-// the delivery is read back as stored.
+// it — also when From was made in memory, its times finer than the
+// store's millisecond; a From that is not the attempt's delivery and run
+// is not trusted: the delivery is read back as stored.
 func TestRecordAttemptAdvancesFrom(t *testing.T) {
 	f := newFixture(t)
-	for _, trusted := range []bool{true, false} {
+	for _, kind := range []string{"read", "in memory", "of another run"} {
 		msg := f.message(time.Hour)
 		from, err := f.s.GetDelivery(f.ctx, f.app.ID, msg.ID, f.ep.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !trusted {
-			other := *from
+		switch other := *from; kind {
+		case "in memory":
+			other.CreatedAt = other.CreatedAt.Add(123456 * time.Nanosecond)
+			from = &other
+		case "of another run":
 			other.Run, other.EventType = 7, "not.this.one"
 			from = &other
 		}
@@ -193,7 +197,7 @@ func TestRecordAttemptAdvancesFrom(t *testing.T) {
 			t.Fatal(err)
 		}
 		if d := cmp.Diff(stored, got); d != "" {
-			t.Errorf("trusted From %v: RecordAttempt's delivery differs from the stored one (-stored +got):\n%s", trusted, d)
+			t.Errorf("From %s: RecordAttempt's delivery differs from the stored one (-stored +got):\n%s", kind, d)
 		}
 	}
 }

@@ -258,19 +258,18 @@ func (s *Store) Changes() uint64 { return s.changes.Load() }
 
 // exec runs one write statement in a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	var res sql.Result
-	err := s.inTx(ctx, func(tx querier) error {
-		var err error
-		res, err = tx.ExecContext(ctx, query, args...)
-		return err
-	})
-	return res, err
+	return execWith(ctx, s.inTx, query, args...)
 }
 
 // quietExec is exec for a quiet write (quietTx).
 func (s *Store) quietExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return execWith(ctx, s.quietTx, query, args...)
+}
+
+// execWith runs one write statement through write (inTx or quietTx).
+func execWith(ctx context.Context, write func(context.Context, func(querier) error) error, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
-	err := s.quietTx(ctx, func(tx querier) error {
+	err := write(ctx, func(tx querier) error {
 		var err error
 		res, err = tx.ExecContext(ctx, query, args...)
 		return err
