@@ -178,33 +178,27 @@ func (s *Service) nextApps(ctx context.Context, cur *appCursor) (apps []webhook.
 // countDestinations sums the deliveries of every endpoint of the app
 // created in [since, until), whatever their status.
 func (s *Service) countDestinations(ctx context.Context, appID string, since, until time.Time) (int, error) {
+	eps, _, err := s.endpointsOf(ctx, appID)
+	if webhook.IsNotFound(err) {
+		return 0, nil // the app was deleted meanwhile
+	}
+	if err != nil {
+		return 0, err
+	}
 	total := 0
-	opts := webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}
-	for {
-		page, err := s.Store.ListEndpoints(ctx, appID, opts)
+	for _, ep := range eps {
+		counts, err := s.Store.EndpointStats(ctx, appID, ep.ID, since, until)
 		if webhook.IsNotFound(err) {
-			return total, nil // the app was deleted meanwhile
+			continue
 		}
 		if err != nil {
 			return 0, err
 		}
-		for _, ep := range page.Items {
-			counts, err := s.Store.EndpointStats(ctx, appID, ep.ID, since, until)
-			if webhook.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return 0, err
-			}
-			for _, n := range counts {
-				total += n
-			}
+		for _, n := range counts {
+			total += n
 		}
-		if !page.More || len(page.Items) == 0 {
-			return total, nil
-		}
-		opts.Cursor = page.Items[len(page.Items)-1].ID
 	}
+	return total, nil
 }
 
 // appEventTypes is one app's entry of an event-type.aggregate task's
@@ -245,28 +239,18 @@ func (s *Service) runEventTypes(ctx context.Context, t *webhook.Task) error {
 	data := eventTypesData{EventTypes: []appEventTypes{}}
 	return s.runPerApp(ctx, t, &cur, &cur, &data, &data.Error, func(app *webhook.App) error {
 		entry := appEventTypes{AppID: app.ID, ExplicitlySubscribedEventTypes: []string{}}
-		opts := webhook.ListOptions{Limit: webhook.MaxLimit, Ascending: true}
-		for {
-			page, err := s.Store.ListEndpoints(ctx, app.ID, opts)
-			if err != nil && !webhook.IsNotFound(err) {
-				return err
+		eps, _, err := s.endpointsOf(ctx, app.ID)
+		if err != nil && !webhook.IsNotFound(err) {
+			return err
+		}
+		for _, ep := range eps {
+			if len(ep.FilterTypes) == 0 {
+				entry.HasCatchAllEndpoint = true
 			}
-			for _, ep := range page.Items {
-				if len(ep.FilterTypes) == 0 {
-					entry.HasCatchAllEndpoint = true
-				}
-				for _, name := range ep.FilterTypes {
-					if !slices.Contains(entry.ExplicitlySubscribedEventTypes, name) {
-						entry.ExplicitlySubscribedEventTypes = append(entry.ExplicitlySubscribedEventTypes, name)
-					}
-				}
-			}
-			if !page.More || len(page.Items) == 0 {
-				break
-			}
-			opts.Cursor = page.Items[len(page.Items)-1].ID
+			entry.ExplicitlySubscribedEventTypes = append(entry.ExplicitlySubscribedEventTypes, ep.FilterTypes...)
 		}
 		slices.Sort(entry.ExplicitlySubscribedEventTypes)
+		entry.ExplicitlySubscribedEventTypes = slices.Compact(entry.ExplicitlySubscribedEventTypes)
 		data.EventTypes = append(data.EventTypes, entry)
 		return nil
 	})
