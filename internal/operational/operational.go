@@ -39,8 +39,9 @@
 //     transaction as the change would close the remaining window, at the
 //     price of a write on every endpoint change in both stores; it is not
 //     done.
-//   - Before the first operational endpoint is created the reserved app
-//     does not exist and an event costs one read (GetApp) and is dropped.
+//   - While no operational endpoint exists an event costs one read (a
+//     page of one of the reserved app's endpoints) and is dropped; the
+//     app's uid is read only for an event that is sent.
 //   - Operational endpoints are endpoints like others to the sweeper: one
 //     that fails for the disable-after period is disabled (silently, as
 //     nothing is emitted about them); re-enable it with a PUT.
@@ -224,9 +225,11 @@ func (e *Emitter) Endpoint(ctx context.Context, eventType string, app *webhook.A
 	if e == nil || Reserved(ep.AppID) {
 		return
 	}
-	e.emit(ctx, eventType, endpointData{
-		AppID: ep.AppID, AppUID: e.appUID(ctx, app, ep.AppID),
-		EndpointID: ep.ID, EndpointUID: optional(ep.UID),
+	e.emit(ctx, eventType, func() any {
+		return endpointData{
+			AppID: ep.AppID, AppUID: e.appUID(ctx, app, ep.AppID),
+			EndpointID: ep.ID, EndpointUID: optional(ep.UID),
+		}
 	})
 }
 
@@ -236,15 +239,17 @@ func (e *Emitter) Disabled(ctx context.Context, app *webhook.App, ep *webhook.En
 	if e == nil || Reserved(ep.AppID) {
 		return
 	}
-	d := endpointData{
-		AppID: ep.AppID, AppUID: e.appUID(ctx, app, ep.AppID),
-		EndpointID: ep.ID, EndpointUID: optional(ep.UID), Trigger: trigger,
-	}
-	if !failSince.IsZero() {
-		t := failSince.UTC()
-		d.FailSince = &t
-	}
-	e.emit(ctx, EndpointDisabled, d)
+	e.emit(ctx, EndpointDisabled, func() any {
+		d := endpointData{
+			AppID: ep.AppID, AppUID: e.appUID(ctx, app, ep.AppID),
+			EndpointID: ep.ID, EndpointUID: optional(ep.UID), Trigger: trigger,
+		}
+		if !failSince.IsZero() {
+			t := failSince.UTC()
+			d.FailSince = &t
+		}
+		return d
+	})
 }
 
 // Changed emits what a settings change of an endpoint means: always
@@ -295,13 +300,19 @@ func (e *Emitter) Attempt(ctx context.Context, msg *webhook.Message, a *webhook.
 	if types[0] == "" {
 		return
 	}
-	d := attemptData{
-		AppID: a.AppID, AppUID: e.appUID(ctx, nil, a.AppID),
-		EndpointID: a.EndpointID, MsgID: a.MsgID, MsgEventID: optional(msg.EventID),
-		LastAttempt: attemptInfo{ID: a.ID, ResponseStatusCode: a.ResponseStatusCode, Timestamp: a.Timestamp.UTC()},
+	var d any // read once, for the first event sent
+	data := func() any {
+		if d == nil {
+			d = attemptData{
+				AppID: a.AppID, AppUID: e.appUID(ctx, nil, a.AppID),
+				EndpointID: a.EndpointID, MsgID: a.MsgID, MsgEventID: optional(msg.EventID),
+				LastAttempt: attemptInfo{ID: a.ID, ResponseStatusCode: a.ResponseStatusCode, Timestamp: a.Timestamp.UTC()},
+			}
+		}
+		return d
 	}
 	for _, t := range types {
-		e.emit(ctx, t, d)
+		e.emit(ctx, t, data)
 	}
 }
 
@@ -315,7 +326,9 @@ func (e *Emitter) TaskFinished(ctx context.Context, t *webhook.Task) {
 	if len(data) == 0 {
 		data = json.RawMessage(`{}`)
 	}
-	e.emit(ctx, BackgroundTaskFinished, taskData{Data: data, Status: string(t.Status), Task: string(t.Kind), TaskID: t.ID})
+	e.emit(ctx, BackgroundTaskFinished, func() any {
+		return taskData{Data: data, Status: string(t.Status), Task: string(t.Kind), TaskID: t.ID}
+	})
 }
 
 // appUID returns the uid of the app appID (app, when given, is it).
@@ -330,14 +343,16 @@ func (e *Emitter) appUID(ctx context.Context, app *webhook.App, appID string) *s
 }
 
 // emit publishes one event, logging what fails (see the package doc).
-func (e *Emitter) emit(ctx context.Context, eventType string, data any) {
+// data builds the event's data, reading what it needs (the app's uid),
+// only once an operational endpoint is known to exist.
+func (e *Emitter) emit(ctx context.Context, eventType string, data func() any) {
 	err := e.publish(ctx, eventType, data)
 	if err != nil {
 		e.log.ErrorContext(ctx, "operational webhook not sent", "event_type", eventType, "err", err)
 	}
 }
 
-func (e *Emitter) publish(ctx context.Context, eventType string, data any) error {
+func (e *Emitter) publish(ctx context.Context, eventType string, data func() any) error {
 	// One read decides: no operational endpoint (none made yet, all
 	// deleted, or only the reserved app made by a GET of the routes), no
 	// event.
@@ -351,7 +366,7 @@ func (e *Emitter) publish(ctx context.Context, eventType string, data any) error
 	payload, err := json.Marshal(struct {
 		Data any    `json:"data"`
 		Type string `json:"type"`
-	}{data, eventType})
+	}{data(), eventType})
 	if err != nil {
 		return err
 	}

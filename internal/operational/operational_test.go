@@ -206,3 +206,35 @@ func TestPublishFailureIsLogged(t *testing.T) {
 		t.Errorf("logs %q, want the lost endpoint.deleted", logs)
 	}
 }
+
+// appReads counts GetApp calls.
+type appReads struct {
+	webhook.Store
+	n int
+}
+
+func (s *appReads) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
+	s.n++
+	return s.Store.GetApp(ctx, idOrUID)
+}
+
+// TestNoAppReadWithoutAListener: while no operational endpoint exists,
+// an event reads nothing to build itself (the app's uid); once one does,
+// it does, once per event.
+func TestNoAppReadWithoutAListener(t *testing.T) {
+	for _, listening := range []bool{false, true} {
+		_, rec, store, logs := setup(t, listening)
+		reads := &appReads{Store: store}
+		e := operational.New(operational.Config{Store: reads, Publisher: rec, Clock: storetest.NewClock(now),
+			Logger: slog.New(slog.NewTextHandler(logs, nil)), Retention: 24 * time.Hour})
+		ctx := context.Background()
+		e.Endpoint(ctx, operational.EndpointUpdated, nil, ep)
+		e.Disabled(ctx, nil, ep, operational.TriggerAutomatic, now)
+		e.Attempt(ctx, &webhook.Message{ID: "msg_1", AppID: "app_1"}, &webhook.Attempt{ID: "atmpt_1", AppID: "app_1", MsgID: "msg_1",
+			EndpointID: ep.ID, Status: webhook.StatusFail, Timestamp: now}, operational.FailingAttempt, true) // failing and exhausted: 2 events, 1 read
+		want := map[bool]int{false: 0, true: 3}[listening]
+		if reads.n != want || len(rec.msgs) != map[bool]int{false: 0, true: 4}[listening] {
+			t.Errorf("listening %v: %d app reads, %d events; want %d reads", listening, reads.n, len(rec.msgs), want)
+		}
+	}
+}
