@@ -128,6 +128,17 @@ func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
 	return app, err
 }
 
+// customerApp loads the app idOrUID names, an id or a uid. The reserved
+// app of the operational webhooks is hookstep's, no customer's: it is not
+// found.
+func (s *Server) customerApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
+	app, err := s.store.GetApp(ctx, idOrUID)
+	if err == nil && operational.Reserved(app.ID) {
+		return nil, errNotFound("Application")
+	}
+	return app, err
+}
+
 // maxPathValue bounds ids, uids and names taken from the path; nothing
 // longer can exist.
 const maxPathValue = 512

@@ -26,7 +26,8 @@ type appUsageStatsOut struct {
 // AggregateAppStats, AppUsageStatsIn): a background task that counts, per
 // app, the deliveries ("messageDestinations") created in [since, until),
 // for the apps appIds names (ids or uids) or every app. Ids and uids that
-// name no app are returned as unresolvedAppIds; when none resolves, 422.
+// name no customer app (the operational webhooks' reserved app is none)
+// are returned as unresolvedAppIds; when none resolves, 422.
 // Admin only: the stats span the whole organization.
 func (s *Server) aggregateAppStats(w http.ResponseWriter, r *http.Request) error {
 	var p webhook.Problems
@@ -59,7 +60,7 @@ func (s *Server) aggregateAppStats(w http.ResponseWriter, r *http.Request) error
 	var appIDs []string
 	unresolved := []string{}
 	for _, ref := range refs {
-		app, err := s.store.GetApp(ctx, ref)
+		app, err := s.customerApp(ctx, ref)
 		switch {
 		case webhook.IsNotFound(err):
 			unresolved = append(unresolved, ref)

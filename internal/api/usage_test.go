@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookstep/hookstep/internal/delivery"
+	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 	svix "github.com/svix/svix-webhooks/go"
 	"github.com/svix/svix-webhooks/go/models"
@@ -197,4 +198,23 @@ func TestAggregateAppStatsInput(t *testing.T) {
 	app := str(h.createApp(map[string]any{"name": "a"})["id"])
 	wantError(t, h.as(h.mint(app, nil), "POST", "/api/v1/stats/usage/app",
 		map[string]any{"since": "2025-06-01T00:00:00Z", "until": "2025-06-02T00:00:00Z"}), http.StatusForbidden, "insufficient access")
+}
+
+// TestAggregateAppStatsReservedApp: the operational webhooks' reserved app
+// is no customer app, so appIds naming it leave it unresolved, like an
+// unknown id, as every other app route answers 404 for it.
+func TestAggregateAppStatsReservedApp(t *testing.T) {
+	h := newHarness(t)
+	h.must(http.StatusOK, "GET", opsPath, nil) // creates the reserved app
+	app := str(h.createApp(map[string]any{"name": "a"})["id"])
+	window := func(appIDs ...string) map[string]any {
+		return map[string]any{"since": "2025-06-01T00:00:00Z", "until": "2025-06-02T00:00:00Z", "appIds": appIDs}
+	}
+
+	out := h.must(http.StatusAccepted, "POST", "/api/v1/stats/usage/app", window(operational.AppID, app)).JSON(t)
+	got, _ := out["unresolvedAppIds"].([]any)
+	if len(got) != 1 || got[0] != operational.AppID {
+		t.Errorf("unresolvedAppIds %v, want [%s]", out["unresolvedAppIds"], operational.AppID)
+	}
+	wantValidation(t, h.do("POST", "/api/v1/stats/usage/app", window(operational.AppID)), []string{"body", "appIds"})
 }
