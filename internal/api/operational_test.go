@@ -131,6 +131,50 @@ func TestOperationalEndpointCRUD(t *testing.T) {
 	})
 }
 
+// TestOperationalEventsOfHeadersAndSecret: changing an endpoint's headers
+// or rotating its secret is an endpoint.updated, and only that even on a
+// disabled endpoint (the change flips nothing); the operational endpoints'
+// own changes announce nothing.
+func TestOperationalEventsOfHeadersAndSecret(t *testing.T) {
+	eachStore(t, func(t *testing.T, open storeOpener) {
+		h := newHarnessOn(t, open, withOps)
+		appID := str(h.createApp(map[string]any{"name": "Acme"})["id"])
+		ops := str(h.must(http.StatusCreated, "POST", opsPath, map[string]any{"url": "https://ops.example.com/all"}).JSON(t)["id"])
+		ep := str(h.createEndpoint(appID, map[string]any{"disabled": true})["id"])
+		E := "/api/v1/app/" + appID + "/endpoint/" + ep
+		seen := len(opsEvents(t, h.store)) // endpoint.created, endpoint.disabled
+		updated := []string{"endpoint.updated"}
+		for _, tc := range []struct {
+			name, method, path string
+			body               any
+			want               []string
+		}{
+			{"PutHeaders", "PUT", E + "/headers", map[string]any{"headers": map[string]string{"X-A": "a"}}, updated},
+			{"PatchHeaders", "PATCH", E + "/headers", map[string]any{"headers": map[string]string{"X-B": "b"}}, updated},
+			{"RotateSecret", "POST", E + "/secret/rotate", map[string]any{}, updated},
+			{"OperationalPutHeaders", "PUT", opsPath + "/" + ops + "/headers", map[string]any{"headers": map[string]string{"X-A": "a"}}, nil},
+			{"OperationalRotateSecret", "POST", opsPath + "/" + ops + "/secret/rotate", map[string]any{}, nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if res := h.do(tc.method, tc.path, tc.body); res.Status != http.StatusNoContent {
+					t.Fatalf("%s %s: status %d, want 204; body %s", tc.method, tc.path, res.Status, res.Body)
+				}
+				events := opsEvents(t, h.store)
+				events, seen = events[seen:], len(events)
+				if got := eventTypes(events); !slices.Equal(got, tc.want) {
+					t.Fatalf("events %v, want %v", got, tc.want)
+				}
+				for _, m := range events {
+					var e models.EndpointUpdatedEvent
+					if err := json.Unmarshal(m.Payload, &e); err != nil || e.Data.EndpointId != ep || e.Data.AppId != appID {
+						t.Errorf("%s payload %s (%v), want endpoint %s of app %s", m.EventType, m.Payload, err, ep, appID)
+					}
+				}
+			})
+		}
+	})
+}
+
 // TestOperationalEndpointBadInput: what Svix refuses is a 4xx in the API's
 // error format, never a 5xx (the harness fails on those).
 func TestOperationalEndpointBadInput(t *testing.T) {
