@@ -326,10 +326,12 @@ func (s *Server) appEndpoint(ctx context.Context, app *webhook.App, idOrUID stri
 // concurrent changes (another PATCH, a rotation, the sweeper disabling
 // the endpoint) all land and none undoes another. change must derive the
 // new state from the endpoint it is given; it reports whether it disabled
-// the endpoint, whose unfinished deliveries are then canceled. It returns
-// the endpoint as stored.
-func (s *Server) changeEndpoint(ctx context.Context, ep *webhook.Endpoint, change func(ep *webhook.Endpoint) (disabledNow bool, err error)) (*webhook.Endpoint, error) {
-	var disabledNow bool
+// the endpoint, whose unfinished deliveries are then canceled. The stored
+// change is then announced to the operational webhooks (endpoint.updated,
+// and endpoint.disabled or endpoint.enabled if it flipped Disabled; ep is
+// an endpoint of app). It returns the endpoint as stored.
+func (s *Server) changeEndpoint(ctx context.Context, app *webhook.App, ep *webhook.Endpoint, change func(ep *webhook.Endpoint) (disabledNow bool, err error)) (*webhook.Endpoint, error) {
+	var disabledNow, wasDisabled bool
 	err := retryStale("endpoint", func(try int) error {
 		if try > 0 {
 			var err error
@@ -341,6 +343,7 @@ func (s *Server) changeEndpoint(ctx context.Context, ep *webhook.Endpoint, chang
 			}
 		}
 		read := ep.UpdatedAt
+		wasDisabled = ep.Disabled
 		var err error
 		if disabledNow, err = change(ep); err != nil {
 			return err
@@ -367,6 +370,7 @@ func (s *Server) changeEndpoint(ctx context.Context, ep *webhook.Endpoint, chang
 			s.log.WarnContext(ctx, "cancel deliveries of disabled endpoint", "endpoint_id", ep.ID, "err", err)
 		}
 	}
+	s.ops.Changed(ctx, app, ep, wasDisabled)
 	return ep, nil
 }
 
@@ -507,9 +511,7 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 			return err
 		}
 	}
-	var wasDisabled bool
-	ep, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
-		wasDisabled = ep.Disabled
+	ep, err = s.changeEndpoint(ctx, app, ep, func(ep *webhook.Endpoint) (bool, error) {
 		if mode == endpointPut {
 			ep.Description, ep.FilterTypes, ep.Channels = "", nil, nil
 			ep.Metadata, ep.ThrottleRate = map[string]string{}, nil
@@ -521,7 +523,6 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, mode end
 	if err != nil {
 		return err
 	}
-	s.ops.Changed(ctx, app, ep, wasDisabled)
 	s.writeJSON(w, r, http.StatusOK, endpointView(r)(ep))
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
@@ -54,14 +53,13 @@ func (s *Server) putEndpointHeaders(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	ep, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
+	ep, err = s.changeEndpoint(r.Context(), app, ep, func(ep *webhook.Endpoint) (bool, error) {
 		ep.Headers = headers
 		return false, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.ops.Endpoint(r.Context(), operational.EndpointUpdated, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -93,7 +91,7 @@ func (s *Server) patchEndpointHeaders(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	ep, err = s.changeEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) (bool, error) {
+	ep, err = s.changeEndpoint(r.Context(), app, ep, func(ep *webhook.Endpoint) (bool, error) {
 		headers := make(map[string]string, len(ep.Headers)+len(patch.V))
 		for k, v := range ep.Headers {
 			headers[k] = v
@@ -123,7 +121,6 @@ func (s *Server) patchEndpointHeaders(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	s.ops.Endpoint(r.Context(), operational.EndpointUpdated, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

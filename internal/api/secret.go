@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/signing"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
@@ -71,13 +70,12 @@ func (s *Server) rotateEndpointSecret(w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 	}
-	ep, err = s.changeEndpoint(ctx, ep, func(ep *webhook.Endpoint) (bool, error) {
+	ep, err = s.changeEndpoint(ctx, app, ep, func(ep *webhook.Endpoint) (bool, error) {
 		return false, ep.RotateKey(key, time.Duration(grace)*time.Second, s.now())
 	})
 	if err != nil {
 		return err
 	}
-	s.ops.Endpoint(ctx, operational.EndpointUpdated, app, ep)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
