@@ -355,8 +355,9 @@ func (h *handler) attempts(ctx context.Context, r *http.Request, f webhook.Attem
 
 // updateEndpoint applies change to a fresh copy of the endpoint and stores
 // it, reading it again and retrying when a concurrent write made the copy
-// stale. It returns the stored endpoint.
-func (h *handler) updateEndpoint(ctx context.Context, ep *webhook.Endpoint, change func(ep *webhook.Endpoint) error) (*webhook.Endpoint, error) {
+// stale, then announces the change to the operational webhooks (ep is an
+// endpoint of app). It returns the stored endpoint.
+func (h *handler) updateEndpoint(ctx context.Context, app *webhook.App, ep *webhook.Endpoint, change func(ep *webhook.Endpoint) error) (*webhook.Endpoint, error) {
 	for try := 0; ; try++ {
 		read := ep.UpdatedAt
 		next := *ep
@@ -366,7 +367,7 @@ func (h *handler) updateEndpoint(ctx context.Context, ep *webhook.Endpoint, chan
 		next.UpdatedAt = h.clock.Now()
 		err := h.store.UpdateEndpoint(ctx, &next, read)
 		if err == nil {
-			h.ops.Changed(ctx, nil, &next, ep.Disabled)
+			h.ops.Changed(ctx, app, &next, ep.Disabled)
 			return &next, nil
 		}
 		if !errors.Is(err, webhook.ErrStale) || try == 2 {
@@ -394,7 +395,7 @@ func (h *handler) saveEventTypes(w http.ResponseWriter, r *http.Request) error {
 	if errs := fieldErrors(p.Err()); errs != nil {
 		return h.renderEndpoint(w, r, http.StatusUnprocessableEntity, app, ep, headerRow{}, errs)
 	}
-	if _, err := h.updateEndpoint(ctx, ep, func(ep *webhook.Endpoint) error {
+	if _, err := h.updateEndpoint(ctx, app, ep, func(ep *webhook.Endpoint) error {
 		ep.FilterTypes = types
 		return nil
 	}); err != nil {
@@ -410,7 +411,7 @@ func endpointPath(ep *webhook.Endpoint) string {
 // rotateSecret makes a new current secret; the previous one keeps signing
 // for webhook.DefaultRotationGrace, and secrets past their grace period are dropped.
 func (h *handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
-	_, ep, err := h.loadEndpoint(r)
+	app, ep, err := h.loadEndpoint(r)
 	if err != nil {
 		return err
 	}
@@ -418,7 +419,7 @@ func (h *handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
+	_, err = h.updateEndpoint(r.Context(), app, ep, func(ep *webhook.Endpoint) error {
 		err := ep.RotateKey(key, webhook.DefaultRotationGrace, h.clock.Now())
 		if webhook.ErrorKind(err) == webhook.KindBadRequest {
 			return badRequest("This endpoint already has " + strconv.Itoa(webhook.MaxOldKeys) +
@@ -453,7 +454,7 @@ func (h *handler) saveHeader(w http.ResponseWriter, r *http.Request) error {
 	if errs := fieldErrors(p.Err()); errs != nil {
 		return h.renderEndpoint(w, r, http.StatusUnprocessableEntity, app, ep, row, errs)
 	}
-	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
+	_, err = h.updateEndpoint(r.Context(), app, ep, func(ep *webhook.Endpoint) error {
 		ep.Headers = withHeader(ep.Headers, row.Name, row.Value)
 		return nil
 	})
@@ -478,12 +479,12 @@ func withHeader(headers map[string]string, name, value string) map[string]string
 
 // deleteHeader removes a custom header.
 func (h *handler) deleteHeader(w http.ResponseWriter, r *http.Request) error {
-	_, ep, err := h.loadEndpoint(r)
+	app, ep, err := h.loadEndpoint(r)
 	if err != nil {
 		return err
 	}
 	name := r.PostFormValue("name")
-	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
+	_, err = h.updateEndpoint(r.Context(), app, ep, func(ep *webhook.Endpoint) error {
 		next := maps.Clone(ep.Headers)
 		delete(next, name)
 		ep.Headers = next
@@ -498,13 +499,13 @@ func (h *handler) deleteHeader(w http.ResponseWriter, r *http.Request) error {
 // disableEndpoint disables the endpoint by hand and cancels its unfinished
 // deliveries, as the API's PATCH {disabled: true} does.
 func (h *handler) disableEndpoint(w http.ResponseWriter, r *http.Request) error {
-	_, ep, err := h.loadEndpoint(r)
+	app, ep, err := h.loadEndpoint(r)
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
 	now := h.clock.Now()
-	ep, err = h.updateEndpoint(ctx, ep, func(ep *webhook.Endpoint) error {
+	ep, err = h.updateEndpoint(ctx, app, ep, func(ep *webhook.Endpoint) error {
 		ep.SetDisabled(true, now)
 		return nil
 	})
@@ -522,11 +523,11 @@ func (h *handler) disableEndpoint(w http.ResponseWriter, r *http.Request) error 
 // enableEndpoint re-enables the endpoint; the store clears FailingSince,
 // so the week before the sweeper disables it again starts anew.
 func (h *handler) enableEndpoint(w http.ResponseWriter, r *http.Request) error {
-	_, ep, err := h.loadEndpoint(r)
+	app, ep, err := h.loadEndpoint(r)
 	if err != nil {
 		return err
 	}
-	_, err = h.updateEndpoint(r.Context(), ep, func(ep *webhook.Endpoint) error {
+	_, err = h.updateEndpoint(r.Context(), app, ep, func(ep *webhook.Endpoint) error {
 		ep.SetDisabled(false, h.clock.Now())
 		return nil
 	})

@@ -6,14 +6,30 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hookstep/hookstep/internal/operational"
 	"github.com/hookstep/hookstep/internal/webhook"
 )
 
-// opsRecorder is an operational.Publisher that keeps the events.
-type opsRecorder struct{ msgs []*webhook.Message }
+// opsRecorder is an operational.Publisher that keeps the events, and
+// counts the apps the emitter reads.
+type opsRecorder struct {
+	msgs     []*webhook.Message
+	appReads atomic.Int64
+}
+
+// countAppReads is the emitter's store: it counts GetApp calls into n.
+type countAppReads struct {
+	webhook.Store
+	n *atomic.Int64
+}
+
+func (s countAppReads) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
+	s.n.Add(1)
+	return s.Store.GetApp(ctx, idOrUID)
+}
 
 func (r *opsRecorder) Publish(_ context.Context, msg *webhook.Message) error {
 	r.msgs = append(r.msgs, msg)
@@ -41,7 +57,8 @@ func (r *opsRecorder) events(t *testing.T) []string {
 }
 
 // withOps sends the operational webhooks to rec, with the reserved app in
-// place (an operational endpoint exists).
+// place (an operational endpoint exists); rec counts the emitter's app
+// reads.
 func withOps(rec *opsRecorder) harnessOption {
 	return func(c *Config) {
 		ctx, now := context.Background(), c.Clock.Now()
@@ -52,7 +69,7 @@ func withOps(rec *opsRecorder) harnessOption {
 			Keys: []webhook.SigningKey{{Key: []byte("0123456789abcdef01234567")}}, Version: 1, CreatedAt: now, UpdatedAt: now}); err != nil {
 			panic(err)
 		}
-		c.Operational = operational.New(operational.Config{Store: c.Store, Publisher: rec, Clock: c.Clock})
+		c.Operational = operational.New(operational.Config{Store: countAppReads{c.Store, &rec.appReads}, Publisher: rec, Clock: c.Clock})
 	}
 }
 
@@ -104,5 +121,41 @@ func TestOperationalEventsOfDashboardActions(t *testing.T) {
 	_, page = h.get("/event-types")
 	if strings.Contains(page, operational.AppID) {
 		t.Errorf("the event types page offers the reserved app")
+	}
+}
+
+// TestOperationalEventsReuseTheLoadedApp: each endpoint change of the
+// dashboard hands the emitter the app the page loaded, so announcing the
+// change reads no app again.
+func TestOperationalEventsReuseTheLoadedApp(t *testing.T) {
+	rec := &opsRecorder{}
+	h := newHarness(t, withOps(rec))
+	h.signIn()
+	app := h.createApp("Acme")
+	ep := h.createEndpoint(app, "https://example.com/hook")
+	E := "/app/" + app.ID + "/endpoint/" + ep.ID
+	for _, action := range []struct {
+		path string
+		form url.Values
+	}{
+		{E + "/event-types", url.Values{"event_types": {"v1.end_user.created"}}},
+		{E + "/secret/rotate", nil},
+		{E + "/headers", url.Values{"name": {"X-A"}, "value": {"a"}}},
+		{E + "/headers/delete", url.Values{"name": {"X-A"}}},
+		{E + "/disable", nil},
+		{E + "/enable", nil},
+	} {
+		if resp, body := h.post(action.path, action.form); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d %s", action.path, resp.StatusCode, body)
+		}
+	}
+	updated := "endpoint.updated " + ep.ID
+	want := []string{updated, updated, updated, updated,
+		updated, "endpoint.disabled " + ep.ID + " manual", updated, "endpoint.enabled " + ep.ID}
+	if got := rec.events(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := rec.appReads.Load(); n != 0 {
+		t.Errorf("announcing the changes read the app %d times, want 0: the dashboard has it", n)
 	}
 }
