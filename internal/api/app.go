@@ -112,8 +112,12 @@ func (in appInput) apply(a *webhook.App) {
 
 func (s *Server) now() time.Time { return s.clock.Now().UTC() }
 
-// appFromPath loads the app named by {app_id}, an id or a uid.
+// appFromPath loads the app named by {app_id}, an id or a uid, or on an
+// operational webhook route the reserved app.
 func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
+	if app := opsApp(r); app != nil {
+		return app, nil // read by opsRoute
+	}
 	idOrUID := r.PathValue("app_id")
 	if idOrUID == "" || len(idOrUID) > maxPathValue {
 		return nil, errNotFound("Application")
@@ -121,11 +125,7 @@ func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
 	if p := principalOf(r); p != nil && p.pathApp != nil {
 		return p.pathApp, nil // an app token's, resolved by authorize
 	}
-	app, err := s.store.GetApp(r.Context(), idOrUID)
-	if webhook.IsNotFound(err) || (err == nil && operational.Reserved(app.ID) && !isOps(r)) {
-		return nil, errNotFound("Application")
-	}
-	return app, err
+	return s.customerApp(r.Context(), idOrUID)
 }
 
 // customerApp loads the app idOrUID names, an id or a uid. The reserved
@@ -133,7 +133,7 @@ func (s *Server) appFromPath(r *http.Request) (*webhook.App, error) {
 // found.
 func (s *Server) customerApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
 	app, err := s.store.GetApp(ctx, idOrUID)
-	if err == nil && operational.Reserved(app.ID) {
+	if webhook.IsNotFound(err) || (err == nil && operational.Reserved(app.ID)) {
 		return nil, errNotFound("Application")
 	}
 	return app, err

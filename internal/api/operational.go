@@ -12,7 +12,7 @@ import (
 
 // The operational webhook endpoints (Svix's OperationalWebhookEndpoint) are
 // the endpoints of the reserved app operational.AppID: their routes run
-// the endpoint handlers on that app (opsRequest marks the request), which
+// the endpoint handlers on that app (opsRoute puts it in the request), which
 // answer in the OperationalWebhookEndpointOut shape and check filterTypes
 // against the operational event types instead of the catalog. Every
 // other route answers 404 for the reserved app, as if it did not exist.
@@ -50,19 +50,25 @@ func newOpsEndpointOut(ep *webhook.Endpoint) opsEndpointOut {
 
 type opsKey struct{}
 
+// opsApp returns the reserved app when r came in on an operational webhook
+// route, else nil.
+func opsApp(r *http.Request) *webhook.App {
+	app, _ := r.Context().Value(opsKey{}).(*webhook.App)
+	return app
+}
+
 // isOps reports whether r came in on an operational webhook route.
-func isOps(r *http.Request) bool { return r.Context().Value(opsKey{}) != nil }
+func isOps(r *http.Request) bool { return opsApp(r) != nil }
 
 // opsRoute runs an endpoint handler on the reserved app, creating the app on
-// first use.
+// first use. The handler's appFromPath returns the app read here.
 func (s *Server) opsRoute(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if _, err := operational.EnsureApp(r.Context(), s.store, s.now()); err != nil {
+		app, err := operational.EnsureApp(r.Context(), s.store, s.now())
+		if err != nil {
 			return err
 		}
-		r = r.WithContext(context.WithValue(r.Context(), opsKey{}, true))
-		r.SetPathValue("app_id", operational.AppID)
-		return h(w, r)
+		return h(w, r.WithContext(context.WithValue(r.Context(), opsKey{}, app)))
 	}
 }
 

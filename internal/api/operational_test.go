@@ -175,6 +175,52 @@ func TestOperationalEventsOfHeadersAndSecret(t *testing.T) {
 	})
 }
 
+// reservedReads is a store that counts the reads of the reserved app.
+type reservedReads struct {
+	webhook.Store
+	n *int
+}
+
+func (s reservedReads) GetApp(ctx context.Context, idOrUID string) (*webhook.App, error) {
+	if idOrUID == operational.AppID {
+		*s.n++
+	}
+	return s.Store.GetApp(ctx, idOrUID)
+}
+
+// TestOperationalRoutesReadTheReservedAppOnce: an operational webhook
+// route reads the reserved app once (opsRoute, which creates it on first
+// use) and its endpoint handler works on that copy.
+func TestOperationalRoutesReadTheReservedAppOnce(t *testing.T) {
+	var reads int
+	h := newHarness(t, func(c *Config) { c.Store = reservedReads{c.Store, &reads} })
+	id := str(h.must(http.StatusCreated, "POST", opsPath, map[string]any{"url": "https://ops.example.com/hook"}).JSON(t)["id"])
+	if reads != 1 {
+		t.Errorf("POST %s: %d reads of the reserved app, want 1", opsPath, reads)
+	}
+	E := opsPath + "/" + id
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{"GET", opsPath, nil, http.StatusOK},
+		{"GET", E, nil, http.StatusOK},
+		{"PUT", E, map[string]any{"url": "https://ops.example.com/other"}, http.StatusOK},
+		{"GET", E + "/secret", nil, http.StatusOK},
+		{"POST", E + "/secret/rotate", map[string]any{}, http.StatusNoContent},
+		{"GET", E + "/headers", nil, http.StatusOK},
+		{"PUT", E + "/headers", map[string]any{"headers": map[string]string{"X-A": "a"}}, http.StatusNoContent},
+		{"DELETE", E, nil, http.StatusNoContent},
+	} {
+		reads = 0
+		h.must(tc.want, tc.method, tc.path, tc.body)
+		if reads != 1 {
+			t.Errorf("%s %s: %d reads of the reserved app, want 1", tc.method, tc.path, reads)
+		}
+	}
+}
+
 // TestOperationalEndpointBadInput: what Svix refuses is a 4xx in the API's
 // error format, never a 5xx (the harness fails on those).
 func TestOperationalEndpointBadInput(t *testing.T) {
