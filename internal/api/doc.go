@@ -243,9 +243,10 @@
 // are refused (422: operational events have none). PUT is the full update
 // of endpoints (absent filterTypes means all types). {endpoint_id} is an
 // id or a uid of an operational endpoint; a customer's endpoint id is a
-// 404 there, and the reserved app is a 404 on every other route and is
-// left out of GET /api/v1/app, so no customer (nor app token, nor portal
-// link: app-portal-access answers 404) ever reaches it.
+// 404 there, and the reserved app is a 404 on every other route, is
+// left out of GET /api/v1/app and is an unresolved appId of the usage
+// stats, so no customer (nor app token, nor portal link:
+// app-portal-access answers 404) ever reaches it.
 //
 // The events and when they are sent are internal/operational's (its
 // package doc). The API sends, after the change is stored:
