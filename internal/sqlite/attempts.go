@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hookstep/hookstep/internal/webhook"
@@ -26,55 +28,150 @@ func scanAttempt(sc scanner) (webhook.Attempt, error) {
 //
 // The delivery is advanced by one UPDATE conditional on the state the
 // attempt was made from (see advance); only when that matches nothing is
-// the delivery read, to return it unchanged or report it missing.
+// the delivery read, to return it unchanged or report it missing. The
+// attempts recorded together in a group commit (conn.go) are stored by
+// one INSERT, and their endpoints' health by one UPDATE per endpoint
+// (recordAll).
 func (s *Store) RecordAttempt(ctx context.Context, res webhook.AttemptResult) (*webhook.Delivery, error) {
-	var d *webhook.Delivery
-	err := s.quietTx(ctx, func(tx querier) error {
-		var err error
-		d, err = s.recordIn(ctx, tx, res)
-		return err
+	rec := &recordWrite{res: res}
+	err := s.w.doBatch(ctx, recordBatch, rec, func(tx querier) error {
+		errs, err := recordAll(tx, []any{rec})
+		if err != nil {
+			return err
+		}
+		return noWrites(errs[0])
 	})
 	if err != nil {
 		return nil, wrap("record attempt", err)
 	}
-	return d, nil
+	return rec.d, nil
 }
 
-// recordIn is RecordAttempt's write, in tx.
-func (s *Store) recordIn(ctx context.Context, tx querier, res webhook.AttemptResult) (*webhook.Delivery, error) {
-	a := res.Attempt
-	d, err := advance(ctx, tx, res)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Moved on (other run, final, other attempt count), or gone.
-		if d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID); err != nil {
-			return nil, noWrites(err) // the UPDATE changed nothing
-		}
-	} else if err != nil {
-		return nil, err
-	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO attempts ("+attemptCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		a.ID, a.AppID, a.MsgID, a.EndpointID, a.EventType, a.URL, a.Response, a.ResponseStatusCode,
-		a.ResponseDurationMs, a.Status, a.Trigger, ms(a.Timestamp), ms(a.ExpiresAt))
-	if isUnique(err) {
-		return nil, webhook.Conflict("attempt %s already exists", a.ID)
-	}
-	if err != nil {
-		return nil, err
-	}
+// recordWrite is one RecordAttempt's write: the result to record, and
+// the delivery advanced.
+type recordWrite struct {
+	res webhook.AttemptResult
+	d   *webhook.Delivery
+}
 
-	// The request reached (or failed to reach) the endpoint whatever
-	// became of the delivery, so its health follows the attempt.
-	if a.Status == webhook.StatusSuccess {
-		_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL
-			WHERE app_id = ? AND id = ? AND failing_since IS NOT NULL`, a.AppID, a.EndpointID)
-	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ?
-			WHERE app_id = ? AND id = ? AND failing_since IS NULL`, ms(a.Timestamp), a.AppID, a.EndpointID)
+// recordBatch runs the RecordAttempts of a group together.
+var recordBatch = &batchKind{run: recordAll}
+
+// recordAll records attempt results (*recordWrite items), in order, as
+// RecordAttempt's write for each one after the other would: each
+// delivery is advanced (or read: moved on, or gone — that write fails
+// with nothing written), then the attempts of those there are stored and
+// their endpoints' health follows them. An attempt id taken fails the
+// whole call.
+func recordAll(tx querier, items []any) ([]error, error) {
+	ctx := context.Background() // the writer's statements ignore it
+	errs := make([]error, len(items))
+	recs := make([]*recordWrite, 0, len(items))
+	for i, it := range items {
+		rec := it.(*recordWrite)
+		a := &rec.res.Attempt
+		d, err := advance(ctx, tx, rec.res)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Moved on (other run, final, other attempt count), or gone.
+			d, err = getDelivery(ctx, tx, a.AppID, a.MsgID, a.EndpointID)
+			var we *webhook.Error
+			if errors.As(err, &we) {
+				rec.d, errs[i] = nil, err // the UPDATE changed nothing
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		rec.d = d
+		recs = append(recs, rec)
 	}
-	if err != nil {
+	if err := insertAttempts(ctx, tx, recs); err != nil {
 		return nil, err
 	}
-	return d, nil
+	return errs, updateHealth(ctx, tx, recs)
+}
+
+// attemptRows is the most attempts one INSERT stores.
+const attemptRows = 32
+
+// insertAttemptsSQL[n] stores n attempts.
+var insertAttemptsSQL = func() (q [attemptRows + 1]string) {
+	row := "(" + placeholders(13) + ")"
+	for n := 1; n <= attemptRows; n++ {
+		q[n] = "INSERT INTO attempts (" + attemptCols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	}
+	return q
+}()
+
+// insertAttempts stores the attempts of recs, attemptRows per statement.
+func insertAttempts(ctx context.Context, tx querier, recs []*recordWrite) error {
+	for chunk := range slices.Chunk(recs, attemptRows) {
+		args := make([]any, 0, len(chunk)*13)
+		for _, rec := range chunk {
+			a := &rec.res.Attempt
+			args = append(args, a.ID, a.AppID, a.MsgID, a.EndpointID, a.EventType, a.URL, a.Response, a.ResponseStatusCode,
+				a.ResponseDurationMs, a.Status, a.Trigger, ms(a.Timestamp), ms(a.ExpiresAt))
+		}
+		_, err := tx.ExecContext(ctx, insertAttemptsSQL[len(chunk)], args...)
+		if isUnique(err) && len(recs) == 1 {
+			return webhook.Conflict("attempt %s already exists", recs[0].res.Attempt.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateHealth makes each endpoint's failing_since follow the attempts
+// of recs, in order — whatever became of their deliveries, since the
+// requests reached (or failed to reach) the endpoint: a success clears
+// it, a failure sets it if clear. It takes one UPDATE per endpoint, with
+// the state the attempts leave: clear if the last one succeeded; else,
+// if one succeeded before, the time of the first failure after the last
+// success; else the time of the first failure, if clear.
+func updateHealth(ctx context.Context, tx querier, recs []*recordWrite) error {
+	type health struct {
+		appID, endpointID string
+		cleared, failing  bool // a success seen; a failure since the last success
+		since             any  // that failure's time (ms)
+	}
+	var eps []*health
+	byID := map[string]*health{}
+	for _, rec := range recs {
+		a := &rec.res.Attempt
+		h := byID[a.EndpointID]
+		if h == nil {
+			h = &health{appID: a.AppID, endpointID: a.EndpointID}
+			byID[a.EndpointID] = h
+			eps = append(eps, h)
+		}
+		switch {
+		case a.Status == webhook.StatusSuccess:
+			h.cleared, h.failing = true, false
+		case !h.failing:
+			h.failing, h.since = true, ms(a.Timestamp)
+		}
+	}
+	for _, h := range eps {
+		var err error
+		switch {
+		case !h.failing:
+			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL
+				WHERE app_id = ? AND id = ? AND failing_since IS NOT NULL`, h.appID, h.endpointID)
+		case h.cleared:
+			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ?
+				WHERE app_id = ? AND id = ?`, h.since, h.appID, h.endpointID)
+		default:
+			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ?
+				WHERE app_id = ? AND id = ? AND failing_since IS NULL`, h.since, h.appID, h.endpointID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // advanceSQL applies an attempt's result to its delivery, if the delivery

@@ -92,6 +92,26 @@ type writeOp struct {
 	done  bool          // set (under writer.mu) once committed or failed
 	wake  chan struct{} // signaled when done, or when the op leads
 	first bool          // commit ahead of the rest of its group
+
+	// batch, when set, runs this write together with the writes of the
+	// same kind next to it in its group (commitAll), with item its
+	// part; fn runs it alone (commitEach, or a run of one).
+	batch *batchKind
+	item  any
+}
+
+// A batchKind is a kind of write that costs less per write when the
+// writes of a group run together, in fewer statements (RecordAttempt's:
+// one INSERT of all their attempts). run gets the items of a run of
+// consecutive writes of the kind, in group order, and must be
+// equivalent to their fns run one after another. It returns each write's
+// error — nil, or that of a write that failed having written nothing —
+// or an error that fails the pass: the group then runs again, each write
+// through its own fn (commitEach), which tells which one failed. Like
+// fn, run may run more than once, and must set, not accumulate, what it
+// returns.
+type batchKind struct {
+	run func(tx querier, items []any) ([]error, error)
 }
 
 // writer owns the write connection. Only the leader of the moment uses
@@ -121,6 +141,13 @@ func (w *writer) do(ctx context.Context, fn func(tx querier) error) error {
 // the other writes of its group.
 func (w *writer) doFirst(ctx context.Context, fn func(tx querier) error) error {
 	return w.enqueue(&writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1), first: true})
+}
+
+// doBatch is do for a write of a batch kind: with others of its kind
+// next to it in its group, kind.run runs item with theirs; alone, fn runs
+// it.
+func (w *writer) doBatch(ctx context.Context, kind *batchKind, item any, fn func(tx querier) error) error {
+	return w.enqueue(&writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1), batch: kind, item: item})
 }
 
 func (w *writer) enqueue(op *writeOp) error {
@@ -286,8 +313,19 @@ func (w *writer) commitAll(group []*writeOp) (again bool) {
 		return false
 	}
 	ran := 0 // writes that succeeded
-	for i, op := range group {
+	for i := 0; i < len(group); i++ {
+		op := group[i]
 		if op.err = op.ctx.Err(); op.err != nil {
+			continue
+		}
+		if run := batchRun(group[i:]); len(run) > 1 {
+			ok, err := w.runBatch(run)
+			if err != nil {
+				_, _ = w.ExecContext(context.Background(), "ROLLBACK")
+				return true // each alone, to tell which one failed
+			}
+			ran += ok
+			i += len(run) - 1
 			continue
 		}
 		if op.err = w.run(op); op.err != nil {
@@ -320,6 +358,45 @@ func (w *writer) commitAll(group []*writeOp) (again bool) {
 		}
 	}
 	return false
+}
+
+// batchRun is the run of writes of group[0]'s batch kind at the head of
+// group, their contexts live; none if group[0] has no batch kind.
+func batchRun(group []*writeOp) []*writeOp {
+	kind := group[0].batch
+	if kind == nil {
+		return nil
+	}
+	n := 1
+	for n < len(group) && group[n].batch == kind && group[n].ctx.Err() == nil {
+		n++
+	}
+	return group[:n]
+}
+
+// runBatch runs a run of writes of one batch kind, sets each one's
+// result, and returns how many succeeded; an error (a panic included)
+// fails them all, and the transaction is to be rolled back.
+func (w *writer) runBatch(run []*writeOp) (ok int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("sqlite: batch panicked: %v", v)
+		}
+	}()
+	items := make([]any, len(run))
+	for i, op := range run {
+		items[i] = op.item
+	}
+	errs, err := run[0].batch.run(w, items)
+	if err != nil {
+		return 0, err
+	}
+	for i, op := range run {
+		if op.err = errs[i]; op.err == nil {
+			ok++
+		}
+	}
+	return ok, nil
 }
 
 // commitEach runs a group of writes in one transaction, each in its own

@@ -26,8 +26,11 @@
 // as little as it can: a message, its deliveries (one INSERT per 32) and
 // its Idempotency-Key's claim (CreateMessageKeyed) are one write; an
 // attempt is three statements, its row found by one unique index (msg_id,
-// id); a group commit uses no savepoint unless one of its writes fails
-// after writing.
+// id), and the attempts of a group commit share theirs: one UPDATE each
+// for their deliveries, one INSERT for all their rows, one UPDATE per
+// endpoint for its health (recordAll, a batchKind); a group commit uses
+// no savepoint unless one of its writes fails after writing.
+//
 // Its process making every write (local mode holds the data dir's lock),
 // the Store counts the writes that change what attempts and fan-outs
 // read (Changes, webhook.ChangeCounter) and keeps the apps GetApp read
