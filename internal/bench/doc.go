@@ -117,7 +117,7 @@
 // The local queue's design (new messages skip the claim, claims only when
 // something is due, fair shares per endpoint) is in internal/localqueue.
 // Micro-benchmarks of the hot paths (BenchmarkRecordAttemptFanOut10 and
-// BenchmarkCreateMessageFanOut10Parallel report the CPU per write as
+// BenchmarkCreateMessageParallel report the CPU per write as
 // cpu-ns/op):
 //
 //	go test -run '^$' -bench . -benchmem ./internal/signing ./internal/webhook ./internal/api ./internal/sqlite ./internal/delivery

@@ -282,19 +282,23 @@ func BenchmarkRecordAttemptFanOut10(b *testing.B) {
 	reportCPU(b, start)
 }
 
-// BenchmarkCreateMessageFanOut10Parallel stores messages to 10 endpoints
-// from 16 goroutines, so that they commit in groups, as the API's do
-// under load. cpu-ns/op is the machine's cost per message.
-func BenchmarkCreateMessageFanOut10Parallel(b *testing.B) {
-	bs := newBenchStore(b, 10)
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	start := cpuTime()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			bs.message(b)
-		}
-	})
-	b.StopTimer()
-	reportCPU(b, start)
+// BenchmarkCreateMessageParallel stores messages to 1 and to 10
+// endpoints from 16 goroutines, so that they commit in groups, as the
+// API's do under load. cpu-ns/op is the machine's cost per message.
+func BenchmarkCreateMessageParallel(b *testing.B) {
+	for _, fanOut := range []int{1, 10} {
+		b.Run(fmt.Sprintf("fanout%d", fanOut), func(b *testing.B) {
+			bs := newBenchStore(b, fanOut)
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			start := cpuTime()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					bs.message(b)
+				}
+			})
+			b.StopTimer()
+			reportCPU(b, start)
+		})
+	}
 }
